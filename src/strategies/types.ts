@@ -1,0 +1,79 @@
+/**
+ * Contracts of routing strategies. A strategy is a pure decision: it reads a snapshot of the
+ * admitted workers and returns one of them with a reason. Recording the choice (prefix index
+ * insert, in-flight counts, metrics) is the router layer's job, after the pick.
+ *
+ * @module
+ */
+
+import type { Rng } from "../util/rng.ts";
+
+/** One admitted worker as a strategy sees it. */
+export interface Candidate {
+  /** Position of the worker in the router's worker list (stable for a config). */
+  readonly index: number;
+  /** Worker id from the config (`workers[].id`). */
+  readonly id: string;
+  /** Requests the router has in flight on this worker. */
+  readonly inflight: number;
+  /** Longest prefix of the request the router believes this worker holds, in chunks (0 when the strategy does not use prefixes). */
+  readonly match: number;
+  /** Chunks in this worker's prefix index (its believed cache fill). */
+  readonly cachedChunks: number;
+  /** The worker's `kv_budget` in chunks; 0 = unbounded. */
+  readonly capacityChunks: number;
+  /** Learned or configured per-worker load figures, for cost-model strategies; absent when unknown. */
+  readonly load?: WorkerLoad;
+}
+
+/** Per-worker figures a cost-model strategy may use. */
+export interface WorkerLoad {
+  /** Prompt tokens of in-flight requests not yet prefilled, as the router estimates them. */
+  readonly pendingPrefillTokens: number;
+  /** Requests in their decode phase. */
+  readonly decoding: number;
+  /** Estimated prefill rate, tokens per millisecond. */
+  readonly prefillTokensPerMs: number;
+  /** Estimated time per decode step in milliseconds. */
+  readonly decodeStepMs: number;
+}
+
+/** What a strategy is given for one request. */
+export interface PickContext {
+  /** Admitted workers (breaker admits, under `max_inflight`, healthy). May be empty. */
+  readonly candidates: readonly Candidate[];
+  /** Chunks in the request's routing text. */
+  readonly requestChunks: number;
+  /** Bytes per chunk. */
+  readonly chunkSize: number;
+  /** Seeded random source. */
+  readonly rng: Rng;
+  /** Current time in ms from the injected clock (strategies must not read a clock themselves). */
+  readonly now: number;
+}
+
+/** A strategy's answer. */
+export interface Decision {
+  readonly candidate: Candidate;
+  /** Reason for `X-Router-Reason`, e.g. `longest-prefix`, `fallback-least-loaded`. */
+  readonly reason: string;
+}
+
+/** A routing strategy. */
+export interface Strategy {
+  /** Registry name, e.g. `prefixaware`. */
+  readonly name: string;
+  /** Whether the router must compute prefix matches for the candidates. */
+  readonly usesPrefix: boolean;
+  /** Picks one candidate; `undefined` only when there are no candidates. */
+  pick(ctx: PickContext): Decision | undefined;
+}
+
+/** Strategy parameters from `router.*` config. */
+export interface StrategyParams {
+  readonly minMatchChunks: number;
+  readonly saturationInflight: number;
+}
+
+/** Builds a strategy from its parameters. */
+export type StrategyFactory = (params: StrategyParams) => Strategy;

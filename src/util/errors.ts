@@ -1,0 +1,73 @@
+/**
+ * HTTP errors in OpenAI's shape, mapped in one place:
+ * `{"error":{"message","type","param","code"}}`.
+ *
+ * @module
+ */
+
+/** Kinds of error the router answers with, and their status and OpenAI `type`. */
+export const ERROR_KINDS = {
+  bad_request: { status: 400, type: "invalid_request_error" },
+  unauthorized: { status: 401, type: "authentication_error" },
+  not_found: { status: 404, type: "invalid_request_error" },
+  method_not_allowed: { status: 405, type: "invalid_request_error" },
+  too_large: { status: 413, type: "invalid_request_error" },
+  unsupported_media: { status: 415, type: "invalid_request_error" },
+  no_worker: { status: 503, type: "service_unavailable_error" },
+  upstream_failed: { status: 502, type: "upstream_error" },
+  timeout: { status: 504, type: "timeout_error" },
+  internal: { status: 500, type: "server_error" },
+} as const;
+
+/** One of the error kinds above. */
+export type ErrorKind = keyof typeof ERROR_KINDS;
+
+/** An error the router turns into an OpenAI-shaped response. */
+export class RouterError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+  ) {
+    super(message);
+    this.name = "RouterError";
+  }
+
+  get status(): number {
+    return ERROR_KINDS[this.kind].status;
+  }
+}
+
+/** OpenAI error body for `kind`. */
+export function errorBody(
+  kind: ErrorKind,
+  message: string,
+  param: string | null = null,
+  code: string | null = null,
+): string {
+  return JSON.stringify({ error: { message, type: ERROR_KINDS[kind].type, param, code: code ?? kind } });
+}
+
+/** OpenAI-shaped error response. */
+export function errorResponse(
+  kind: ErrorKind,
+  message: string,
+  opts: { param?: string | null; code?: string | null; headers?: HeadersInit } = {},
+): Response {
+  const headers = new Headers(opts.headers);
+  headers.set("content-type", "application/json");
+  return new Response(errorBody(kind, message, opts.param ?? null, opts.code ?? null), {
+    status: ERROR_KINDS[kind].status,
+    headers,
+  });
+}
+
+/** Response for a thrown value: a `RouterError` keeps its kind, anything else is a 500. */
+export function responseForError(err: unknown, headers?: HeadersInit): Response {
+  if (err instanceof RouterError) {
+    return errorResponse(err.kind, err.message, { param: err.param, code: err.code, headers });
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return errorResponse("internal", `Internal error: ${message}`, { headers });
+}
