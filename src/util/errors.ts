@@ -11,6 +11,7 @@ export const ERROR_KINDS = {
   unauthorized: { status: 401, type: "authentication_error" },
   not_found: { status: 404, type: "invalid_request_error" },
   method_not_allowed: { status: 405, type: "invalid_request_error" },
+  request_timeout: { status: 408, type: "invalid_request_error" },
   too_large: { status: 413, type: "invalid_request_error" },
   unsupported_media: { status: 415, type: "invalid_request_error" },
   no_worker: { status: 503, type: "service_unavailable_error" },
@@ -46,7 +47,9 @@ export function errorBody(
   param: string | null = null,
   code: string | null = null,
 ): string {
-  return JSON.stringify({ error: { message, type: ERROR_KINDS[kind].type, param, code: code ?? kind } });
+  return JSON.stringify({
+    error: { message, type: ERROR_KINDS[kind].type, param, code: code ?? kind },
+  });
 }
 
 /** OpenAI-shaped error response. */

@@ -1,0 +1,95 @@
+/**
+ * `replay`: sends a JSONL trace to an OpenAI-compatible endpoint and writes one record per request.
+ *
+ *   deno run --allow-net --allow-read --allow-write cmd/replay.ts --trace trace.jsonl \
+ *     --url http://127.0.0.1:8080 [--concurrency N] [--out results.jsonl] [--timeout-ms 300000]
+ *
+ * Records go to `--out` or stdout as JSONL; a one-line summary goes to stderr. Ctrl-C stops new
+ * requests, cancels those in flight, and still writes what was recorded.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { recordsToJsonl, replayTrace } from "../src/bench/replay.ts";
+import { parseTraceJsonl } from "../src/bench/traces.ts";
+import { mean, percentile } from "../src/bench/stats.ts";
+
+const USAGE =
+  "Usage: replay --trace FILE --url URL [--concurrency N] [--out FILE] [--timeout-ms N]";
+
+function posInt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`--${name} must be a positive integer, got "${v}"`);
+  }
+  return n;
+}
+
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      trace: { type: "string" },
+      url: { type: "string" },
+      concurrency: { type: "string" },
+      out: { type: "string" },
+      "timeout-ms": { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!values.trace) throw new Error("--trace is required");
+  if (!values.url || !/^https?:\/\//.test(values.url)) {
+    throw new Error(`--url must be an http(s) URL, got "${values.url ?? ""}"`);
+  }
+  const entries = parseTraceJsonl(await Deno.readTextFile(values.trace));
+  const ctrl = new AbortController();
+  const onSignal = () => ctrl.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  let done = 0;
+  const tty = Deno.stderr.isTerminal();
+  const records = await replayTrace(entries, {
+    url: values.url,
+    concurrency: posInt("concurrency", values.concurrency),
+    timeoutMs: posInt("timeout-ms", values["timeout-ms"]),
+    signal: ctrl.signal,
+    onRecord: () => {
+      done++;
+      if (tty) {
+        Deno.stderr.writeSync(new TextEncoder().encode(`\r${done}/${entries.length} requests`));
+      }
+    },
+  });
+  Deno.removeSignalListener("SIGINT", onSignal);
+  if (tty) console.error();
+  const jsonl = recordsToJsonl(records);
+  if (values.out) await Deno.writeTextFile(values.out, jsonl);
+  else await Deno.stdout.write(new TextEncoder().encode(jsonl));
+  const ok = records.filter((r) => r.status === 200 && r.error === null);
+  const ttft = ok.flatMap((r) => (r.ttft_ms === null ? [] : [r.ttft_ms]));
+  const prompt = ok.reduce((s, r) => s + (r.prompt_tokens ?? 0), 0);
+  const cached = ok.reduce((s, r) => s + (r.cached_tokens ?? 0), 0);
+  console.error(
+    `${records.length} requests, ${records.length - ok.length} failed; TTFT p50 ` +
+      `${percentile(ttft, 50).toFixed(1)} ms p95 ${percentile(ttft, 95).toFixed(1)} ms mean ` +
+      `${mean(ttft).toFixed(1)} ms; KV cached ${
+        prompt ? (100 * cached / prompt).toFixed(1) : "n/a"
+      }%`,
+  );
+  return ctrl.signal.aborted ? 130 : 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (err) {
+    console.error(`replay: ${(err as Error).message}\n${USAGE}`);
+    Deno.exit(2);
+  }
+}

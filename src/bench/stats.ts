@@ -1,0 +1,178 @@
+/**
+ * Statistics for benchmark reports.
+ *
+ * - Percentiles: linear interpolation between closest ranks, numpy's default (`method="linear"`):
+ *   for sorted x of length n and p in [0, 100], h = (n − 1)·p/100, result
+ *   x[⌊h⌋] + (h − ⌊h⌋)·(x[⌊h⌋+1] − x[⌊h⌋]).
+ * - Standard deviation: sample (n − 1 denominator); 0 for fewer than two values.
+ * - Confidence intervals: percentile bootstrap. Resample the items with replacement B times
+ *   (default 1000) with a seeded RNG, compute the statistic on each resample, and take the
+ *   (1−level)/2 and (1+level)/2 percentiles of those B values. Cost O(B · cost(stat)).
+ * - Slope: ordinary least squares of y on x.
+ *
+ * @module
+ */
+
+import { SeededRng } from "../util/rng.ts";
+import type { Rng } from "../util/rng.ts";
+
+/** Percentile of already sorted values (ascending); NaN when empty. */
+export function percentileSorted(s: ArrayLike<number>, p: number): number {
+  if (!(p >= 0 && p <= 100)) throw new RangeError(`percentile must be in [0, 100], got ${p}`);
+  const n = s.length;
+  if (n === 0) return NaN;
+  const h = (n - 1) * p / 100;
+  const lo = Math.floor(h);
+  const hi = Math.min(lo + 1, n - 1);
+  return s[lo] + (h - lo) * (s[hi] - s[lo]);
+}
+
+/** Percentile (p in [0, 100]) of unsorted values, numpy's linear method; NaN when empty. */
+export function percentile(xs: readonly number[], p: number): number {
+  return percentileSorted(Float64Array.from(xs).sort(), p);
+}
+
+/** Arithmetic mean; NaN when empty. */
+export function mean(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  let s = 0;
+  for (const x of xs) s += x;
+  return s / xs.length;
+}
+
+/** Sample standard deviation (n − 1); 0 for fewer than two values. */
+export function stddev(xs: readonly number[]): number {
+  if (xs.length < 2) return 0;
+  const m = mean(xs);
+  let s = 0;
+  for (const x of xs) s += (x - m) * (x - m);
+  return Math.sqrt(s / (xs.length - 1));
+}
+
+/** A point estimate with its confidence interval. */
+export interface Estimate {
+  /** The statistic on the full sample. */
+  value: number;
+  /** Lower bound of the interval. */
+  lo: number;
+  /** Upper bound of the interval. */
+  hi: number;
+}
+
+/** Options of `bootstrap`. */
+export interface BootstrapOptions {
+  /** Resamples (default 1000). */
+  resamples?: number;
+  /** Confidence level (default 0.95). */
+  level?: number;
+  /** Random source (default `SeededRng(1)`, so reports are reproducible). */
+  rng?: Rng;
+}
+
+/**
+ * Percentile-bootstrap confidence interval of `stat` over `items`. Returns NaNs for an empty
+ * sample; a one-item sample gives a zero-width interval.
+ */
+export function bootstrap<T>(
+  items: readonly T[],
+  stat: (sample: readonly T[]) => number,
+  opts: BootstrapOptions = {},
+): Estimate {
+  const n = items.length;
+  const value = n === 0 ? NaN : stat(items);
+  if (n === 0) return { value, lo: NaN, hi: NaN };
+  const b = opts.resamples ?? 1000;
+  const level = opts.level ?? 0.95;
+  const rng = opts.rng ?? new SeededRng(1);
+  const stats = new Float64Array(b);
+  const sample = new Array<T>(n);
+  for (let r = 0; r < b; r++) {
+    for (let i = 0; i < n; i++) sample[i] = items[rng.int(n)];
+    stats[r] = stat(sample);
+  }
+  stats.sort();
+  return {
+    value,
+    lo: percentileSorted(stats, 100 * (1 - level) / 2),
+    hi: percentileSorted(stats, 100 * (1 + level) / 2),
+  };
+}
+
+/** Bootstrap CI of the p-th percentile of `xs`. */
+export function percentileCI(xs: readonly number[], p: number, opts?: BootstrapOptions): Estimate {
+  return bootstrap(xs, (s) => percentile(s, p), opts);
+}
+
+/** Bootstrap CI of the mean of `xs`. */
+export function meanCI(xs: readonly number[], opts?: BootstrapOptions): Estimate {
+  return bootstrap(xs, mean, opts);
+}
+
+/** Prompt and cached token counts of one request. */
+export interface TokenPair {
+  prompt: number;
+  cached: number;
+}
+
+/** Σ cached / Σ prompt; NaN when Σ prompt is 0. */
+export function cachedShare(pairs: readonly TokenPair[]): number {
+  let p = 0;
+  let c = 0;
+  for (const x of pairs) {
+    p += x.prompt;
+    c += x.cached;
+  }
+  return p === 0 ? NaN : c / p;
+}
+
+/** KV-cached share with a bootstrap CI over requests (each request resampled as a pair). */
+export function cachedShareCI(pairs: readonly TokenPair[], opts?: BootstrapOptions): Estimate {
+  return bootstrap(pairs, cachedShare, opts);
+}
+
+/** Least-squares slope of y on x; NaN with fewer than two distinct x. */
+export function slope(xs: readonly number[], ys: readonly number[]): number {
+  if (xs.length !== ys.length) {
+    throw new RangeError(`slope needs equal lengths, got ${xs.length} and ${ys.length}`);
+  }
+  const mx = mean(xs);
+  const my = mean(ys);
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < xs.length; i++) {
+    sxy += (xs[i] - mx) * (ys[i] - my);
+    sxx += (xs[i] - mx) * (xs[i] - mx);
+  }
+  return sxx === 0 ? NaN : sxy / sxx;
+}
+
+/**
+ * Percentile-bootstrap CI of a statistic of two independent samples (each resampled on its own),
+ * e.g. the difference of two medians. NaNs when either sample is empty.
+ */
+export function bootstrapTwo<A, B>(
+  a: readonly A[],
+  b: readonly B[],
+  stat: (a: readonly A[], b: readonly B[]) => number,
+  opts: BootstrapOptions = {},
+): Estimate {
+  if (a.length === 0 || b.length === 0) return { value: NaN, lo: NaN, hi: NaN };
+  const value = stat(a, b);
+  const resamples = opts.resamples ?? 1000;
+  const level = opts.level ?? 0.95;
+  const rng = opts.rng ?? new SeededRng(1);
+  const stats = new Float64Array(resamples);
+  const sa = new Array<A>(a.length);
+  const sb = new Array<B>(b.length);
+  for (let r = 0; r < resamples; r++) {
+    for (let i = 0; i < a.length; i++) sa[i] = a[rng.int(a.length)];
+    for (let i = 0; i < b.length; i++) sb[i] = b[rng.int(b.length)];
+    stats[r] = stat(sa, sb);
+  }
+  stats.sort();
+  return {
+    value,
+    lo: percentileSorted(stats, 100 * (1 - level) / 2),
+    hi: percentileSorted(stats, 100 * (1 + level) / 2),
+  };
+}

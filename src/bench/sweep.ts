@@ -1,0 +1,257 @@
+/**
+ * The strategy sweep behind `cmd/bench.ts`: for each strategy × sessions point × seed, start fresh
+ * simulated workers (or use the given engine URLs), start a router with that strategy in front of
+ * them, generate the trace, replay it, shut everything down, and tag the records with the cell.
+ *
+ * Fresh workers per cell make cells independent: no cell inherits a warm KV cache from the one
+ * before. With `workerUrls` (real engines) that cannot be done from here; the engines keep their
+ * caches across cells, so run one strategy per engine restart when that matters.
+ *
+ * The router, config and sim modules are loaded with dynamic imports of computed specifiers, so
+ * this file type-checks and its tests run on their own; the dependencies can be injected (`deps`)
+ * for tests. `offline: true` runs the offline simulator (virtual time, no HTTP) instead.
+ *
+ * @module
+ */
+
+import type { RouterConfig } from "../config/types.ts";
+import { replayTrace } from "./replay.ts";
+import { generateTrace } from "./traces.ts";
+import type { BenchRecord, RequestRecord, Shape, TraceEntry } from "./types.ts";
+
+/** A running simulated worker (`src/sim/server.ts`). */
+export interface SimWorkerHandle {
+  readonly url: string;
+  readonly port: number;
+  readonly id: string;
+  shutdown(): Promise<void>;
+}
+
+/** A running router (`src/router/mod.ts`). */
+export interface RouterHandle {
+  readonly url: string;
+  readonly port: number;
+  shutdown(): Promise<void>;
+}
+
+/** Options of the offline simulator run for one cell. */
+export interface OfflineRunOptions {
+  strategy: string;
+  /** Number of simulated workers. */
+  workers: number;
+  /** Engine profile name, e.g. `a100-7b`. */
+  profile: string;
+  /** Seeds the routing RNG. */
+  seed: number;
+}
+
+/** What the sweep needs from the rest of the project; each defaults to the real module. */
+export interface SweepDeps {
+  startSimWorker?(
+    opts: { port: number; profile: string; timeScale: number; id: string },
+  ): Promise<SimWorkerHandle>;
+  startRouter?(
+    config: RouterConfig,
+    opts: { port: number; hostname?: string },
+  ): Promise<RouterHandle>;
+  configFromWorkers?(
+    workers: readonly (string | { id: string; url: string })[],
+    overrides: { router?: Record<string, unknown>; logging?: Record<string, unknown> },
+  ): RouterConfig;
+  runOffline?(
+    trace: readonly TraceEntry[],
+    opts: OfflineRunOptions,
+  ): readonly RequestRecord[] | Promise<readonly RequestRecord[]>;
+}
+
+/** Where the sweep is. */
+export interface SweepProgress {
+  /** `cell-start` before a cell runs, `request` after each request, `cell-done` after a cell. */
+  kind: "cell-start" | "request" | "cell-done";
+  strategy: string;
+  sessions: number;
+  seed: number;
+  /** 1-based index of the cell, and the number of cells. */
+  cell: number;
+  cells: number;
+  /** Requests finished in this cell, and the cell's trace length. */
+  done: number;
+  total: number;
+}
+
+/** Options of `runSweep`. */
+export interface SweepOptions {
+  strategies: string[];
+  sessions: number[];
+  seeds: number[];
+  turns: number;
+  systemBytes: number;
+  maxTokens: number;
+  /** Simulated workers per cell (ignored with `workerUrls`). */
+  workers: number;
+  /** Engine profile of the simulated workers, e.g. `a100-7b`. */
+  profile: string;
+  /** Multiplier on every simulated duration (0.1 = ten times faster than real time). */
+  timeScale: number;
+  /** Real engines instead of simulated workers. */
+  workerUrls?: string[];
+  /** Run the offline simulator instead of HTTP. */
+  offline?: boolean;
+  /** Trace shape (default `multiturn`). */
+  shape?: Shape;
+  /** Model name in request bodies (default `sim`; set it for real engines). */
+  model?: string;
+  /** Think time and first-turn stagger of the trace, ms (default 0). */
+  thinkMs?: number;
+  staggerMs?: number;
+  /** Per-request timeout of the replay, ms. */
+  timeoutMs?: number;
+  /** Stops the sweep: in-flight requests are cancelled, servers shut down. */
+  signal?: AbortSignal;
+  onProgress?: (p: SweepProgress) => void;
+  deps?: SweepDeps;
+}
+
+// Computed specifiers: not part of the static module graph, so a missing or not yet type-checking
+// module does not break `deno check` of the bench.
+const ROUTER_MOD = new URL("../router/mod.ts", import.meta.url).href;
+const CONFIG_MOD = new URL("../config/mod.ts", import.meta.url).href;
+const SIM_SERVER_MOD = new URL("../sim/server.ts", import.meta.url).href;
+const SIM_OFFLINE_MOD = new URL("../sim/offline.ts", import.meta.url).href;
+
+async function load<T>(spec: string, name: string): Promise<T> {
+  const mod = await import(spec);
+  if (typeof mod[name] !== "function") throw new Error(`${spec} does not export ${name}`);
+  return mod[name].bind(mod) as T;
+}
+
+async function resolveDeps(opts: SweepOptions): Promise<Required<SweepDeps>> {
+  const d = opts.deps ?? {};
+  const missing = async <K extends keyof SweepDeps>(k: K, spec: string, needed: boolean) =>
+    d[k] ?? (needed ? await load<NonNullable<SweepDeps[K]>>(spec, k) : undefined);
+  const offline = opts.offline === true;
+  const sim = !offline && !opts.workerUrls;
+  return {
+    startSimWorker: (await missing("startSimWorker", SIM_SERVER_MOD, sim))!,
+    startRouter: (await missing("startRouter", ROUTER_MOD, !offline))!,
+    configFromWorkers: (await missing("configFromWorkers", CONFIG_MOD, !offline))!,
+    runOffline: (await missing("runOffline", SIM_OFFLINE_MOD, offline))!,
+  };
+}
+
+function validate(o: SweepOptions): void {
+  const lists: [string, unknown[]][] = [
+    ["strategies", o.strategies],
+    ["sessions", o.sessions],
+    ["seeds", o.seeds],
+  ];
+  for (const [name, xs] of lists) {
+    if (xs.length === 0) throw new RangeError(`${name} must not be empty`);
+  }
+  for (const s of o.sessions) {
+    if (!Number.isInteger(s) || s < 1) throw new RangeError(`sessions must be >= 1, got ${s}`);
+  }
+  if (!o.workerUrls && (!Number.isInteger(o.workers) || o.workers < 1)) {
+    throw new RangeError(`workers must be >= 1, got ${o.workers}`);
+  }
+  if (o.workerUrls && o.workerUrls.length === 0) throw new RangeError("workerUrls is empty");
+  if (!(o.timeScale > 0)) throw new RangeError(`timeScale must be > 0, got ${o.timeScale}`);
+}
+
+/** Runs every cell in order (strategy, then sessions, then seed) and returns all records. */
+export async function runSweep(opts: SweepOptions): Promise<BenchRecord[]> {
+  validate(opts);
+  const deps = await resolveDeps(opts);
+  const cells = opts.strategies.length * opts.sessions.length * opts.seeds.length;
+  const out: BenchRecord[] = [];
+  let cell = 0;
+  for (const strategy of opts.strategies) {
+    for (const sessions of opts.sessions) {
+      for (const seed of opts.seeds) {
+        if (opts.signal?.aborted) return out;
+        cell++;
+        const trace = generateTrace({
+          shape: opts.shape ?? "multiturn",
+          sessions,
+          turns: opts.turns,
+          seed,
+          systemBytes: opts.systemBytes,
+          maxTokens: opts.maxTokens,
+          model: opts.model,
+          thinkMs: opts.thinkMs,
+          staggerMs: opts.staggerMs,
+        });
+        const progress = (kind: SweepProgress["kind"], done: number) =>
+          opts.onProgress?.({
+            kind,
+            strategy,
+            sessions,
+            seed,
+            cell,
+            cells,
+            done,
+            total: trace.length,
+          });
+        progress("cell-start", 0);
+        const records = opts.offline
+          ? await deps.runOffline(trace, {
+            strategy,
+            workers: opts.workers,
+            profile: opts.profile,
+            seed,
+          })
+          : await runCell(opts, deps, strategy, seed, trace, (n) => progress("request", n));
+        for (const r of records) out.push({ ...r, strategy, sessions, seed });
+        progress("cell-done", records.length);
+      }
+    }
+  }
+  return out;
+}
+
+async function runCell(
+  opts: SweepOptions,
+  deps: Required<SweepDeps>,
+  strategy: string,
+  seed: number,
+  trace: TraceEntry[],
+  onRequest: (done: number) => void,
+): Promise<RequestRecord[]> {
+  const workers: SimWorkerHandle[] = [];
+  let router: RouterHandle | null = null;
+  try {
+    let targets: { id: string; url: string }[];
+    if (opts.workerUrls) {
+      targets = opts.workerUrls.map((url, i) => ({ id: `w${i + 1}`, url }));
+    } else {
+      const started = await Promise.allSettled(
+        Array.from({ length: opts.workers }, (_, i) =>
+          deps.startSimWorker({
+            port: 0,
+            profile: opts.profile,
+            timeScale: opts.timeScale,
+            id: `w${i + 1}`,
+          })),
+      );
+      for (const s of started) if (s.status === "fulfilled") workers.push(s.value);
+      const failed = started.find((s) => s.status === "rejected");
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      targets = workers.map((w) => ({ id: w.id, url: w.url }));
+    }
+    const config = deps.configFromWorkers(targets, {
+      router: { strategy, seed },
+      logging: { level: "error" },
+    });
+    router = await deps.startRouter(config, { port: 0, hostname: "127.0.0.1" });
+    let done = 0;
+    return await replayTrace(trace, {
+      url: router.url,
+      signal: opts.signal,
+      timeoutMs: opts.timeoutMs,
+      onRecord: () => onRequest(++done),
+    });
+  } finally {
+    if (router) await router.shutdown();
+    await Promise.all(workers.map((w) => w.shutdown()));
+  }
+}

@@ -1,0 +1,447 @@
+/**
+ * Trace generator: deterministic, word-like request traces that share prompt prefixes the way real
+ * workloads do.
+ *
+ * Shapes:
+ * - `multiturn`: one shared system prompt; per session `turns` user turns of varied length; each
+ *   turn's messages are the previous turn's messages plus the previous answer and a new user turn.
+ *   The answers are generated here (about `maxTokens × 4` bytes each), so the history a replay sends
+ *   is fixed by the trace, not by what the engine answered.
+ * - `tool-loop`: an agent loop with the shared system prompt and tool definitions. Request 0 is the
+ *   task, request 1 adds the first tool call and its result (the session prefix), then 2–3 branches
+ *   each diverge with their own tool call and extend in round-robin; every branch shares the
+ *   session prefix.
+ * - `rag`: single-turn questions, each over several documents drawn without replacement from a
+ *   shared pool with Zipf popularity (document 0 most popular).
+ * - `single`: single-turn questions sharing only the system prompt.
+ * - `mixed`: sessions rotate through the four patterns.
+ *
+ * Every random choice comes from a `SeededRng` derived from `seed`, the pattern and the session
+ * index, so a session's content does not depend on how many sessions the trace has. Delays come
+ * from a separate stream, so timing options never change content.
+ *
+ * @module
+ */
+
+import { SeededRng } from "../util/rng.ts";
+import type { Rng } from "../util/rng.ts";
+import { percentile } from "./stats.ts";
+import type {
+  ChatMessage,
+  ChatRequestBody,
+  Pattern,
+  Shape,
+  ToolCall,
+  ToolDef,
+  TraceEntry,
+} from "./types.ts";
+import { PATTERNS } from "./types.ts";
+
+/** Options of `generateTrace`. */
+export interface TraceOptions {
+  shape: Shape;
+  /** Sessions (concurrent conversations). */
+  sessions: number;
+  /** Requests per session. */
+  turns: number;
+  seed: number;
+  /** Size of the shared system prompt in bytes (default 6144). */
+  systemBytes?: number;
+  /** `max_tokens` of each request (default 64); also sizes the generated answers. */
+  maxTokens?: number;
+  /** Model name in each body (default `sim`). */
+  model?: string;
+  /** Mean think time between turns in ms, drawn uniformly from [0.5, 1.5] × this (default 0). */
+  thinkMs?: number;
+  /** First turns start uniformly within [0, staggerMs] (default 0). */
+  staggerMs?: number;
+  /** RAG: documents in the shared pool (default 32). */
+  docs?: number;
+  /** RAG: bytes per document (default 2048). */
+  docBytes?: number;
+  /** RAG: documents per request (default 3). */
+  docsPerRequest?: number;
+  /** RAG: Zipf exponent of document popularity (default 1.1). */
+  zipfS?: number;
+}
+
+const VOCABULARY = (
+  "the a of to and in is for on with as by at from that this it be are was can will not or " +
+  "cache prefix router worker engine token block request session model prompt answer query " +
+  "system user assistant tool result document memory latency throughput batch queue stream " +
+  "server client network packet buffer index tree node edge leaf root hash chunk window " +
+  "policy strategy load balance spill fallback valve budget capacity eviction recency " +
+  "measure compare report table chart sample median tail percentile mean spread seed trace " +
+  "river mountain forest garden harbor bridge castle market village meadow valley island " +
+  "quickly carefully gently rarely often always never mostly nearly simply clearly " +
+  "green bright quiet heavy narrow ancient modern simple complex stable rapid gentle " +
+  "build check write read parse route send receive store fetch merge split match insert " +
+  "evaluate explain describe summarize translate classify extract improve reduce increase " +
+  "because although while after before during between within without across through " +
+  "number letter paper story question problem method example detail reason point part"
+).split(" ");
+
+/** Tools offered in every tool-loop request (shared across sessions, so part of the prefix). */
+export const TOOLS: readonly ToolDef[] = [
+  tool("search_code", "Search the repository for a text pattern", { query: "string" }),
+  tool("read_file", "Read a file of the repository", { path: "string" }),
+  tool("run_tests", "Run the tests matching a filter and return the output", {
+    filter: "string",
+  }),
+  tool("write_file", "Replace the content of a file", { path: "string", content: "string" }),
+];
+
+function tool(name: string, description: string, props: Record<string, string>): ToolDef {
+  const properties: Record<string, unknown> = {};
+  for (const [k, t] of Object.entries(props)) properties[k] = { type: t };
+  return {
+    type: "function",
+    function: {
+      name,
+      description,
+      parameters: { type: "object", properties, required: Object.keys(props) },
+    },
+  };
+}
+
+/** FNV-1a 32 of a string, used to derive independent seeds. */
+function fnv1a32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** An independent random stream for (seed, label…). */
+export function deriveRng(seed: number, ...labels: (string | number)[]): SeededRng {
+  return new SeededRng(fnv1a32(`${seed}|${labels.join("|")}`));
+}
+
+function word(rng: Rng): string {
+  return VOCABULARY[rng.int(VOCABULARY.length)];
+}
+
+/** A sentence of 6–16 words, capitalized, ending with a period. */
+function sentence(rng: Rng): string {
+  const n = 6 + rng.int(11);
+  const ws: string[] = [];
+  for (let i = 0; i < n; i++) ws.push(word(rng));
+  ws[0] = ws[0][0].toUpperCase() + ws[0].slice(1);
+  return ws.join(" ") + ".";
+}
+
+/**
+ * Word-like ASCII text of exactly `bytes` bytes (sentences cut at the end; the last byte is a
+ * period when the text is cut mid-sentence).
+ */
+export function wordText(rng: Rng, bytes: number): string {
+  if (bytes <= 0) return "";
+  const parts: string[] = [];
+  let len = -1;
+  while (len < bytes) {
+    const s = sentence(rng);
+    parts.push(s);
+    len += s.length + 1;
+  }
+  const text = parts.join(" ");
+  if (text.length === bytes) return text;
+  const cut = text.slice(0, bytes);
+  return bytes > 1 ? cut.slice(0, -1) + "." : cut;
+}
+
+/** The shared system prompt: exactly `bytes` bytes, the same for every session of a seed. */
+export function systemPrompt(seed: number, bytes: number): string {
+  const head = "You are a careful assistant. Follow the rules below.\n";
+  if (bytes <= head.length) return head.slice(0, bytes);
+  return head + wordText(deriveRng(seed, "system"), bytes - head.length);
+}
+
+function body(o: Resolved, messages: ChatMessage[], tools?: readonly ToolDef[]): ChatRequestBody {
+  const b: ChatRequestBody = {
+    model: o.model,
+    messages: structuredClone(messages),
+    max_tokens: o.maxTokens,
+    stream: true,
+    stream_options: { include_usage: true },
+  };
+  if (tools) b.tools = structuredClone(tools as ToolDef[]);
+  return b;
+}
+
+type Resolved = Required<TraceOptions>;
+
+function resolve(opts: TraceOptions): Resolved {
+  const o: Resolved = {
+    systemBytes: 6144,
+    maxTokens: 64,
+    model: "sim",
+    thinkMs: 0,
+    staggerMs: 0,
+    docs: 32,
+    docBytes: 2048,
+    docsPerRequest: 3,
+    zipfS: 1.1,
+    ...stripUndefined(opts),
+  } as Resolved;
+  const ints: (keyof Resolved)[] = ["sessions", "turns", "systemBytes", "maxTokens", "docs"];
+  for (const k of ints) {
+    const v = o[k] as number;
+    if (!Number.isInteger(v) || v < (k === "systemBytes" ? 0 : 1)) {
+      throw new RangeError(`${k} must be a positive integer, got ${v}`);
+    }
+  }
+  if (!Number.isInteger(o.seed)) throw new RangeError(`seed must be an integer, got ${o.seed}`);
+  if (o.docsPerRequest < 1 || o.docsPerRequest > o.docs) {
+    throw new RangeError(`docsPerRequest must be in [1, docs=${o.docs}], got ${o.docsPerRequest}`);
+  }
+  if (!(o.shape === "mixed" || (PATTERNS as string[]).includes(o.shape))) {
+    throw new RangeError(
+      `shape must be one of ${[...PATTERNS, "mixed"].join(", ")}, got ${o.shape}`,
+    );
+  }
+  return o;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Delays of one session: first from the stagger window, then think times. */
+function delays(o: Resolved, pattern: Pattern, i: number, n: number): number[] {
+  const rng = deriveRng(o.seed, "delay", pattern, i);
+  const out: number[] = [];
+  for (let k = 0; k < n; k++) {
+    if (k === 0) out.push(o.staggerMs > 0 ? rng.int(o.staggerMs + 1) : 0);
+    else out.push(o.thinkMs > 0 ? Math.round(o.thinkMs * (0.5 + rng.next())) : 0);
+  }
+  return out;
+}
+
+/** Length drawn log-uniformly from [lo, hi]. */
+function varied(rng: Rng, lo: number, hi: number): number {
+  return Math.round(lo * Math.pow(hi / lo, rng.next()));
+}
+
+function multiturnSession(o: Resolved, sys: string, i: number): ChatRequestBody[] {
+  const rng = deriveRng(o.seed, "multiturn", i);
+  const history: ChatMessage[] = [{ role: "system", content: sys }];
+  const out: ChatRequestBody[] = [];
+  for (let k = 0; k < o.turns; k++) {
+    history.push({ role: "user", content: wordText(rng, varied(rng, 40, 800)) });
+    out.push(body(o, history));
+    history.push({ role: "assistant", content: wordText(rng, o.maxTokens * 4) });
+  }
+  return out;
+}
+
+const TOOL_ARGS: Record<string, string[]> = {
+  search_code: ["query"],
+  read_file: ["path"],
+  run_tests: ["filter"],
+  write_file: ["path", "content"],
+};
+
+function toolStep(rng: Rng, id: string): ChatMessage[] {
+  const name = TOOLS[rng.int(TOOLS.length)].function.name;
+  const args: Record<string, string> = {};
+  for (const a of TOOL_ARGS[name]) {
+    args[a] = a === "path"
+      ? `src/${word(rng)}/${word(rng)}_${word(rng)}.ts`
+      : a === "content"
+      ? wordText(rng, varied(rng, 80, 400))
+      : `${word(rng)} ${word(rng)}`;
+  }
+  const call: ToolCall = {
+    id,
+    type: "function",
+    function: { name, arguments: JSON.stringify(args) },
+  };
+  return [
+    { role: "assistant", content: null, tool_calls: [call] },
+    { role: "tool", tool_call_id: id, content: wordText(rng, varied(rng, 200, 1500)) },
+  ];
+}
+
+function toolLoopSession(o: Resolved, sys: string, i: number): ChatRequestBody[] {
+  const rng = deriveRng(o.seed, "tool-loop", i);
+  const callId = (n: number) => `call_${i}_${n}`;
+  let calls = 0;
+  const base: ChatMessage[] = [
+    { role: "system", content: sys },
+    { role: "user", content: wordText(rng, varied(rng, 150, 900)) },
+  ];
+  const out: ChatRequestBody[] = [body(o, base, TOOLS)];
+  if (o.turns === 1) return out;
+  const prefix = [...base, ...toolStep(rng, callId(calls++))];
+  out.push(body(o, prefix, TOOLS));
+  const nBranches = Math.max(1, Math.min(o.turns - 2, 2 + rng.int(2)));
+  const branches: ChatMessage[][] = [];
+  for (let b = 0; b < nBranches; b++) branches.push([...prefix]);
+  for (let j = 2; j < o.turns; j++) {
+    const hist = branches[(j - 2) % nBranches];
+    hist.push(...toolStep(rng, callId(calls++)));
+    out.push(body(o, hist, TOOLS));
+  }
+  return out;
+}
+
+/** The shared RAG document pool of a seed. */
+export function ragDocuments(seed: number, docs: number, docBytes: number): string[] {
+  const rng = deriveRng(seed, "rag-docs");
+  const out: string[] = [];
+  for (let d = 0; d < docs; d++) {
+    const head = `[document ${d}] ${word(rng)} ${word(rng)} ${word(rng)}\n`;
+    out.push(head + wordText(rng, Math.max(0, docBytes - head.length)));
+  }
+  return out;
+}
+
+/** Draws `k` distinct ranks from [0, n) with probability ∝ 1/(rank+1)^s, in draw order. */
+export function zipfSample(rng: Rng, n: number, k: number, s: number): number[] {
+  const ranks = Array.from({ length: n }, (_, r) => r);
+  const weights = ranks.map((r) => 1 / Math.pow(r + 1, s));
+  const out: number[] = [];
+  for (let j = 0; j < k; j++) {
+    let total = 0;
+    for (const w of weights) total += w;
+    let u = rng.next() * total;
+    let pick = weights.length - 1;
+    for (let x = 0; x < weights.length; x++) {
+      u -= weights[x];
+      if (u < 0) {
+        pick = x;
+        break;
+      }
+    }
+    out.push(ranks[pick]);
+    ranks.splice(pick, 1);
+    weights.splice(pick, 1);
+  }
+  return out;
+}
+
+function ragSession(o: Resolved, sys: string, docs: string[], i: number): ChatRequestBody[] {
+  const rng = deriveRng(o.seed, "rag", i);
+  const out: ChatRequestBody[] = [];
+  for (let k = 0; k < o.turns; k++) {
+    const picked = zipfSample(rng, docs.length, o.docsPerRequest, o.zipfS);
+    const content = "Answer using only these documents.\n\n" +
+      picked.map((d) => docs[d]).join("\n\n") +
+      "\n\nQuestion: " + wordText(rng, varied(rng, 40, 300));
+    out.push(body(o, [{ role: "system", content: sys }, { role: "user", content }]));
+  }
+  return out;
+}
+
+function singleSession(o: Resolved, sys: string, i: number): ChatRequestBody[] {
+  const rng = deriveRng(o.seed, "single", i);
+  const out: ChatRequestBody[] = [];
+  for (let k = 0; k < o.turns; k++) {
+    out.push(body(o, [
+      { role: "system", content: sys },
+      { role: "user", content: wordText(rng, varied(rng, 60, 1200)) },
+    ]));
+  }
+  return out;
+}
+
+/**
+ * Generates a trace: sessions in order, each session's requests in turn order. Session ids are
+ * `<pattern>-<index>`.
+ */
+export function generateTrace(opts: TraceOptions): TraceEntry[] {
+  const o = resolve(opts);
+  const sys = systemPrompt(o.seed, o.systemBytes);
+  let docs: string[] | null = null;
+  const out: TraceEntry[] = [];
+  for (let i = 0; i < o.sessions; i++) {
+    const pattern: Pattern = o.shape === "mixed" ? PATTERNS[i % PATTERNS.length] : o.shape;
+    let bodies: ChatRequestBody[];
+    switch (pattern) {
+      case "multiturn":
+        bodies = multiturnSession(o, sys, i);
+        break;
+      case "tool-loop":
+        bodies = toolLoopSession(o, sys, i);
+        break;
+      case "rag":
+        docs ??= ragDocuments(o.seed, o.docs, o.docBytes);
+        bodies = ragSession(o, sys, docs, i);
+        break;
+      case "single":
+        bodies = singleSession(o, sys, i);
+        break;
+    }
+    const ds = delays(o, pattern, i, bodies.length);
+    bodies.forEach((b, k) => {
+      out.push({ session_id: `${pattern}-${i}`, delay_ms: ds[k], pattern, body: b });
+    });
+  }
+  return out;
+}
+
+/**
+ * Prompt size of a request in bytes: UTF-8 bytes of every message's content and tool-call
+ * arguments, plus the tools JSON. Roughly what an engine tokenizes.
+ */
+export function promptBytes(b: ChatRequestBody): number {
+  const enc = new TextEncoder();
+  let n = b.tools ? enc.encode(JSON.stringify(b.tools)).length : 0;
+  for (const m of b.messages) {
+    if (m.content) n += enc.encode(m.content).length;
+    for (const c of m.tool_calls ?? []) n += enc.encode(c.function.arguments).length;
+  }
+  return n;
+}
+
+/** What `gen-traces --summary` prints. */
+export interface TraceSummary {
+  requests: number;
+  sessions: number;
+  byPattern: Record<string, number>;
+  promptBytes: { min: number; p50: number; max: number };
+}
+
+/** Counts and prompt sizes of a trace. */
+export function summarizeTrace(entries: readonly TraceEntry[]): TraceSummary {
+  const sizes = entries.map((e) => promptBytes(e.body));
+  const byPattern: Record<string, number> = {};
+  for (const e of entries) byPattern[e.pattern] = (byPattern[e.pattern] ?? 0) + 1;
+  return {
+    requests: entries.length,
+    sessions: new Set(entries.map((e) => e.session_id)).size,
+    byPattern,
+    promptBytes: sizes.length === 0 ? { min: 0, p50: 0, max: 0 } : {
+      min: Math.min(...sizes),
+      p50: percentile(sizes, 50),
+      max: Math.max(...sizes),
+    },
+  };
+}
+
+/** One JSON object a line. */
+export function traceToJsonl(entries: readonly TraceEntry[]): string {
+  return entries.map((e) => JSON.stringify(e)).join("\n") + (entries.length ? "\n" : "");
+}
+
+/** Parses JSONL (blank lines skipped); errors name the line. */
+export function parseTraceJsonl(text: string): TraceEntry[] {
+  const out: TraceEntry[] = [];
+  text.split("\n").forEach((line, i) => {
+    if (line.trim() === "") return;
+    let e: TraceEntry;
+    try {
+      e = JSON.parse(line);
+    } catch (err) {
+      throw new SyntaxError(`Trace line ${i + 1} is not JSON: ${(err as Error).message}`);
+    }
+    if (typeof e?.session_id !== "string" || typeof e.body !== "object" || e.body === null) {
+      throw new SyntaxError(`Trace line ${i + 1} lacks session_id or body`);
+    }
+    if (typeof e.delay_ms !== "number") e.delay_ms = 0;
+    out.push(e);
+  });
+  return out;
+}

@@ -1,0 +1,163 @@
+import { assert, assertEquals } from "./test_util.ts";
+import {
+  generateTrace,
+  parseTraceJsonl,
+  promptBytes,
+  summarizeTrace,
+  systemPrompt,
+  traceToJsonl,
+  wordText,
+  zipfSample,
+} from "./traces.ts";
+import type { ChatMessage, TraceEntry } from "./types.ts";
+import { SHAPES } from "./types.ts";
+import { SeededRng } from "../util/rng.ts";
+
+function bySession(entries: TraceEntry[]): Map<string, TraceEntry[]> {
+  const m = new Map<string, TraceEntry[]>();
+  for (const e of entries) m.set(e.session_id, [...(m.get(e.session_id) ?? []), e]);
+  return m;
+}
+
+function isPrefix(a: ChatMessage[], b: ChatMessage[]): boolean {
+  return a.length < b.length && a.every((m, i) => JSON.stringify(m) === JSON.stringify(b[i]));
+}
+
+Deno.test("same seed gives the same trace, another seed a different one", () => {
+  for (const shape of SHAPES) {
+    const a = generateTrace({ shape, sessions: 4, turns: 5, seed: 7, thinkMs: 300 });
+    const b = generateTrace({ shape, sessions: 4, turns: 5, seed: 7, thinkMs: 300 });
+    const c = generateTrace({ shape, sessions: 4, turns: 5, seed: 8, thinkMs: 300 });
+    assertEquals(traceToJsonl(a), traceToJsonl(b), shape);
+    assert(traceToJsonl(a) !== traceToJsonl(c), shape);
+    assertEquals(a.length, 20, shape);
+  }
+});
+
+Deno.test("a session's content does not depend on the session count", () => {
+  const small = generateTrace({ shape: "multiturn", sessions: 2, turns: 3, seed: 1 });
+  const big = generateTrace({ shape: "multiturn", sessions: 6, turns: 3, seed: 1 });
+  assertEquals(small, big.slice(0, small.length));
+});
+
+Deno.test("multiturn: turn k+1 extends turn k by the answer and a new user turn", () => {
+  const maxTokens = 32;
+  const t = generateTrace({ shape: "multiturn", sessions: 3, turns: 6, seed: 5, maxTokens });
+  for (const [, turns] of bySession(t)) {
+    assertEquals(turns.length, 6);
+    for (let k = 0; k + 1 < turns.length; k++) {
+      const a = turns[k].body.messages;
+      const b = turns[k + 1].body.messages;
+      assert(isPrefix(a, b), `turn ${k} is not a prefix of turn ${k + 1}`);
+      assertEquals(b.length, a.length + 2);
+      assertEquals(b[a.length].role, "assistant");
+      assertEquals(b[a.length].content!.length, maxTokens * 4);
+      assertEquals(b[a.length + 1].role, "user");
+    }
+    const body = turns[0].body;
+    assertEquals(body.stream, true);
+    assertEquals(body.stream_options, { include_usage: true });
+    assertEquals(body.max_tokens, maxTokens);
+  }
+});
+
+Deno.test("system prompt is within ±5% of system-bytes and shared by all sessions", () => {
+  for (const systemBytes of [6144, 1000, 100]) {
+    const t = generateTrace({ shape: "mixed", sessions: 8, turns: 2, seed: 2, systemBytes });
+    const sys = new Set(t.map((e) => e.body.messages[0].content));
+    assertEquals(sys.size, 1);
+    const len = new TextEncoder().encode([...sys][0]!).length;
+    assert(Math.abs(len - systemBytes) <= 0.05 * systemBytes, `${len} vs ${systemBytes}`);
+  }
+  assertEquals(systemPrompt(3, 6144), systemPrompt(3, 6144));
+});
+
+Deno.test("text is word-like and of the requested size", () => {
+  const rng = new SeededRng(1);
+  for (const n of [1, 2, 10, 257, 4096]) assertEquals(wordText(rng, n).length, n);
+  const words = wordText(new SeededRng(2), 2000).split(/[ .]+/).filter(Boolean);
+  assert(words.every((w) => /^[A-Za-z]+$/.test(w)));
+  assert(new Set(words.map((w) => w.toLowerCase())).size > 50);
+});
+
+Deno.test("tool-loop: branches share the session prefix and each branch grows by prefix", () => {
+  const t = generateTrace({ shape: "tool-loop", sessions: 3, turns: 8, seed: 4 });
+  for (const [, reqs] of bySession(t)) {
+    const msgs = reqs.map((r) => r.body.messages);
+    assert(reqs.every((r) => r.body.tools && r.body.tools.length > 0));
+    assert(isPrefix(msgs[0], msgs[1]));
+    const prefix = msgs[1];
+    for (const m of msgs.slice(2)) assert(isPrefix(prefix, m), "branch lost the session prefix");
+    // At least two branches diverge right after the prefix.
+    const firstSteps = new Set(msgs.slice(2).map((m) => JSON.stringify(m[prefix.length])));
+    assert(firstSteps.size >= 2, "no branching");
+    // Every request after the prefix extends an earlier request of the same session.
+    for (let j = 2; j < msgs.length; j++) {
+      assert(msgs.slice(1, j).some((p) => isPrefix(p, msgs[j])), `request ${j} extends nothing`);
+    }
+    const call = msgs[1][2];
+    assertEquals(call.role, "assistant");
+    assertEquals(call.tool_calls![0].type, "function");
+    JSON.parse(call.tool_calls![0].function.arguments);
+    assertEquals(msgs[1][3].role, "tool");
+    assertEquals(msgs[1][3].tool_call_id, call.tool_calls![0].id);
+  }
+});
+
+Deno.test("rag: Zipf popularity makes document 0 the most used", () => {
+  const t = generateTrace({
+    shape: "rag",
+    sessions: 20,
+    turns: 10,
+    seed: 11,
+    docs: 16,
+    docsPerRequest: 3,
+  });
+  const counts = new Array(16).fill(0);
+  for (const e of t) {
+    assertEquals(e.body.messages.length, 2);
+    const ids = [...e.body.messages[1].content!.matchAll(/\[document (\d+)\]/g)].map((m) => +m[1]);
+    assertEquals(new Set(ids).size, 3);
+    for (const d of ids) counts[d]++;
+  }
+  const max = Math.max(...counts);
+  assertEquals(counts[0], max);
+  assert(counts[0] > 3 * counts[15], `counts ${counts}`);
+  // Sampling is without replacement.
+  const s = zipfSample(new SeededRng(1), 5, 5, 1.1);
+  assertEquals([...s].sort(), [0, 1, 2, 3, 4]);
+});
+
+Deno.test("single: requests share only the system prompt", () => {
+  const t = generateTrace({ shape: "single", sessions: 3, turns: 3, seed: 1 });
+  const users = new Set(t.map((e) => e.body.messages[1].content));
+  assertEquals(users.size, t.length);
+  assert(t.every((e) => e.body.messages.length === 2 && e.body.messages[0].role === "system"));
+});
+
+Deno.test("mixed rotates patterns; delays follow stagger and think time", () => {
+  const t = generateTrace({
+    shape: "mixed",
+    sessions: 8,
+    turns: 3,
+    seed: 1,
+    thinkMs: 100,
+    staggerMs: 50,
+  });
+  assertEquals(summarizeTrace(t).byPattern, { multiturn: 6, "tool-loop": 6, rag: 6, single: 6 });
+  for (const [id, reqs] of bySession(t)) {
+    assert(id.startsWith(reqs[0].pattern + "-"));
+    assert(reqs[0].delay_ms >= 0 && reqs[0].delay_ms <= 50);
+    for (const r of reqs.slice(1)) assert(r.delay_ms >= 50 && r.delay_ms <= 150);
+  }
+});
+
+Deno.test("summary and JSONL round trip", () => {
+  const t = generateTrace({ shape: "multiturn", sessions: 2, turns: 2, seed: 1, systemBytes: 500 });
+  const s = summarizeTrace(t);
+  assertEquals(s.requests, 4);
+  assertEquals(s.sessions, 2);
+  assertEquals(s.promptBytes.min, Math.min(...t.map((e) => promptBytes(e.body))));
+  assert(s.promptBytes.min >= 500 && s.promptBytes.max >= s.promptBytes.p50);
+  assertEquals(parseTraceJsonl(traceToJsonl(t)), t);
+});

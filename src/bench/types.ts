@@ -1,0 +1,95 @@
+/**
+ * Contracts of the benchmark suite: trace entries (one JSONL line each), the per-request record a
+ * replay produces, and the tagged record a sweep collects.
+ *
+ * `RequestRecord` mirrors the record type of the simulated engine (`src/sim/types.ts`) field for
+ * field, so records from a live replay and from the offline simulator aggregate the same way.
+ *
+ * @module
+ */
+
+/** How a trace's sessions share prompt text. */
+export type Pattern = "multiturn" | "tool-loop" | "rag" | "single";
+
+/** Trace shapes `gen-traces --shape` accepts: one pattern, or `mixed` (sessions rotate patterns). */
+export type Shape = Pattern | "mixed";
+
+/** All patterns, in the order `mixed` rotates through them. */
+export const PATTERNS: readonly Pattern[] = ["multiturn", "tool-loop", "rag", "single"];
+
+/** All shapes. */
+export const SHAPES: readonly Shape[] = [...PATTERNS, "mixed"];
+
+/** A tool call inside an assistant message (OpenAI chat format). */
+export interface ToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
+/** One chat message (OpenAI chat format, the subset traces use). */
+export interface ChatMessage {
+  role: "system" | "user" | "assistant" | "tool";
+  content: string | null;
+  tool_calls?: ToolCall[];
+  tool_call_id?: string;
+}
+
+/** A tool definition (OpenAI chat format). */
+export interface ToolDef {
+  type: "function";
+  function: { name: string; description: string; parameters: Record<string, unknown> };
+}
+
+/** The body of one streamed chat completion request. */
+export interface ChatRequestBody {
+  model: string;
+  messages: ChatMessage[];
+  max_tokens: number;
+  stream: true;
+  stream_options: { include_usage: true };
+  tools?: ToolDef[];
+}
+
+/**
+ * One request of a trace. Entries of a session run in order; each waits `delay_ms` after the
+ * previous entry of its session finished (the first: after the replay started).
+ */
+export interface TraceEntry {
+  session_id: string;
+  delay_ms: number;
+  pattern: Pattern;
+  body: ChatRequestBody;
+}
+
+/** What one request did, as the client saw it. Times in ms; `start_ms` from the replay's start. */
+export interface RequestRecord {
+  session_id: string;
+  pattern: string;
+  /** Position of the request within its session, from 0. */
+  turn: number;
+  start_ms: number;
+  /** Time to the first non-empty content delta; null when none arrived. */
+  ttft_ms: number | null;
+  total_ms: number;
+  /** HTTP status; 0 when no response arrived (transport error, timeout, abort). */
+  status: number;
+  /** `X-Router-Backend` header, or null. */
+  backend: string | null;
+  /** `X-Router-Reason` header, or null. */
+  reason: string | null;
+  /** From the usage chunk; null when the stream carried no usage. */
+  prompt_tokens: number | null;
+  /** `usage.prompt_tokens_details.cached_tokens`; null when not reported. */
+  cached_tokens: number | null;
+  completion_tokens: number | null;
+  /** What failed, or null. */
+  error: string | null;
+}
+
+/** A record tagged with the sweep cell it came from. */
+export interface BenchRecord extends RequestRecord {
+  strategy: string;
+  sessions: number;
+  seed: number;
+}

@@ -1,0 +1,624 @@
+import assert from "node:assert/strict";
+import {
+  ConfigError,
+  configFromWorkers,
+  ENV_OVERRIDES,
+  loadConfig,
+  parseConfig,
+  parseListenAddr,
+} from "./load.ts";
+import type { RouterConfig } from "./types.ts";
+
+const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware"] as const;
+const ONE_WORKER = "workers:\n  - id: a\n    url: http://127.0.0.1:8001\n";
+
+/** The config for ONE_WORKER: every default, written out. */
+const DEFAULTS: RouterConfig = {
+  server: {
+    addr: ":8080",
+    readTimeoutMs: 30_000,
+    shutdownTimeoutMs: 10_000,
+    maxBodyBytes: 8 * 1024 * 1024,
+  },
+  router: {
+    strategy: "prefixaware",
+    chunkSize: 32,
+    minMatchChunks: 2,
+    saturationInflight: 8,
+    maxRetries: 2,
+    seed: null,
+  },
+  health: { intervalMs: 5_000, path: "/health", timeoutMs: 2_000 },
+  workers: [{
+    id: "a",
+    url: "http://127.0.0.1:8001",
+    kvBudget: 0,
+    maxInflight: 0,
+    timeoutMs: 60_000,
+    breakerThreshold: 5,
+    breakerCooldownMs: 30_000,
+    apiKey: null,
+  }],
+  logging: { level: "info", format: "json" },
+  metrics: { enabled: true, addr: null },
+};
+
+/** The errors `fn` throws as a ConfigError; fails when it throws anything else or nothing. */
+function errorsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+    return err.errors;
+  }
+  assert.fail("expected a ConfigError, nothing was thrown");
+}
+
+Deno.test("parseConfig fills every default", () => {
+  assert.deepEqual(parseConfig(ONE_WORKER), DEFAULTS);
+});
+
+Deno.test("config/router.yaml parses and spells out exactly the defaults", async () => {
+  const path = new URL("../../config/router.yaml", import.meta.url).pathname;
+  const config = await loadConfig(path, {}, { strategies: STRATEGIES });
+  const urls = ["http://127.0.0.1:8001", "http://127.0.0.1:8002", "http://127.0.0.1:8003"];
+  assert.deepEqual(config, configFromWorkers(urls));
+  assert.deepEqual(config.workers.map((w) => w.id), ["w1", "w2", "w3"]);
+  assert.deepEqual({ ...config, workers: [] }, { ...DEFAULTS, workers: [] });
+});
+
+Deno.test("parseConfig accepts valid values in every form", () => {
+  type Pick = (c: RouterConfig) => unknown;
+  const w0: Pick = (c) => c.workers[0];
+  const cases: [string, Pick, unknown][] = [
+    ["server: {addr: '127.0.0.1:0'}", (c) => c.server.addr, "127.0.0.1:0"],
+    ["server: {addr: '[::1]:9000'}", (c) => c.server.addr, "[::1]:9000"],
+    ["server: {read_timeout: 1.5}", (c) => c.server.readTimeoutMs, 1500],
+    ["server: {read_timeout: 1h30m}", (c) => c.server.readTimeoutMs, 5_400_000],
+    ["server: {shutdown_timeout: 0s}", (c) => c.server.shutdownTimeoutMs, 0],
+    ["server: {max_body_bytes: 1024}", (c) => c.server.maxBodyBytes, 1024],
+    ["server: {max_body_bytes: 512KiB}", (c) => c.server.maxBodyBytes, 524_288],
+    ["server: {max_body_bytes: 1MB}", (c) => c.server.maxBodyBytes, 1_000_000],
+    ["router: {strategy: roundrobin}", (c) => c.router.strategy, "roundrobin"],
+    ["router: {chunk_size: 1}", (c) => c.router.chunkSize, 1],
+    ["router: {min_match_chunks: 0}", (c) => c.router.minMatchChunks, 0],
+    ["router: {saturation_inflight: 0}", (c) => c.router.saturationInflight, 0],
+    ["router: {max_retries: 0}", (c) => c.router.maxRetries, 0],
+    ["router: {seed: 42}", (c) => c.router.seed, 42],
+    ["router: {seed: -7}", (c) => c.router.seed, -7],
+    ["router: {seed: 0x10}", (c) => c.router.seed, 16],
+    ["health: {interval: 0s}", (c) => c.health.intervalMs, 0],
+    ["health: {interval: 0}", (c) => c.health.intervalMs, 0],
+    ["health: {path: /v1/models, timeout: 150ms}", (c) => c.health, {
+      intervalMs: 5000,
+      path: "/v1/models",
+      timeoutMs: 150,
+    }],
+    ["logging: {level: debug, format: text}", (c) => c.logging, { level: "debug", format: "text" }],
+    ["metrics: {enabled: false, addr: ':9090'}", (c) => c.metrics, {
+      enabled: false,
+      addr: ":9090",
+    }],
+    ["metrics: {addr: '127.0.0.1:0'}", (c) => c.metrics.addr, "127.0.0.1:0"],
+    // An empty section (every key commented out) means all defaults.
+    ["metrics:", (c) => c.metrics, DEFAULTS.metrics],
+  ];
+  for (const [yaml, pick, want] of cases) {
+    const config = parseConfig(`${yaml}\n${ONE_WORKER}`, {}, { strategies: STRATEGIES });
+    assert.deepEqual(pick(config), want, yaml);
+  }
+
+  const workerCases: [string, unknown][] = [
+    ["url: http://127.0.0.1:8001/", "http://127.0.0.1:8001"],
+    ["url: https://GPU-1.example.com", "https://gpu-1.example.com"],
+    ["url: http://10.0.0.1:80/engine-a//", "http://10.0.0.1/engine-a"],
+    ["url: http://h:1\n    kv_budget: 4096\n    max_inflight: 16", "http://h:1"],
+  ];
+  for (const [fields, url] of workerCases) {
+    const config = parseConfig(`workers:\n  - id: A.b_c-1\n    ${fields}\n`);
+    assert.equal(config.workers[0].url, url, fields);
+    assert.equal(config.workers[0].id, "A.b_c-1");
+  }
+  const full = parseConfig(
+    "workers:\n  - {id: x, url: 'http://h:1', kv_budget: 4096, max_inflight: 16, timeout: 2m," +
+      " breaker_threshold: 1, breaker_cooldown: 0s, api_key: sk-123}\n",
+  );
+  assert.deepEqual(w0(full), {
+    id: "x",
+    url: "http://h:1",
+    kvBudget: 4096,
+    maxInflight: 16,
+    timeoutMs: 120_000,
+    breakerThreshold: 1,
+    breakerCooldownMs: 0,
+    apiKey: "sk-123",
+  });
+});
+
+Deno.test("parseConfig reports each invalid value with its path and value", () => {
+  const msWant = `duration such as "150ms", "1.5s" or "1h30m", or a number of seconds`;
+  const cases: [string, string][] = [
+    [
+      "server: {addr: '8080'}",
+      `server.addr must be "host:port" such as ":8080" or "127.0.0.1:8080", got "8080"`,
+    ],
+    [
+      "server: {addr: ':99999'}",
+      `server.addr must be "host:port" such as ":8080" or "127.0.0.1:8080", got ":99999"`,
+    ],
+    [
+      "server: {addr: }",
+      `server.addr must be "host:port" such as ":8080" or "127.0.0.1:8080", got null`,
+    ],
+    ["server: {read_timeout: 0s}", `server.read_timeout must be a positive ${msWant}, got "0s"`],
+    ["server: {read_timeout: 30}", ""],
+    ["server: {read_timeout: '30'}", `server.read_timeout must be a positive ${msWant}, got "30"`],
+    ["server: {shutdown_timeout: -1}", `server.shutdown_timeout must be a ${msWant}, got -1`],
+    ["server: {shutdown_timeout: 10 s}", `server.shutdown_timeout must be a ${msWant}, got "10 s"`],
+    [
+      "server: {max_body_bytes: 0}",
+      `server.max_body_bytes must be a size of at least 1 byte(s) such as 1048576, "512KiB" or "8MiB", got 0`,
+    ],
+    [
+      "server: {max_body_bytes: 8mb}",
+      `server.max_body_bytes must be a size of at least 1 byte(s) such as 1048576, "512KiB" or "8MiB", got "8mb"`,
+    ],
+    [
+      "router: {strategy: foo}",
+      `router.strategy must be one of roundrobin, random, leastloaded, prefixaware, got "foo"`,
+    ],
+    [
+      "router: {strategy: 3}",
+      `router.strategy must be one of roundrobin, random, leastloaded, prefixaware, got 3`,
+    ],
+    ["router: {chunk_size: 0}", "router.chunk_size must be an integer >= 1, got 0"],
+    ["router: {chunk_size: 1.5}", "router.chunk_size must be an integer >= 1, got 1.5"],
+    ["router: {chunk_size: '32'}", `router.chunk_size must be an integer >= 1, got "32"`],
+    ["router: {min_match_chunks: -1}", "router.min_match_chunks must be an integer >= 0, got -1"],
+    [
+      "router: {saturation_inflight: true}",
+      "router.saturation_inflight must be an integer >= 0, got true",
+    ],
+    [
+      "router: {max_retries: 1e20}",
+      "router.max_retries must be an integer >= 0, got 100000000000000000000",
+    ],
+    ["router: {seed: 1.5}", "router.seed must be an integer or null, got 1.5"],
+    ["health: {interval: fast}", `health.interval must be a ${msWant}, got "fast"`],
+    ["health: {path: health}", `health.path must be a path starting with "/", got "health"`],
+    ["health: {path: '/a b'}", `health.path must be a path starting with "/", got "/a b"`],
+    ["health: {timeout: 0}", `health.timeout must be a positive ${msWant}, got 0`],
+    [
+      "logging: {level: verbose}",
+      `logging.level must be one of debug, info, warn, error, got "verbose"`,
+    ],
+    ["logging: {format: JSON}", `logging.format must be one of text, json, got "JSON"`],
+    ["metrics: {enabled: yes}", `metrics.enabled must be true or false, got "yes"`],
+    [
+      "metrics: {addr: 9090}",
+      `metrics.addr must be "host:port" such as ":8080" or "127.0.0.1:8080" or null, got 9090`,
+    ],
+    [
+      "metrics: {addr: ':8080'}",
+      `metrics.addr must use a port other than server.addr's, got ":8080"`,
+    ],
+    ["server: [1]", "server must be a mapping, got [1]"],
+    ["router: prefixaware", `router must be a mapping, got "prefixaware"`],
+  ];
+  for (const [yaml, want] of cases) {
+    const text = `${yaml}\n${ONE_WORKER}`;
+    const run = () => parseConfig(text, {}, { strategies: STRATEGIES });
+    if (want === "") run(); // the valid neighbour of an invalid case
+    else assert.deepEqual(errorsOf(run), [want], yaml);
+  }
+});
+
+Deno.test("parseConfig reports each invalid worker with its index", () => {
+  const cases: [string, string[]][] = [
+    ["", ["workers is required"]],
+    ["workers: []", ["workers must be a non-empty list, got []"]],
+    ["workers: {id: a}", [`workers must be a non-empty list, got {"id":"a"}`]],
+    ["workers: [http://h:1]", [`workers[0] must be a mapping, got "http://h:1"`]],
+    ["workers: [{url: 'http://h:1'}]", ["workers[0].id is required"]],
+    ["workers: [{id: a}]", ["workers[0].url is required"]],
+    ["workers: [{id: 'a b', url: 'http://h:1'}]", [
+      `workers[0].id must match [A-Za-z0-9._-]+, got "a b"`,
+    ]],
+    ["workers: [{id: '', url: 'http://h:1'}]", [
+      `workers[0].id must match [A-Za-z0-9._-]+, got ""`,
+    ]],
+    ["workers: [{id: 7, url: 'http://h:1'}]", ["workers[0].id must match [A-Za-z0-9._-]+, got 7"]],
+    [
+      "workers: [{id: a, url: 'http://h:1'}, {id: b, url: 'http://h:2'}, {id: c, url: 'ftp://x'}]",
+      [`workers[2].url must be an http(s) URL, got "ftp://x"`],
+    ],
+    ["workers: [{id: a, url: 'h:1'}]", [`workers[0].url must be an http(s) URL, got "h:1"`]],
+    ["workers: [{id: a, url: '127.0.0.1:8001'}]", [
+      `workers[0].url must be an http(s) URL, got "127.0.0.1:8001"`,
+    ]],
+    ["workers: [{id: a, url: 'http://'}]", [
+      `workers[0].url must be an http(s) URL, got "http://"`,
+    ]],
+    ["workers: [{id: a, url: 'http://h:1/?x=1'}]", [
+      `workers[0].url must be an http(s) URL without query or fragment, got "http://h:1/?x=1"`,
+    ]],
+    ["workers: [{id: a, url: 'http://h:1/v1'}]", [
+      `workers[0].url must be the server's base URL, without /v1, got "http://h:1/v1"`,
+    ]],
+    ["workers: [{id: a, url: 'http://u:secret@h:1'}]", [
+      "workers[0].url must not embed credentials (use api_key)",
+    ]],
+    ["workers: [{id: a, url: 'http://h:1', api_key: ''}]", [
+      "workers[0].api_key must be a non-empty string or null",
+    ]],
+    ["workers: [{id: a, url: 'http://h:1', api_key: 12345}]", [
+      "workers[0].api_key must be a non-empty string or null",
+    ]],
+    ["workers: [{id: a, url: 'http://h:1', kv_budget: -1}]", [
+      "workers[0].kv_budget must be an integer >= 0, got -1",
+    ]],
+    ["workers: [{id: a, url: 'http://h:1', max_inflight: 0.5}]", [
+      "workers[0].max_inflight must be an integer >= 0, got 0.5",
+    ]],
+    ["workers: [{id: a, url: 'http://h:1', timeout: 0s}]", [
+      `workers[0].timeout must be a positive duration such as "150ms", "1.5s" or "1h30m", or a number of seconds, got "0s"`,
+    ]],
+    ["workers: [{id: a, url: 'http://h:1', breaker_threshold: 0}]", [
+      "workers[0].breaker_threshold must be an integer >= 1, got 0",
+    ]],
+    ["workers: [{id: a, url: 'http://h:1', breaker_cooldown: 1d}]", [
+      `workers[0].breaker_cooldown must be a duration such as "150ms", "1.5s" or "1h30m", or a number of seconds, got "1d"`,
+    ]],
+    [
+      "workers: [{id: a, url: 'http://h:1'}, {id: b, url: 'http://h:2'}, {id: a, url: 'http://h:3'}, {id: a, url: 'http://h:4'}]",
+      [
+        `workers[2].id must be unique (also workers[0].id), got "a"`,
+        `workers[3].id must be unique (also workers[0].id), got "a"`,
+      ],
+    ],
+  ];
+  for (const [yaml, want] of cases) {
+    assert.deepEqual(errorsOf(() => parseConfig(yaml)), want, yaml);
+  }
+});
+
+Deno.test("secrets never appear in error messages", () => {
+  const err = errorsOf(() =>
+    parseConfig("workers: [{id: a, url: 'http://u:hunter2@h:1', api_key: 987654}]")
+  );
+  assert.equal(err.length, 2);
+  for (const line of err) {
+    assert.ok(!line.includes("hunter2") && !line.includes("987654"), line);
+  }
+});
+
+Deno.test("parseConfig reports unknown keys at every level", () => {
+  const cases: [string, string][] = [
+    ["stratgy: x", "unknown key stratgy"],
+    ["server: {adr: ':1'}", "unknown key server.adr"],
+    ["router: {stratgy: foo}", "unknown key router.stratgy"],
+    ["router: {chunkSize: 16}", "unknown key router.chunkSize"],
+    ["health: {enabled: false}", "unknown key health.enabled"],
+    ["logging: {lvl: info}", "unknown key logging.lvl"],
+    ["metrics: {port: 9090}", "unknown key metrics.port"],
+  ];
+  for (const [yaml, want] of cases) {
+    assert.deepEqual(errorsOf(() => parseConfig(`${yaml}\n${ONE_WORKER}`)), [want], yaml);
+  }
+  assert.deepEqual(
+    errorsOf(() => parseConfig("workers: [{id: a, url: 'http://h:1', kv_bugdet: 10}]")),
+    ["unknown key workers[0].kv_bugdet"],
+  );
+});
+
+Deno.test("parseConfig reports all problems together, in a fixed order", () => {
+  const yaml = `
+extra: 1
+server:
+  addr: nope
+router:
+  stratgy: prefixaware
+  chunk_size: 0
+workers:
+  - id: a
+    url: ftp://x
+  - id: a
+    url: http://h:2
+    weight: 3
+logging:
+  level: loud
+`;
+  let err: unknown;
+  try {
+    parseConfig(yaml, {}, { strategies: STRATEGIES, source: "test.yaml" });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof ConfigError);
+  assert.deepEqual(err.errors, [
+    "unknown key extra",
+    `server.addr must be "host:port" such as ":8080" or "127.0.0.1:8080", got "nope"`,
+    "unknown key router.stratgy",
+    "router.chunk_size must be an integer >= 1, got 0",
+    `logging.level must be one of debug, info, warn, error, got "loud"`,
+    `workers[0].url must be an http(s) URL, got "ftp://x"`,
+    "unknown key workers[1].weight",
+    `workers[1].id must be unique (also workers[0].id), got "a"`,
+  ]);
+  assert.equal(err.name, "ConfigError");
+  assert.ok(
+    err.message.startsWith(
+      "Invalid configuration in test.yaml (8 errors):\n  - unknown key extra\n",
+    ),
+  );
+});
+
+Deno.test("parseConfig reports YAML syntax errors with line and column", () => {
+  const cases: [string, string[]][] = [
+    ["router:\n  strategy: a\n  strategy: b\n", [
+      "yaml: line 3, column 3: Map keys must be unique",
+    ]],
+    ["router: {strategy: a\nworkers: []\n", [
+      "yaml: line 2, column 1: Flow map in block collection must be sufficiently indented and end with a }",
+    ]],
+    ['server:\n  addr: "x\n', [`yaml: line 3, column 1: Missing closing "quote`]],
+    ["a: b: c\n", ["yaml: line 1, column 4: Nested mappings are not allowed in compact mappings"]],
+    ["a: 1\n---\nb: 2\n", [
+      "yaml: line 2, column 1: Source contains multiple documents; please use YAML.parseAllDocuments()",
+    ]],
+    ["x: !custom 3\n", ["yaml: line 1, column 4: Unresolved tag: !custom"]],
+  ];
+  for (const [yaml, want] of cases) {
+    assert.deepEqual(errorsOf(() => parseConfig(yaml)), want, JSON.stringify(yaml));
+  }
+});
+
+Deno.test("parseConfig rejects a document that is not a mapping", () => {
+  assert.deepEqual(errorsOf(() => parseConfig("- a\n- b\n")), [
+    `the document must be a mapping, got ["a","b"]`,
+  ]);
+  assert.deepEqual(errorsOf(() => parseConfig("just text")), [
+    `the document must be a mapping, got "just text"`,
+  ]);
+  assert.deepEqual(errorsOf(() => parseConfig("")), ["workers is required"]);
+});
+
+Deno.test("environment overrides apply after YAML, read as YAML scalars", () => {
+  type Pick = (c: RouterConfig) => unknown;
+  const yaml = `router: {strategy: random, chunk_size: 16}\n${ONE_WORKER}`;
+  const cases: [Record<string, string>, Pick, unknown][] = [
+    [{}, (c) => c.router.strategy, "random"],
+    [{ ROUTER_STRATEGY: "roundrobin" }, (c) => c.router.strategy, "roundrobin"],
+    [{ ROUTER_ROUTER_STRATEGY: "leastloaded" }, (c) => c.router.strategy, "leastloaded"],
+    [
+      { ROUTER_STRATEGY: "random", ROUTER_ROUTER_STRATEGY: "random" },
+      (c) => c.router.strategy,
+      "random",
+    ],
+    [{ ROUTER_ROUTER_CHUNK_SIZE: "64" }, (c) => c.router.chunkSize, 64],
+    [{ ROUTER_CHUNK_SIZE: "64" }, (c) => c.router.chunkSize, 64],
+    [{ ROUTER_SEED: "123" }, (c) => c.router.seed, 123],
+    [{ ROUTER_SERVER_ADDR: ":9000" }, (c) => c.server.addr, ":9000"],
+    [{ ROUTER_SERVER_ADDR: "[::1]:9000" }, (c) => c.server.addr, "[::1]:9000"],
+    [{ ROUTER_SERVER_MAX_BODY_BYTES: "1MiB" }, (c) => c.server.maxBodyBytes, 1_048_576],
+    [{ ROUTER_HEALTH_INTERVAL: "0s" }, (c) => c.health.intervalMs, 0],
+    [{ ROUTER_HEALTH_INTERVAL: "2" }, (c) => c.health.intervalMs, 2000],
+    [{ ROUTER_HEALTH_PATH: "/v1/models" }, (c) => c.health.path, "/v1/models"],
+    [{ ROUTER_LOGGING_LEVEL: "debug" }, (c) => c.logging.level, "debug"],
+    [{ ROUTER_LOGGING_FORMAT: '"text"' }, (c) => c.logging.format, "text"],
+    [{ ROUTER_METRICS_ENABLED: "false" }, (c) => c.metrics.enabled, false],
+    [{ ROUTER_METRICS_ENABLED: "true" }, (c) => c.metrics.enabled, true],
+    [{ ROUTER_METRICS_ADDR: "127.0.0.1:9090" }, (c) => c.metrics.addr, "127.0.0.1:9090"],
+    [{ ROUTER_METRICS_ADDR: "null" }, (c) => c.metrics.addr, null],
+    // Unknown ROUTER_* variables and per-worker keys are ignored.
+    [{ ROUTER_CONFIG: "x.yaml", ROUTER_WORKERS_URL: "x", ROUTER_FOO: "1" }, (c) => c, undefined],
+    [{ ROUTER_STRATEGY: undefined as unknown as string }, (c) => c.router.strategy, "random"],
+  ];
+  for (const [env, pick, want] of cases) {
+    const config = parseConfig(yaml, env, { strategies: STRATEGIES });
+    if (want === undefined) {
+      assert.deepEqual(config, parseConfig(yaml), JSON.stringify(env));
+    } else {
+      assert.deepEqual(pick(config), want, JSON.stringify(env));
+    }
+  }
+  // Sections absent from the YAML are created.
+  const bare = parseConfig(ONE_WORKER, { ROUTER_LOGGING_LEVEL: "warn" });
+  assert.equal(bare.logging.level, "warn");
+  assert.equal(bare.logging.format, "json");
+});
+
+Deno.test("invalid environment values are reported under the variable's name", () => {
+  const cases: [Record<string, string>, string[]][] = [
+    [{ ROUTER_ROUTER_CHUNK_SIZE: "abc" }, [
+      `ROUTER_ROUTER_CHUNK_SIZE must be an integer >= 1, got "abc"`,
+    ]],
+    [{ ROUTER_CHUNK_SIZE: "0" }, ["ROUTER_CHUNK_SIZE must be an integer >= 1, got 0"]],
+    [{ ROUTER_STRATEGY: "foo" }, [
+      `ROUTER_STRATEGY must be one of roundrobin, random, leastloaded, prefixaware, got "foo"`,
+    ]],
+    [{ ROUTER_STRATEGY: "" }, [
+      `ROUTER_STRATEGY must be one of roundrobin, random, leastloaded, prefixaware, got ""`,
+    ]],
+    [{ ROUTER_METRICS_ENABLED: "yes" }, [
+      `ROUTER_METRICS_ENABLED must be true or false, got "yes"`,
+    ]],
+    [{ ROUTER_HEALTH_INTERVAL: "soon" }, [
+      `ROUTER_HEALTH_INTERVAL must be a duration such as "150ms", "1.5s" or "1h30m", or a number of seconds, got "soon"`,
+    ]],
+    [{ ROUTER_SERVER_ADDR: "a: b" }, [
+      `ROUTER_SERVER_ADDR must be "host:port" such as ":8080" or "127.0.0.1:8080", got "a: b"`,
+    ]],
+    [{ ROUTER_STRATEGY: "random", ROUTER_ROUTER_STRATEGY: "roundrobin" }, [
+      `ROUTER_ROUTER_STRATEGY and ROUTER_STRATEGY must not disagree, got "roundrobin" and "random"`,
+    ]],
+    [{ ROUTER_LOGGING_LEVEL: "loud", ROUTER_CHUNK_SIZE: "-1" }, [
+      "ROUTER_CHUNK_SIZE must be an integer >= 1, got -1",
+      `ROUTER_LOGGING_LEVEL must be one of debug, info, warn, error, got "loud"`,
+    ]],
+  ];
+  for (const [env, want] of cases) {
+    const run = () => parseConfig(ONE_WORKER, env, { strategies: STRATEGIES });
+    assert.deepEqual(errorsOf(run), want, JSON.stringify(env));
+  }
+});
+
+Deno.test("ENV_OVERRIDES lists long forms for every scalar key and short forms for router keys", () => {
+  const names = ENV_OVERRIDES.map((o) => o.name);
+  for (
+    const name of [
+      "ROUTER_SERVER_ADDR",
+      "ROUTER_SERVER_MAX_BODY_BYTES",
+      "ROUTER_ROUTER_STRATEGY",
+      "ROUTER_STRATEGY",
+      "ROUTER_CHUNK_SIZE",
+      "ROUTER_HEALTH_INTERVAL",
+      "ROUTER_LOGGING_LEVEL",
+      "ROUTER_METRICS_ENABLED",
+      "ROUTER_METRICS_ADDR",
+    ]
+  ) assert.ok(names.includes(name), name);
+  assert.equal(new Set(names).size, names.length);
+  assert.ok(!names.some((n) => n.includes("WORKER")));
+  assert.deepEqual(ENV_OVERRIDES.find((o) => o.name === "ROUTER_STRATEGY"), {
+    name: "ROUTER_STRATEGY",
+    path: "router.strategy",
+  });
+});
+
+Deno.test("strategy names are free-form without a registry", () => {
+  assert.equal(parseConfig(`router: {strategy: my-own}\n${ONE_WORKER}`).router.strategy, "my-own");
+  assert.deepEqual(errorsOf(() => parseConfig(`router: {strategy: ''}\n${ONE_WORKER}`)), [
+    `router.strategy must be a non-empty string, got ""`,
+  ]);
+});
+
+Deno.test("configFromWorkers builds the same config as YAML, with resolved-form overrides", () => {
+  assert.deepEqual(configFromWorkers(["http://127.0.0.1:8001/"]), {
+    ...DEFAULTS,
+    workers: [{ ...DEFAULTS.workers[0], id: "w1" }],
+  });
+  const config = configFromWorkers(
+    ["http://h:1", { url: "http://h:2", id: "big", kvBudget: 9000 }],
+    {
+      router: { strategy: "roundrobin", chunkSize: 16, seed: 7 },
+      health: { intervalMs: 0 },
+      server: { readTimeoutMs: 1500, maxBodyBytes: 1024 },
+      worker: { kvBudget: 100, timeoutMs: 250 },
+    },
+    { strategies: STRATEGIES },
+  );
+  assert.deepEqual(config.router, {
+    ...DEFAULTS.router,
+    strategy: "roundrobin",
+    chunkSize: 16,
+    seed: 7,
+  });
+  assert.equal(config.health.intervalMs, 0);
+  assert.equal(config.server.readTimeoutMs, 1500);
+  assert.equal(config.server.maxBodyBytes, 1024);
+  assert.deepEqual(
+    config.workers.map((w) => [w.id, w.url, w.kvBudget, w.timeoutMs]),
+    [["w1", "http://h:1", 100, 250], ["big", "http://h:2", 9000, 250]],
+  );
+});
+
+Deno.test("configFromWorkers validates like YAML and names the fields given", () => {
+  const cases: [() => unknown, string[]][] = [
+    [() => configFromWorkers([]), ["workers must be a non-empty list, got []"]],
+    [() => configFromWorkers(["ftp://x"]), [
+      `workers[0].url must be an http(s) URL, got "ftp://x"`,
+    ]],
+    [() => configFromWorkers(["http://h:1", "http://h:2"], {}, {}), []],
+    [
+      () =>
+        configFromWorkers(["http://h:1"], { router: { chunkSize: 0 }, health: { timeoutMs: -5 } }),
+      [
+        "router.chunkSize must be an integer >= 1, got 0",
+        `health.timeoutMs must be a positive duration such as "150ms", "1.5s" or "1h30m", or a number of seconds, got -5`,
+      ],
+    ],
+    [
+      () =>
+        configFromWorkers(["http://h:1"], { router: { strategy: "nope" } }, {
+          strategies: STRATEGIES,
+        }),
+      [`router.strategy must be one of roundrobin, random, leastloaded, prefixaware, got "nope"`],
+    ],
+    [
+      () => configFromWorkers([{ url: "http://h:1", id: "x" }, { url: "http://h:2", id: "x" }]),
+      [`workers[1].id must be unique (also workers[0].id), got "x"`],
+    ],
+    [
+      () => configFromWorkers(["http://h:1"], { worker: { maxInflight: -1 } }),
+      ["workers[0].maxInflight must be an integer >= 0, got -1"],
+    ],
+    [
+      () => configFromWorkers(["http://h:1"], { router: { chunk_size: 8 } as never }),
+      ["unknown key router.chunk_size"],
+    ],
+  ];
+  for (const [run, want] of cases) {
+    if (want.length === 0) run();
+    else assert.deepEqual(errorsOf(run), want);
+  }
+});
+
+Deno.test("parseListenAddr splits host and port", () => {
+  const cases: [string, { hostname: string; port: number }][] = [
+    [":8080", { hostname: "0.0.0.0", port: 8080 }],
+    ["127.0.0.1:0", { hostname: "127.0.0.1", port: 0 }],
+    ["localhost:65535", { hostname: "localhost", port: 65535 }],
+    ["[::1]:8080", { hostname: "::1", port: 8080 }],
+    ["[::]:1", { hostname: "::", port: 1 }],
+  ];
+  for (const [addr, want] of cases) assert.deepEqual(parseListenAddr(addr), want, addr);
+  for (
+    const addr of [
+      "",
+      "8080",
+      ":",
+      ":65536",
+      ":-1",
+      "::1:8080",
+      "host:80x",
+      "a b:1",
+      "[::1]",
+      ":123456",
+    ]
+  ) {
+    assert.throws(() => parseListenAddr(addr), RangeError, addr);
+  }
+});
+
+Deno.test("loadConfig reports an unreadable file as a ConfigError naming it", async () => {
+  const path = "/nonexistent/router.yaml";
+  await assert.rejects(loadConfig(path, {}), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.errors.length, 1);
+    assert.match(err.errors[0], /^cannot read config file: /);
+    assert.match(err.message, /^Invalid configuration in \/nonexistent\/router\.yaml \(1 error\):/);
+    return true;
+  });
+});
+
+Deno.test("loadConfig applies env overrides and names the file in errors", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/r.yaml`;
+    await Deno.writeTextFile(path, ONE_WORKER);
+    const config = await loadConfig(path, { ROUTER_STRATEGY: "random" });
+    assert.equal(config.router.strategy, "random");
+    await Deno.writeTextFile(path, `router: {chunk_size: 0}\n${ONE_WORKER}`);
+    await assert.rejects(loadConfig(path, {}), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(
+        err.message,
+        `Invalid configuration in ${path} (1 error):\n  - router.chunk_size must be an integer >= 1, got 0`,
+      );
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

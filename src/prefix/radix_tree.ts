@@ -1,0 +1,515 @@
+/**
+ * RadixTree: what the router believes one worker holds in its KV cache, as a compressed radix tree
+ * over chained 64-bit chunk hashes.
+ *
+ * Rule:
+ * - `match(h)` walks from the root along `h` and returns how many chunks it could follow; the walk
+ *   may end inside an edge. It does not refresh recency (a lookup is not a use: only the worker
+ *   that gets the request touches its cache).
+ * - `insert(h)` follows `h`, splits the edge where it diverges, hangs the new suffix below, marks
+ *   the end node terminal and moves every node of the path to the most-recent end of the LRU list.
+ * - Capacity `maxChunks` (the worker's `kv_budget`; 0 = unbounded) counts edge chunks. After an
+ *   insert, while chunks > maxChunks, the least recently used leaf is evicted: its edge chunks go,
+ *   a parent left childless and non-terminal is pruned, and a parent left non-terminal with one
+ *   child is merged into that child so the tree stays compressed. The sequence just inserted is
+ *   never evicted: a sequence longer than the budget is inserted as its first `maxChunks` chunks
+ *   (the longest prefix that fits; the dropped tail was never held, so it is not counted as an
+ *   eviction). A leaf's recency is the last insert that covered its whole sequence (the insert
+ *   itself or one that extended it); eviction is per leaf edge, not per chunk.
+ * - `truncate(h, k)` (the engine reported fewer cached chunks than predicted) removes the subtree
+ *   that continues `h` past its first `k` chunks; removed chunks count as evictions.
+ * - `clear()` empties the tree; `inserts`, `queries` and `evictions` stay monotonic (Prometheus).
+ *
+ * LRU without a heap: one intrusive doubly linked list holds every non-root node. An insert moves
+ * the path's nodes to the tail deepest first, so a node always sits before all of its ancestors.
+ * The head therefore has no descendants, i.e. it is the least recently used leaf, and a node whose
+ * children were all evicted is already at the right place when it becomes a leaf.
+ *
+ * Cost: `match` is O(chunks compared + nodes on the path) with no allocation: one `Map.get` per
+ * node (keyed by a small integer derived from the first chunk hash, both halves then compared; keys
+ * that collide chain through `keyNext`), then a tight `Uint32Array` compare along the edge.
+ * `insert` is the same walk plus O(1) per path node for the LRU moves, one copy of the new suffix
+ * and one node per split. An eviction is O(1) plus a copy when two edges merge.
+ *
+ * Memory: `insert` copies the part of `hashes` it keeps (callers may reuse their buffers); edges
+ * created by splits are `subarray` views of that copy. A node that loses a child re-copies its edge
+ * when the edge covers less than half of its buffer, so evicted tails do not stay reachable.
+ *
+ * @module
+ */
+
+import type { ChunkHashes, PrefixIndex, PrefixIndexStats } from "./types.ts";
+
+/** Options of {@linkcode RadixTree}. */
+export interface RadixTreeOptions {
+  /** Capacity in chunks (the worker's `kv_budget`); 0 = unbounded. */
+  readonly maxChunks: number;
+}
+
+/** Counts from a full walk of the tree, for tests and debugging. */
+export interface RadixTreeRecount {
+  /** Sum of edge lengths, in chunks. */
+  readonly chunks: number;
+  /** Nodes that end an inserted sequence. */
+  readonly terminals: number;
+  /** Nodes besides the root. */
+  readonly nodes: number;
+  /** Nodes without children besides the root. */
+  readonly leaves: number;
+}
+
+class Node {
+  /** Hash pairs on the edge from the parent to this node (empty for the root). */
+  edge: Uint32Array;
+  parent: Node | null;
+  /** Children keyed by `childKey` of their first chunk; colliding keys chain via `keyNext`. */
+  children: Map<number, Node> | null = null;
+  childCount = 0;
+  /** Next child of the same parent with the same key. */
+  keyNext: Node | null = null;
+  terminal = false;
+  /** LRU list links (towards the head = least recent, towards the tail = most recent). */
+  prev: Node | null = null;
+  next: Node | null = null;
+
+  constructor(edge: Uint32Array, parent: Node | null) {
+    this.edge = edge;
+    this.parent = parent;
+  }
+}
+
+const EMPTY = new Uint32Array(0);
+
+/**
+ * Small-integer (Smi) key of a chunk hash: 30 bits, so `Map` lookups never box a number. Both
+ * halves are still compared after the lookup.
+ */
+function childKey(hi: number, lo: number): number {
+  return (lo ^ Math.imul(hi, 0x9e3779b1)) & 0x3fffffff;
+}
+
+/** Per-worker prefix index: a compressed radix tree with LRU eviction over its leaves. */
+export class RadixTree implements PrefixIndex {
+  readonly #maxChunks: number;
+  #root = new Node(EMPTY, null);
+  /** LRU list: head = least recently used, tail = most recently used. */
+  #head: Node | null = null;
+  #tail: Node | null = null;
+  #chunks = 0;
+  #terminals = 0;
+  #inserts = 0;
+  #queries = 0;
+  #evictions = 0;
+
+  /** @param options.maxChunks capacity in chunks, a non-negative integer; 0 = unbounded */
+  constructor(options: RadixTreeOptions) {
+    const max = options.maxChunks;
+    if (!Number.isInteger(max) || max < 0) {
+      throw new RangeError(`maxChunks must be a non-negative integer, got ${max}`);
+    }
+    this.#maxChunks = max;
+  }
+
+  /** Longest prefix of `hashes` held, in chunks. Does not refresh recency. */
+  match(hashes: ChunkHashes): number {
+    this.#queries++;
+    const len = hashes.length & ~1;
+    let node = this.#root;
+    let i = 0; // index into `hashes` (two per chunk)
+    while (i < len) {
+      const child = this.#child(node, hashes[i], hashes[i + 1]);
+      if (child === undefined) break;
+      const edge = child.edge;
+      const lim = Math.min(edge.length, len - i);
+      let j = 2; // first chunk already compared by #child
+      while (j < lim && edge[j] === hashes[i + j] && edge[j + 1] === hashes[i + j + 1]) j += 2;
+      i += j;
+      if (j < edge.length) break; // ended inside the edge
+      node = child;
+    }
+    return i >>> 1;
+  }
+
+  /** Records that the worker now holds `hashes`; refreshes the path's recency, then evicts. */
+  insert(hashes: ChunkHashes): void {
+    this.#inserts++;
+    let n = hashes.length >>> 1;
+    if (this.#maxChunks > 0 && n > this.#maxChunks) n = this.#maxChunks;
+    if (n === 0) return;
+    const len = 2 * n;
+    let node = this.#root;
+    let i = 0;
+    for (;;) {
+      if (i === len) {
+        if (!node.terminal) {
+          node.terminal = true;
+          this.#terminals++;
+        }
+        break;
+      }
+      const child = this.#child(node, hashes[i], hashes[i + 1]);
+      if (child === undefined) {
+        // Copy: the caller may reuse `hashes`.
+        const leaf = new Node(hashes.slice(i, len), node);
+        leaf.terminal = true;
+        this.#addChild(node, leaf);
+        this.#listAppend(leaf);
+        this.#chunks += (len - i) >>> 1;
+        this.#terminals++;
+        node = leaf;
+        break;
+      }
+      const edge = child.edge;
+      const lim = Math.min(edge.length, len - i);
+      let j = 2;
+      while (j < lim && edge[j] === hashes[i + j] && edge[j + 1] === hashes[i + j + 1]) j += 2;
+      node = j < edge.length ? this.#split(child, j) : child;
+      i += j;
+    }
+    // Deepest first, so that every node ends up before its ancestors.
+    for (let x: Node | null = node; x !== this.#root && x !== null; x = x.parent) {
+      this.#listMoveToTail(x);
+    }
+    if (this.#maxChunks > 0) {
+      while (this.#chunks > this.#maxChunks) {
+        const lru = this.#head;
+        // Unreachable while the list invariant holds: the path just inserted fits the budget.
+        if (lru === null || lru === node) break;
+        this.#evictedChunks(lru);
+        this.#removeLeaf(lru);
+      }
+    }
+  }
+
+  /**
+   * Drops what is held along `hashes` beyond its first `keepChunks` chunks: the subtree that
+   * continues `hashes` past that point (other branches that diverge from `hashes` later stay, as
+   * chained hashes make them different prefixes). The node left at the cut becomes a terminal
+   * leaf when nothing remains below it. Removed chunks count as evictions (the engine evicted them).
+   * Does not refresh recency and does not count as a query.
+   */
+  truncate(hashes: ChunkHashes, keepChunks: number): void {
+    if (!Number.isInteger(keepChunks) || keepChunks < 0) {
+      throw new RangeError(`keepChunks must be a non-negative integer, got ${keepChunks}`);
+    }
+    const len = hashes.length & ~1;
+    const keep = keepChunks * 2;
+    if (keep >= len) return;
+    let node = this.#root;
+    let i = 0;
+    // Walk to the node whose subtree holds chunk `keep/2` of `hashes`.
+    for (;;) {
+      const child = this.#child(node, hashes[i], hashes[i + 1]);
+      if (child === undefined) return; // nothing held beyond `keep`
+      const edge = child.edge;
+      if (i + edge.length <= keep) {
+        // The cut lies at or below this child's end: the whole edge must match.
+        for (let j = 2; j < edge.length; j++) if (edge[j] !== hashes[i + j]) return;
+        i += edge.length;
+        node = child;
+        continue;
+      }
+      // The cut lies inside this edge (or at its start, when i === keep).
+      for (let j = 2; j < keep - i + 2 && j < edge.length; j++) {
+        if (edge[j] !== hashes[i + j]) return;
+      }
+      if (i === keep) {
+        this.#removeSubtree(child);
+        this.#afterChildRemoved(node);
+      } else {
+        // Cut the edge after `keep - i` hash words; everything below goes.
+        const kept = keep - i;
+        const removed = (edge.length - kept) >>> 1;
+        this.#chunks -= removed;
+        this.#evictions += removed;
+        this.#removeChildren(child);
+        child.edge = edge.slice(0, kept);
+        if (!child.terminal) {
+          child.terminal = true;
+          this.#terminals++;
+        }
+      }
+      return;
+    }
+  }
+
+  /** Forgets everything. The cumulative counters (inserts, queries, evictions) stay monotonic. */
+  clear(): void {
+    this.#root = new Node(EMPTY, null);
+    this.#head = null;
+    this.#tail = null;
+    this.#chunks = 0;
+    this.#terminals = 0;
+  }
+
+  /** Current size counters. */
+  stats(): PrefixIndexStats {
+    return {
+      chunks: this.#chunks,
+      terminals: this.#terminals,
+      maxChunks: this.#maxChunks,
+      inserts: this.#inserts,
+      queries: this.#queries,
+      evictions: this.#evictions,
+    };
+  }
+
+  /**
+   * Walks the whole tree, checks its structural invariants (compression, leaves are terminal,
+   * child keys, parent links, LRU list = all non-root nodes with every node before its ancestors)
+   * and returns the counts. Throws on a broken invariant. O(nodes · depth); for tests.
+   */
+  recount(): RadixTreeRecount {
+    let chunks = 0;
+    let terminals = 0;
+    let nodes = 0;
+    let leaves = 0;
+    const stack: Node[] = [this.#root];
+    while (stack.length > 0) {
+      const node = stack.pop()!;
+      let count = 0;
+      if (node.children !== null) {
+        for (const [key, first] of node.children) {
+          for (let c: Node | null = first; c !== null; c = c.keyNext) {
+            count++;
+            if (c.parent !== node) throw new Error("broken parent link");
+            if (c.edge.length < 2 || (c.edge.length & 1) !== 0) throw new Error("bad edge length");
+            if (childKey(c.edge[0], c.edge[1]) !== key) throw new Error("child under wrong key");
+            stack.push(c);
+          }
+        }
+      }
+      if (count !== node.childCount) throw new Error("childCount differs from children");
+      if (node === this.#root) continue;
+      nodes++;
+      chunks += node.edge.length >>> 1;
+      if (node.terminal) terminals++;
+      if (count === 0) {
+        leaves++;
+        if (!node.terminal) throw new Error("non-terminal leaf");
+      } else if (count === 1 && !node.terminal) {
+        throw new Error("uncompressed node: non-terminal with one child");
+      }
+    }
+    // The LRU list holds every non-root node once, each before all of its ancestors.
+    const seen = new Set<Node>();
+    let listed = 0;
+    for (let x = this.#head, prev: Node | null = null; x !== null; prev = x, x = x.next) {
+      if (x.prev !== prev) throw new Error("broken LRU back link");
+      for (let a = x.parent; a !== null && a !== this.#root; a = a.parent) {
+        if (seen.has(a)) throw new Error("LRU list has an ancestor before its descendant");
+      }
+      seen.add(x);
+      listed++;
+    }
+    if (listed !== nodes) throw new Error(`LRU list has ${listed} nodes, tree has ${nodes}`);
+    return { chunks, terminals, nodes, leaves };
+  }
+
+  /** Every held terminal sequence (in no particular order); copies, for tests and debugging. */
+  *sequences(): Generator<ChunkHashes> {
+    const walk = function* (node: Node, prefix: number[]): Generator<ChunkHashes> {
+      const path = prefix.concat(Array.from(node.edge));
+      if (node.terminal) yield Uint32Array.from(path);
+      if (node.children === null) return;
+      for (const first of node.children.values()) {
+        for (let c: Node | null = first; c !== null; c = c.keyNext) yield* walk(c, path);
+      }
+    };
+    yield* walk(this.#root, []);
+  }
+
+  // ---- children ----
+
+  #child(node: Node, hi: number, lo: number): Node | undefined {
+    const children = node.children;
+    if (children === null) return undefined;
+    let c: Node | null | undefined = children.get(childKey(hi, lo));
+    while (c != null && (c.edge[0] !== hi || c.edge[1] !== lo)) c = c.keyNext;
+    return c ?? undefined;
+  }
+
+  #addChild(parent: Node, child: Node): void {
+    if (parent.children === null) parent.children = new Map();
+    const key = childKey(child.edge[0], child.edge[1]);
+    child.keyNext = parent.children.get(key) ?? null;
+    parent.children.set(key, child);
+    parent.childCount++;
+  }
+
+  #unlinkChild(parent: Node, child: Node): void {
+    const children = parent.children!;
+    const key = childKey(child.edge[0], child.edge[1]);
+    const first = children.get(key)!;
+    if (first === child) {
+      if (child.keyNext === null) children.delete(key);
+      else children.set(key, child.keyNext);
+    } else {
+      let c = first;
+      while (c.keyNext !== child) c = c.keyNext!;
+      c.keyNext = child.keyNext;
+    }
+    child.keyNext = null;
+    parent.childCount--;
+    if (parent.childCount === 0) parent.children = null;
+  }
+
+  /** Puts `next` where `prev` is among its parent's children (same first chunk, same key). */
+  #replaceChild(parent: Node, prev: Node, next: Node): void {
+    const children = parent.children!;
+    const key = childKey(prev.edge[0], prev.edge[1]);
+    next.keyNext = prev.keyNext;
+    prev.keyNext = null;
+    const first = children.get(key)!;
+    if (first === prev) {
+      children.set(key, next);
+    } else {
+      let c = first;
+      while (c.keyNext !== prev) c = c.keyNext!;
+      c.keyNext = next;
+    }
+  }
+
+  /** Splits `child`'s edge after `at` hash words; returns the new node at the split point. */
+  #split(child: Node, at: number): Node {
+    const parent = child.parent!;
+    const mid = new Node(child.edge.subarray(0, at), parent);
+    this.#replaceChild(parent, child, mid);
+    child.edge = child.edge.subarray(at);
+    child.parent = mid;
+    mid.children = new Map([[childKey(child.edge[0], child.edge[1]), child]]);
+    mid.childCount = 1;
+    this.#listInsertAfter(child, mid); // an ancestor stays after its descendants
+    return mid;
+  }
+
+  // ---- removal ----
+
+  #evictedChunks(node: Node): void {
+    const n = node.edge.length >>> 1;
+    this.#chunks -= n;
+    this.#evictions += n;
+  }
+
+  /** Removes leaf `leaf` (chunks already counted), then repairs its parent. */
+  #removeLeaf(leaf: Node): void {
+    const parent = leaf.parent!;
+    if (leaf.terminal) this.#terminals--;
+    this.#unlinkChild(parent, leaf);
+    this.#listRemove(leaf);
+    leaf.parent = null;
+    this.#afterChildRemoved(parent);
+  }
+
+  /**
+   * Restores the invariants of `node` after it lost a child: merge it into its only child when
+   * non-terminal, prune it when left empty and non-terminal (only possible for a node that was
+   * already uncompressed; kept as a guard), else re-copy its edge if it became a small view.
+   */
+  #afterChildRemoved(node: Node): void {
+    if (node === this.#root) return;
+    if (node.childCount === 0) {
+      if (node.terminal) {
+        this.#compactEdge(node);
+      } else {
+        this.#evictedChunks(node);
+        this.#removeLeaf(node);
+      }
+    } else if (node.childCount === 1 && !node.terminal) {
+      this.#merge(node);
+    } else {
+      this.#compactEdge(node);
+    }
+  }
+
+  /** Merges non-terminal `node` into its only child; the child keeps its LRU position. */
+  #merge(node: Node): void {
+    const child = node.children!.values().next().value!;
+    const edge = new Uint32Array(node.edge.length + child.edge.length);
+    edge.set(node.edge, 0);
+    edge.set(child.edge, node.edge.length);
+    const parent = node.parent!;
+    child.keyNext = null;
+    child.edge = edge;
+    child.parent = parent;
+    this.#replaceChild(parent, node, child);
+    this.#listRemove(node);
+    node.parent = null;
+    node.children = null;
+  }
+
+  #compactEdge(node: Node): void {
+    const edge = node.edge;
+    if (edge.length * 2 * Uint32Array.BYTES_PER_ELEMENT < edge.buffer.byteLength) {
+      node.edge = edge.slice();
+    }
+  }
+
+  /** Removes every descendant of `node`, counting their chunks as evicted. */
+  #removeChildren(node: Node): void {
+    if (node.children === null) return;
+    const stack: Node[] = [];
+    for (const first of node.children.values()) {
+      for (let c: Node | null = first; c !== null; c = c.keyNext) stack.push(c);
+    }
+    node.children = null;
+    node.childCount = 0;
+    this.#dropAll(stack);
+  }
+
+  /** Unlinks `child` from its parent and removes it with all its descendants. */
+  #removeSubtree(child: Node): void {
+    this.#unlinkChild(child.parent!, child);
+    this.#dropAll([child]);
+  }
+
+  #dropAll(stack: Node[]): void {
+    while (stack.length > 0) {
+      const x = stack.pop()!;
+      if (x.children !== null) {
+        for (const first of x.children.values()) {
+          for (let c: Node | null = first; c !== null; c = c.keyNext) stack.push(c);
+        }
+      }
+      this.#evictedChunks(x);
+      if (x.terminal) this.#terminals--;
+      this.#listRemove(x);
+      x.parent = null;
+      x.children = null;
+      x.keyNext = null;
+    }
+  }
+
+  // ---- LRU list ----
+
+  #listAppend(x: Node): void {
+    x.prev = this.#tail;
+    x.next = null;
+    if (this.#tail === null) this.#head = x;
+    else this.#tail.next = x;
+    this.#tail = x;
+  }
+
+  #listRemove(x: Node): void {
+    if (x.prev === null) this.#head = x.next;
+    else x.prev.next = x.next;
+    if (x.next === null) this.#tail = x.prev;
+    else x.next.prev = x.prev;
+    x.prev = null;
+    x.next = null;
+  }
+
+  #listMoveToTail(x: Node): void {
+    if (this.#tail === x) return;
+    this.#listRemove(x);
+    this.#listAppend(x);
+  }
+
+  #listInsertAfter(anchor: Node, x: Node): void {
+    x.prev = anchor;
+    x.next = anchor.next;
+    if (anchor.next === null) this.#tail = x;
+    else anchor.next.prev = x;
+    anchor.next = x;
+  }
+}

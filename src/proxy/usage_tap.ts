@@ -1,0 +1,184 @@
+/**
+ * Passes an upstream body through unchanged, chunk by chunk, while noting what the router needs:
+ * time of the first byte, time of the first generated token (first non-empty `content` or `text`
+ * in an SSE event), bytes sent, and the `usage` object of the response (the final usage chunk of a
+ * stream with `stream_options.include_usage`, or the JSON body's `usage`).
+ *
+ * Nothing is buffered for the client: each upstream chunk is enqueued as soon as it arrives. To find
+ * `usage` the tap keeps only the last {@link TAIL_BYTES} bytes (usage comes last in both vLLM's and
+ * OpenAI's bodies). To find the first token it scans chunks only until one is found.
+ *
+ * Completion is reported exactly once through `onDone`, whether the body ended, failed, or the
+ * client cancelled it; the caller releases in-flight counts there.
+ *
+ * @module
+ */
+
+/** Bytes kept from the end of the body to parse `usage` from. */
+export const TAIL_BYTES = 8192;
+
+/** Token counts the engine reported. */
+export interface Usage {
+  readonly promptTokens: number;
+  readonly completionTokens: number;
+  /** `usage.prompt_tokens_details.cached_tokens`; null when the engine did not report it. */
+  readonly cachedTokens: number | null;
+}
+
+/** How a tapped body ended. */
+export interface TapResult {
+  /** `done` (upstream ended), `error` (upstream failed mid-body), `cancelled` (client went away). */
+  readonly outcome: "done" | "error" | "cancelled";
+  readonly bytes: number;
+  /** ms from `start` to the first byte, or null. */
+  readonly firstByteMs: number | null;
+  /** ms from `start` to the first token, or null. */
+  readonly firstTokenMs: number | null;
+  readonly usage: Usage | null;
+  readonly error: unknown;
+}
+
+/** Options of {@link tapBody}. */
+export interface TapOptions {
+  readonly now: () => number;
+  /** Time the offsets are measured from; defaults to the tap's creation. */
+  readonly start?: number;
+  /** Whether the body is SSE (first-token detection looks at `data:` events). */
+  readonly sse: boolean;
+  readonly onFirstByte?: () => void;
+  readonly onDone: (result: TapResult) => void;
+}
+
+const TOKEN_MARKERS = ['"content":"', '"text":"'];
+
+/** Wraps `body` in a stream that forwards every chunk and reports once when it ends. */
+export function tapBody(
+  body: ReadableStream<Uint8Array>,
+  opts: TapOptions,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  const start = opts.start ?? opts.now();
+  const decoder = new TextDecoder();
+  let bytes = 0;
+  let firstByteMs: number | null = null;
+  let firstTokenMs: number | null = null;
+  let tail = new Uint8Array(0);
+  let carry = "";
+  let settled = false;
+
+  const finish = (outcome: TapResult["outcome"], error: unknown) => {
+    if (settled) return;
+    settled = true;
+    let usage: Usage | null = null;
+    try {
+      usage = parseUsage(new TextDecoder().decode(tail));
+    } catch {
+      usage = null;
+    }
+    opts.onDone({ outcome, bytes, firstByteMs, firstTokenMs, usage, error });
+  };
+
+  const keepTail = (chunk: Uint8Array) => {
+    if (chunk.length >= TAIL_BYTES) {
+      tail = chunk.slice(chunk.length - TAIL_BYTES);
+      return;
+    }
+    const keep = Math.min(tail.length, TAIL_BYTES - chunk.length);
+    const next = new Uint8Array(keep + chunk.length);
+    next.set(tail.subarray(tail.length - keep), 0);
+    next.set(chunk, keep);
+    tail = next;
+  };
+
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } catch (err) {
+        finish(settled ? "cancelled" : "error", err);
+        controller.error(err);
+        return;
+      }
+      if (r.done) {
+        finish("done", null);
+        controller.close();
+        return;
+      }
+      const chunk = r.value;
+      if (bytes === 0) {
+        firstByteMs = opts.now() - start;
+        opts.onFirstByte?.();
+      }
+      bytes += chunk.length;
+      if (firstTokenMs === null) {
+        const text = carry + decoder.decode(chunk, { stream: true });
+        if (hasToken(text)) firstTokenMs = opts.now() - start;
+        else carry = text.slice(-64);
+      }
+      keepTail(chunk);
+      controller.enqueue(chunk);
+    },
+    cancel(reason) {
+      finish("cancelled", reason);
+      return reader.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+function hasToken(text: string): boolean {
+  for (const marker of TOKEN_MARKERS) {
+    let at = text.indexOf(marker);
+    while (at !== -1) {
+      const next = text.charCodeAt(at + marker.length);
+      // A non-empty string value: the next character is not the closing quote.
+      if (!Number.isNaN(next) && next !== 0x22) return true;
+      at = text.indexOf(marker, at + marker.length);
+    }
+  }
+  return false;
+}
+
+/**
+ * Finds the last `"usage":{...}` object in `text` and reads its counts. Returns null when there is
+ * none or it is `null`.
+ */
+export function parseUsage(text: string): Usage | null {
+  let at = text.lastIndexOf('"usage"');
+  while (at !== -1) {
+    const open = text.indexOf("{", at);
+    const colon = text.indexOf(":", at);
+    // `"usage":null` or a truncated tail: try an earlier occurrence.
+    if (open !== -1 && colon !== -1 && text.slice(colon + 1, open).trim() === "") {
+      const close = matchBrace(text, open);
+      if (close !== -1) {
+        const u = JSON.parse(text.slice(open, close + 1));
+        if (u && typeof u === "object" && typeof u.prompt_tokens === "number") {
+          const cached = u.prompt_tokens_details?.cached_tokens;
+          return {
+            promptTokens: u.prompt_tokens,
+            completionTokens: typeof u.completion_tokens === "number" ? u.completion_tokens : 0,
+            cachedTokens: typeof cached === "number" ? cached : null,
+          };
+        }
+      }
+    }
+    at = at === 0 ? -1 : text.lastIndexOf('"usage"', at - 1);
+  }
+  return null;
+}
+
+function matchBrace(text: string, open: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = open; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b) depth++;
+    else if (c === 0x7d && --depth === 0) return i;
+  }
+  return -1;
+}

@@ -1,0 +1,100 @@
+/**
+ * Starts a router on a `Deno.serve` listener (plus an admin listener for /metrics when
+ * `metrics.addr` is set) and stops it gracefully: stop accepting, let in-flight streams finish up to
+ * `server.shutdown_timeout`, then close.
+ *
+ * @module
+ */
+
+import type { RouterConfig } from "../config/types.ts";
+import { parseListenAddr } from "../config/mod.ts";
+import { Router, type RouterDeps } from "./router.ts";
+
+/** A started router. */
+export interface RunningRouter {
+  readonly router: Router;
+  /** Base URL, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string;
+  readonly port: number;
+  /** Admin listener URL when metrics run on their own port. */
+  readonly adminUrl: string | null;
+  /** Stops accepting, drains in-flight requests (bounded by `server.shutdown_timeout`), closes. */
+  shutdown(): Promise<void>;
+  /** Resolves when the listener has closed. */
+  readonly finished: Promise<void>;
+}
+
+/** Options of {@link startRouter}. */
+export interface StartOptions extends RouterDeps {
+  /** Overrides the port of `server.addr` (0 = any free port). */
+  readonly port?: number;
+  /** Overrides the host of `server.addr`. */
+  readonly hostname?: string;
+}
+
+/** Starts a router for `config`. */
+export function startRouter(config: RouterConfig, opts: StartOptions = {}): Promise<RunningRouter> {
+  const router = new Router(config, opts);
+  const listen = parseListenAddr(config.server.addr);
+  const hostname = opts.hostname ?? listen.hostname;
+  const port = opts.port ?? listen.port;
+
+  const ready = Promise.withResolvers<number>();
+  const server = Deno.serve({
+    hostname,
+    port,
+    onListen: (addr) => ready.resolve(addr.port),
+    onError: (err) => {
+      router.logger.error("unhandled error", { error: String(err) });
+      return new Response(null, { status: 500 });
+    },
+  }, router.handle);
+
+  let admin: Deno.HttpServer | null = null;
+  const adminReady = Promise.withResolvers<number | null>();
+  if (config.metrics.enabled && config.metrics.addr !== null) {
+    const a = parseListenAddr(config.metrics.addr);
+    admin = Deno.serve({
+      hostname: a.hostname,
+      port: a.port,
+      onListen: (addr) => adminReady.resolve(addr.port),
+    }, (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/metrics" && req.method === "GET") return router.metricsResponse();
+      return router.handle(req);
+    });
+  } else adminReady.resolve(null);
+
+  router.start();
+  return Promise.all([ready.promise, adminReady.promise]).then(([boundPort, adminPort]) => {
+    const shownHost = hostname === "0.0.0.0" || hostname === "" ? "127.0.0.1" : hostname;
+    let shut: Promise<void> | null = null;
+    return {
+      router,
+      port: boundPort,
+      url: `http://${shownHost}:${boundPort}`,
+      adminUrl: adminPort === null ? null : `http://${shownHost}:${adminPort}`,
+      finished: server.finished,
+      shutdown() {
+        shut ??= (async () => {
+          await router.stop();
+          const drained = Promise.all([server.shutdown(), admin?.shutdown()]);
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const limit = new Promise<"timeout">((r) => {
+            timer = setTimeout(() => r("timeout"), config.server.shutdownTimeoutMs);
+          });
+          const outcome = await Promise.race([drained.then(() => "drained" as const), limit]);
+          clearTimeout(timer);
+          if (outcome === "timeout") {
+            router.logger.warn("shutdown timeout reached; closing in-flight requests", {
+              inflight: router.inflight,
+            });
+            // Shutdown keeps waiting on streams; aborting the server closes what is left.
+            await Promise.race([drained, new Promise((r) => setTimeout(r, 100))]);
+          }
+        })();
+        return shut;
+      },
+    };
+  });
+}

@@ -1,0 +1,600 @@
+/**
+ * The sim worker: an OpenAI-compatible HTTP server in front of one {@linkcode EngineModel},
+ * driven in real time.
+ *
+ * Endpoints: `POST /v1/chat/completions`, `POST /v1/completions` (SSE streams in OpenAI's chunk
+ * format, with a final `choices: []` usage chunk when `stream_options.include_usage` is true, then
+ * `data: [DONE]`; JSON otherwise), `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus
+ * text, vLLM metric names). `usage.prompt_tokens_details` is `{"cached_tokens": N}` when N > 0 and
+ * null otherwise, as vLLM with `--enable-prompt-tokens-details` reports it. Any `model` name is
+ * accepted (the worker sits behind a router that forwards the client's); responses name the
+ * worker's model.
+ *
+ * Time: one owner timer drives the engine. While the engine has work, the loop runs a step at
+ * engine time `(wall − start) / timeScale`, sleeps `durationMs × timeScale` of wall time, then
+ * delivers the step's events and runs the next step. No timer runs while the engine is idle, and
+ * `shutdown` stops the loop, ends open streams and closes the listener.
+ *
+ * A client that disconnects (stream cancel or request abort) cancels its sequence in the engine,
+ * which frees its KV blocks.
+ *
+ * Fault knobs (wall-clock ms, not scaled): `errorRate` (500 with an OpenAI error body, drawn from
+ * a seeded rng), `addedLatencyMs` (before handling), `refuseConnections` (the listener is closed;
+ * the port is kept and reopened when the knob is turned off), `dieAfterChunks` (the stream errors
+ * after N SSE chunks, so the connection ends without a terminating chunk), `stallMs` (headers are
+ * sent, the first chunk waits). `setFaults` replaces them at runtime.
+ *
+ * @module
+ */
+
+import { errorResponse, RouterError } from "../util/errors.ts";
+import { SeededRng } from "../util/rng.ts";
+import { BadRequestError, chatPromptText, completionPrompt, maxTokensOf } from "./chat_template.ts";
+import { EngineError, EngineModel } from "./engine.ts";
+import { getProfile } from "./profiles.ts";
+import type { EngineEvent, EngineParams, FaultOptions, StepResult } from "./types.ts";
+
+/** Options of {@linkcode startSimWorker}. */
+export interface SimWorkerOptions {
+  /** Port to bind; 0 (default) picks a free one. */
+  readonly port?: number;
+  /** Default 127.0.0.1. */
+  readonly hostname?: string;
+  /** Engine profile name (`a100-7b`, `a100-14b`, `m1-1.5b`). */
+  readonly profile: string;
+  /** Wall time per unit of model time; 0.1 runs ten times faster. Default 1. */
+  readonly timeScale?: number;
+  /** Worker id, used in response ids; default `sim-<port>`. */
+  readonly id?: string;
+  /** Model id served; default `sim-<profile>`. */
+  readonly model?: string;
+  readonly faults?: FaultOptions;
+  /** Seed of the fault rng. Default 1. */
+  readonly seed?: number;
+  /** `max_tokens` when the request gives none. Default 64. */
+  readonly defaultMaxTokens?: number;
+  /** Overrides of the profile's engine parameters (tests). */
+  readonly params?: Partial<EngineParams>;
+}
+
+/** A running sim worker. */
+export interface SimWorker {
+  /** `http://host:port`, no trailing slash. */
+  readonly url: string;
+  readonly port: number;
+  readonly id: string;
+  readonly model: string;
+  readonly engine: EngineModel;
+  /** Replaces the fault knobs; resolves once the listener state matches `refuseConnections`. */
+  setFaults(faults: FaultOptions): Promise<void>;
+  /** Current fault knobs. */
+  faults(): FaultOptions;
+  /** Stops the engine loop, ends open streams and closes the listener. */
+  shutdown(): Promise<void>;
+}
+
+type Listener = (ev: EngineEvent) => void;
+type Timer = ReturnType<typeof setTimeout>;
+
+/** Runs the engine in real time with one timer, only while it has work. */
+class RealTimeLoop {
+  readonly #engine: EngineModel;
+  readonly #timeScale: number;
+  readonly #listeners = new Map<number, Listener>();
+  readonly #t0 = performance.now();
+  #timer: Timer | undefined;
+  #stopped = false;
+
+  constructor(engine: EngineModel, timeScale: number) {
+    this.#engine = engine;
+    this.#timeScale = timeScale;
+  }
+
+  /** Engine time now, ms. */
+  now(): number {
+    return (performance.now() - this.#t0) / this.#timeScale;
+  }
+
+  /** Submits and subscribes; throws `EngineError`. */
+  submit(
+    prompt: string,
+    promptTokens: number | undefined,
+    maxTokens: number,
+    fn: Listener,
+  ): number {
+    const id = this.#engine.submit({ prompt, promptTokens, maxTokens });
+    this.#listeners.set(id, fn);
+    this.#kick();
+    return id;
+  }
+
+  /** Unsubscribes and frees the sequence if still in the engine. */
+  cancel(id: number): void {
+    this.#listeners.delete(id);
+    this.#engine.cancel(id);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #kick(): void {
+    if (this.#timer !== undefined || this.#stopped) return;
+    const r = this.#engine.step(this.now());
+    if (r === undefined) return;
+    this.#timer = setTimeout(() => this.#deliver(r), r.durationMs * this.#timeScale);
+  }
+
+  #deliver(r: StepResult): void {
+    this.#timer = undefined;
+    for (const ev of r.events) {
+      const fn = this.#listeners.get(ev.id);
+      if (ev.kind === "done") this.#listeners.delete(ev.id);
+      if (fn !== undefined) {
+        try {
+          fn(ev);
+        } catch (err) {
+          console.error(`sim worker listener failed: ${err}`);
+        }
+      }
+    }
+    this.#kick();
+  }
+}
+
+const encoder = new TextEncoder();
+
+function usageOf(ev: EngineEvent) {
+  return {
+    prompt_tokens: ev.promptTokens,
+    total_tokens: ev.promptTokens + ev.completionTokens,
+    completion_tokens: ev.completionTokens,
+    prompt_tokens_details: ev.cachedTokens > 0 ? { cached_tokens: ev.cachedTokens } : null,
+  };
+}
+
+function json(value: unknown, status = 200): Response {
+  return new Response(JSON.stringify(value), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+const ROUTES: Record<string, string> = {
+  "/v1/chat/completions": "POST",
+  "/v1/completions": "POST",
+  "/v1/models": "GET",
+  "/health": "GET",
+  "/metrics": "GET",
+};
+
+/** Starts a sim worker; resolves once it listens. */
+export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker> {
+  const profile = getProfile(opts.profile);
+  const timeScale = opts.timeScale ?? 1;
+  if (!(timeScale > 0) || !Number.isFinite(timeScale)) {
+    throw new RangeError(`time scale must be a positive number, got ${timeScale}`);
+  }
+  const engine = new EngineModel({ ...profile.params, ...opts.params });
+  const loop = new RealTimeLoop(engine, timeScale);
+  const hostname = opts.hostname ?? "127.0.0.1";
+  const model = opts.model ?? `sim-${profile.name}`;
+  const defaultMaxTokens = opts.defaultMaxTokens ?? 64;
+  const rng = new SeededRng(opts.seed ?? 1);
+  const created = Math.floor(Date.now() / 1000);
+  let faults: FaultOptions = { ...opts.faults };
+  let port = opts.port ?? 0;
+  let id = opts.id ?? "";
+  let server: Deno.HttpServer | undefined;
+  let closing = false;
+  let seqNo = 0;
+  const timers = new Set<Timer>();
+  /** Open responses: each ends itself (stream error or promise reject) on shutdown. */
+  const open = new Set<() => void>();
+
+  function later(fn: () => void, ms: number): Timer {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
+    timers.add(t);
+    return t;
+  }
+  function clearLater(t: Timer | undefined): void {
+    if (t === undefined) return;
+    clearTimeout(t);
+    timers.delete(t);
+  }
+  /** Wall-clock delay that shutdown cuts short (it then rejects). */
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const end = () => {
+        clearLater(t);
+        open.delete(end);
+        reject(new Error("sim worker shutting down"));
+      };
+      const t = later(() => {
+        open.delete(end);
+        resolve();
+      }, ms);
+      open.add(end);
+    });
+  }
+
+  async function completion(req: Request, kind: "chat" | "text"): Promise<Response> {
+    let body: Record<string, unknown>;
+    try {
+      const parsed = await req.json();
+      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+        throw new BadRequestError("request body must be a JSON object");
+      }
+      body = parsed;
+    } catch (err) {
+      const msg = err instanceof BadRequestError ? err.message : `invalid JSON body: ${err}`;
+      return errorResponse("bad_request", msg);
+    }
+    const f = faults;
+    if ((f.addedLatencyMs ?? 0) > 0) {
+      try {
+        await sleep(f.addedLatencyMs!);
+      } catch {
+        return errorResponse("no_worker", "sim worker is shutting down");
+      }
+    }
+    if ((f.errorRate ?? 0) > 0 && rng.next() < f.errorRate!) {
+      return errorResponse("internal", "simulated engine failure", { code: "simulated_error" });
+    }
+    let prompt: string;
+    let promptTokens: number | undefined;
+    let maxTokens: number;
+    try {
+      if (kind === "chat") prompt = chatPromptText(body);
+      else ({ text: prompt, promptTokens } = completionPrompt(body));
+      maxTokens = maxTokensOf(body, defaultMaxTokens);
+      engine.validate({ prompt, promptTokens, maxTokens });
+    } catch (err) {
+      if (err instanceof BadRequestError) {
+        return errorResponse("bad_request", err.message, { param: err.param });
+      }
+      if (err instanceof EngineError) {
+        return errorResponse("bad_request", err.message, { code: err.code });
+      }
+      if (err instanceof RouterError) {
+        return errorResponse(err.kind, err.message, { param: err.param, code: err.code });
+      }
+      throw err;
+    }
+    const reqId = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${id}-${++seqNo}`;
+    const so = body.stream_options as Record<string, unknown> | undefined;
+    const includeUsage = so !== null && typeof so === "object" && so.include_usage === true;
+    const args = { kind, reqId, prompt, promptTokens, maxTokens, includeUsage, faults: f };
+    return body.stream === true ? streamResponse(args) : jsonResponse(args);
+  }
+
+  interface Args {
+    kind: "chat" | "text";
+    reqId: string;
+    prompt: string;
+    promptTokens: number | undefined;
+    maxTokens: number;
+    includeUsage: boolean;
+    faults: FaultOptions;
+  }
+
+  function chunkOf(a: Args, choice: Record<string, unknown> | null, usage?: unknown): string {
+    const obj: Record<string, unknown> = {
+      id: a.reqId,
+      object: a.kind === "chat" ? "chat.completion.chunk" : "text_completion",
+      created,
+      model,
+      choices: choice === null ? [] : [choice],
+    };
+    if (usage !== undefined) obj.usage = usage;
+    return `data: ${JSON.stringify(obj)}\n\n`;
+  }
+
+  function streamResponse(a: Args): Response {
+    let seq: number | undefined;
+    let stall: Timer | undefined;
+    let chunks = 0;
+    let finished = false;
+    let ctrl!: ReadableStreamDefaultController<Uint8Array>;
+    const cleanup = () => {
+      if (finished) return;
+      finished = true;
+      clearLater(stall);
+      if (seq !== undefined) loop.cancel(seq);
+      open.delete(kill);
+    };
+    const kill = () => {
+      cleanup();
+      try {
+        ctrl.error(new Error("sim worker shutting down"));
+      } catch { /* already closed */ }
+    };
+    const send = (s: string): boolean => {
+      if (finished) return false;
+      ctrl.enqueue(encoder.encode(s));
+      chunks++;
+      const die = a.faults.dieAfterChunks ?? 0;
+      if (die > 0 && chunks >= die) {
+        cleanup();
+        ctrl.error(new Error("simulated connection drop"));
+        return false;
+      }
+      return true;
+    };
+    const onEvent = (ev: EngineEvent) => {
+      if (finished) return;
+      if (ev.kind === "first_token" && a.kind === "chat") {
+        const role = {
+          index: 0,
+          delta: { role: "assistant", content: "" },
+          logprobs: null,
+          finish_reason: null,
+        };
+        if (!send(chunkOf(a, role))) return;
+      }
+      if (ev.kind !== "done") {
+        const choice = a.kind === "chat"
+          ? { index: 0, delta: { content: ev.text }, logprobs: null, finish_reason: null }
+          : { index: 0, text: ev.text, logprobs: null, finish_reason: null };
+        send(chunkOf(a, choice));
+        return;
+      }
+      const last = a.kind === "chat"
+        ? { index: 0, delta: {}, logprobs: null, finish_reason: ev.finishReason, stop_reason: null }
+        : { index: 0, text: "", logprobs: null, finish_reason: ev.finishReason, stop_reason: null };
+      if (!send(chunkOf(a, last))) return;
+      if (a.includeUsage && !send(chunkOf(a, null, usageOf(ev)))) return;
+      if (!send("data: [DONE]\n\n")) return;
+      seq = undefined; // finished in the engine
+      cleanup();
+      ctrl.close();
+    };
+    const begin = () => {
+      stall = undefined;
+      if (finished) return;
+      try {
+        seq = loop.submit(a.prompt, a.promptTokens, a.maxTokens, onEvent);
+      } catch (err) {
+        cleanup();
+        ctrl.error(err);
+      }
+    };
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        ctrl = c;
+        open.add(kill);
+        const stallMs = a.faults.stallMs ?? 0;
+        if (stallMs > 0) stall = later(begin, stallMs);
+        else begin();
+      },
+      cancel() {
+        cleanup();
+      },
+    });
+    return new Response(body, {
+      headers: {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache",
+      },
+    });
+  }
+
+  /**
+   * The JSON answer, sent as a one-chunk body stream: headers go out at once and a client that
+   * disconnects cancels the stream, which cancels the sequence (no `request.signal` needed).
+   */
+  function jsonResponse(a: Args): Response {
+    let seq: number | undefined;
+    let stall: Timer | undefined;
+    let text = "";
+    let finished = false;
+    let ctrl!: ReadableStreamDefaultController<Uint8Array>;
+    const cleanup = () => {
+      if (finished) return;
+      finished = true;
+      clearLater(stall);
+      if (seq !== undefined) loop.cancel(seq);
+      open.delete(kill);
+    };
+    const kill = () => {
+      cleanup();
+      try {
+        ctrl.error(new Error("sim worker shutting down"));
+      } catch { /* already closed */ }
+    };
+    const onEvent = (ev: EngineEvent) => {
+      if (finished) return;
+      if (ev.kind !== "done") {
+        text += ev.text;
+        return;
+      }
+      seq = undefined;
+      const choice = a.kind === "chat"
+        ? {
+          index: 0,
+          message: { role: "assistant", content: text },
+          logprobs: null,
+          finish_reason: ev.finishReason,
+          stop_reason: null,
+        }
+        : { index: 0, text, logprobs: null, finish_reason: ev.finishReason, stop_reason: null };
+      cleanup();
+      ctrl.enqueue(encoder.encode(JSON.stringify({
+        id: a.reqId,
+        object: a.kind === "chat" ? "chat.completion" : "text_completion",
+        created,
+        model,
+        choices: [choice],
+        usage: usageOf(ev),
+      })));
+      ctrl.close();
+    };
+    const begin = () => {
+      stall = undefined;
+      if (finished) return;
+      try {
+        seq = loop.submit(a.prompt, a.promptTokens, a.maxTokens, onEvent);
+      } catch (err) {
+        cleanup();
+        ctrl.error(err);
+      }
+    };
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        ctrl = c;
+        open.add(kill);
+        const stallMs = a.faults.stallMs ?? 0;
+        if (stallMs > 0) stall = later(begin, stallMs);
+        else begin();
+      },
+      cancel() {
+        cleanup();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "application/json" } });
+  }
+
+  function metrics(): Response {
+    const s = engine.stats();
+    const l = `{model_name="${model}"}`;
+    const lines: string[] = [];
+    const metric = (name: string, type: string, help: string, value: number, labels = l) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${value}`);
+    };
+    metric("vllm:num_requests_running", "gauge", "Requests in the running batch.", s.running);
+    metric("vllm:num_requests_waiting", "gauge", "Requests waiting in the queue.", s.waiting);
+    metric("vllm:kv_cache_usage_perc", "gauge", "KV cache usage, 1 = full.", s.usage);
+    metric("vllm:gpu_cache_usage_perc", "gauge", "KV cache usage (older name).", s.usage);
+    metric(
+      "vllm:prefix_cache_queries_total",
+      "counter",
+      "Prompt tokens looked up in the prefix cache.",
+      s.prefixCacheQueries,
+    );
+    metric(
+      "vllm:prefix_cache_hits_total",
+      "counter",
+      "Prompt tokens found in the prefix cache (cached tokens).",
+      s.prefixCacheHits,
+    );
+    metric("vllm:prompt_tokens_total", "counter", "Prompt tokens processed.", s.promptTokensTotal);
+    metric(
+      "vllm:generation_tokens_total",
+      "counter",
+      "Tokens generated.",
+      s.generationTokensTotal,
+    );
+    metric(
+      "vllm:request_success_total",
+      "counter",
+      "Requests finished.",
+      s.requestsFinished,
+      `{model_name="${model}",finished_reason="length"}`,
+    );
+    metric("sim_requests_cancelled_total", "counter", "Requests cancelled.", s.requestsCancelled);
+    metric("sim_kv_cache_capacity_blocks", "gauge", "KV cache capacity.", s.capacityBlocks);
+    metric("sim_kv_cache_cached_blocks", "gauge", "Hashed blocks held.", s.cachedBlocks);
+    metric("sim_kv_cache_evicted_blocks_total", "counter", "Blocks evicted.", s.evictedBlocks);
+    metric("sim_engine_steps_total", "counter", "Engine steps run.", s.steps);
+    return new Response(lines.join("\n") + "\n", {
+      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+    });
+  }
+
+  async function handler(req: Request): Promise<Response> {
+    const path = new URL(req.url).pathname;
+    const method = ROUTES[path];
+    if (method === undefined) return errorResponse("not_found", `no route for ${path}`);
+    if (req.method !== method) {
+      return errorResponse("method_not_allowed", `${req.method} is not allowed on ${path}`, {
+        headers: { allow: method },
+      });
+    }
+    if (closing) return errorResponse("no_worker", "sim worker is shutting down");
+    switch (path) {
+      case "/v1/chat/completions":
+        return await completion(req, "chat");
+      case "/v1/completions":
+        return await completion(req, "text");
+      case "/v1/models":
+        return json({
+          object: "list",
+          data: [{
+            id: model,
+            object: "model",
+            created,
+            owned_by: "llm-cache-router-sim",
+            root: profile.model,
+            max_model_len: engine.params.maxModelLen,
+          }],
+        });
+      case "/health":
+        return new Response(null, { status: 200 });
+      default:
+        return metrics();
+    }
+  }
+
+  function listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      try {
+        server = Deno.serve({
+          port,
+          hostname,
+          onListen: (addr) => {
+            port = (addr as Deno.NetAddr).port;
+            resolve();
+          },
+        }, handler);
+      } catch (err) {
+        reject(err);
+      }
+    });
+  }
+
+  async function applyListener(): Promise<void> {
+    const refuse = faults.refuseConnections === true;
+    if (refuse && server !== undefined) {
+      const s = server;
+      server = undefined;
+      await s.shutdown();
+    } else if (!refuse && server === undefined && !closing) {
+      await listen();
+    }
+  }
+
+  await listen();
+  if (id === "") id = `sim-${port}`;
+  await applyListener();
+
+  return {
+    url: `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+    port,
+    id,
+    model,
+    engine,
+    async setFaults(next: FaultOptions) {
+      faults = { ...next };
+      await applyListener();
+    },
+    faults: () => ({ ...faults }),
+    async shutdown() {
+      if (closing) return;
+      closing = true;
+      loop.stop();
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      for (const end of [...open]) end();
+      if (server !== undefined) {
+        const s = server;
+        server = undefined;
+        await s.shutdown();
+      }
+    },
+  };
+}

@@ -1,0 +1,307 @@
+import assert from "node:assert/strict";
+import { answerText } from "../src/sim/engine.ts";
+import { type SimWorker, startSimWorker } from "../src/sim/server.ts";
+
+const SYSTEM = "You are a helpful assistant. ".repeat(200); // ~5.8 KB
+
+function chatBody(extra: Record<string, unknown> = {}, user = "hello there") {
+  return {
+    model: "anything",
+    messages: [{ role: "system", content: SYSTEM }, { role: "user", content: user }],
+    max_tokens: 8,
+    ...extra,
+  };
+}
+
+async function withWorker(
+  fn: (w: SimWorker) => Promise<void>,
+  opts: Partial<Parameters<typeof startSimWorker>[0]> = {},
+): Promise<void> {
+  const w = await startSimWorker({ profile: "a100-7b", timeScale: 0.01, port: 0, ...opts });
+  try {
+    await fn(w);
+  } finally {
+    await w.shutdown();
+  }
+}
+
+function post(w: SimWorker, path: string, body: unknown, signal?: AbortSignal) {
+  return fetch(w.url + path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal,
+  });
+}
+
+/** Reads a whole SSE body into its `data:` payloads. */
+async function readSse(res: Response): Promise<string[]> {
+  const text = await res.text();
+  assert.ok(text.endsWith("\n\n"), "every event ends with a blank line");
+  return text.split("\n\n").filter((s) => s !== "").map((ev) => {
+    assert.ok(ev.startsWith("data: "), `event ${JSON.stringify(ev)} starts with data:`);
+    return ev.slice(6);
+  });
+}
+
+Deno.test("streaming chat with include_usage: OpenAI chunks, cached_tokens on the repeat", async () => {
+  await withWorker(async (w) => {
+    const body = chatBody({ stream: true, stream_options: { include_usage: true } });
+    const usages = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await post(w, "/v1/chat/completions", body);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type")!, /^text\/event-stream/);
+      const data = await readSse(res);
+      assert.equal(data.at(-1), "[DONE]");
+      const chunks = data.slice(0, -1).map((d) => JSON.parse(d));
+      for (const c of chunks) {
+        assert.equal(c.object, "chat.completion.chunk");
+        assert.equal(c.model, "sim-a100-7b");
+      }
+      assert.deepEqual(chunks[0].choices[0].delta, { role: "assistant", content: "" });
+      const usageChunk = chunks.at(-1);
+      assert.deepEqual(usageChunk.choices, []);
+      const final = chunks.at(-2);
+      assert.equal(final.choices[0].finish_reason, "length");
+      const content = chunks.slice(1, -2).map((c) => c.choices[0].delta.content).join("");
+      assert.equal(content, answerText(8));
+      usages.push(usageChunk.usage);
+    }
+    assert.equal(usages[0].prompt_tokens_details, null);
+    assert.equal(usages[0].completion_tokens, 8);
+    assert.equal(usages[0].total_tokens, usages[0].prompt_tokens + 8);
+    const cached = usages[1].prompt_tokens_details.cached_tokens;
+    assert.ok(cached > 0);
+    assert.equal(cached, Math.floor((usages[1].prompt_tokens - 1) / 16) * 16);
+  });
+});
+
+Deno.test("a follow-up turn reuses the previous prompt and the answer", async () => {
+  await withWorker(async (w) => {
+    const first = await (await post(w, "/v1/chat/completions", chatBody())).json();
+    const answer = first.choices[0].message.content;
+    assert.equal(answer, answerText(8));
+    const next = chatBody({
+      messages: [
+        { role: "system", content: SYSTEM },
+        { role: "user", content: "hello there" },
+        { role: "assistant", content: answer },
+        { role: "user", content: "and then?" },
+      ],
+    });
+    const second = await (await post(w, "/v1/chat/completions", next)).json();
+    const firstPromptTokens = first.usage.prompt_tokens;
+    // Every full block of prompt + answer (minus the last sampled token) is reused.
+    const expected = Math.floor((firstPromptTokens + 8 - 1) / 16) * 16;
+    assert.equal(second.usage.prompt_tokens_details.cached_tokens, expected);
+  });
+});
+
+Deno.test("non-streaming chat and legacy completions, models, health, metrics, 404, 405", async () => {
+  await withWorker(async (w) => {
+    const res = await post(w, "/v1/chat/completions", chatBody({ max_tokens: undefined }));
+    const j = await res.json();
+    assert.equal(j.object, "chat.completion");
+    assert.equal(j.usage.completion_tokens, 64); // default max_tokens
+    assert.equal(j.choices[0].finish_reason, "length");
+
+    const c = await post(w, "/v1/completions", { prompt: SYSTEM, max_tokens: 3, stream: true });
+    const data = await readSse(c);
+    const chunks = data.slice(0, -1).map((d) => JSON.parse(d));
+    assert.equal(chunks[0].object, "text_completion");
+    assert.equal(chunks.map((x) => x.choices[0].text).join(""), answerText(3));
+    assert.equal(chunks.at(-1).choices[0].finish_reason, "length");
+
+    const models = await (await fetch(w.url + "/v1/models")).json();
+    assert.deepEqual(models.data.map((m: { id: string }) => m.id), ["sim-a100-7b"]);
+    const health = await fetch(w.url + "/health");
+    await health.body?.cancel();
+    assert.equal(health.status, 200);
+
+    await (await post(w, "/v1/chat/completions", chatBody())).json();
+    const metrics = await (await fetch(w.url + "/metrics")).text();
+    assert.match(metrics, /^vllm:num_requests_waiting\{model_name="sim-a100-7b"\} 0$/m);
+    assert.match(metrics, /^vllm:num_requests_running\{[^}]*\} 0$/m);
+    assert.match(metrics, /^vllm:kv_cache_usage_perc\{[^}]*\} 0$/m);
+    const hits = Number(metrics.match(/^vllm:prefix_cache_hits_total\{[^}]*\} (\d+)$/m)![1]);
+    assert.ok(hits > 0);
+    assert.match(metrics, /^vllm:prompt_tokens_total\{[^}]*\} \d+$/m);
+
+    const nf = await fetch(w.url + "/nope");
+    assert.equal(nf.status, 404);
+    assert.equal((await nf.json()).error.type, "invalid_request_error");
+    const na = await fetch(w.url + "/v1/chat/completions");
+    assert.equal(na.status, 405);
+    assert.equal(na.headers.get("allow"), "POST");
+    await na.body?.cancel();
+    const bad = await post(w, "/v1/chat/completions", { messages: [] });
+    assert.equal(bad.status, 400);
+    await bad.body?.cancel();
+  }, { id: "w0" });
+});
+
+Deno.test("requests longer than the context are rejected with 400 like vLLM", async () => {
+  await withWorker(async (w) => {
+    const res = await post(w, "/v1/completions", { prompt: "x".repeat(9000), max_tokens: 10 });
+    assert.equal(res.status, 400);
+    const j = await res.json();
+    assert.match(j.error.message, /maximum context length is 2048 tokens/);
+  }, { profile: "m1-1.5b" });
+});
+
+Deno.test("a client abort cancels the sequence and frees its blocks", async () => {
+  await withWorker(async (w) => {
+    const ac = new AbortController();
+    const res = await post(
+      w,
+      "/v1/chat/completions",
+      chatBody({ stream: true, max_tokens: 5000 }),
+      ac.signal,
+    );
+    const reader = res.body!.getReader();
+    await reader.read(); // the role chunk
+    assert.equal(w.engine.stats().running, 1);
+    ac.abort();
+    await reader.read().catch(() => {});
+    for (let i = 0; i < 100 && w.engine.stats().running > 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const s = w.engine.stats();
+    assert.equal(s.running, 0);
+    assert.equal(s.requestsCancelled, 1);
+    assert.equal(s.usedBlocks, 0);
+    assert.ok(s.cachedBlocks > 0, "computed prompt blocks stay cached");
+
+    // Non-streaming: the JSON body is a stream too, so a disconnect cancels the sequence.
+    const ac2 = new AbortController();
+    const res2 = await post(w, "/v1/chat/completions", chatBody({ max_tokens: 5000 }), ac2.signal);
+    assert.equal(w.engine.stats().running + w.engine.stats().waiting, 1);
+    ac2.abort();
+    await res2.body?.cancel().catch(() => {});
+    for (let i = 0; i < 100 && w.engine.stats().running > 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(w.engine.stats().running, 0);
+    assert.equal(w.engine.stats().requestsCancelled, 2);
+  });
+});
+
+Deno.test("fault: error_rate answers 500 with an OpenAI error body", async () => {
+  await withWorker(async (w) => {
+    const res = await post(w, "/v1/chat/completions", chatBody());
+    assert.equal(res.status, 500);
+    const j = await res.json();
+    assert.equal(j.error.type, "server_error");
+    assert.equal(j.error.code, "simulated_error");
+    await w.setFaults({ errorRate: 0 });
+    const ok = await post(w, "/v1/chat/completions", chatBody());
+    assert.equal(ok.status, 200);
+    await ok.json();
+  }, { faults: { errorRate: 1 } });
+});
+
+Deno.test("fault: added_latency_ms delays the response", async () => {
+  await withWorker(async (w) => {
+    const t0 = performance.now();
+    const res = await post(w, "/v1/chat/completions", chatBody({ max_tokens: 1 }));
+    await res.json();
+    assert.ok(performance.now() - t0 >= 150);
+  }, { faults: { addedLatencyMs: 150 } });
+});
+
+Deno.test("fault: refuse_connections makes connects fail, and can be turned off", async () => {
+  await withWorker(async (w) => {
+    await assert.rejects(fetch(w.url + "/health"));
+    await w.setFaults({ refuseConnections: false });
+    const res = await fetch(w.url + "/health");
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    await w.setFaults({ refuseConnections: true });
+    await assert.rejects(fetch(w.url + "/health"));
+  }, { faults: { refuseConnections: true } });
+});
+
+Deno.test("fault: die_after_chunks aborts the stream after N chunks", async () => {
+  await withWorker(async (w) => {
+    const res = await post(w, "/v1/chat/completions", chatBody({ stream: true, max_tokens: 20 }));
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let text = "";
+    await assert.rejects(async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        text += dec.decode(value);
+      }
+    });
+    assert.equal(text.split("\n\n").filter((s) => s !== "").length, 3);
+    assert.ok(!text.includes("[DONE]"));
+    for (let i = 0; i < 100 && w.engine.stats().running > 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(w.engine.stats().running, 0);
+  }, { faults: { dieAfterChunks: 3 } });
+});
+
+Deno.test("fault: stall_ms sends headers, then waits before the first chunk", async () => {
+  await withWorker(async (w) => {
+    const t0 = performance.now();
+    const res = await post(w, "/v1/chat/completions", chatBody({ stream: true, max_tokens: 2 }));
+    const tHeaders = performance.now() - t0;
+    const reader = res.body!.getReader();
+    await reader.read();
+    const tFirst = performance.now() - t0;
+    assert.ok(tHeaders < 150, `headers after ${tHeaders} ms`);
+    assert.ok(tFirst >= 200, `first chunk after ${tFirst} ms`);
+    while (!(await reader.read()).done) { /* drain */ }
+  }, { faults: { stallMs: 200 } });
+});
+
+Deno.test("shutdown ends open streams and stops the engine loop", async () => {
+  const w = await startSimWorker({ profile: "a100-7b", timeScale: 1, port: 0 });
+  const res = await post(w, "/v1/chat/completions", chatBody({ stream: true, max_tokens: 5000 }));
+  const reader = res.body!.getReader();
+  await reader.read();
+  await w.shutdown();
+  await assert.rejects(async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  });
+});
+
+Deno.test("cmd/sim-worker prints its URL first and exits cleanly on SIGTERM", async () => {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cmd/sim-worker.ts", "--port", "0", "--time-scale", "0.01", "--id", "w9"],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = cmd.spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += value;
+  }
+  const first = out.split("\n")[0];
+  assert.match(first, /^listening on http:\/\/127\.0\.0\.1:\d+$/);
+  const url = first.slice("listening on ".length);
+  const res = await fetch(url + "/v1/chat/completions", {
+    method: "POST",
+    body: JSON.stringify(chatBody({ max_tokens: 2 })),
+  });
+  assert.equal(res.status, 200);
+  assert.match((await res.json()).id, /w9/);
+  child.kill("SIGTERM");
+  const status = await child.status;
+  assert.equal(status.code, 0);
+  await reader.cancel();
+  await child.stderr.cancel();
+
+  const help = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cmd/sim-worker.ts", "--help"],
+  }).output();
+  assert.equal(help.code, 0);
+  assert.match(new TextDecoder().decode(help.stdout), /--profile NAME/);
+});
