@@ -301,18 +301,8 @@ Deno.test("sweep offline mode hands each cell's trace to the offline simulator",
   assert(records.every((r) => r.strategy === "random" && r.sessions === 3 && r.seed === 5));
 });
 
-// The router and the sim worker are built in parallel with the bench; until both load, this test
-// is skipped with a note. Once they are in, drop the probe so a broken stack fails the test.
-const STACK = ["../src/sim/server.ts", "../src/router/mod.ts", "../src/config/mod.ts"];
-const haveStack = await Promise.all(STACK.map((p) => import(new URL(p, import.meta.url).href)))
-  .then(() => true, (err) => {
-    console.warn(`router + sim integration test skipped: ${(err as Error).message}`);
-    return false;
-  });
-
 Deno.test({
   name: "replay through a router and two sim workers: 200s, headers, cached tokens",
-  ignore: !haveStack,
   async fn() {
     const records = await runSweep({
       strategies: ["prefixaware"],

@@ -7,14 +7,18 @@
  * before. With `workerUrls` (real engines) that cannot be done from here; the engines keep their
  * caches across cells, so run one strategy per engine restart when that matters.
  *
- * The router, config and sim modules are loaded with dynamic imports of computed specifiers, so
- * this file type-checks and its tests run on their own; the dependencies can be injected (`deps`)
- * for tests. `offline: true` runs the offline simulator (virtual time, no HTTP) instead.
+ * The router, sim worker and offline simulator can be injected (`deps`) for tests.
+ * `offline: true` runs the offline simulator (virtual time, no HTTP) instead.
  *
  * @module
  */
 
 import type { RouterConfig } from "../config/types.ts";
+import { configFromWorkers, type ConfigOverrides } from "../config/mod.ts";
+import { silentLogger, startRouter } from "../router/mod.ts";
+import { startSimWorker } from "../sim/server.ts";
+import { simulate } from "../sim/offline.ts";
+import type { TraceRequest } from "../sim/types.ts";
 import { replayTrace } from "./replay.ts";
 import { generateTrace } from "./traces.ts";
 import type { BenchRecord, RequestRecord, Shape, TraceEntry } from "./types.ts";
@@ -106,36 +110,24 @@ export interface SweepOptions {
   staggerMs?: number;
   /** Per-request timeout of the replay, ms. */
   timeoutMs?: number;
+  /** Run one short unrecorded cell before the sweep (HTTP mode only; default true). */
+  warmup?: boolean;
   /** Stops the sweep: in-flight requests are cancelled, servers shut down. */
   signal?: AbortSignal;
   onProgress?: (p: SweepProgress) => void;
   deps?: SweepDeps;
 }
 
-// Computed specifiers: not part of the static module graph, so a missing or not yet type-checking
-// module does not break `deno check` of the bench.
-const ROUTER_MOD = new URL("../router/mod.ts", import.meta.url).href;
-const CONFIG_MOD = new URL("../config/mod.ts", import.meta.url).href;
-const SIM_SERVER_MOD = new URL("../sim/server.ts", import.meta.url).href;
-const SIM_OFFLINE_MOD = new URL("../sim/offline.ts", import.meta.url).href;
-
-async function load<T>(spec: string, name: string): Promise<T> {
-  const mod = await import(spec);
-  if (typeof mod[name] !== "function") throw new Error(`${spec} does not export ${name}`);
-  return mod[name].bind(mod) as T;
-}
-
-async function resolveDeps(opts: SweepOptions): Promise<Required<SweepDeps>> {
+function resolveDeps(opts: SweepOptions): Required<SweepDeps> {
   const d = opts.deps ?? {};
-  const missing = async <K extends keyof SweepDeps>(k: K, spec: string, needed: boolean) =>
-    d[k] ?? (needed ? await load<NonNullable<SweepDeps[K]>>(spec, k) : undefined);
-  const offline = opts.offline === true;
-  const sim = !offline && !opts.workerUrls;
   return {
-    startSimWorker: (await missing("startSimWorker", SIM_SERVER_MOD, sim))!,
-    startRouter: (await missing("startRouter", ROUTER_MOD, !offline))!,
-    configFromWorkers: (await missing("configFromWorkers", CONFIG_MOD, !offline))!,
-    runOffline: (await missing("runOffline", SIM_OFFLINE_MOD, offline))!,
+    startSimWorker: d.startSimWorker ?? startSimWorker,
+    startRouter: d.startRouter ??
+      ((config, o) => startRouter(config, { ...o, logger: silentLogger })),
+    configFromWorkers: d.configFromWorkers ??
+      ((workers, overrides) => configFromWorkers(workers, overrides as ConfigOverrides)),
+    runOffline: d.runOffline ??
+      ((trace, o) => simulate({ trace: trace as unknown as TraceRequest[], ...o }).records),
   };
 }
 
@@ -161,9 +153,23 @@ function validate(o: SweepOptions): void {
 /** Runs every cell in order (strategy, then sessions, then seed) and returns all records. */
 export async function runSweep(opts: SweepOptions): Promise<BenchRecord[]> {
   validate(opts);
-  const deps = await resolveDeps(opts);
+  const deps = resolveDeps(opts);
   const cells = opts.strategies.length * opts.sessions.length * opts.seeds.length;
   const out: BenchRecord[] = [];
+  if (!opts.offline && opts.warmup !== false) {
+    // One short unrecorded cell first: JIT compilation, connection pools and the first
+    // allocations would otherwise land on whichever strategy happens to run first.
+    const warm = generateTrace({
+      shape: "multiturn",
+      sessions: 2,
+      turns: 2,
+      seed: 0,
+      systemBytes: opts.systemBytes,
+      maxTokens: Math.min(opts.maxTokens, 8),
+      model: opts.model,
+    });
+    await runCell(opts, deps, opts.strategies[0], 0, warm, () => {});
+  }
   let cell = 0;
   for (const strategy of opts.strategies) {
     for (const sessions of opts.sessions) {

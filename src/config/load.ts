@@ -163,6 +163,22 @@ const apiKey: Check = (v) =>
 
 const seed: Check = (v) => Number.isSafeInteger(v) ? v : new Expected("must be an integer");
 
+/** Router API keys: printable ASCII without spaces, so they fit `Authorization: Bearer <key>`. */
+const ROUTER_KEY_RE = /^[\x21-\x7e]+$/;
+
+const apiKeyList: Check = (v) => {
+  const want = new Expected(
+    "must be a list of keys of printable ASCII characters without spaces",
+    false,
+  );
+  if (!Array.isArray(v)) return want;
+  for (const k of v) if (typeof k !== "string" || !ROUTER_KEY_RE.test(k)) return want;
+  return [...new Set(v as string[])];
+};
+
+const filePath: Check = (v) =>
+  typeof v === "string" && v.trim() !== "" ? v : new Expected("must be a file path");
+
 // ---------------------------------------------------------------------------------------------
 // The schema.
 
@@ -177,16 +193,23 @@ interface Field {
   readonly check: Check;
   /** Default in YAML form, checked like a user value. */
   readonly def: unknown;
+  /** Reads the key's environment variable; absent: the value is read as a YAML scalar. */
+  readonly fromEnv?: (text: string) => unknown;
 }
 
-const f = (key: string, field: string, check: Check, def: unknown): Field => ({
-  key,
-  field,
-  check,
-  def,
-});
+const f = (
+  key: string,
+  field: string,
+  check: Check,
+  def: unknown,
+  fromEnv?: (text: string) => unknown,
+): Field => ({ key, field, check, def, fromEnv });
 
-type SectionName = "server" | "router" | "health" | "logging" | "metrics";
+/** A comma-separated environment value as a list; blanks around and between items are dropped. */
+const commaList = (text: string): string[] =>
+  text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+
+type SectionName = "server" | "router" | "health" | "logging" | "metrics" | "auth";
 
 /** Scalar sections, in the order errors are reported. */
 const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
@@ -195,6 +218,8 @@ const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
     f("read_timeout", "readTimeoutMs", duration(true), "30s"),
     f("shutdown_timeout", "shutdownTimeoutMs", duration(false), "10s"),
     f("max_body_bytes", "maxBodyBytes", byteSize(1), "8MiB"),
+    f("max_header_bytes", "maxHeaderBytes", byteSize(1), "16KiB"),
+    f("max_json_depth", "maxJsonDepth", int(1), 64),
   ],
   router: [
     f("strategy", "strategy", strategy, "prefixaware"),
@@ -217,6 +242,12 @@ const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
     f("enabled", "enabled", bool, true),
     f("addr", "addr", nullable(listenAddr), null),
   ],
+  auth: [
+    f("api_keys", "apiKeys", apiKeyList, [], commaList),
+    f("api_keys_file", "apiKeysFile", nullable(filePath), null),
+    f("protect_metrics", "protectMetrics", bool, false),
+    f("forward_client_auth", "forwardClientAuth", bool, false),
+  ],
 };
 
 /** Keys of one `workers[]` entry. */
@@ -226,6 +257,9 @@ const WORKER: readonly Field[] = [
   f("kv_budget", "kvBudget", int(0), 0),
   f("max_inflight", "maxInflight", int(0), 0),
   f("timeout", "timeoutMs", duration(true), "60s"),
+  f("connect_timeout", "connectTimeoutMs", duration(false), "5s"),
+  f("ttfb_timeout", "ttfbTimeoutMs", duration(false), "0s"),
+  f("idle_timeout", "idleTimeoutMs", duration(false), "30s"),
   f("breaker_threshold", "breakerThreshold", int(1), 5),
   f("breaker_cooldown", "breakerCooldownMs", duration(false), "30s"),
   f("api_key", "apiKey", nullable(apiKey), null),
@@ -311,6 +345,7 @@ export interface ConfigOverrides {
   readonly health?: Partial<RouterConfig["health"]>;
   readonly logging?: Partial<RouterConfig["logging"]>;
   readonly metrics?: Partial<RouterConfig["metrics"]>;
+  readonly auth?: Partial<RouterConfig["auth"]>;
   /** Applied to every worker; a field given on the worker itself wins. */
   readonly worker?: Partial<Omit<WorkerConfig, "id" | "url">>;
 }
@@ -439,8 +474,47 @@ function resolve(
     }
   }
 
+  // Keys from auth.api_keys_file join auth.api_keys. A configured file without keys is an error:
+  // the router would otherwise run open while its operator believes it is protected.
+  const auth = out.auth as Record<string, unknown>;
+  if (typeof auth.apiKeysFile === "string" && Array.isArray(auth.apiKeys)) {
+    const file = readKeysFile(auth.apiKeysFile, opts.source);
+    if (typeof file === "string") {
+      problem("auth.api_keys_file", auth.apiKeysFile, new Expected(file));
+    } else auth.apiKeys = [...new Set([...auth.apiKeys, ...file])];
+  }
+
   if (errors.length > 0) throw new ConfigError(errors, opts.source);
   return { ...out, workers } as unknown as RouterConfig;
+}
+
+/**
+ * Reads an API key file: one key per line, blank lines and `#` comments skipped. A relative path
+ * is taken from the config file's directory (`source`), else from the working directory. Returns
+ * the keys, or what is wrong (never quoting a key).
+ */
+function readKeysFile(path: string, source: string | undefined): string[] | string {
+  let full = path;
+  if (!path.startsWith("/") && source !== undefined && source.includes("/")) {
+    full = source.slice(0, source.lastIndexOf("/") + 1) + path;
+  }
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(full);
+  } catch (err) {
+    return `cannot be read (${err instanceof Error ? err.message : String(err)})`;
+  }
+  const keys: string[] = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === "" || line.startsWith("#")) continue;
+    if (!ROUTER_KEY_RE.test(line)) {
+      return `line ${i + 1} must be one key of printable ASCII characters without spaces`;
+    }
+    keys.push(line);
+  }
+  return keys.length > 0 ? keys : "must hold at least one key";
 }
 
 /** Checks one mapping against its fields; returns the resolved fields that passed. */
@@ -491,7 +565,7 @@ function applyEnv(
       );
       continue;
     }
-    raw[fd.key] = envScalar(env[name]!);
+    raw[fd.key] = fd.fromEnv ? fd.fromEnv(env[name]!) : envScalar(env[name]!);
     labels.set(path, name);
   }
 }

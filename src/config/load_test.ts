@@ -19,6 +19,8 @@ const DEFAULTS: RouterConfig = {
     readTimeoutMs: 30_000,
     shutdownTimeoutMs: 10_000,
     maxBodyBytes: 8 * 1024 * 1024,
+    maxHeaderBytes: 16 * 1024,
+    maxJsonDepth: 64,
   },
   router: {
     strategy: "prefixaware",
@@ -35,12 +37,16 @@ const DEFAULTS: RouterConfig = {
     kvBudget: 0,
     maxInflight: 0,
     timeoutMs: 60_000,
+    connectTimeoutMs: 5_000,
+    ttfbTimeoutMs: 0,
+    idleTimeoutMs: 30_000,
     breakerThreshold: 5,
     breakerCooldownMs: 30_000,
     apiKey: null,
   }],
   logging: { level: "info", format: "json" },
   metrics: { enabled: true, addr: null },
+  auth: { apiKeys: [], apiKeysFile: null, protectMetrics: false, forwardClientAuth: false },
 };
 
 /** The errors `fn` throws as a ConfigError; fails when it throws anything else or nothing. */

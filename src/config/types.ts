@@ -19,8 +19,18 @@ export interface WorkerConfig {
   readonly kvBudget: number;
   /** Requests in flight at most; 0 = no cap. A worker at its cap is not admitted. */
   readonly maxInflight: number;
-  /** Whole-request timeout in ms. */
+  /** Whole-request timeout in ms: headers, body and stream together. */
   readonly timeoutMs: number;
+  /**
+   * Time allowed to connect, ms; 0 = off. Deno's `fetch` has no connect phase of its own, so the
+   * router enforces it by dialing the worker itself when no response headers came within this
+   * time (see `src/proxy/deadlines.ts`).
+   */
+  readonly connectTimeoutMs: number;
+  /** Time from sending the request to the first response body byte, ms; 0 = off. */
+  readonly ttfbTimeoutMs: number;
+  /** Longest pause between two body chunks once the body started, ms; 0 = off. */
+  readonly idleTimeoutMs: number;
   /** Consecutive failures that open the breaker. */
   readonly breakerThreshold: number;
   /** Time the breaker stays open before one probe is let through, ms. */
@@ -38,8 +48,12 @@ export interface RouterConfig {
     readonly readTimeoutMs: number;
     /** Time in-flight streams get to finish on SIGTERM, ms. */
     readonly shutdownTimeoutMs: number;
-    /** Largest request body accepted, bytes. */
+    /** Largest request body accepted, bytes (413 above it). */
     readonly maxBodyBytes: number;
+    /** Largest request header block accepted on proxied routes, bytes (400 above it). */
+    readonly maxHeaderBytes: number;
+    /** Deepest JSON nesting accepted in a request body (400 deeper). */
+    readonly maxJsonDepth: number;
   };
   readonly router: {
     readonly strategy: string;
@@ -69,5 +83,18 @@ export interface RouterConfig {
     readonly enabled: boolean;
     /** Separate admin listener `host:port` for /metrics, or null to serve on the main port. */
     readonly addr: string | null;
+  };
+  readonly auth: {
+    /**
+     * Keys clients must present as `Authorization: Bearer <key>`: `auth.api_keys` (or
+     * `ROUTER_AUTH_API_KEYS`) together with the lines of `auth.api_keys_file`. Empty = no auth.
+     */
+    readonly apiKeys: readonly string[];
+    /** File the keys were partly read from, re-read on reload; null = none. */
+    readonly apiKeysFile: string | null;
+    /** Whether `/metrics` needs a key too (`/healthz` and `/readyz` never do). */
+    readonly protectMetrics: boolean;
+    /** Whether the client's `Authorization` header travels upstream (a worker `api_key` wins). */
+    readonly forwardClientAuth: boolean;
   };
 }

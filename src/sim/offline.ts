@@ -20,11 +20,9 @@
  * @module
  */
 
-import { chunkHashes } from "../prefix/chunker.ts";
-import { RadixTree } from "../prefix/radix_tree.ts";
-import { routingText } from "../prefix/routing_text.ts";
+import { chunkHashes, RadixTree, routingText } from "../prefix/mod.ts";
 import { decide, recordDecision, type RouteTarget } from "../router/select.ts";
-import { createStrategy } from "../strategies/registry.ts";
+import { createStrategy } from "../strategies/mod.ts";
 import { SeededRng } from "../util/rng.ts";
 import { chatPromptText, maxTokensOf } from "./chat_template.ts";
 import { EngineError, EngineModel, type EngineStats } from "./engine.ts";
@@ -136,7 +134,9 @@ export function parseTrace(text: string): TraceRequest[] {
     try {
       v = JSON.parse(line);
     } catch (err) {
-      throw new Error(`trace line ${i + 1} is not JSON: ${err instanceof Error ? err.message : err}`);
+      throw new Error(
+        `trace line ${i + 1} is not JSON: ${err instanceof Error ? err.message : err}`,
+      );
     }
     const where = `trace line ${i + 1}`;
     if (typeof v.session_id !== "string") throw new Error(`${where}: session_id must be a string`);
@@ -333,7 +333,14 @@ export function simulate(opts: SimulateOptions): SimulateResult {
       return fail(400, err.message, workers[w].id, decision.reason);
     }
     workers[w].inflight++;
-    pending[w].set(id, { session, turn, start: now, worker: w, reason: decision.reason, firstMs: null });
+    pending[w].set(id, {
+      session,
+      turn,
+      start: now,
+      worker: w,
+      reason: decision.reason,
+      firstMs: null,
+    });
     startStep(w, now);
   };
 

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { createCostAware } from "./cost_aware.ts";
 import { createLeastLoaded } from "./least_loaded.ts";
 import { createPrefixAware } from "./prefix_aware.ts";
 import { createRandom } from "./random.ts";
@@ -42,3 +43,4 @@ registerStrategy("roundrobin", createRoundRobin);
 registerStrategy("random", createRandom);
 registerStrategy("leastloaded", createLeastLoaded);
 registerStrategy("prefixaware", createPrefixAware);
+registerStrategy("costaware", createCostAware);

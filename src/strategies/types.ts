@@ -36,6 +36,17 @@ export interface WorkerLoad {
   readonly prefillTokensPerMs: number;
   /** Estimated time per decode step in milliseconds. */
   readonly decodeStepMs: number;
+  /**
+   * Requests dispatched and not yet at their first token (those `pendingPrefillTokens` belongs
+   * to); absent: taken as 1 when `pendingPrefillTokens` > 0, else 0.
+   */
+  readonly prefilling?: number;
+  /** Fixed cost of one engine step, ms (weights read, launch); absent: the a100-7b prior. */
+  readonly stepOverheadMs?: number;
+  /** What each decoding sequence adds to a step, ms; absent: the a100-7b prior. */
+  readonly decodeMsPerSeq?: number;
+  /** Prompt tokens of all in-flight requests (their KV footprint as the router estimates it). */
+  readonly activeTokens?: number;
 }
 
 /** What a strategy is given for one request. */
@@ -50,6 +61,13 @@ export interface PickContext {
   readonly rng: Rng;
   /** Current time in ms from the injected clock (strategies must not read a clock themselves). */
   readonly now: number;
+  /**
+   * Prompt tokens of the request, when the caller knows them (a tokenizer count or an estimate);
+   * absent: `requestChunks × chunkSize ÷ bytesPerToken`.
+   */
+  readonly requestTokens?: number;
+  /** UTF-8 bytes per token for byte ↔ token conversions; absent: 4. */
+  readonly bytesPerToken?: number;
 }
 
 /** A strategy's answer. */
@@ -73,6 +91,12 @@ export interface Strategy {
 export interface StrategyParams {
   readonly minMatchChunks: number;
   readonly saturationInflight: number;
+  /**
+   * Strategy-specific numeric options by their snake_case name (e.g. `cache_threshold` for
+   * `sglang-cache-aware`), as a config's `router.strategy_options` would give them. A strategy
+   * rejects names it does not know; absent names take the strategy's published defaults.
+   */
+  readonly options?: Readonly<Record<string, number>>;
 }
 
 /** Builds a strategy from its parameters. */

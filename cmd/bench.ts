@@ -1,0 +1,196 @@
+/**
+ * Strategy sweep: for each strategy × sessions point × seed, fresh simulated workers (or the given
+ * engines) and a router, a generated trace replayed through it, and a report with bootstrap CIs,
+ * tables and SVG charts in `bench/results/<name>/`.
+ *
+ *   deno run -A cmd/bench.ts                      # the reference's study shape on simulated a100-7b
+ *   deno run -A cmd/bench.ts --demo               # 2 points, 1 seed, time-scaled: about a minute
+ *   deno run -A cmd/bench.ts --offline            # the offline simulator, virtual time, no HTTP
+ *   deno run -A cmd/bench.ts --workers-url http://gpu1:8000,http://gpu2:8000 --model Qwen/Qwen2.5-7B-Instruct
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { runSweep, type SweepOptions } from "../src/bench/sweep.ts";
+import { buildReport, renderMarkdown, writeReport } from "../src/bench/report.ts";
+import { type Shape, SHAPES } from "../src/bench/types.ts";
+import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
+import { PROFILES } from "../src/sim/profiles.ts";
+
+const HELP = `bench: strategy sweep against simulated workers or real engines
+
+Options (defaults: the reference's cloud study on 4 simulated a100-7b workers):
+  --name NAME            results folder bench/results/NAME (default: sweep-<date>, demo for --demo)
+  --strategies LIST      comma-separated (default: roundrobin,random,leastloaded,prefixaware)
+  --sessions LIST        concurrent sessions per point (default: 4,8,12,16,24)
+  --seeds LIST           trace and routing seeds (default: 1,2,3)
+  --turns N              turns per session (default: 8)
+  --system-bytes N       shared system prompt size (default: 6144)
+  --max-tokens N         max_tokens per request (default: 64)
+  --think-ms N           mean pause between a session's turns, ms (default: 1000; 0 = closed loop)
+  --stagger-ms N         sessions' first turns spread over [0, N] ms (default: 2000)
+                         (with simulated workers both are multiplied by --time-scale, so a scaled
+                         run is the same experiment played faster)
+  --shape S              ${SHAPES.join("|")} (default: multiturn)
+  --workers N            simulated workers (default: 4)
+  --profile P            ${Object.keys(PROFILES).join("|")} (default: a100-7b)
+  --time-scale X         simulated time multiplier, 0.1 = 10x faster (default: 1)
+  --workers-url LIST     real engine base URLs instead of simulated workers
+  --model NAME           model name sent in requests (default: sim)
+  --offline              offline simulator (virtual time, no HTTP)
+  --demo                 short sweep: 2 points (4, 16 sessions), 1 seed, time scale 0.5
+  --out DIR              results root (default: bench/results)
+  -h, --help
+`;
+
+function list(s: string | undefined, fallback: number[]): number[];
+function list(s: string | undefined, fallback: string[]): string[];
+function list(s: string | undefined, fallback: (number | string)[]): (number | string)[] {
+  if (s === undefined) return fallback;
+  const parts = s.split(",").map((x) => x.trim()).filter(Boolean);
+  return typeof fallback[0] === "number" ? parts.map(Number) : parts;
+}
+
+/** Runs the bench CLI; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        name: { type: "string" },
+        strategies: { type: "string" },
+        sessions: { type: "string" },
+        seeds: { type: "string" },
+        turns: { type: "string" },
+        "system-bytes": { type: "string" },
+        "max-tokens": { type: "string" },
+        "think-ms": { type: "string" },
+        "stagger-ms": { type: "string" },
+        shape: { type: "string" },
+        workers: { type: "string" },
+        profile: { type: "string" },
+        "time-scale": { type: "string" },
+        "workers-url": { type: "string" },
+        model: { type: "string" },
+        offline: { type: "boolean" },
+        demo: { type: "boolean" },
+        out: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    console.error(`error: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const demo = values.demo === true;
+  const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
+  const opts: SweepOptions = {
+    strategies: list(values.strategies, ["roundrobin", "random", "leastloaded", "prefixaware"]),
+    sessions: list(values.sessions, demo ? [4, 16] : [4, 8, 12, 16, 24]),
+    seeds: list(values.seeds, demo ? [1] : [1, 2, 3]),
+    turns: num(values.turns, 8),
+    systemBytes: num(values["system-bytes"], 6144),
+    maxTokens: num(values["max-tokens"], 64),
+    thinkMs: num(values["think-ms"], 1000),
+    staggerMs: num(values["stagger-ms"], 2000),
+    shape: (values.shape ?? "multiturn") as Shape,
+    workers: num(values.workers, 4),
+    profile: values.profile ?? "a100-7b",
+    timeScale: num(values["time-scale"], demo ? 0.5 : 1),
+    workerUrls: values["workers-url"] ? list(values["workers-url"], [] as string[]) : undefined,
+    model: values.model,
+    offline: values.offline === true,
+  };
+  if (!opts.workerUrls && !opts.offline) {
+    opts.thinkMs = opts.thinkMs! * opts.timeScale;
+    opts.staggerMs = opts.staggerMs! * opts.timeScale;
+  }
+  const problems: string[] = [];
+  for (const s of opts.strategies) {
+    if (!STRATEGY_NAMES.includes(s)) {
+      problems.push(`unknown strategy "${s}"; valid: ${STRATEGY_NAMES.join(", ")}`);
+    }
+  }
+  if (!SHAPES.includes(opts.shape!)) {
+    problems.push(`--shape must be one of ${SHAPES.join(", ")}, got "${opts.shape}"`);
+  }
+  if (!(opts.profile in PROFILES)) {
+    problems.push(
+      `--profile must be one of ${Object.keys(PROFILES).join(", ")}, got "${opts.profile}"`,
+    );
+  }
+  for (
+    const [k, v] of Object.entries({
+      turns: opts.turns,
+      "system-bytes": opts.systemBytes,
+      "max-tokens": opts.maxTokens,
+      workers: opts.workers,
+    })
+  ) {
+    if (!Number.isInteger(v) || v < 1) problems.push(`--${k} must be a positive integer, got ${v}`);
+  }
+  if (problems.length > 0) {
+    for (const p of problems) console.error(`error: ${p}`);
+    return 2;
+  }
+
+  const name = values.name ?? (demo ? "demo" : `sweep-${new Date().toISOString().slice(0, 10)}`);
+  const dir = `${values.out ?? "bench/results"}/${name}`;
+  const tty = Deno.stdout.isTerminal();
+  const started = performance.now();
+  const mode = opts.offline
+    ? "offline simulator"
+    : opts.workerUrls
+    ? `${opts.workerUrls.length} engines`
+    : `${opts.workers} × sim ${opts.profile} (time scale ${opts.timeScale})`;
+  console.log(
+    `bench ${name}: ${opts.strategies.join(", ")} × sessions ${opts.sessions.join(",")} × seeds ${
+      opts.seeds.join(",")
+    } on ${mode}`,
+  );
+
+  const ctl = new AbortController();
+  const onSignal = () => ctl.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  let records;
+  try {
+    records = await runSweep({
+      ...opts,
+      signal: ctl.signal,
+      onProgress: (p) => {
+        const secs = ((performance.now() - started) / 1000).toFixed(0);
+        const label = `[${p.cell}/${p.cells}] ${p.strategy} sessions=${p.sessions} seed=${p.seed}`;
+        if (tty && p.kind === "request") {
+          Deno.stdout.writeSync(
+            new TextEncoder().encode(`\r${label} ${p.done}/${p.total} requests, ${secs} s `),
+          );
+        } else if (p.kind === "cell-done") {
+          if (tty) Deno.stdout.writeSync(new TextEncoder().encode("\r\x1b[K"));
+          console.log(`${label}: ${p.done} requests, ${secs} s`);
+        }
+      },
+    });
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+  }
+  const title = `${name}: ${opts.shape} trace, ${mode}, think ${
+    values["think-ms"] ?? 1000
+  } ms, stagger ${values["stagger-ms"] ?? 2000} ms`;
+  await writeReport(dir, records, { title });
+  const report = buildReport(records, { title });
+  console.log("\n" + renderMarkdown(report));
+  console.log(
+    `report: ${dir}/report.md (charts: ${dir}/*.svg) in ${
+      ((performance.now() - started) / 1000).toFixed(0)
+    } s`,
+  );
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,18 @@
+/**
+ * The simulated engine: a vLLM-like engine model with a prefix-cached KV store
+ * ({@linkcode EngineModel}), its profiles, the OpenAI-compatible sim worker
+ * ({@linkcode startSimWorker}) and the offline simulator ({@linkcode simulate}).
+ *
+ * @module
+ */
+
+export type * from "./types.ts";
+export { answerText, EngineError, EngineModel, tokenText } from "./engine.ts";
+export type { EngineRequest, EngineStats } from "./engine.ts";
+export { getProfile, PROFILE_NAMES, profileFigures, PROFILES } from "./profiles.ts";
+export type { EngineProfile, ProfileFigures } from "./profiles.ts";
+export { startSimWorker } from "./server.ts";
+export type { SimWorker, SimWorkerOptions } from "./server.ts";
+export { parseTrace, quantile, simulate, summarize } from "./offline.ts";
+export type { RunSummary, SimulateOptions, SimulateResult } from "./offline.ts";
+export { chatPromptText, GENERATION_PROMPT } from "./chat_template.ts";

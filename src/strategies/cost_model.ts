@@ -1,0 +1,143 @@
+/**
+ * The time-to-first-token model shared by `costaware` and the router's `LoadTracker`
+ * (docs/decisions/0003-cost-aware-strategy.md), plus the token arithmetic and tie-breaking the
+ * cost-based strategies share.
+ *
+ * Model. A request sent to a worker waits for the engine step that is running to end (on average
+ * half a step, when the worker is busy), then runs in one step together with every prompt still
+ * waiting for prefill there and every sequence decoding there:
+ *
+ *   ttft ≈ [busy] × decodeStepMs / 2 + stepOverheadMs + decoding × decodeMsPerSeq
+ *          + (pendingPrefillTokens + uncachedTokens) ÷ prefillTokensPerMs
+ *
+ * with `uncachedTokens = requestTokens − matchChunks × chunkSize ÷ bytesPerToken` (never below
+ * 0). Every figure is per worker; the `LoadTracker` learns the rates online and the priors below
+ * stand in until it has seen traffic.
+ *
+ * Tokens are the router's estimate, UTF-8 bytes ÷ `bytesPerToken` (4, the usual figure for
+ * English BPE vocabularies and the simulated engine's rule); the tracker learns its rates in the
+ * same units, so a constant estimation error cancels out.
+ *
+ * Cost: O(1) per candidate, no allocation.
+ *
+ * @module
+ */
+
+import type { Rng } from "../util/rng.ts";
+import type { Candidate, PickContext, WorkerLoad } from "./types.ts";
+
+/** UTF-8 bytes per token when a context does not say. */
+export const DEFAULT_BYTES_PER_TOKEN = 4;
+
+/** Engine figures a cost model starts from before it has measured anything. */
+export interface EnginePriors {
+  /** Prefill rate, tokens per ms. */
+  readonly prefillTokensPerMs: number;
+  /** Fixed cost of one step, ms. */
+  readonly stepOverheadMs: number;
+  /** What one decoding sequence adds to a step, ms. */
+  readonly decodeMsPerSeq: number;
+  /** Duration of a decode step as a request sees it, ms. */
+  readonly decodeStepMs: number;
+}
+
+/**
+ * Priors of vLLM serving a 7B model on one A100 80GB (the figures behind the `a100-7b` engine
+ * profile, docs/simulated-engine.md): ≈ 11 k prefill tokens/s (13 GFLOP/token at ~45% of
+ * 312 TFLOP/s), ≈ 10 ms per step at batch 1 (15.2 GB of weights at ~2 TB/s plus launch), and
+ * ≈ 0.12 ms per extra decoding sequence at a 2 k-token context (sampling plus 57 KB of KV per
+ * context token read at 2 TB/s).
+ */
+export const A100_7B_PRIORS: EnginePriors = Object.freeze({
+  prefillTokensPerMs: 1 / 0.09,
+  stepOverheadMs: 10,
+  decodeMsPerSeq: 0.12,
+  decodeStepMs: 10,
+});
+
+/** Prompt tokens of the request: `ctx.requestTokens`, else chunks × chunk size ÷ bytes per token. */
+export function requestTokensOf(ctx: PickContext): number {
+  if (ctx.requestTokens !== undefined && ctx.requestTokens >= 0) return ctx.requestTokens;
+  return ctx.requestChunks * ctx.chunkSize / (ctx.bytesPerToken ?? DEFAULT_BYTES_PER_TOKEN);
+}
+
+/** Tokens a match of `match` chunks covers, at most the request's tokens. */
+export function matchTokensOf(ctx: PickContext, match: number, requestTokens: number): number {
+  const t = match * ctx.chunkSize / (ctx.bytesPerToken ?? DEFAULT_BYTES_PER_TOKEN);
+  return t < requestTokens ? t : requestTokens;
+}
+
+/**
+ * Load figures to use for `c` when the router supplied none: every request in flight is counted
+ * as one decoding sequence that also still waits for a prefill as large as this request's whole
+ * prompt. That overstates load on purpose: without measurements the safe error is to spread
+ * (least-loaded behaviour, cache as the tie-break) rather than to pile onto the cache holder.
+ */
+export function assumedLoad(
+  c: Candidate,
+  requestTokens: number,
+  priors: EnginePriors = A100_7B_PRIORS,
+): WorkerLoad {
+  return {
+    pendingPrefillTokens: c.inflight * requestTokens,
+    decoding: c.inflight,
+    prefilling: c.inflight,
+    prefillTokensPerMs: priors.prefillTokensPerMs,
+    decodeStepMs: priors.decodeStepMs,
+    stepOverheadMs: priors.stepOverheadMs,
+    decodeMsPerSeq: priors.decodeMsPerSeq,
+    activeTokens: c.inflight * requestTokens,
+  };
+}
+
+/** Estimated time to first token, ms, of a request with `uncachedTokens` to prefill on `load`. */
+export function estimateTtftMs(
+  load: WorkerLoad,
+  uncachedTokens: number,
+  priors: EnginePriors = A100_7B_PRIORS,
+): number {
+  const rate = load.prefillTokensPerMs > 0 ? load.prefillTokensPerMs : priors.prefillTokensPerMs;
+  const overhead = load.stepOverheadMs ?? priors.stepOverheadMs;
+  const perSeq = load.decodeMsPerSeq ?? priors.decodeMsPerSeq;
+  const pending = load.pendingPrefillTokens > 0 ? load.pendingPrefillTokens : 0;
+  const decoding = load.decoding > 0 ? load.decoding : 0;
+  const prefilling = load.prefilling ?? (pending > 0 ? 1 : 0);
+  const busy = decoding > 0 || prefilling > 0;
+  const step = load.decodeStepMs > 0 ? load.decodeStepMs : priors.decodeStepMs;
+  return (busy ? step / 2 : 0) + overhead + decoding * perSeq +
+    (pending + (uncachedTokens > 0 ? uncachedTokens : 0)) / rate;
+}
+
+/**
+ * Index of a uniformly random entry among those with `costs[i] ≤ min × (1 + epsilon)` (only the
+ * exact minimum when `epsilon` is 0); `-1` when `n` is 0. One rng draw when there is more than one
+ * such entry, none otherwise.
+ */
+export function pickNearMin(
+  costs: ArrayLike<number>,
+  n: number,
+  epsilon: number,
+  rng: Rng,
+): number {
+  if (n === 0) return -1;
+  let min = costs[0];
+  for (let i = 1; i < n; i++) if (costs[i] < min) min = costs[i];
+  const bound = epsilon > 0 ? min + Math.abs(min) * epsilon : min;
+  let ties = 0;
+  let only = -1;
+  for (let i = 0; i < n; i++) {
+    if (costs[i] <= bound) {
+      ties++;
+      only = i;
+    }
+  }
+  if (ties === 1) return only;
+  let k = rng.int(ties);
+  for (let i = 0; i < n; i++) if (costs[i] <= bound && k-- === 0) return i;
+  return only; // unreachable: k < ties
+}
+
+/** A reusable Float64Array of at least `n` entries (grown by doubling). */
+export function scratch(buf: Float64Array<ArrayBuffer>, n: number): Float64Array<ArrayBuffer> {
+  return buf.length >= n ? buf : new Float64Array(Math.max(n, buf.length * 2, 8));
+}

@@ -1,0 +1,563 @@
+/**
+ * PrefixSync: router replicas share their routing records through one Redis stream, so every
+ * replica's per-worker prefix index converges on what all replicas sent to that worker.
+ *
+ * Rule:
+ * - Publish: each local routing record (`insert` of a request's chunk-hash chain into worker W's
+ *   index, or a `truncate`) is queued and written with `XADD <stream> MAXLEN ~ <maxLen> * …`.
+ *   `publish` only appends to a local queue and schedules a flush on a microtask: the request path
+ *   never waits for Redis. One pipeline is in flight at a time; records that arrive meanwhile ride
+ *   in the next one, so batches grow with load (one round trip per batch, not per request).
+ * - Apply: a second connection loops on `XREAD COUNT <n> BLOCK <ms> STREAMS <stream> <lastId>`.
+ *   Records of this replica are skipped; others go to `indexFor(worker)` (a worker this replica
+ *   does not know, or a record made with another chunk size, is counted as ignored).
+ * - Start: the reader begins `catchUpMs` before Redis's clock (0 = only new records), so a replica
+ *   that starts late can warm its trees from the stream's retained history.
+ * - Redis away: routing goes on with local records only. Both connections retry with capped
+ *   backoff (ioredis `retryStrategy`, never giving up). Local records wait in a bounded queue
+ *   (`queueMax`; the oldest is dropped first and counted). On reconnect the queue is written and
+ *   the reader resumes from the last entry it saw, so records published meanwhile by replicas that
+ *   could still reach Redis are caught up (as far as `MAXLEN` kept them). A Redis that restarted
+ *   empty simply has no history: trees re-converge from new traffic.
+ * - State: `connected` is true while both connections are ready; every change is logged (warn on
+ *   loss, info on recovery) and reported to `onStateChange`. `stats()` gives the numbers for
+ *   metrics.
+ *
+ * Cost: publishing is one `Uint32Array` copy per request on the request path; encoding (base64,
+ * 8 bytes per chunk) happens in the flush. Applying is one `PrefixIndex.insert` per remote record.
+ * Redis memory: about `maxLen × (chunks × 10.7 + 60)` bytes.
+ *
+ * Ownership: nothing starts in the constructor; `start()` connects and `stop()` writes what is
+ * queued (bounded by `stopFlushMs`), closes both connections and ends the read loop.
+ *
+ * @module
+ */
+
+import { Redis } from "ioredis";
+import type { ChunkHashes, PrefixIndex } from "../prefix/types.ts";
+import { parseRecord, recordFields } from "./codec.ts";
+import {
+  type PrefixSyncStats,
+  quietLogger,
+  type SyncedRouter,
+  type SyncLogger,
+  type SyncRecord,
+} from "./types.ts";
+
+/** Default Redis stream key. */
+export const DEFAULT_STREAM = "llm-cache-router:prefix";
+
+/** Options of {@linkcode PrefixSync}. */
+export interface PrefixSyncOptions {
+  /** `redis://[:password@]host:port[/db]` (or `rediss://`). */
+  readonly url: string;
+  /** This replica's id, unique among replicas (records with it are skipped on read). */
+  readonly replicaId: string;
+  /** Where another replica's record for `workerId` is applied; `undefined`: worker unknown here. */
+  indexFor(workerId: string): PrefixIndex | undefined;
+  /** Stream key (default {@linkcode DEFAULT_STREAM}); replicas of one fleet share it. */
+  readonly stream?: string;
+  /** Chunk size of this router; records made with another one are ignored. 0 = do not check. */
+  readonly chunkSize?: number;
+  /** Approximate stream length kept by Redis (`MAXLEN ~`), default 50000. */
+  readonly maxLen?: number;
+  /** History read at start, ms before Redis's clock; default 0 (new records only). */
+  readonly catchUpMs?: number;
+  /** Local records kept while Redis is away; default 10000. */
+  readonly queueMax?: number;
+  /** Records per pipeline at most; default 512. */
+  readonly batchMax?: number;
+  /** Entries per XREAD at most; default 512. */
+  readonly readCount?: number;
+  /** XREAD block time, ms; also how often the reader looks for new backends. Default 1000. */
+  readonly blockMs?: number;
+  /** Longest wait between reconnect attempts, ms; default 2000. */
+  readonly reconnectMaxMs?: number;
+  /** Time `stop()` gives the last flush, ms; default 1000. */
+  readonly stopFlushMs?: number;
+  /** Wall clock for the record's `time` (ms since the epoch); default `Date.now`. */
+  readonly now?: () => number;
+  readonly logger?: SyncLogger;
+  /** Called on every change of `connected`. */
+  readonly onStateChange?: (connected: boolean) => void;
+}
+
+/** A local record waiting to be written. */
+interface Pending {
+  readonly worker: string;
+  readonly op: "insert" | "truncate";
+  readonly hashes: ChunkHashes;
+  readonly keepChunks: number;
+  readonly time: number;
+}
+
+/** FIFO with O(1) push, shift and unshift of a batch, bounded by the owner. */
+class Queue<T> {
+  #items: T[] = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+  push(x: T): void {
+    this.#items.push(x);
+  }
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const x = this.#items[this.#head];
+    this.#items[this.#head++] = undefined as T;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return x;
+  }
+  /** Takes up to `n` items from the front. */
+  take(n: number): T[] {
+    const out: T[] = [];
+    while (out.length < n && this.length > 0) out.push(this.shift()!);
+    return out;
+  }
+  /** Puts `xs` back at the front, in order. */
+  unshift(xs: readonly T[]): void {
+    if (xs.length === 0) return;
+    this.#items = [...xs, ...this.#items.slice(this.#head)];
+    this.#head = 0;
+  }
+}
+
+/** Hides the password of a Redis URL for logs. */
+export function redactRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== "") u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparsable url)";
+  }
+}
+
+/** A replica id that is unique per process: `$HOSTNAME` (the pod name in Kubernetes) + pid. */
+export function defaultReplicaId(): string {
+  let host = "router";
+  try {
+    host = Deno.env.get("HOSTNAME") || Deno.hostname();
+  } catch { /* no env or sys permission: keep the fallback */ }
+  const rand = crypto.getRandomValues(new Uint16Array(1))[0].toString(16).padStart(4, "0");
+  return `${host}-${Deno.pid}-${rand}`;
+}
+
+/** Shares routing records between router replicas through a Redis stream. */
+export class PrefixSync {
+  readonly replicaId: string;
+  readonly stream: string;
+  readonly #o: PrefixSyncOptions;
+  readonly #log: SyncLogger;
+  readonly #now: () => number;
+  readonly #queue = new Queue<Pending>();
+  #writer: Redis | null = null;
+  #reader: Redis | null = null;
+  #readLoop: Promise<void> | null = null;
+  #started = false;
+  #stopped = false;
+  #connected = false;
+  #flushing: Promise<void> | null = null;
+  #flushScheduled = false;
+  /** Last stream id read; null until the reader first connected. */
+  #lastId: string | null = null;
+  /** Set while a remote record is applied, so the `attach` taps do not publish it again. */
+  #applying = false;
+  /** Wakes the read loop when it waits for the reader to be ready. */
+  #wake: (() => void) | null = null;
+  /** Set by `attach`: looks for backends added since the last look. */
+  #refresh: (() => void) | null = null;
+  #stats = {
+    published: 0,
+    applied: 0,
+    dropped: 0,
+    ignored: 0,
+    disconnects: 0,
+    lastLagMs: 0,
+  };
+
+  constructor(options: PrefixSyncOptions) {
+    if (options.replicaId === "") throw new RangeError("replica id must not be empty");
+    this.#o = options;
+    this.replicaId = options.replicaId;
+    this.stream = options.stream ?? DEFAULT_STREAM;
+    this.#log = options.logger ?? quietLogger;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * Makes `router`'s backends publish through a new `PrefixSync`: each backend's prefix index gets
+   * its `insert` (and `truncate`) wrapped so that, after the local change, the record is published.
+   * Other replicas' records are applied to the backend with the same worker id. Backends added
+   * later (a config reload, discovery) are picked up by `refresh()` and, at the latest, one
+   * `blockMs` later by the read loop. `stop()` removes the wrappers.
+   */
+  static attach(
+    router: SyncedRouter,
+    options: Omit<PrefixSyncOptions, "indexFor">,
+  ): PrefixSync {
+    let byId = new Map<string, PrefixIndex>();
+    const sync = new PrefixSync({ ...options, indexFor: (id) => byId.get(id) });
+    const refresh = () => {
+      const next = new Map<string, PrefixIndex>();
+      for (const b of router.backends) {
+        sync.tap(b.id, b.prefix);
+        next.set(b.id, b.prefix);
+      }
+      byId = next;
+    };
+    sync.#refresh = refresh;
+    sync.#untapAll = () => {
+      for (const b of router.backends) untap(b.prefix);
+    };
+    refresh();
+    return sync;
+  }
+
+  #untapAll: (() => void) | null = null;
+
+  /** Re-reads the attached router's backends (call after a reload); no-op without `attach`. */
+  refresh(): void {
+    this.#refresh?.();
+  }
+
+  /**
+   * Wraps `index` so that its inserts and truncates are published as `workerId`'s. Idempotent per
+   * index. The wrapper calls the original first, so the local index never waits on the sync.
+   */
+  tap(workerId: string, index: PrefixIndex): void {
+    const tapped = TAPS.get(index);
+    if (tapped?.sync === this && tapped.worker === workerId) return;
+    if (tapped) untap(index);
+    const insert = index.insert;
+    const truncate = index.truncate;
+    const self = this;
+    const wrapped = {
+      insert(this: PrefixIndex, hashes: ChunkHashes): void {
+        insert.call(this, hashes);
+        if (!self.#applying) self.publish(workerId, hashes);
+      },
+      truncate(this: PrefixIndex, hashes: ChunkHashes, keepChunks: number): void {
+        truncate!.call(this, hashes, keepChunks);
+        if (!self.#applying) self.publishTruncate(workerId, hashes, keepChunks);
+      },
+    };
+    const own = {
+      insert: Object.getOwnPropertyDescriptor(index, "insert"),
+      truncate: Object.getOwnPropertyDescriptor(index, "truncate"),
+    };
+    Object.defineProperty(index, "insert", {
+      value: wrapped.insert,
+      configurable: true,
+      writable: true,
+    });
+    if (truncate) {
+      Object.defineProperty(index, "truncate", {
+        value: wrapped.truncate,
+        configurable: true,
+        writable: true,
+      });
+    }
+    TAPS.set(index, { sync: this, worker: workerId, own });
+  }
+
+  /** Whether both Redis connections are ready. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Counters for metrics. */
+  stats(): PrefixSyncStats {
+    return { ...this.#stats, connected: this.#connected, queued: this.#queue.length };
+  }
+
+  /**
+   * Queues the record "this replica sent `hashes` to `workerId`". Never waits for Redis; copies
+   * `hashes` (callers may reuse the buffer).
+   */
+  publish(workerId: string, hashes: ChunkHashes): void {
+    if (hashes.length < 2) return;
+    this.#enqueue({ worker: workerId, op: "insert", hashes: hashes.slice(), keepChunks: 0 });
+  }
+
+  /** Queues "`workerId` holds `hashes` only up to `keepChunks` chunks". */
+  publishTruncate(workerId: string, hashes: ChunkHashes, keepChunks: number): void {
+    this.#enqueue({ worker: workerId, op: "truncate", hashes: hashes.slice(), keepChunks });
+  }
+
+  #enqueue(p: Omit<Pending, "time">): void {
+    if (this.#stopped) return;
+    const max = this.#o.queueMax ?? 10_000;
+    while (this.#queue.length >= max) {
+      this.#queue.shift();
+      this.#stats.dropped++;
+    }
+    this.#queue.push({ ...p, time: this.#now() });
+    this.#scheduleFlush();
+  }
+
+  /** Connects both connections (in the background) and starts the read loop. */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    const maxWait = this.#o.reconnectMaxMs ?? 2000;
+    const common = {
+      lazyConnect: true,
+      // Commands fail at once while disconnected: the queue here is the only buffer, bounded.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+      retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 10), maxWait),
+      connectionName: `llm-cache-router:${this.replicaId}`,
+      // RESP2: the reply shapes parsed here, and servers without HELLO (Redis < 6) work too.
+      protocol: 2 as const,
+    };
+    this.#writer = new Redis(this.#o.url, common);
+    this.#reader = new Redis(this.#o.url, common);
+    for (const c of [this.#writer, this.#reader]) {
+      c.on("ready", () => this.#onStatus());
+      c.on("close", () => this.#onStatus());
+      c.on("end", () => this.#onStatus());
+      // ioredis emits "error" for every failed connect; the state change says it once.
+      c.on("error", (err: Error) => this.#log.debug("redis sync error", { error: err.message }));
+      c.connect().catch(() => {/* retried by retryStrategy */});
+    }
+    this.#readLoop = this.#read();
+    this.#log.info("redis sync starting", {
+      url: redactRedisUrl(this.#o.url),
+      stream: this.stream,
+      replica: this.replicaId,
+    });
+  }
+
+  /** Writes what is queued (bounded by `stopFlushMs`), closes the connections, ends the loop. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#untapAll?.();
+    if (!this.#started) return;
+    if (this.#connected && this.#queue.length > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#flush(),
+        new Promise<void>((r) => timer = setTimeout(r, this.#o.stopFlushMs ?? 1000)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.#writer?.disconnect();
+    this.#reader?.disconnect();
+    this.#wake?.();
+    await this.#readLoop;
+    await this.#flushing;
+    this.#setConnected(false, true);
+  }
+
+  #onStatus(): void {
+    // The reader counts once it knows where to read from, so nothing published after
+    // `connected` turned true can be missed.
+    const up = this.#writer?.status === "ready" && this.#reader?.status === "ready" &&
+      this.#lastId !== null;
+    this.#setConnected(up, false);
+    if (this.#reader?.status === "ready") this.#wake?.();
+  }
+
+  #setConnected(up: boolean, quiet: boolean): void {
+    if (up === this.#connected) return;
+    this.#connected = up;
+    if (up) {
+      this.#log.info("redis sync connected", {
+        stream: this.stream,
+        queued: this.#queue.length,
+      });
+      this.#scheduleFlush();
+    } else if (!quiet && !this.#stopped) {
+      this.#stats.disconnects++;
+      {
+        this.#log.warn("redis sync lost; routing on this replica's records only until it returns", {
+          url: redactRedisUrl(this.#o.url),
+        });
+      }
+    }
+    try {
+      this.#o.onStateChange?.(up);
+    } catch (err) {
+      this.#log.error("redis sync state listener failed", { error: String(err) });
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#flushing || !this.#connected) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      void this.#flush();
+    });
+  }
+
+  /** Writes queued records, one pipeline at a time, until the queue is empty or Redis is away. */
+  #flush(): Promise<void> {
+    // `.finally` runs on a later microtask, so `#flushing` is cleared after it was assigned even
+    // when the writing finishes without awaiting anything.
+    this.#flushing ??= this.#write().catch((err) => {
+      this.#log.error("redis sync write failed", { error: errorMessage(err) });
+    }).finally(() => {
+      this.#flushing = null;
+      if (this.#queue.length > 0 && this.#connected && !this.#stopped) this.#scheduleFlush();
+    });
+    return this.#flushing;
+  }
+
+  async #write(): Promise<void> {
+    const writer = this.#writer;
+    const batchMax = this.#o.batchMax ?? 512;
+    const maxLen = String(this.#o.maxLen ?? 50_000);
+    const chunkSize = this.#o.chunkSize ?? 0;
+    while (this.#queue.length > 0 && writer?.status === "ready") {
+      const batch = this.#queue.take(batchMax);
+      const pipe = writer.pipeline();
+      for (const p of batch) {
+        const fields = recordFields({ ...p, replica: this.replicaId, chunkSize });
+        pipe.call("XADD", this.stream, "MAXLEN", "~", maxLen, "*", ...fields);
+      }
+      let results: [Error | null, unknown][] | null;
+      try {
+        results = await pipe.exec();
+      } catch {
+        results = null;
+      }
+      const failed = results === null ? batch : batch.filter((_, i) => results![i]?.[0] != null);
+      this.#stats.published += batch.length - failed.length;
+      if (failed.length > 0) {
+        this.#requeue(failed);
+        break;
+      }
+    }
+  }
+
+  /** Puts failed records back in front, keeping the bound (the oldest go first). */
+  #requeue(failed: Pending[]): void {
+    const max = this.#o.queueMax ?? 10_000;
+    const room = Math.max(0, max - this.#queue.length);
+    const keep = failed.length > room ? failed.slice(failed.length - room) : failed;
+    this.#stats.dropped += failed.length - keep.length;
+    this.#queue.unshift(keep);
+  }
+
+  async #read(): Promise<void> {
+    const reader = this.#reader!;
+    const count = String(this.#o.readCount ?? 512);
+    const block = String(this.#o.blockMs ?? 1000);
+    while (!this.#stopped) {
+      if (reader.status !== "ready") {
+        await new Promise<void>((resolve) => {
+          this.#wake = resolve;
+          if (reader.status === "ready" || this.#stopped) resolve();
+        });
+        this.#wake = null;
+        continue;
+      }
+      try {
+        if (this.#lastId === null) {
+          const [sec, usec] = await reader.time();
+          const ms = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+          this.#lastId = `${Math.max(0, ms - (this.#o.catchUpMs ?? 0))}-0`;
+          this.#onStatus();
+        }
+        this.#refresh?.();
+        const res = await reader.call(
+          "XREAD",
+          "COUNT",
+          count,
+          "BLOCK",
+          block,
+          "STREAMS",
+          this.stream,
+          this.#lastId,
+        ) as [string, [string, string[]][]][] | null;
+        if (res === null) continue;
+        for (const [, entries] of res) {
+          for (const [id, fields] of entries) {
+            this.#lastId = id;
+            this.#apply(fields);
+          }
+        }
+      } catch (err) {
+        if (this.#stopped) break;
+        this.#log.debug("redis sync read failed", {
+          error: errorMessage(err),
+          last_id: this.#lastId,
+        });
+        // A failed command on a live connection (e.g. a wrong type at the key): do not spin.
+        if (reader.status === "ready") await this.#pause(Math.min(1000, Number(block)));
+      }
+    }
+  }
+
+  /** Waits `ms`, or less when `stop()` wakes the loop. */
+  #pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+    }).finally(() => this.#wake = null);
+  }
+
+  #apply(fields: string[]): void {
+    let rec: SyncRecord;
+    try {
+      rec = parseRecord(fields);
+    } catch (err) {
+      this.#stats.ignored++;
+      this.#log.debug("redis sync record ignored", { error: errorMessage(err) });
+      return;
+    }
+    if (rec.replica === this.replicaId) return;
+    const chunkSize = this.#o.chunkSize ?? 0;
+    const index = this.#o.indexFor(rec.worker);
+    if (
+      index === undefined || (chunkSize > 0 && rec.chunkSize > 0 && rec.chunkSize !== chunkSize)
+    ) {
+      this.#stats.ignored++;
+      return;
+    }
+    this.#applying = true;
+    try {
+      if (rec.op === "insert") index.insert(rec.hashes);
+      else index.truncate?.(rec.hashes, rec.keepChunks);
+    } finally {
+      this.#applying = false;
+    }
+    this.#stats.applied++;
+    this.#stats.lastLagMs = Math.max(0, this.#now() - rec.time);
+  }
+}
+
+/** Which sync wrapped an index, and the own properties it replaced (restored by `untap`). */
+const TAPS = new WeakMap<PrefixIndex, {
+  sync: PrefixSync;
+  worker: string;
+  own: { insert?: PropertyDescriptor; truncate?: PropertyDescriptor };
+}>();
+
+/** Removes a `tap` wrapper from `index`, restoring what was there before. */
+function untap(index: PrefixIndex): void {
+  const t = TAPS.get(index);
+  if (!t) return;
+  TAPS.delete(index);
+  for (const key of ["insert", "truncate"] as const) {
+    const d = t.own[key];
+    if (d) Object.defineProperty(index, key, d);
+    else delete (index as unknown as Record<string, unknown>)[key];
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
