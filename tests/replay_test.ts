@@ -231,6 +231,7 @@ Deno.test("sweep runs every cell on fresh workers and a router, and tags records
   };
   const progress: SweepProgress[] = [];
   const records = await runSweep({
+    warmup: false,
     strategies: ["prefixaware", "round-robin"],
     sessions: [1, 2],
     seeds: [1, 2],

@@ -8,6 +8,8 @@
  *   canned 8-event SSE stream on four SSE ports (`upstream.nginx.conf`), far faster than any proxy
  *   in front of it, so it is not the bottleneck;
  * - nginx proxy (`proxy.nginx.conf`) and HAProxy (`haproxy.cfg`) over those four ports;
+ * - `deno-fetch` (`naive_proxy.ts`): the least a Deno proxy does (`Deno.serve` + `fetch`, round
+ *   robin), the ceiling for a router that forwards with `fetch`;
  * - the router (`deno run -A cmd/router.ts --config <tmp> --port 0`), four workers on those four
  *   ports, logging level error, everything else at its defaults (metrics on, health checks on);
  * - wrk with `post.lua`, cycling through 256 distinct 6 KB chat bodies that share a 1 KB system
@@ -17,9 +19,16 @@
  * nginx, and added p50/p99 versus direct. nginx, HAProxy and wrk are installed from Debian's
  * packages with apt-get when absent.
  *
- * Usage: deno run -A bench/overhead/run.ts [--duration 8] [--warmup 2] [--conns 1,16]
- *          [--modes json,sse] [--targets direct,nginx,haproxy,roundrobin,...] [--out FILE]
- *          [--json FILE]
+ * One-connection cells run with wrk, the upstream and the target pinned to CPU 0 (`--no-pin` turns
+ * that off): on this kind of 2-vCPU VM an unpinned one-connection run is bimodal (direct p50 13 µs
+ * or 85 µs from run to run, depending on whether wrk and nginx share a CPU), which says more about
+ * the hypervisor's cross-CPU wake-ups than about the proxy. Pinned, each request's latency is the
+ * work done on its path, and repeat runs agree within a few µs. 16-connection cells are unpinned.
+ *
+ * Usage: deno task bench:overhead [--duration 6] [--warmup 2] [--conns 1,16] [--modes json,sse]
+ *          [--targets direct,nginx,haproxy,deno-fetch,roundrobin,...] [--no-pin] [--out FILE]
+ *          [--json FILE] [--hold]
+ * `--hold` only starts the upstream and the proxies, prints their ports and waits (profiling).
  *
  * @module
  */
@@ -30,7 +39,7 @@ import { SeededRng } from "../../src/util/rng.ts";
 const HERE = new URL(".", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
 const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware"] as const;
-const ALL_TARGETS = ["direct", "nginx", "haproxy", ...STRATEGIES];
+const ALL_TARGETS = ["direct", "nginx", "haproxy", "deno-fetch", ...STRATEGIES];
 
 type Mode = "json" | "sse";
 
@@ -231,6 +240,24 @@ async function waitPort(port: number, ms = 10_000): Promise<void> {
   }
 }
 
+/** Every process id of the tree under `pid` (nginx's master and its workers). */
+async function processTree(pid: number): Promise<number[]> {
+  const out = [pid];
+  const r = await sh("pgrep", ["-P", String(pid)]);
+  for (const line of r.stdout.split("\n")) {
+    if (line.trim() !== "") out.push(...(await processTree(Number(line))));
+  }
+  return out;
+}
+
+/** Sets the CPU affinity of every thread of every process in `pids`. */
+async function pin(pids: number[], cpus: string): Promise<void> {
+  for (const pid of pids) {
+    const r = await sh("taskset", ["-a", "-p", "-c", cpus, String(pid)]);
+    if (r.code !== 0) throw new Error(`taskset -a -p -c ${cpus} ${pid} failed: ${r.stderr}`);
+  }
+}
+
 class Proc {
   readonly #child: Deno.ChildProcess;
   constructor(readonly name: string, cmd: string, args: string[], stdout: "null" | "piped") {
@@ -260,7 +287,7 @@ class Proc {
 }
 
 /** Starts the router for `strategy` over `ports`; resolves once it printed its listen line. */
-async function startRouter(
+function startRouter(
   dir: string,
   strategy: string,
   ports: number[],
@@ -272,7 +299,7 @@ async function startRouter(
     `server:\n  addr: "127.0.0.1:0"\nrouter:\n  strategy: ${strategy}\nlogging:\n  level: error\n` +
       `workers:\n${workers.join("")}`,
   );
-  const proc = new Proc(`router-${strategy}`, Deno.execPath(), [
+  return startListener(`router-${strategy}`, [
     "run",
     "-A",
     "cmd/router.ts",
@@ -280,18 +307,34 @@ async function startRouter(
     cfg,
     "--port",
     "0",
-  ], "piped");
+  ]);
+}
+
+/** Starts the naive `Deno.serve` + `fetch` proxy over `ports`. */
+function startNaive(ports: number[]): Promise<{ proc: Proc; port: number }> {
+  return startListener("deno-fetch", [
+    "run",
+    "-A",
+    `${HERE}naive_proxy.ts`,
+    "0",
+    ...ports.map(String),
+  ]);
+}
+
+/** Runs `deno ARGS`; resolves once it printed `listening on http://HOST:PORT` as its first line. */
+async function startListener(name: string, args: string[]): Promise<{ proc: Proc; port: number }> {
+  const proc = new Proc(name, Deno.execPath(), args, "piped");
   const reader = proc.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
   while (!buf.includes("\n")) {
     const { done, value } = await reader.read();
-    if (done) throw new Error(`router ${strategy} exited before listening`);
+    if (done) throw new Error(`${name} exited before listening`);
     buf += value;
   }
   const line = buf.slice(0, buf.indexOf("\n"));
   const m = /^listening on http:\/\/[^:]+:(\d+)/.exec(line);
-  if (!m) throw new Error(`router ${strategy}: unexpected first line ${JSON.stringify(line)}`);
-  // Keep draining stdout so the router never blocks on a full pipe.
+  if (!m) throw new Error(`${name}: unexpected first line ${JSON.stringify(line)}`);
+  // Keep draining stdout so the process never blocks on a full pipe.
   (async () => {
     try {
       while (!(await reader.read()).done) { /* discard */ }
@@ -308,9 +351,12 @@ async function wrk(
   conns: number,
   seconds: number,
   bodies: string,
+  cpu: string | null = null,
 ): Promise<WrkResult> {
   const threads = Math.min(conns, 2);
-  const r = await sh(bin("wrk"), [
+  const pin = cpu === null ? [] : ["-c", cpu, bin("wrk")];
+  const r = await sh(cpu === null ? bin("wrk") : "taskset", [
+    ...pin,
     `-t${threads}`,
     `-c${conns}`,
     `-d${seconds}s`,
@@ -383,7 +429,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
-      duration: { type: "string", default: "8" },
+      duration: { type: "string", default: "6" },
       warmup: { type: "string", default: "2" },
       conns: { type: "string", default: "1,16" },
       modes: { type: "string", default: "json,sse" },
@@ -391,9 +437,12 @@ async function main(): Promise<void> {
       out: { type: "string" },
       json: { type: "string" },
       hold: { type: "boolean", default: false },
+      pin: { type: "boolean", default: true },
+      "no-pin": { type: "boolean", default: false },
     },
     strict: true,
   });
+  if (values["no-pin"]) values.pin = false;
   const duration = Number(values.duration);
   const warmup = Number(values.warmup);
   const connsList = values.conns!.split(",").map(Number);
@@ -481,11 +530,21 @@ async function main(): Promise<void> {
       return;
     }
 
-    const measure = async (target: string, mode: Mode, port: number) => {
+    const procByName = (name: string) => procs.find((p) => p.name === name) ?? null;
+    const allCpus = `0-${navigator.hardwareConcurrency - 1}`;
+    const measure = async (target: string, mode: Mode, port: number, own: Proc | null) => {
       await check(port, bodies[mode][0], mode, target);
       if (warmup > 0) await wrk(port, Math.max(...connsList), warmup, bodyFiles[mode]);
+      // Processes on the path of this target: the upstream, and the proxy or router itself.
+      const pids: number[] = [];
+      for (const p of [procs[0], own]) if (p) pids.push(...(await processTree(p.child.pid)));
       for (const conns of connsList) {
-        const r = await wrk(port, conns, duration, bodyFiles[mode]);
+        // One connection: everything on CPU 0, so that latency is the work done on the path and
+        // not the hypervisor's cross-CPU wake-up time, which makes unpinned runs bimodal here.
+        const cpu = conns === 1 && values.pin ? "0" : null;
+        if (cpu !== null) await pin(pids, cpu);
+        const r = await wrk(port, conns, duration, bodyFiles[mode], cpu);
+        if (cpu !== null) await pin(pids, allCpus);
         const cell: Cell = {
           target,
           mode,
@@ -507,13 +566,16 @@ async function main(): Promise<void> {
 
     for (const mode of modes) {
       for (const target of targets) {
-        if (target === "direct") await measure(target, mode, up[mode][0]);
-        else if (target === "nginx") await measure(target, mode, mode === "json" ? nJ : nS);
-        else if (target === "haproxy") await measure(target, mode, mode === "json" ? hJ : hS);
-        else {
-          const r = await startRouter(dir, target, up[mode]);
+        if (target === "direct") await measure(target, mode, up[mode][0], null);
+        else if (target === "nginx") {
+          await measure(target, mode, mode === "json" ? nJ : nS, procByName("nginx"));
+        } else if (target === "haproxy") {
+          await measure(target, mode, mode === "json" ? hJ : hS, procByName("haproxy"));
+        } else {
+          const naive = target === "deno-fetch";
+          const r = naive ? await startNaive(up[mode]) : await startRouter(dir, target, up[mode]);
           try {
-            await measure(`router ${target}`, mode, r.port);
+            await measure(naive ? target : `router ${target}`, mode, r.port, r.proc);
           } finally {
             await r.proc.stop();
           }
@@ -527,7 +589,11 @@ async function main(): Promise<void> {
 
   let md = `Machine: ${await machine()}\n` +
     `Date: ${new Date().toISOString().slice(0, 10)}; ${duration} s per cell after a ` +
-    `${warmup} s warm-up; 6 KB chat bodies (256 distinct, shared 1 KB system prompt)\n`;
+    `${warmup} s warm-up; 6 KB chat bodies (256 distinct, shared 1 KB system prompt); ` +
+    (values.pin
+      ? "1-connection cells with wrk, upstream and the target pinned to CPU 0; "
+      : "nothing pinned; ") +
+    "16-connection cells unpinned\n";
   for (const mode of modes) {
     for (const conns of connsList) {
       md += `\n### ${mode === "json" ? "Non-streaming (JSON)" : "Streaming (8 SSE events)"}, ` +

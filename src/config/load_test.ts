@@ -106,6 +106,15 @@ Deno.test("parseConfig accepts valid values in every form", () => {
       addr: ":9090",
     }],
     ["metrics: {addr: '127.0.0.1:0'}", (c) => c.metrics.addr, "127.0.0.1:0"],
+    ["server: {max_header_bytes: 32KiB}", (c) => c.server.maxHeaderBytes, 32_768],
+    ["server: {max_json_depth: 8}", (c) => c.server.maxJsonDepth, 8],
+    ["auth: {api_keys: [k1, k2, k1]}", (c) => c.auth.apiKeys, ["k1", "k2"]],
+    ["auth: {protect_metrics: true, forward_client_auth: true}", (c) => c.auth, {
+      apiKeys: [],
+      apiKeysFile: null,
+      protectMetrics: true,
+      forwardClientAuth: true,
+    }],
     // An empty section (every key commented out) means all defaults.
     ["metrics:", (c) => c.metrics, DEFAULTS.metrics],
   ];
@@ -127,7 +136,8 @@ Deno.test("parseConfig accepts valid values in every form", () => {
   }
   const full = parseConfig(
     "workers:\n  - {id: x, url: 'http://h:1', kv_budget: 4096, max_inflight: 16, timeout: 2m," +
-      " breaker_threshold: 1, breaker_cooldown: 0s, api_key: sk-123}\n",
+      " breaker_threshold: 1, breaker_cooldown: 0s, api_key: sk-123, connect_timeout: 250ms," +
+      " ttfb_timeout: 10s, idle_timeout: 0s}\n",
   );
   assert.deepEqual(w0(full), {
     id: "x",
@@ -135,6 +145,9 @@ Deno.test("parseConfig accepts valid values in every form", () => {
     kvBudget: 4096,
     maxInflight: 16,
     timeoutMs: 120_000,
+    connectTimeoutMs: 250,
+    ttfbTimeoutMs: 10_000,
+    idleTimeoutMs: 0,
     breakerThreshold: 1,
     breakerCooldownMs: 0,
     apiKey: "sk-123",
@@ -208,6 +221,24 @@ Deno.test("parseConfig reports each invalid value with its path and value", () =
       "metrics: {addr: ':8080'}",
       `metrics.addr must use a port other than server.addr's, got ":8080"`,
     ],
+    [
+      "server: {max_json_depth: 0}",
+      "server.max_json_depth must be an integer >= 1, got 0",
+    ],
+    [
+      "server: {max_header_bytes: lots}",
+      `server.max_header_bytes must be a size of at least 1 byte(s) such as 1048576, "512KiB" or "8MiB", got "lots"`,
+    ],
+    [
+      "auth: {api_keys: ['has space']}",
+      "auth.api_keys must be a list of keys of printable ASCII characters without spaces",
+    ],
+    [
+      "auth: {api_keys: secret}",
+      "auth.api_keys must be a list of keys of printable ASCII characters without spaces",
+    ],
+    ["auth: {api_keys_file: ''}", `auth.api_keys_file must be a file path or null, got ""`],
+    ["auth: {protect_metrics: 1}", "auth.protect_metrics must be true or false, got 1"],
     ["server: [1]", "server must be a mapping, got [1]"],
     ["router: prefixaware", `router must be a mapping, got "prefixaware"`],
   ];
@@ -295,6 +326,79 @@ Deno.test("secrets never appear in error messages", () => {
   assert.equal(err.length, 2);
   for (const line of err) {
     assert.ok(!line.includes("hunter2") && !line.includes("987654"), line);
+  }
+  const keys = errorsOf(() => parseConfig(`auth: {api_keys: [ok, 'bad secret']}\n${ONE_WORKER}`));
+  assert.equal(keys.length, 1);
+  assert.ok(!keys[0].includes("secret"), keys[0]);
+});
+
+Deno.test("worker timeouts: connect, first byte and idle, 0 = off, negative rejected", () => {
+  const w = (fields: string) =>
+    parseConfig(`workers:\n  - {id: a, url: 'http://h:1', ${fields}}\n`);
+  assert.equal(w("connect_timeout: 0").workers[0].connectTimeoutMs, 0);
+  assert.equal(w("ttfb_timeout: 1.5").workers[0].ttfbTimeoutMs, 1500);
+  assert.equal(w("idle_timeout: 2m").workers[0].idleTimeoutMs, 120_000);
+  const msWant = `duration such as "150ms", "1.5s" or "1h30m", or a number of seconds`;
+  assert.deepEqual(errorsOf(() => w("connect_timeout: -1, idle_timeout: soon")), [
+    `workers[0].connect_timeout must be a ${msWant}, got -1`,
+    `workers[0].idle_timeout must be a ${msWant}, got "soon"`,
+  ]);
+  const config = configFromWorkers(["http://h:1"], {
+    worker: { connectTimeoutMs: 100, ttfbTimeoutMs: 200, idleTimeoutMs: 300 },
+  });
+  assert.deepEqual(
+    [
+      config.workers[0].connectTimeoutMs,
+      config.workers[0].ttfbTimeoutMs,
+      config.workers[0].idleTimeoutMs,
+    ],
+    [100, 200, 300],
+  );
+});
+
+Deno.test("auth keys come from the list, ROUTER_AUTH_API_KEYS and api_keys_file together", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/keys`, "# rotated monthly\nfile-key-1\n\n  file-key-2  \r\n");
+    await Deno.writeTextFile(`${dir}/empty`, "# nothing yet\n\n");
+    await Deno.writeTextFile(`${dir}/bad`, "good\nnot a key\n");
+    const yaml = `auth: {api_keys: [list-key], api_keys_file: keys}\n${ONE_WORKER}`;
+    await Deno.writeTextFile(`${dir}/r.yaml`, yaml);
+    // A relative file is read from the config file's directory.
+    const loaded = await loadConfig(`${dir}/r.yaml`, {});
+    assert.deepEqual(loaded.auth.apiKeys, ["list-key", "file-key-1", "file-key-2"]);
+    assert.equal(loaded.auth.apiKeysFile, "keys");
+    // The variable replaces the YAML list (as every override does); the file still adds its keys.
+    const env = { ROUTER_AUTH_API_KEYS: " env-a, ,env-b " };
+    assert.deepEqual((await loadConfig(`${dir}/r.yaml`, env)).auth.apiKeys, [
+      "env-a",
+      "env-b",
+      "file-key-1",
+      "file-key-2",
+    ]);
+    assert.deepEqual(
+      parseConfig(ONE_WORKER, { ROUTER_AUTH_API_KEYS: "a,b" }).auth.apiKeys,
+      ["a", "b"],
+    );
+    assert.deepEqual(parseConfig(ONE_WORKER, { ROUTER_AUTH_API_KEYS: "" }).auth.apiKeys, []);
+    assert.deepEqual(
+      parseConfig(ONE_WORKER, { ROUTER_AUTH_API_KEYS_FILE: `${dir}/keys` }).auth.apiKeys,
+      ["file-key-1", "file-key-2"],
+    );
+    const fileErr = (name: string) =>
+      errorsOf(() => parseConfig(`auth: {api_keys_file: ${dir}/${name}}\n${ONE_WORKER}`));
+    assert.deepEqual(fileErr("empty"), [
+      `auth.api_keys_file must hold at least one key, got "${dir}/empty"`,
+    ]);
+    assert.deepEqual(fileErr("bad"), [
+      `auth.api_keys_file line 2 must be one key of printable ASCII characters without spaces, got "${dir}/bad"`,
+    ]);
+    assert.match(fileErr("missing")[0], /^auth\.api_keys_file cannot be read \(/);
+    assert.deepEqual(errorsOf(() => parseConfig(ONE_WORKER, { ROUTER_AUTH_API_KEYS: "a b" })), [
+      "ROUTER_AUTH_API_KEYS must be a list of keys of printable ASCII characters without spaces",
+    ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

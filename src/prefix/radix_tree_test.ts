@@ -538,3 +538,52 @@ Deno.test("RadixTree property: multi-byte UTF-8 texts match by their common byte
     { numRuns: 500 },
   );
 });
+
+Deno.test("RadixTree property: chained match skips edges and agrees with the plain walk", () => {
+  // Texts built from a few shared stems so that sequences share long prefixes, diverge inside
+  // edges and end inside them; small budgets make eviction and merges reshape the edges.
+  const stem = fc.constantFrom(
+    "",
+    "system prompt: be brief. ",
+    "日本語のテキスト🙂 ",
+    "abcdefgh".repeat(5),
+  );
+  const tail = fc.array(fc.constantFrom("a", "b", "é", "語", " ", "xyz"), { maxLength: 40 })
+    .map((p) => p.join(""));
+  const text = fc.tuple(stem, stem, tail).map(([a, b, c]) => a + b + c);
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 6 }),
+      fc.integer({ min: 0, max: 40 }),
+      fc.array(text, { minLength: 1, maxLength: 12 }),
+      fc.array(text, { minLength: 1, maxLength: 6 }),
+      (size, budget, inserts, queries) => {
+        const plain = new RadixTree({ maxChunks: budget });
+        const chained = new RadixTree({ maxChunks: budget, chained: true });
+        for (const t of inserts) {
+          plain.insert(chunkHashes(t, size));
+          chained.insert(chunkHashes(t, size));
+          for (const q of [...queries, ...inserts]) {
+            const h = chunkHashes(q, size);
+            assert.equal(chained.match(h), plain.match(h));
+          }
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("RadixTree: chained match finds a divergence deep inside a long edge", () => {
+  const base = "0123456789abcdef".repeat(64); // 1 KiB: 32 chunks of 32 bytes
+  for (const at of [1, 2, 17, 31]) {
+    const tree = new RadixTree({ maxChunks: 0, chained: true });
+    tree.insert(chunkHashes(base, 32));
+    const query = base.slice(0, at * 32) + "#" + base.slice(at * 32 + 1);
+    assert.equal(tree.match(chunkHashes(query, 32)), at);
+    assert.equal(tree.match(chunkHashes(base.slice(0, at * 32 + 5), 32)), at);
+  }
+  const tree = new RadixTree({ maxChunks: 0, chained: true });
+  tree.insert(chunkHashes(base, 32));
+  assert.equal(tree.match(chunkHashes(base + "more text beyond the held prefix..", 32)), 32);
+});

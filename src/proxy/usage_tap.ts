@@ -11,6 +11,13 @@
  * Completion is reported exactly once through `onDone`, whether the body ended, failed, or the
  * client cancelled it; the caller releases in-flight counts there.
  *
+ * A failing upstream body (the worker died, a deadline aborted it) errors the client's stream, so
+ * the client sees a truncated body rather than a clean end. For SSE the tap can instead end the
+ * stream with one OpenAI-shaped error event, `data: {"error":{...}}` (see {@link sseErrorEvent}),
+ * and close it: clients of OpenAI's SDKs then raise the error instead of reading a short answer as
+ * complete. No `data: [DONE]` follows, so a client that ignores error events still sees a stream
+ * without its terminator.
+ *
  * @module
  */
 
@@ -46,6 +53,13 @@ export interface TapOptions {
   /** Whether the body is SSE (first-token detection looks at `data:` events). */
   readonly sse: boolean;
   readonly onFirstByte?: () => void;
+  /** Called for every chunk read from the upstream (not for a pre-read first chunk). */
+  readonly onChunk?: () => void;
+  /**
+   * For SSE bodies: the JSON payload of the error event sent when the upstream body fails after
+   * the response started (see the module comment). Absent, or not SSE: the client's stream errors.
+   */
+  readonly errorEvent?: (err: unknown) => string;
   readonly onDone: (result: TapResult) => void;
 }
 
@@ -56,7 +70,21 @@ export function tapBody(
   body: ReadableStream<Uint8Array>,
   opts: TapOptions,
 ): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
+  return tapReader(body.getReader(), null, opts);
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * As {@link tapBody}, for a body whose first chunk the caller already read from `reader` (to know
+ * that the upstream answered before committing the response): `first` goes out first, and counts
+ * as the first byte at the time of this call.
+ */
+export function tapReader(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  first: Uint8Array | null,
+  opts: TapOptions,
+): ReadableStream<Uint8Array> {
   const start = opts.start ?? opts.now();
   const decoder = new TextDecoder();
   let bytes = 0;
@@ -90,14 +118,45 @@ export function tapBody(
     tail = next;
   };
 
+  const note = (chunk: Uint8Array) => {
+    if (bytes === 0) {
+      firstByteMs = opts.now() - start;
+      opts.onFirstByte?.();
+    }
+    bytes += chunk.length;
+    if (firstTokenMs === null) {
+      const text = carry + decoder.decode(chunk, { stream: true });
+      if (hasToken(text)) firstTokenMs = opts.now() - start;
+      else carry = text.slice(-64);
+    }
+    keepTail(chunk);
+  };
+
+  let pending = first;
+  if (pending !== null) note(pending);
+
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
+      if (pending !== null) {
+        controller.enqueue(pending);
+        pending = null;
+        return;
+      }
       let r: ReadableStreamReadResult<Uint8Array>;
       try {
         r = await reader.read();
       } catch (err) {
-        finish(settled ? "cancelled" : "error", err);
-        controller.error(err);
+        if (settled) return; // cancelled by the client meanwhile
+        const event = opts.sse && opts.errorEvent ? opts.errorEvent(err) : null;
+        finish("error", err);
+        if (event === null) {
+          controller.error(err);
+          return;
+        }
+        // A partial event would swallow ours: end it first (an extra blank line is harmless).
+        const sep = endsWithBlankLine(tail) ? "" : "\n\n";
+        controller.enqueue(encoder.encode(`${sep}${sseErrorEvent(event)}`));
+        controller.close();
         return;
       }
       if (r.done) {
@@ -105,25 +164,30 @@ export function tapBody(
         controller.close();
         return;
       }
-      const chunk = r.value;
-      if (bytes === 0) {
-        firstByteMs = opts.now() - start;
-        opts.onFirstByte?.();
-      }
-      bytes += chunk.length;
-      if (firstTokenMs === null) {
-        const text = carry + decoder.decode(chunk, { stream: true });
-        if (hasToken(text)) firstTokenMs = opts.now() - start;
-        else carry = text.slice(-64);
-      }
-      keepTail(chunk);
-      controller.enqueue(chunk);
+      opts.onChunk?.();
+      note(r.value);
+      controller.enqueue(r.value);
     },
     cancel(reason) {
       finish("cancelled", reason);
       return reader.cancel(reason).catch(() => {});
     },
   }, { highWaterMark: 0 });
+}
+
+/** One SSE event carrying `json` as its data. */
+export function sseErrorEvent(json: string): string {
+  return `data: ${json}\n\n`;
+}
+
+/** Whether `b` ends an SSE event (a blank line), or is empty. */
+function endsWithBlankLine(b: Uint8Array): boolean {
+  const n = b.length;
+  if (n === 0) return true;
+  if (n >= 2 && b[n - 1] === 0x0a && b[n - 2] === 0x0a) return true;
+  if (n >= 2 && b[n - 1] === 0x0d && b[n - 2] === 0x0d) return true;
+  return n >= 4 && b[n - 1] === 0x0a && b[n - 2] === 0x0d && b[n - 3] === 0x0a &&
+    b[n - 4] === 0x0d;
 }
 
 function hasToken(text: string): boolean {

@@ -14,16 +14,23 @@
  *   client cancel, retry). Exactly once per ticket; later calls are ignored, so a count never
  *   leaks or goes negative.
  *
- * Learning (per worker, no thresholds):
+ * Learning (no thresholds). Each estimate is pooled over all workers and shrunk per worker: a
+ * worker's own observations pull it away from the pool's estimate only as far as their weight
+ * allows, so a worker that has not been measured yet looks like the others, not like the prior
+ * (with a wrong prior an unmeasured worker would look faster or slower than the measured ones and
+ * attract or repel traffic for no reason), while a worker that really is slower drifts apart.
  * - prefill rate: each request with a first token gives one sample, at done: work = the pending
  *   prefill it queued behind at dispatch + its own uncached tokens (from `cached_tokens` when the
  *   engine reported it, else as predicted), time = its TTFT minus the fixed part of the model (half
- *   a step when the worker was busy, one step overhead, the decode term). The rate is the ratio of
- *   two exponentially weighted sums, Σ work ÷ Σ time, forgotten with the work seen (half-weight
+ *   a step when the worker was busy, one step overhead, the decode term). A rate is the ratio of
+ *   two exponentially weighted sums, Σ work ÷ Σ time, forgotten with the work seen (half weight
  *   after `horizonTokens`), so a run of tiny prefills, whose times are mostly noise, barely moves
- *   it; it starts from a prior worth `priorTokens` of work at the prior rate, and stays within a
- *   factor 16 of it (a sanity bound against a run of zero-time samples, not a tuning knob);
- * - decode step: an EWMA (weight `alpha`) of (total − TTFT) ÷ (completion tokens − 1).
+ *   it. The pool starts from the prior rate worth `priorTokens` of work; a worker's rate is
+ *   (Σ work + priorTokens) ÷ (Σ time + priorTokens ÷ pool rate). Rates stay within a factor 16 of
+ *   the prior (a sanity bound against a run of zero-time samples, not a tuning knob);
+ * - decode step: (total − TTFT) ÷ (completion tokens − 1) per request; exponentially weighted
+ *   means (weight `alpha`), the pool's starting at the prior, a worker's shrunk to the pool's with
+ *   the weight of 2 observations.
  * Tokens are in the router's units (bytes ÷ 4, see cost_model.ts): a reported `cached_tokens` is
  * rescaled by the request's estimated ÷ reported prompt tokens before it is used.
  *
@@ -35,6 +42,9 @@
 
 import { A100_7B_PRIORS, type EnginePriors } from "../strategies/cost_model.ts";
 import type { WorkerLoad } from "../strategies/types.ts";
+
+/** Weight, in observations, of the pool's decode step in a worker's (and the prior's in the pool's). */
+const PRIOR_STEP_WEIGHT = 2;
 
 /** Options of {@linkcode LoadTracker}. */
 export interface LoadTrackerOptions {
@@ -84,23 +94,35 @@ export class LoadTicket {
   }
 }
 
-class WorkerState {
+/** Exponentially forgotten sums of prefill work (tokens) and time (ms), and of decode steps. */
+class Learned {
+  work = 0;
+  time = 0;
+  stepSum = 0;
+  stepWeight = 0;
+  prefillSamples = 0;
+  decodeSamples = 0;
+
+  addPrefill(work: number, time: number, horizonTokens: number): void {
+    const keep = Math.pow(0.5, work / horizonTokens);
+    this.work = this.work * keep + work;
+    this.time = this.time * keep + time;
+    this.prefillSamples++;
+  }
+
+  addStep(step: number, alpha: number): void {
+    this.stepSum = this.stepSum * (1 - alpha) + step;
+    this.stepWeight = this.stepWeight * (1 - alpha) + 1;
+    this.decodeSamples++;
+  }
+}
+
+class WorkerState extends Learned {
   pending = 0;
   prefilling = 0;
   decoding = 0;
   active = 0;
   inflight = 0;
-  work: number;
-  time: number;
-  step: number;
-  prefillSamples = 0;
-  decodeSamples = 0;
-
-  constructor(p: EnginePriors, priorTokens: number) {
-    this.work = priorTokens;
-    this.time = priorTokens / p.prefillTokensPerMs;
-    this.step = p.decodeStepMs;
-  }
 }
 
 /** Per-worker in-flight accounting and learned rates; see the module comment. */
@@ -108,7 +130,10 @@ export class LoadTracker {
   readonly priors: EnginePriors;
   readonly alpha: number;
   readonly horizonTokens: number;
+  readonly priorTokens: number;
   readonly #workers: WorkerState[] = [];
+  /** All workers' observations, plus the prior as a pseudo-observation. */
+  readonly #pool = new Learned();
 
   /** Throws a RangeError on a bad option. */
   constructor(opts: LoadTrackerOptions) {
@@ -133,9 +158,15 @@ export class LoadTracker {
     if (!(this.horizonTokens > 0)) {
       throw new RangeError(`horizonTokens must be > 0, got ${this.horizonTokens}`);
     }
-    const priorTokens = opts.priorTokens ?? 2048;
-    if (!(priorTokens > 0)) throw new RangeError(`priorTokens must be > 0, got ${priorTokens}`);
-    for (let i = 0; i < opts.workers; i++) this.#workers.push(new WorkerState(p, priorTokens));
+    this.priorTokens = opts.priorTokens ?? 2048;
+    if (!(this.priorTokens > 0)) {
+      throw new RangeError(`priorTokens must be > 0, got ${this.priorTokens}`);
+    }
+    this.#pool.work = this.priorTokens;
+    this.#pool.time = this.priorTokens / p.prefillTokensPerMs;
+    this.#pool.stepSum = PRIOR_STEP_WEIGHT * p.decodeStepMs;
+    this.#pool.stepWeight = PRIOR_STEP_WEIGHT;
+    for (let i = 0; i < opts.workers; i++) this.#workers.push(new WorkerState());
   }
 
   /** Number of workers tracked. */
@@ -153,7 +184,7 @@ export class LoadTracker {
     const prompt = nonNegative(promptTokens);
     const cached = Math.min(prompt, nonNegative(predictedCachedTokens));
     const busy = w.decoding > 0 || w.prefilling > 0;
-    const fixedMs = (busy ? w.step / 2 : 0) + this.priors.stepOverheadMs +
+    const fixedMs = (busy ? this.#step(w) / 2 : 0) + this.priors.stepOverheadMs +
       w.decoding * this.priors.decodeMsPerSeq;
     const t = new LoadTicket(worker, prompt, cached, w.pending, fixedMs);
     w.pending += prompt - cached;
@@ -208,8 +239,9 @@ export class LoadTracker {
     const n = info.completionTokens;
     const elapsed = info.elapsedMs;
     if (n !== undefined && n >= 2 && elapsed !== undefined && elapsed >= ttft) {
-      w.step += this.alpha * ((elapsed - ttft) / (n - 1) - w.step);
-      w.decodeSamples++;
+      const step = (elapsed - ttft) / (n - 1);
+      w.addStep(step, this.alpha);
+      this.#pool.addStep(step, this.alpha);
     }
   }
 
@@ -221,7 +253,7 @@ export class LoadTracker {
       decoding: w.decoding,
       prefilling: w.prefilling,
       prefillTokensPerMs: this.#rate(w),
-      decodeStepMs: w.step,
+      decodeStepMs: this.#step(w),
       stepOverheadMs: this.priors.stepOverheadMs,
       decodeMsPerSeq: this.priors.decodeMsPerSeq,
       activeTokens: w.active,
@@ -239,11 +271,22 @@ export class LoadTracker {
     };
   }
 
-  /** Σ work ÷ Σ time, kept within a factor 16 of the prior (a sanity bound, not a tuning knob). */
+  /** The worker's prefill rate: its sums shrunk to the pool's rate; see the module comment. */
   #rate(w: WorkerState): number {
+    const pool = this.#bounded(this.#pool.work / this.#pool.time);
+    return this.#bounded((w.work + this.priorTokens) / (w.time + this.priorTokens / pool));
+  }
+
+  /** Within a factor 16 of the prior rate: a sanity bound, not a tuning knob. */
+  #bounded(rate: number): number {
     const prior = this.priors.prefillTokensPerMs;
-    const r = w.time > 0 ? w.work / w.time : Infinity;
-    return Math.min(prior * 16, Math.max(prior / 16, r));
+    return Math.min(prior * 16, Math.max(prior / 16, Number.isFinite(rate) ? rate : prior * 16));
+  }
+
+  /** The worker's decode step: its mean shrunk to the pool's with the weight of 2 observations. */
+  #step(w: WorkerState): number {
+    const pool = this.#pool.stepSum / this.#pool.stepWeight;
+    return (w.stepSum + PRIOR_STEP_WEIGHT * pool) / (w.stepWeight + PRIOR_STEP_WEIGHT);
   }
 
   #learnPrefill(w: WorkerState, t: LoadTicket, ttft: number): void {
@@ -254,10 +297,8 @@ export class LoadTracker {
     const work = t.pendingAhead + uncached;
     if (!(work > 0)) return;
     const time = Math.max(0, ttft - t.fixedMs);
-    const keep = Math.pow(0.5, work / this.horizonTokens);
-    w.work = w.work * keep + work;
-    w.time = w.time * keep + time;
-    w.prefillSamples++;
+    w.addPrefill(work, time, this.horizonTokens);
+    this.#pool.addPrefill(work, time, this.horizonTokens);
   }
 
   #state(worker: number): WorkerState {

@@ -2,7 +2,16 @@
  * The router: request handler, worker pool, routing step and server lifecycle.
  * @module
  */
-export { type ClientInfo, readBody, Router, type RouterDeps } from "./router.ts";
+export {
+  type ClientInfo,
+  type ReloadSummary,
+  Router,
+  type RouterDeps,
+  RouterShutdown,
+} from "./router.ts";
+export { jsonTooDeep, readBody, SCAN_MIN_BYTES, valueTooDeep } from "./limits.ts";
+export { ApiKeyAuth, equalsFixedTime } from "./auth.ts";
+export { type FailureKind, FaultMetrics } from "./fault_metrics.ts";
 export { type RunningRouter, type StartOptions, startRouter } from "./server.ts";
 export { Backend } from "./pool.ts";
 export {

@@ -3,37 +3,48 @@
  * is admitted (may be offered to the strategy) when its health check passes, its breaker admits
  * traffic and it is under `max_inflight`.
  *
+ * A config reload keeps the `Backend` of a worker that stays (same id and url) and hands it the new
+ * settings with `update`, so its prefix index, breaker, health mark and in-flight count survive;
+ * requests in flight hold the object and count themselves out on it whatever the reload did.
+ *
  * @module
  */
 
 import type { WorkerConfig } from "../config/types.ts";
 import { CircuitBreaker } from "../backends/mod.ts";
 import { RadixTree } from "../prefix/mod.ts";
+import { dialTarget } from "../proxy/deadlines.ts";
 import type { RouteTarget } from "./select.ts";
 import type { Clock } from "../util/clock.ts";
 
 /** One upstream worker and what the router knows of it. */
 export class Backend implements RouteTarget {
+  /** Position in the router's current worker list (reassigned by a reload). */
+  index: number;
   readonly id: string;
   readonly url: string;
-  readonly capacityChunks: number;
-  readonly prefix: RadixTree;
-  readonly breaker: CircuitBreaker;
+  /** Host and port the connect check dials. */
+  readonly dial: { readonly hostname: string; readonly port: number };
+  capacityChunks: number;
+  prefix: RadixTree;
+  breaker: CircuitBreaker;
+  config: WorkerConfig;
   /** Requests forwarded and not yet finished. */
   inflight = 0;
   /** Result of the last active health check (true until one fails). */
   up = true;
+  readonly #clock: Clock;
 
-  constructor(readonly index: number, readonly config: WorkerConfig, clock: Clock) {
+  constructor(index: number, config: WorkerConfig, clock: Clock) {
+    this.index = index;
+    this.config = config;
     this.id = config.id;
     this.url = config.url;
+    this.dial = dialTarget(config.url);
+    this.#clock = clock;
     this.capacityChunks = config.kvBudget;
     this.prefix = new RadixTree({ maxChunks: config.kvBudget });
-    this.breaker = new CircuitBreaker({
-      threshold: config.breakerThreshold,
-      cooldownMs: config.breakerCooldownMs,
-      clock,
-    });
+    this.breaker = this.#newBreaker(config);
   }
 
   /** Whether the strategy may be offered this worker now. */
@@ -41,5 +52,37 @@ export class Backend implements RouteTarget {
     if (!this.up) return false;
     if (this.config.maxInflight > 0 && this.inflight >= this.config.maxInflight) return false;
     return this.breaker.canAdmit();
+  }
+
+  /**
+   * Takes the settings of a reloaded config for this same worker (same id and url). The prefix
+   * index and the breaker are kept unless their own settings changed: a new `kv_budget` needs a
+   * new index (its capacity is fixed), new breaker settings a new, closed breaker. Everything else
+   * applies to the next request. Returns what had to be reset, for the reload log.
+   */
+  update(config: WorkerConfig): string[] {
+    const reset: string[] = [];
+    if (config.kvBudget !== this.config.kvBudget) {
+      this.prefix = new RadixTree({ maxChunks: config.kvBudget });
+      this.capacityChunks = config.kvBudget;
+      reset.push("prefix index (kv_budget changed)");
+    }
+    if (
+      config.breakerThreshold !== this.config.breakerThreshold ||
+      config.breakerCooldownMs !== this.config.breakerCooldownMs
+    ) {
+      this.breaker = this.#newBreaker(config);
+      reset.push("circuit breaker (breaker settings changed)");
+    }
+    this.config = config;
+    return reset;
+  }
+
+  #newBreaker(config: WorkerConfig): CircuitBreaker {
+    return new CircuitBreaker({
+      threshold: config.breakerThreshold,
+      cooldownMs: config.breakerCooldownMs,
+      clock: this.#clock,
+    });
   }
 }

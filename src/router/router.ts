@@ -1,15 +1,21 @@
 /**
  * The router's request handler: one `handle(req)` serving the OpenAI endpoints, health and metrics.
  *
- * A completion request goes: read the body (bounded) → parse once → routing text → chunk hashes →
- * admitted workers → `strategy.pick` → record (index insert, in-flight) → forward with the client's
- * abort signal → stream the upstream body straight back through a tap → on the body's end, error or
- * cancellation: in-flight back down, breaker verdict, metrics, one access-log line.
+ * A completion request goes: API key check (when auth is on) → upstream headers (bounded) → read
+ * the body (bounded) → depth check and parse once → routing text → chunk hashes → admitted workers
+ * → `strategy.pick` → record (index insert, in-flight) → forward with the client's abort signal
+ * and the attempt's deadlines → wait for the first body byte → stream the upstream body straight
+ * back through a tap → on the body's end, error or cancellation: in-flight back down, breaker
+ * verdict, metrics, one access-log line.
  *
- * Retries: a connect failure or a status ≥ 500 is retried on another admitted worker (the
- * strategy picks again among those not yet tried) up to `router.max_retries` times. Retrying is
- * only possible before the response starts, so a failure after the first byte is never retried:
- * the client sees the stream end (or an SSE error event) instead.
+ * Retries: a failed attempt (connect error or timeout, a status ≥ 500, a deadline or a broken body
+ * before its first byte) is retried on another admitted worker (the strategy picks again among
+ * those not yet tried) up to `router.max_retries` times, with reason `retry-after-<reason>`. The
+ * router holds the response back until the upstream's first body byte, so every failure up to
+ * that byte is still retryable; once a byte went to the client nothing is retried: a failure then
+ * ends the stream, with an SSE error event when the body is SSE (see `src/proxy/usage_tap.ts`).
+ *
+ * Reload: `reload(config)` swaps in a new configuration between two requests; see its comment.
  *
  * @module
  */
@@ -20,11 +26,21 @@ import { RouterMetrics } from "../metrics/mod.ts";
 import { chunkHashes, parseRequest } from "../prefix/mod.ts";
 import { createStrategy } from "../strategies/mod.ts";
 import type { Strategy } from "../strategies/types.ts";
-import { downstreamHeaders, upstreamHeaders } from "../proxy/headers.ts";
-import { tapBody, type TapResult } from "../proxy/usage_tap.ts";
+import { AttemptDeadlines, UpstreamTimeout, UpstreamUnreachable } from "../proxy/deadlines.ts";
+import { downstreamHeaders, upstreamHeaders, withApiKey } from "../proxy/headers.ts";
+import { tapReader, type TapResult } from "../proxy/usage_tap.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
-import { errorResponse, responseForError, RouterError } from "../util/errors.ts";
+import {
+  errorBody,
+  type ErrorKind,
+  errorResponse,
+  responseForError,
+  RouterError,
+} from "../util/errors.ts";
 import { type Rng, SeededRng } from "../util/rng.ts";
+import { ApiKeyAuth } from "./auth.ts";
+import { type FailureKind, FaultMetrics } from "./fault_metrics.ts";
+import { jsonTooDeep, readBody, SCAN_MIN_BYTES, tooDeepError, valueTooDeep } from "./limits.ts";
 import { Logger } from "./logger.ts";
 import { Backend } from "./pool.ts";
 import { decide, recordDecision } from "./select.ts";
@@ -42,6 +58,27 @@ export interface ClientInfo {
   readonly remoteAddr?: { readonly hostname?: string };
 }
 
+/** What a reload changed, for its log line. */
+export interface ReloadSummary {
+  readonly added: string[];
+  readonly removed: string[];
+  /** Workers kept with their prefix index, breaker and in-flight count. */
+  readonly kept: string[];
+  /** State that had to be reset, e.g. `w1: prefix index (kv_budget changed)`. */
+  readonly reset: string[];
+  /** Changed keys that take effect only after a restart (listeners are bound once). */
+  readonly needsRestart: string[];
+  readonly strategy: string;
+}
+
+/** Abort reason of attempts cut short by `abortInflight` (shutdown deadline reached). */
+export class RouterShutdown extends Error {
+  constructor() {
+    super("Router is shutting down");
+    this.name = "RouterShutdown";
+  }
+}
+
 type Kind = "chat" | "completion";
 
 const ROUTES: Record<string, { methods: string[]; kind?: Kind }> = {
@@ -56,47 +93,98 @@ const ROUTES: Record<string, { methods: string[]; kind?: Kind }> = {
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,128}$/;
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
+/** A failed attempt, classified. */
+interface Failure {
+  readonly kind: FailureKind;
+  /** How the client is answered when no retry follows. */
+  readonly error: ErrorKind;
+  readonly message: string;
+  /** OpenAI `code` of that answer; default: the kind in snake case (`idle_timeout`). */
+  readonly code?: string;
+}
+
 /** The request handler and the state it routes with. */
 export class Router {
-  readonly backends: Backend[];
-  readonly strategy: Strategy;
   readonly metrics: RouterMetrics;
-  readonly logger: Logger;
   readonly clock: Clock;
   readonly rng: Rng;
+  #config: RouterConfig;
+  #backends: Backend[];
+  #strategy: Strategy;
+  #auth: ApiKeyAuth;
+  #logger: Logger;
+  readonly #ownLogger: boolean;
+  readonly #faults: FaultMetrics;
+  /** Removed by a reload while requests were still in flight on them. */
+  readonly #retired = new Set<Backend>();
+  /** Attempts in flight, for `abortInflight`. */
+  readonly #attempts = new Set<AttemptDeadlines>();
   #health: HealthChecker | null = null;
+  #started = false;
+  #reloading: Promise<unknown> = Promise.resolve();
 
-  constructor(readonly config: RouterConfig, deps: RouterDeps = {}) {
+  constructor(config: RouterConfig, deps: RouterDeps = {}) {
     this.clock = deps.clock ?? systemClock;
     this.rng = deps.rng ??
       new SeededRng(config.router.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]);
-    this.logger = deps.logger ?? new Logger(config.logging.level, config.logging.format);
+    this.#ownLogger = deps.logger === undefined;
+    this.#logger = deps.logger ?? new Logger(config.logging.level, config.logging.format);
     this.metrics = deps.metrics ?? new RouterMetrics();
-    this.strategy = createStrategy(config.router.strategy, {
-      minMatchChunks: config.router.minMatchChunks,
-      saturationInflight: config.router.saturationInflight,
-    });
-    this.backends = config.workers.map((w, i) => new Backend(i, w, this.clock));
+    this.#faults = new FaultMetrics(this.metrics.registry);
+    this.#config = config;
+    this.#strategy = strategyFor(config);
+    this.#auth = new ApiKeyAuth(config.auth.apiKeys, config.auth.protectMetrics);
+    this.#backends = config.workers.map((w, i) => new Backend(i, w, this.clock));
+  }
+
+  /** The configuration in force (the latest one reloaded). */
+  get config(): RouterConfig {
+    return this.#config;
+  }
+
+  /** The current workers, in config order. */
+  get backends(): readonly Backend[] {
+    return this.#backends;
+  }
+
+  get strategy(): Strategy {
+    return this.#strategy;
+  }
+
+  get logger(): Logger {
+    return this.#logger;
   }
 
   /** Starts active health checks (when configured). */
   start(): void {
-    if (this.config.health.intervalMs <= 0 || this.#health) return;
-    this.#health = new HealthChecker({
-      targets: this.backends.map((b) => ({
+    this.#started = true;
+    this.#startHealth();
+  }
+
+  /** Stops health checks. In-flight requests are not touched. */
+  async stop(): Promise<void> {
+    this.#started = false;
+    await this.#stopHealth();
+  }
+
+  #startHealth(): void {
+    if (this.#config.health.intervalMs <= 0 || this.#health) return;
+    const backends = this.#backends;
+    const health = new HealthChecker({
+      targets: backends.map((b) => ({
         id: b.id,
         url: b.url,
         breaker: b.breaker,
         apiKey: b.config.apiKey ?? undefined,
       })),
-      intervalMs: this.config.health.intervalMs,
-      timeoutMs: this.config.health.timeoutMs,
-      path: this.config.health.path,
+      intervalMs: this.#config.health.intervalMs,
+      timeoutMs: this.#config.health.timeoutMs,
+      path: this.#config.health.path,
       onResult: (id, up, err) => {
-        const b = this.backends.find((x) => x.id === id);
+        const b = backends.find((x) => x.id === id);
         if (!b) return;
         if (b.up !== up) {
-          this.logger.warn(up ? "worker is up" : "worker is down", {
+          this.#logger.warn(up ? "worker is up" : "worker is down", {
             backend: id,
             error: err === undefined ? undefined : String(err),
           });
@@ -104,53 +192,151 @@ export class Router {
         b.up = up;
       },
     });
-    this.#health.start();
+    this.#health = health;
+    health.start();
   }
 
-  /** Stops health checks. In-flight requests are not touched. */
-  async stop(): Promise<void> {
+  async #stopHealth(): Promise<void> {
     const h = this.#health;
     this.#health = null;
     if (h) await h.stop();
   }
 
-  /** Requests in flight over all workers. */
+  /** Requests in flight over all workers, including workers a reload removed. */
   get inflight(): number {
     let n = 0;
-    for (const b of this.backends) n += b.inflight;
+    for (const b of this.#backends) n += b.inflight;
+    for (const b of this.#retired) {
+      if (b.inflight === 0) this.#retired.delete(b);
+      else n += b.inflight;
+    }
     return n;
   }
 
   /** Workers the strategy may be offered now. */
   admitted(): Backend[] {
-    return this.backends.filter((b) => b.admits());
+    return this.#backends.filter((b) => b.admits());
+  }
+
+  /**
+   * Aborts every upstream attempt in flight: streams end (SSE ones with an error event), requests
+   * still waiting for a worker are answered 503. For the end of a shutdown's grace period.
+   */
+  abortInflight(): void {
+    const reason = new RouterShutdown();
+    for (const d of this.#attempts) d.abort(reason);
+  }
+
+  /**
+   * Replaces the configuration. Workers are matched by id and url: a kept worker keeps its prefix
+   * index, breaker, health mark and in-flight count (its other settings apply from the next
+   * request; see `Backend.update`); a new one starts empty; a removed one takes no new request,
+   * and its requests in flight finish normally. A changed strategy (name or parameters) is built
+   * anew, an unchanged one kept with its state (round-robin position); a changed `chunk_size`
+   * empties every prefix index, since the old hashes no longer match. Auth, limits, retries,
+   * timeouts and logging apply at once; health checks restart with the new workers. Listener
+   * addresses cannot change without a restart: such changes are kept in the new config but listed
+   * in `needsRestart`.
+   *
+   * Everything that can fail (building the strategy) happens before anything changes, so a failed
+   * reload leaves the router as it was. Reloads run one at a time.
+   *
+   * @throws Error when the new config cannot be applied (unknown strategy); nothing changed then.
+   */
+  reload(next: RouterConfig): Promise<ReloadSummary> {
+    const run = this.#reloading.then(() => this.#reload(next));
+    this.#reloading = run.catch(() => {});
+    return run;
+  }
+
+  async #reload(next: RouterConfig): Promise<ReloadSummary> {
+    const prev = this.#config;
+    const sameStrategy = prev.router.strategy === next.router.strategy &&
+      prev.router.minMatchChunks === next.router.minMatchChunks &&
+      prev.router.saturationInflight === next.router.saturationInflight;
+    const strategy = sameStrategy ? this.#strategy : strategyFor(next);
+
+    // From here on nothing throws.
+    const old = new Map(this.#backends.map((b) => [b.id, b]));
+    const summary: ReloadSummary = {
+      added: [],
+      removed: [],
+      kept: [],
+      reset: [],
+      needsRestart: [],
+      strategy: strategy.name,
+    };
+    const chunkSizeChanged = prev.router.chunkSize !== next.router.chunkSize;
+    const backends = next.workers.map((w, i) => {
+      const b = old.get(w.id);
+      if (b !== undefined && b.url === w.url) {
+        old.delete(w.id);
+        b.index = i;
+        for (const what of b.update(w)) summary.reset.push(`${w.id}: ${what}`);
+        if (chunkSizeChanged) {
+          b.prefix.clear();
+          summary.reset.push(`${w.id}: prefix index (chunk_size changed)`);
+        }
+        summary.kept.push(w.id);
+        return b;
+      }
+      summary.added.push(w.id);
+      return new Backend(i, w, this.clock);
+    });
+    for (const b of old.values()) {
+      summary.removed.push(b.id);
+      if (b.inflight > 0) this.#retired.add(b);
+    }
+    if (prev.server.addr !== next.server.addr) summary.needsRestart.push("server.addr");
+    if (prev.metrics.addr !== next.metrics.addr) summary.needsRestart.push("metrics.addr");
+    if (prev.metrics.enabled !== next.metrics.enabled && prev.metrics.addr !== null) {
+      summary.needsRestart.push("metrics.enabled");
+    }
+
+    this.#config = next;
+    this.#backends = backends;
+    this.#strategy = strategy;
+    this.#auth = new ApiKeyAuth(next.auth.apiKeys, next.auth.protectMetrics);
+    if (
+      this.#ownLogger &&
+      (prev.logging.level !== next.logging.level || prev.logging.format !== next.logging.format)
+    ) {
+      this.#logger = new Logger(next.logging.level, next.logging.format, this.#logger.sink);
+    }
+    if (this.#started) {
+      await this.#stopHealth();
+      // A reload may have raced a stop(); only restart checks that are still wanted.
+      if (this.#started) this.#startHealth();
+    }
+    return summary;
   }
 
   /** Handles one HTTP request. Never throws. */
   handle = async (req: Request, info: ClientInfo = {}): Promise<Response> => {
     const url = new URL(req.url);
-    const route = ROUTES[url.pathname];
-    if (!route || (url.pathname === "/metrics" && !this.#metricsOnMain())) {
-      return errorResponse("not_found", `No route for ${req.method} ${url.pathname}`);
+    const path = url.pathname;
+    const auth = this.#auth;
+    if (auth.enabled && auth.guards(path) && !auth.accepts(req.headers.get("authorization"))) {
+      return ApiKeyAuth.unauthorized();
+    }
+    const route = ROUTES[path];
+    if (!route || (path === "/metrics" && !this.#metricsOnMain())) {
+      return errorResponse("not_found", `No route for ${req.method} ${path}`);
     }
     if (!route.methods.includes(req.method)) {
       return errorResponse(
         "method_not_allowed",
-        `Method ${req.method} is not allowed on ${url.pathname}; use ${route.methods.join(", ")}`,
+        `Method ${req.method} is not allowed on ${path}; use ${route.methods.join(", ")}`,
         { headers: { allow: route.methods.join(", ") } },
       );
     }
     try {
       if (route.kind) return await this.#proxy(route.kind, req, url, info);
-      switch (url.pathname) {
+      switch (path) {
         case "/healthz":
           return Response.json({ status: "ok" });
-        case "/readyz": {
-          const n = this.admitted().length;
-          return n > 0
-            ? Response.json({ status: "ready", admitted: n })
-            : errorResponse("no_worker", "No worker is admitted");
-        }
+        case "/readyz":
+          return this.readyResponse();
         case "/metrics":
           return await this.metricsResponse();
         default:
@@ -161,13 +347,50 @@ export class Router {
     }
   };
 
+  /**
+   * The admin listener's handler: `/metrics` (auth per `auth.protect_metrics`), `/healthz` and
+   * `/readyz`; nothing is proxied there.
+   */
+  handleAdmin = async (req: Request): Promise<Response> => {
+    const path = new URL(req.url).pathname;
+    if (path !== "/metrics" && path !== "/healthz" && path !== "/readyz") {
+      return errorResponse("not_found", `No route for ${req.method} ${path}`);
+    }
+    if (req.method !== "GET") {
+      return errorResponse(
+        "method_not_allowed",
+        `Method ${req.method} is not allowed on ${path}; use GET`,
+        { headers: { allow: "GET" } },
+      );
+    }
+    const auth = this.#auth;
+    if (auth.enabled && auth.guards(path) && !auth.accepts(req.headers.get("authorization"))) {
+      return ApiKeyAuth.unauthorized();
+    }
+    if (path === "/healthz") return Response.json({ status: "ok" });
+    if (path === "/readyz") return this.readyResponse();
+    try {
+      return await this.metricsResponse();
+    } catch (err) {
+      return responseForError(err);
+    }
+  };
+
   #metricsOnMain(): boolean {
-    return this.config.metrics.enabled && this.config.metrics.addr === null;
+    return this.#config.metrics.enabled && this.#config.metrics.addr === null;
+  }
+
+  /** 200 while some worker is admitted, else 503. */
+  readyResponse(): Response {
+    const n = this.admitted().length;
+    return n > 0
+      ? Response.json({ status: "ready", admitted: n })
+      : errorResponse("no_worker", "No worker is admitted");
   }
 
   /** Prometheus text; per-worker gauges are read at scrape time, off the request path. */
   async metricsResponse(): Promise<Response> {
-    for (const b of this.backends) {
+    for (const b of this.#backends) {
       this.metrics.setInflight(b.id, b.inflight);
       this.metrics.setBackendUp(b.id, b.up);
       this.metrics.setBreakerState(b.id, b.breaker.stateCode);
@@ -180,14 +403,15 @@ export class Router {
 
   /** The union of the workers' models; workers that do not answer are skipped. */
   async #models(): Promise<Response> {
-    const lists = await Promise.all(this.backends.map(async (b) => {
+    const timeoutMs = this.#config.health.timeoutMs;
+    const lists = await Promise.all(this.#backends.map(async (b) => {
       try {
         const headers = b.config.apiKey
           ? { authorization: `Bearer ${b.config.apiKey}` }
           : undefined;
         const res = await fetch(`${b.url}/v1/models`, {
           headers,
-          signal: AbortSignal.timeout(this.config.health.timeoutMs),
+          signal: AbortSignal.timeout(timeoutMs),
         });
         if (!res.ok) {
           await res.body?.cancel();
@@ -208,22 +432,37 @@ export class Router {
 
   async #proxy(kind: Kind, req: Request, url: URL, info: ClientInfo): Promise<Response> {
     const t0 = this.clock.now();
+    // One config for the whole request, even if a reload lands meanwhile.
+    const config = this.#config;
     const given = req.headers.get("x-request-id");
     const requestId = given && REQUEST_ID_RE.test(given) ? given : crypto.randomUUID();
     const idHeader = { "x-request-id": requestId };
+    let strategyName = this.#strategy.name;
     const log = (fields: Record<string, unknown>) =>
-      this.logger.info("request", {
+      this.#logger.info("request", {
         request_id: requestId,
         path: url.pathname,
-        strategy: this.strategy.name,
+        strategy: strategyName,
         ...fields,
         total_ms: round(this.clock.now() - t0),
       });
 
+    let headers: Headers;
     let body: Uint8Array<ArrayBuffer>;
     let parsed: ReturnType<typeof parseRequest>;
     try {
-      body = await readBody(req, this.config.server.maxBodyBytes, this.config.server.readTimeoutMs);
+      headers = upstreamHeaders(req.headers, {
+        clientIp: info.remoteAddr?.hostname ?? "unknown",
+        host: req.headers.get("host"),
+        proto: url.protocol.replace(":", ""),
+        requestId,
+        forwardClientAuth: config.auth.forwardClientAuth,
+        maxBytes: config.server.maxHeaderBytes,
+      });
+      body = await readBody(req, config.server.maxBodyBytes, config.server.readTimeoutMs);
+      const maxDepth = config.server.maxJsonDepth;
+      const scanned = body.length > SCAN_MIN_BYTES;
+      if (scanned && jsonTooDeep(body, maxDepth)) throw tooDeepError(maxDepth);
       let json: unknown;
       try {
         json = JSON.parse(utf8Strict.decode(body));
@@ -235,6 +474,7 @@ export class Router {
             : "Request body is not valid UTF-8",
         );
       }
+      if (!scanned && valueTooDeep(json, maxDepth)) throw tooDeepError(maxDepth);
       parsed = parseRequest(kind, json);
     } catch (err) {
       const res = responseForError(err, idHeader);
@@ -242,161 +482,200 @@ export class Router {
       return res;
     }
 
-    const hashes = chunkHashes(parsed.text, this.config.router.chunkSize);
-    const tried = new Set<number>();
-    let lastError = "";
-    let lastKind: "upstream_failed" | "timeout" = "upstream_failed";
+    const hashes = chunkHashes(parsed.text, config.router.chunkSize);
+    const maxRetries = config.router.maxRetries;
+    const tried = new Set<Backend>();
+    let last: Failure | null = null;
+    let retryFrom: Backend | null = null;
 
-    for (let attempt = 0; attempt <= this.config.router.maxRetries; attempt++) {
-      const targets = this.backends.filter((b) => !tried.has(b.index) && b.admits());
+    for (let attempt = 0; attempt <= maxRetries; attempt++) {
+      // Deciding is synchronous: the list, the strategy and the indices belong to one config.
+      const backends = this.#backends;
+      const strategy = this.#strategy;
+      const targets = backends.filter((b) => !tried.has(b) && b.admits());
       const decision = decide({
-        strategy: this.strategy,
+        strategy,
         targets,
         hashes,
-        chunkSize: this.config.router.chunkSize,
+        chunkSize: config.router.chunkSize,
         rng: this.rng,
         now: t0,
       });
       if (!decision) break;
-      const backend = this.backends[decision.candidate.index];
+      const backend = backends[decision.candidate.index];
+      strategyName = strategy.name;
+      // A retry is counted once it actually happens, against the worker that failed.
+      if (retryFrom !== null && last !== null) this.metrics.incRetry(retryFrom.id, last.kind);
+      retryFrom = null;
       const reason = attempt === 0 ? decision.reason : `retry-after-${decision.reason}`;
-      const match = this.strategy.usesPrefix
-        ? decision.candidate.match
-        : backend.prefix.match(hashes);
-      tried.add(backend.index);
+      const match = strategy.usesPrefix ? decision.candidate.match : backend.prefix.match(hashes);
+      tried.add(backend);
       recordDecision(backend, hashes);
       backend.inflight++;
       backend.breaker.acquire();
 
-      const timeout = new AbortController();
-      const timer = setTimeout(
-        () =>
-          timeout.abort(
-            new RouterError(
-              "timeout",
-              `Worker ${backend.id} timed out after ${backend.config.timeoutMs} ms`,
-            ),
-          ),
-        backend.config.timeoutMs,
-      );
-      const signal = AbortSignal.any([req.signal, timeout.signal]);
+      const wc = backend.config;
+      const deadlines = AttemptDeadlines.start({
+        connectMs: wc.connectTimeoutMs,
+        ttfbMs: wc.ttfbTimeoutMs,
+        idleMs: wc.idleTimeoutMs,
+        totalMs: wc.timeoutMs,
+        dial: backend.dial,
+        label: `Worker ${backend.id}`,
+      }, req.signal);
+      this.#attempts.add(deadlines);
       const release = () => {
-        clearTimeout(timer);
+        deadlines.end();
+        this.#attempts.delete(deadlines);
         backend.inflight--;
       };
 
-      let upstream: Response;
+      let upstream: Response | null = null;
+      let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+      let first: Uint8Array | null = null;
       try {
         upstream = await fetch(backend.url + url.pathname, {
           method: "POST",
-          headers: upstreamHeaders(req.headers, {
-            clientIp: info.remoteAddr?.hostname ?? "unknown",
-            host: req.headers.get("host"),
-            proto: url.protocol.replace(":", ""),
-            requestId,
-            forwardClientAuth: true,
-            apiKey: backend.config.apiKey,
-          }),
+          headers: withApiKey(headers, wc.apiKey),
           body,
-          signal,
+          signal: deadlines.signal,
         });
+        deadlines.headers();
+        if (
+          upstream.status >= 500 && attempt < maxRetries &&
+          this.#backends.some((b) => !tried.has(b) && b.admits())
+        ) {
+          await upstream.body?.cancel().catch(() => {});
+          release();
+          backend.breaker.failure();
+          this.#faults.inc(backend.id, "status-5xx");
+          last = {
+            kind: "status-5xx",
+            error: "upstream_failed",
+            message: `Worker ${backend.id} answered ${upstream.status}`,
+          };
+          retryFrom = backend;
+          this.#logger.warn("upstream failed", {
+            request_id: requestId,
+            backend: backend.id,
+            error: last.message,
+          });
+          continue;
+        }
+        if (upstream.body) {
+          reader = upstream.body.getReader();
+          const r = await reader.read();
+          if (!r.done) first = r.value;
+        }
+        deadlines.firstByte();
       } catch (err) {
+        if (reader) reader.cancel().catch(() => {});
+        else upstream?.body?.cancel().catch(() => {});
+        const why = deadlines.reason;
         release();
-        if (req.signal.aborted) {
-          // The client went away before the worker answered: no verdict on the worker.
+        if (req.signal.aborted || why instanceof RouterShutdown) {
+          // The client went away (or the router is closing) before the worker answered: no
+          // verdict on the worker.
           backend.breaker.release();
+          const gone = req.signal.aborted;
           log({
             backend: backend.id,
             reason,
             match_chunks: match,
-            status: 499,
-            error: "client closed request",
+            status: gone ? 499 : 503,
+            error: gone ? "client closed request" : "router shutting down",
           });
-          return errorResponse("bad_request", "Client closed request", { headers: idHeader });
+          return gone
+            ? errorResponse("bad_request", "Client closed request", { headers: idHeader })
+            : errorResponse("no_worker", "Router is shutting down", {
+              headers: idHeader,
+              code: "shutting_down",
+            });
         }
         backend.breaker.failure();
-        const timedOut = timeout.signal.aborted;
-        lastKind = timedOut ? "timeout" : "upstream_failed";
-        lastError = timedOut
-          ? `Worker ${backend.id} timed out after ${backend.config.timeoutMs} ms`
-          : `Worker ${backend.id} failed: ${errorMessage(err)}`;
-        this.metrics.incRetry(backend.id, timedOut ? "timeout" : "connect-error");
-        this.logger.warn("upstream failed", {
+        last = classify(why, err, upstream !== null, backend.id);
+        this.#faults.inc(backend.id, last.kind);
+        retryFrom = backend;
+        this.#logger.warn("upstream failed", {
           request_id: requestId,
           backend: backend.id,
-          error: lastError,
+          error: last.message,
         });
         continue;
       }
 
-      if (
-        upstream.status >= 500 && attempt < this.config.router.maxRetries &&
-        this.backends.some((b) => !tried.has(b.index) && b.admits())
-      ) {
-        await upstream.body?.cancel().catch(() => {});
-        release();
-        backend.breaker.failure();
-        lastError = `Worker ${backend.id} answered ${upstream.status}`;
-        this.metrics.incRetry(backend.id, `status-${upstream.status}`);
-        continue;
-      }
-
-      return this.#respond(upstream, {
+      return this.#respond(upstream, reader, first, {
         backend,
+        strategyName,
         reason,
         match,
         t0,
         idHeader,
         release,
+        deadlines,
         log,
-        sse: parsed.stream,
         clientGone: () => req.signal.aborted,
       });
     }
 
-    const res = lastError === ""
+    const res = last === null
       ? errorResponse("no_worker", "No worker is available to serve this request", {
         headers: idHeader,
       })
-      : errorResponse(lastKind, lastError, { headers: idHeader });
-    log({ status: res.status, error: lastError || "no worker admitted" });
+      : errorResponse(last.error, last.message, { headers: idHeader, code: codeOf(last) });
+    log({ status: res.status, error: last?.message ?? "no worker admitted" });
     return res;
   }
 
-  #respond(upstream: Response, ctx: {
-    backend: Backend;
-    reason: string;
-    match: number;
-    t0: number;
-    idHeader: Record<string, string>;
-    release: () => void;
-    log: (fields: Record<string, unknown>) => void;
-    sse: boolean;
-    clientGone: () => boolean;
-  }): Response {
-    const { backend, reason, match, t0 } = ctx;
+  #respond(
+    upstream: Response,
+    reader: ReadableStreamDefaultReader<Uint8Array> | null,
+    first: Uint8Array | null,
+    ctx: {
+      backend: Backend;
+      strategyName: string;
+      reason: string;
+      match: number;
+      t0: number;
+      idHeader: Record<string, string>;
+      release: () => void;
+      deadlines: AttemptDeadlines;
+      log: (fields: Record<string, unknown>) => void;
+      clientGone: () => boolean;
+    },
+  ): Response {
+    const { backend, reason, match, t0, deadlines } = ctx;
     const status = upstream.status;
     const headers = downstreamHeaders(upstream.headers);
     headers.set("x-router-backend", backend.id);
     headers.set("x-router-reason", reason);
     headers.set("x-request-id", ctx.idHeader["x-request-id"]);
     if (status < 500) backend.breaker.success();
+    const sse = headers.get("content-type")?.startsWith("text/event-stream") ?? false;
 
     const done = (tapped: TapResult) => {
       ctx.release();
+      const shutdown = deadlines.reason instanceof RouterShutdown;
       // A client that disconnects aborts the upstream fetch too; count that as the client's doing.
       const r: TapResult = ctx.clientGone() && tapped.outcome === "error"
         ? { ...tapped, outcome: "cancelled" }
         : tapped;
-      if (r.outcome === "cancelled") backend.breaker.release();
-      if (status >= 500 || r.outcome === "error") backend.breaker.failure();
+      if (r.outcome === "cancelled" || (shutdown && r.outcome === "error")) {
+        backend.breaker.release();
+      } else if (r.outcome === "error") {
+        backend.breaker.failure();
+        this.#faults.inc(backend.id, classify(deadlines.reason, r.error, true, backend.id).kind);
+      } else if (status >= 500) {
+        backend.breaker.failure();
+        this.#faults.inc(backend.id, "status-5xx");
+      }
       const cachedTokens = r.usage?.cachedTokens ?? null;
       if (r.usage) {
         this.metrics.addUpstreamTokens(backend.id, r.usage.promptTokens, cachedTokens ?? 0);
       }
       const totalS = (this.clock.now() - t0) / 1000;
       this.metrics.observeRequest({
-        strategy: this.strategy.name,
+        strategy: ctx.strategyName,
         backend: backend.id,
         reason,
         status: r.outcome === "cancelled" ? 499 : status,
@@ -420,11 +699,12 @@ export class Router {
           ? null
           : r.outcome === "cancelled"
           ? "client closed request"
-          : errorMessage(r.error),
+          : midStreamFailure(deadlines.reason, r.error, backend.id).message,
       });
     };
 
-    if (!upstream.body) {
+    if (reader === null || first === null) {
+      reader?.releaseLock();
       done({
         outcome: "done",
         bytes: 0,
@@ -433,74 +713,74 @@ export class Router {
         usage: null,
         error: null,
       });
-      return new Response(null, { status, headers });
+      return new Response(null, { status, statusText: upstream.statusText, headers });
     }
-    const body = tapBody(upstream.body, {
+    const body = tapReader(reader, first, {
       now: () => this.clock.now(),
       start: t0,
-      sse: ctx.sse,
+      sse,
+      onChunk: () => deadlines.chunk(),
+      errorEvent: (err) => {
+        const f = midStreamFailure(deadlines.reason, err, backend.id);
+        return errorBody(f.error, f.message, null, codeOf(f));
+      },
       onDone: done,
     });
     return new Response(body, { status, statusText: upstream.statusText, headers });
   }
 }
 
-/** Reads a request body of at most `max` bytes within `timeoutMs`. */
-export async function readBody(
-  req: Request,
-  max: number,
-  timeoutMs: number,
-): Promise<Uint8Array<ArrayBuffer>> {
-  const declared = req.headers.get("content-length");
-  if (declared !== null && Number(declared) > max) {
-    throw new RouterError(
-      "too_large",
-      `Request body of ${declared} bytes exceeds the limit of ${max} bytes`,
-    );
+function strategyFor(config: RouterConfig): Strategy {
+  return createStrategy(config.router.strategy, {
+    minMatchChunks: config.router.minMatchChunks,
+    saturationInflight: config.router.saturationInflight,
+  });
+}
+
+/** Classifies a failed attempt from its deadline's abort reason and the error thrown. */
+function classify(reason: unknown, err: unknown, gotHeaders: boolean, id: string): Failure {
+  if (reason instanceof UpstreamTimeout) {
+    return { kind: reason.kind, error: "timeout", message: reason.message };
   }
-  if (!req.body) throw new RouterError("bad_request", "Request body is empty");
-  const reader = req.body.getReader();
-  const parts: Uint8Array<ArrayBuffer>[] = [];
-  let total = 0;
-  let timedOut = false;
-  const timer = timeoutMs > 0
-    ? setTimeout(() => {
-      timedOut = true;
-      reader.cancel().catch(() => {});
-    }, timeoutMs)
-    : undefined;
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > max) {
-        await reader.cancel().catch(() => {});
-        throw new RouterError("too_large", `Request body exceeds the limit of ${max} bytes`);
-      }
-      parts.push(value);
+  if (reason instanceof UpstreamUnreachable) {
+    return { kind: "connect-error", error: "upstream_failed", message: reason.message };
+  }
+  if (reason instanceof RouterShutdown) {
+    return {
+      kind: "stream-error",
+      error: "no_worker",
+      message: reason.message,
+      code: "shutting_down",
+    };
+  }
+  return gotHeaders
+    ? {
+      kind: "stream-error",
+      error: "upstream_failed",
+      message: `Worker ${id} failed before its first byte: ${errorMessage(err)}`,
     }
-  } catch (err) {
-    if (err instanceof RouterError) throw err;
-    throw new RouterError("bad_request", `Request body could not be read: ${errorMessage(err)}`);
-  } finally {
-    clearTimeout(timer);
+    : {
+      kind: "connect-error",
+      error: "upstream_failed",
+      message: `Worker ${id} failed: ${errorMessage(err)}`,
+    };
+}
+
+/** Classifies a body that broke after the response started. */
+function midStreamFailure(reason: unknown, err: unknown, id: string): Failure {
+  if (reason instanceof UpstreamTimeout || reason instanceof RouterShutdown) {
+    return classify(reason, err, true, id);
   }
-  if (timedOut) {
-    throw new RouterError(
-      "request_timeout",
-      `Request body was not received within ${timeoutMs} ms`,
-    );
-  }
-  if (total === 0) throw new RouterError("bad_request", "Request body is empty");
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return {
+    kind: "stream-error",
+    error: "upstream_failed",
+    message: `Worker ${id} failed mid-stream: ${errorMessage(err)}`,
+  };
+}
+
+/** OpenAI `code` of a failure's answer. */
+function codeOf(f: Failure): string {
+  return f.code ?? f.kind.replaceAll("-", "_");
 }
 
 function errorMessage(err: unknown): string {

@@ -1,7 +1,8 @@
 /**
- * Starts a router on a `Deno.serve` listener (plus an admin listener for /metrics when
- * `metrics.addr` is set) and stops it gracefully: stop accepting, let in-flight streams finish up to
- * `server.shutdown_timeout`, then close.
+ * Starts a router on a `Deno.serve` listener (plus an admin listener for /metrics, /healthz and
+ * /readyz when `metrics.addr` is set) and stops it gracefully: stop accepting, let in-flight
+ * streams finish up to `server.shutdown_timeout`, then abort what is left (SSE streams end with an
+ * error event, requests still waiting for a worker get 503) and close.
  *
  * @module
  */
@@ -9,6 +10,9 @@
 import type { RouterConfig } from "../config/types.ts";
 import { parseListenAddr } from "../config/mod.ts";
 import { Router, type RouterDeps } from "./router.ts";
+
+/** Time aborted streams get to end after the shutdown timeout, ms. */
+const ABORT_GRACE_MS = 1000;
 
 /** A started router. */
 export interface RunningRouter {
@@ -58,11 +62,7 @@ export function startRouter(config: RouterConfig, opts: StartOptions = {}): Prom
       hostname: a.hostname,
       port: a.port,
       onListen: (addr) => adminReady.resolve(addr.port),
-    }, (req) => {
-      const path = new URL(req.url).pathname;
-      if (path === "/metrics" && req.method === "GET") return router.metricsResponse();
-      return router.handle(req);
-    });
+    }, router.handleAdmin);
   } else adminReady.resolve(null);
 
   router.start();
@@ -89,8 +89,15 @@ export function startRouter(config: RouterConfig, opts: StartOptions = {}): Prom
             router.logger.warn("shutdown timeout reached; closing in-flight requests", {
               inflight: router.inflight,
             });
-            // Shutdown keeps waiting on streams; aborting the server closes what is left.
-            await Promise.race([drained, new Promise((r) => setTimeout(r, 100))]);
+            // Aborted attempts end their responses at once; a client that stops reading could
+            // still hold its stream open, so the wait for them is bounded too.
+            router.abortInflight();
+            let grace: ReturnType<typeof setTimeout> | undefined;
+            await Promise.race([
+              drained,
+              new Promise((r) => (grace = setTimeout(r, ABORT_GRACE_MS))),
+            ]);
+            clearTimeout(grace);
           }
         })();
         return shut;

@@ -20,7 +20,8 @@
  * @module
  */
 
-import { chunkHashes, RadixTree, routingText } from "../prefix/mod.ts";
+import { chunkHashes, RadixTree, routingText, utf8 } from "../prefix/mod.ts";
+import { type LoadTicket, LoadTracker } from "../router/load_tracker.ts";
 import { decide, recordDecision, type RouteTarget } from "../router/select.ts";
 import { createStrategy } from "../strategies/mod.ts";
 import { SeededRng } from "../util/rng.ts";
@@ -55,6 +56,8 @@ export interface SimulateOptions {
   readonly seed?: number;
   /** `max_tokens` when a body has none. Default 64. */
   readonly defaultMaxTokens?: number;
+  /** Strategy-specific options (`router.strategy_options`), e.g. `{ tie_epsilon: 0.02 }`. */
+  readonly strategyOptions?: Readonly<Record<string, number>>;
 }
 
 /** Figures over a set of records. */
@@ -222,6 +225,7 @@ interface Pending {
   readonly start: number;
   readonly worker: number;
   readonly reason: string;
+  readonly ticket: LoadTicket;
   firstMs: number | null;
 }
 
@@ -238,7 +242,10 @@ export function simulate(opts: SimulateOptions): SimulateResult {
   const strategy = createStrategy(opts.strategy, {
     minMatchChunks: opts.minMatchChunks ?? 2,
     saturationInflight: opts.saturationInflight ?? 8,
+    options: opts.strategyOptions,
   });
+  // Fed exactly as the router feeds it: dispatch, first token, usage, done.
+  const tracker = new LoadTracker({ workers: opts.workers });
   const rng = new SeededRng(opts.seed ?? 1);
   const defaultMaxTokens = opts.defaultMaxTokens ?? 64;
 
@@ -304,11 +311,13 @@ export function simulate(opts: SimulateOptions): SimulateResult {
       });
       next(session, turn, now);
     };
+    let text: string;
     let hashes: Uint32Array;
     let prompt: string;
     let maxTokens: number;
     try {
-      hashes = chunkHashes(routingText(req.body, "chat"), chunkSize);
+      text = routingText(req.body, "chat");
+      hashes = chunkHashes(text, chunkSize);
       prompt = chatPromptText(req.body);
       maxTokens = maxTokensOf(req.body, defaultMaxTokens);
     } catch (err) {
@@ -320,10 +329,15 @@ export function simulate(opts: SimulateOptions): SimulateResult {
       prefix: w.prefix,
       capacityChunks: budget,
       inflight: w.inflight,
+      load: tracker.load(index),
     }));
     const decision = decide({ strategy, targets, hashes, chunkSize, rng, now });
     if (decision === undefined) return fail(503, "no worker admitted", null, null);
     const w = decision.candidate.index;
+    // The router's prediction, taken before recording (afterwards the match is the whole request).
+    const matched = strategy.usesPrefix
+      ? decision.candidate.match
+      : targets[w].prefix.match(hashes);
     recordDecision(targets[w], hashes);
     let id: number;
     try {
@@ -333,7 +347,9 @@ export function simulate(opts: SimulateOptions): SimulateResult {
       return fail(400, err.message, workers[w].id, decision.reason);
     }
     workers[w].inflight++;
+    const ticket = tracker.onDispatch(w, utf8(text).length / 4, matched * chunkSize / 4);
     pending[w].set(id, {
+      ticket,
       session,
       turn,
       start: now,
@@ -350,10 +366,15 @@ export function simulate(opts: SimulateOptions): SimulateResult {
     for (const ev of result.events) {
       const p = pending[w].get(ev.id);
       if (p === undefined) continue;
-      if (ev.kind === "first_token") p.firstMs = now;
+      if (ev.kind === "first_token") {
+        p.firstMs = now;
+        tracker.onFirstToken(p.ticket, now - p.start);
+      }
       if (ev.kind !== "done") continue;
       pending[w].delete(ev.id);
       workers[w].inflight--;
+      tracker.onUsage(p.ticket, ev.promptTokens, ev.cachedTokens);
+      tracker.onDone(p.ticket, { elapsedMs: now - p.start, completionTokens: ev.completionTokens });
       const req = sessions[p.session][p.turn];
       records.push({
         session_id: req.session_id,

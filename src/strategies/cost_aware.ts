@@ -1,16 +1,19 @@
 /**
- * `costaware`: send the request where its first token is predicted to come soonest.
+ * `costaware`: send the request where it costs the least time to first token.
  *
- * Rule: for each admitted worker estimate the time to first token with the model of
- * `cost_model.ts`:
+ * Rule: for each admitted worker, with the model of `cost_model.ts`,
  *
+ *   cost = ttft + others_weight × prefilling × uncached ÷ prefillTokensPerMs
  *   ttft = [busy] × decodeStepMs / 2 + stepOverheadMs + decoding × decodeMsPerSeq
- *          + (pendingPrefillTokens + requestTokens − match × chunkSize ÷ bytesPerToken)
- *            ÷ prefillTokensPerMs
+ *          + (pendingPrefillTokens + uncached) ÷ prefillTokensPerMs
+ *   uncached = requestTokens − match × chunkSize ÷ bytesPerToken
  *
- * and pick the minimum; candidates within `tie_epsilon` (5%) of it are near-ties, one of which is
- * drawn uniformly with the injected rng (predictions are not that precise, and a fixed tie-break
- * sends every burst to the same worker). Reason `min-cost`.
+ * the first term being the request's own predicted TTFT there and the second the delay its
+ * prefill adds to the prefills already queued there (they share the engine's next step), so the
+ * pick minimises the TTFT the whole system adds, not only the request's own. The minimum wins;
+ * candidates within `tie_epsilon` (2%) of it are near-ties, one of which is drawn uniformly with
+ * the injected rng (predictions are not that precise, and a fixed tie-break sends every burst to
+ * the same worker). Reason `min-cost`.
  *
  * The per-worker figures come from `Candidate.load`, filled by the router's `LoadTracker`, which
  * learns each worker's rates from the TTFTs and `cached_tokens` it observes; there is no threshold
@@ -18,7 +21,8 @@
  * joins. A candidate without `load` is costed by `assumedLoad` (every in-flight request counted as
  * a pending prefill as large as this request: spreads rather than piles).
  *
- * Options: `tie_epsilon` (0.05, relative).
+ * Options: `tie_epsilon` (0.02, relative), `others_weight` (1; 0 = own TTFT only, for ablation).
+ * docs/decisions/0003-cost-aware-strategy.md has the model, its evidence and its limits.
  *
  * Cost: O(n) per pick, one rng draw only when there is more than one near-tie; the cost buffer is
  * owned by the instance and reused (pick is synchronous).
@@ -31,10 +35,10 @@ import {
   assumedLoad,
   estimateTtftMs,
   matchTokensOf,
-  pickNearMin,
+  queuedDelayMs,
   requestTokensOf,
-  scratch,
 } from "./cost_model.ts";
+import { pickNearMin, scratch } from "./tie_break.ts";
 import { type OptionSpec, resolveOptions } from "./strategy_options.ts";
 import type { Decision, PickContext, Strategy, StrategyParams } from "./types.ts";
 
@@ -44,9 +48,14 @@ export const MIN_COST_REASON = "min-cost";
 /** Options of `costaware` and their defaults. */
 export const COST_AWARE_OPTIONS = {
   tie_epsilon: {
-    default: 0.05,
+    default: 0.02,
     max: 1,
-    doc: "relative margin within which predicted TTFTs count as tied (drawn at random)",
+    doc: "relative margin within which costs count as tied (drawn at random)",
+  },
+  others_weight: {
+    default: 1,
+    doc:
+      "weight of the delay the request adds to prefills already queued there (0 = own TTFT only)",
   },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -55,15 +64,17 @@ export class CostAwareStrategy implements Strategy {
   readonly name = "costaware";
   readonly usesPrefix = true;
   readonly tieEpsilon: number;
+  readonly othersWeight: number;
   #costs: Float64Array<ArrayBuffer> = new Float64Array(8);
 
   /** Throws a RangeError on an unknown or out-of-range option. */
   constructor(params: StrategyParams) {
     const o = resolveOptions("costaware", COST_AWARE_OPTIONS, params.options);
     this.tieEpsilon = o.tie_epsilon;
+    this.othersWeight = o.others_weight;
   }
 
-  /** Predicted TTFT of the request on each candidate, ms, in candidate order (tests, logs). */
+  /** The cost of the request on each candidate, ms, in candidate order (tests, logs). */
   costs(ctx: PickContext): number[] {
     const n = ctx.candidates.length;
     this.#fill(ctx);
@@ -85,7 +96,9 @@ export class CostAwareStrategy implements Strategy {
     for (let i = 0; i < cs.length; i++) {
       const c = cs[i];
       const load = c.load ?? assumedLoad(c, tokens);
-      costs[i] = estimateTtftMs(load, tokens - matchTokensOf(ctx, c.match, tokens), A100_7B_PRIORS);
+      const uncached = tokens - matchTokensOf(ctx, c.match, tokens);
+      costs[i] = estimateTtftMs(load, uncached, A100_7B_PRIORS) +
+        this.othersWeight * queuedDelayMs(load, uncached, A100_7B_PRIORS);
     }
   }
 }

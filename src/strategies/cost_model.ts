@@ -1,7 +1,7 @@
 /**
  * The time-to-first-token model shared by `costaware` and the router's `LoadTracker`
- * (docs/decisions/0003-cost-aware-strategy.md), plus the token arithmetic and tie-breaking the
- * cost-based strategies share.
+ * (docs/decisions/0003-cost-aware-strategy.md), and the token arithmetic the cost-based strategies
+ * share.
  *
  * Model. A request sent to a worker waits for the engine step that is running to end (on average
  * half a step, when the worker is busy), then runs in one step together with every prompt still
@@ -11,8 +11,9 @@
  *          + (pendingPrefillTokens + uncachedTokens) ÷ prefillTokensPerMs
  *
  * with `uncachedTokens = requestTokens − matchChunks × chunkSize ÷ bytesPerToken` (never below
- * 0). Every figure is per worker; the `LoadTracker` learns the rates online and the priors below
- * stand in until it has seen traffic.
+ * 0). Joining that step also delays the prefills queued there by `uncachedTokens ÷ rate` each
+ * (`queuedDelayMs`). Every figure is per worker; the `LoadTracker` learns the rates online and the
+ * priors below stand in until it has seen traffic.
  *
  * Tokens are the router's estimate, UTF-8 bytes ÷ `bytesPerToken` (4, the usual figure for
  * English BPE vocabularies and the simulated engine's rule); the tracker learns its rates in the
@@ -23,7 +24,6 @@
  * @module
  */
 
-import type { Rng } from "../util/rng.ts";
 import type { Candidate, PickContext, WorkerLoad } from "./types.ts";
 
 /** UTF-8 bytes per token when a context does not say. */
@@ -109,35 +109,17 @@ export function estimateTtftMs(
 }
 
 /**
- * Index of a uniformly random entry among those with `costs[i] ≤ min × (1 + epsilon)` (only the
- * exact minimum when `epsilon` is 0); `-1` when `n` is 0. One rng draw when there is more than one
- * such entry, none otherwise.
+ * Delay, ms, that prefilling `uncachedTokens` on `load` adds to the requests queued there before
+ * their first token: they run in the engine's next step together with it. `prefilling` counts
+ * every request before its first token, including the ones already in the running step, so this
+ * is an upper bound.
  */
-export function pickNearMin(
-  costs: ArrayLike<number>,
-  n: number,
-  epsilon: number,
-  rng: Rng,
+export function queuedDelayMs(
+  load: WorkerLoad,
+  uncachedTokens: number,
+  priors: EnginePriors = A100_7B_PRIORS,
 ): number {
-  if (n === 0) return -1;
-  let min = costs[0];
-  for (let i = 1; i < n; i++) if (costs[i] < min) min = costs[i];
-  const bound = epsilon > 0 ? min + Math.abs(min) * epsilon : min;
-  let ties = 0;
-  let only = -1;
-  for (let i = 0; i < n; i++) {
-    if (costs[i] <= bound) {
-      ties++;
-      only = i;
-    }
-  }
-  if (ties === 1) return only;
-  let k = rng.int(ties);
-  for (let i = 0; i < n; i++) if (costs[i] <= bound && k-- === 0) return i;
-  return only; // unreachable: k < ties
-}
-
-/** A reusable Float64Array of at least `n` entries (grown by doubling). */
-export function scratch(buf: Float64Array<ArrayBuffer>, n: number): Float64Array<ArrayBuffer> {
-  return buf.length >= n ? buf : new Float64Array(Math.max(n, buf.length * 2, 8));
+  const rate = load.prefillTokensPerMs > 0 ? load.prefillTokensPerMs : priors.prefillTokensPerMs;
+  const waiting = load.prefilling ?? (load.pendingPrefillTokens > 0 ? 1 : 0);
+  return waiting > 0 && uncachedTokens > 0 ? waiting * uncachedTokens / rate : 0;
 }

@@ -7,10 +7,14 @@
  */
 
 import { createCostAware } from "./cost_aware.ts";
+import { createDynamoCost } from "./dynamo_cost.ts";
 import { createLeastLoaded } from "./least_loaded.ts";
+import { createLlmdWeighted } from "./llmd_weighted.ts";
+import { createPrebleE2 } from "./preble_e2.ts";
 import { createPrefixAware } from "./prefix_aware.ts";
 import { createRandom } from "./random.ts";
 import { createRoundRobin } from "./round_robin.ts";
+import { createSglangCacheAware } from "./sglang_cache_aware.ts";
 import type { Strategy, StrategyFactory, StrategyParams } from "./types.ts";
 
 const factories = new Map<string, StrategyFactory>();
@@ -44,3 +48,7 @@ registerStrategy("random", createRandom);
 registerStrategy("leastloaded", createLeastLoaded);
 registerStrategy("prefixaware", createPrefixAware);
 registerStrategy("costaware", createCostAware);
+registerStrategy("sglang-cache-aware", createSglangCacheAware);
+registerStrategy("llmd-weighted", createLlmdWeighted);
+registerStrategy("dynamo-cost", createDynamoCost);
+registerStrategy("preble-e2", createPrebleE2);

@@ -171,6 +171,8 @@ export class PrefixSync {
   #wake: (() => void) | null = null;
   /** Set by `attach`: looks for backends added since the last look. */
   #refresh: (() => void) | null = null;
+  /** Set by `attach`: removes the wrappers from the router's backends. */
+  #untapAll: (() => void) | null = null;
   #stats = {
     published: 0,
     applied: 0,
@@ -218,8 +220,6 @@ export class PrefixSync {
     return sync;
   }
 
-  #untapAll: (() => void) | null = null;
-
   /** Re-reads the attached router's backends (call after a reload); no-op without `attach`. */
   refresh(): void {
     this.#refresh?.();
@@ -230,20 +230,20 @@ export class PrefixSync {
    * index. The wrapper calls the original first, so the local index never waits on the sync.
    */
   tap(workerId: string, index: PrefixIndex): void {
+    if (this.#stopped) return;
     const tapped = TAPS.get(index);
     if (tapped?.sync === this && tapped.worker === workerId) return;
     if (tapped) untap(index);
     const insert = index.insert;
     const truncate = index.truncate;
-    const self = this;
     const wrapped = {
-      insert(this: PrefixIndex, hashes: ChunkHashes): void {
-        insert.call(this, hashes);
-        if (!self.#applying) self.publish(workerId, hashes);
+      insert: (hashes: ChunkHashes): void => {
+        insert.call(index, hashes);
+        if (!this.#applying) this.publish(workerId, hashes);
       },
-      truncate(this: PrefixIndex, hashes: ChunkHashes, keepChunks: number): void {
-        truncate!.call(this, hashes, keepChunks);
-        if (!self.#applying) self.publishTruncate(workerId, hashes, keepChunks);
+      truncate: (hashes: ChunkHashes, keepChunks: number): void => {
+        truncate!.call(index, hashes, keepChunks);
+        if (!this.#applying) this.publishTruncate(workerId, hashes, keepChunks);
       },
     };
     const own = {
@@ -338,8 +338,10 @@ export class PrefixSync {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#untapAll?.();
-    if (!this.#started) return;
+    if (!this.#started) {
+      this.#untapAll?.();
+      return;
+    }
     if (this.#connected && this.#queue.length > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
@@ -348,11 +350,12 @@ export class PrefixSync {
       ]);
       clearTimeout(timer);
     }
-    this.#writer?.disconnect();
-    this.#reader?.disconnect();
+    await Promise.all([this.#writer, this.#reader].map((c) => c && closeClient(c)));
     this.#wake?.();
     await this.#readLoop;
     await this.#flushing;
+    // After the read loop ended: it re-reads the backends (and taps new ones) after each read.
+    this.#untapAll?.();
     this.#setConnected(false, true);
   }
 
@@ -467,7 +470,6 @@ export class PrefixSync {
           this.#lastId = `${Math.max(0, ms - (this.#o.catchUpMs ?? 0))}-0`;
           this.#onStatus();
         }
-        this.#refresh?.();
         const res = await reader.call(
           "XREAD",
           "COUNT",
@@ -478,6 +480,9 @@ export class PrefixSync {
           this.stream,
           this.#lastId,
         ) as [string, [string, string[]][]][] | null;
+        // Picks up backends a reload added (to publish their records and apply others' to
+        // them) before the batch is applied; also on every empty block, at least once a block.
+        this.#refresh?.();
         if (res === null) continue;
         for (const [, entries] of res) {
           for (const [id, fields] of entries) {
@@ -556,6 +561,23 @@ function untap(index: PrefixIndex): void {
     if (d) Object.defineProperty(index, key, d);
     else delete (index as unknown as Record<string, unknown>)[key];
   }
+}
+
+/** Disconnects `c` and waits (at most 1 s) until its socket, if any, is closed. */
+function closeClient(c: Redis): Promise<void> {
+  if (c.status === "end") return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(done, 1000);
+    c.once("end", done);
+    // Between reconnect attempts there is no socket: nothing will report its closing.
+    const live = c.status === "connecting" || c.status === "connect" || c.status === "ready";
+    c.disconnect();
+    if (!live || (c.status as string) === "end") done();
+    function done() {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
 }
 
 function errorMessage(err: unknown): string {

@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { tapReader, type TapResult } from "./usage_tap.ts";
+
+const enc = new TextEncoder();
+
+/** A body that sends `chunks`, then fails with `fail` (or ends). */
+function body(chunks: string[], fail?: Error): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (i < chunks.length) c.enqueue(enc.encode(chunks[i++]));
+      else if (fail) c.error(fail);
+      else c.close();
+    },
+  });
+}
+
+async function run(
+  chunks: string[],
+  opts: { fail?: Error; sse: boolean; event?: boolean; first?: boolean },
+) {
+  const reader = body(chunks, opts.fail).getReader();
+  let first: Uint8Array | null = null;
+  if (opts.first) first = (await reader.read()).value ?? null;
+  let result: TapResult | undefined;
+  let chunkCalls = 0;
+  let t = 0;
+  const out = tapReader(reader, first, {
+    now: () => (t += 10),
+    start: 0,
+    sse: opts.sse,
+    onChunk: () => chunkCalls++,
+    errorEvent: opts.event ? () => JSON.stringify({ error: { message: "boom" } }) : undefined,
+    onDone: (r) => (result = r),
+  });
+  let text = "";
+  let error: unknown = null;
+  try {
+    for await (const c of out) text += new TextDecoder().decode(c);
+  } catch (err) {
+    error = err;
+  }
+  return { text, error, result: result!, chunkCalls };
+}
+
+Deno.test("a pre-read first chunk goes out first and counts as the first byte", async () => {
+  const r = await run(['data: {"content":"a"}\n\n', "data: [DONE]\n\n"], {
+    sse: true,
+    first: true,
+  });
+  assert.equal(r.text, 'data: {"content":"a"}\n\ndata: [DONE]\n\n');
+  assert.equal(r.result.outcome, "done");
+  assert.equal(r.result.firstByteMs, 10, "timed when the tap was built");
+  assert.equal(r.result.bytes, r.text.length);
+  assert.equal(r.chunkCalls, 1, "onChunk for the chunks the tap read itself");
+});
+
+Deno.test("an SSE body that fails ends with the error event and closes cleanly", async () => {
+  const r = await run(['data: {"content":"a"}\n\n'], {
+    sse: true,
+    event: true,
+    fail: new Error("gone"),
+  });
+  assert.equal(r.error, null);
+  assert.equal(r.text, 'data: {"content":"a"}\n\ndata: {"error":{"message":"boom"}}\n\n');
+  assert.equal(r.result.outcome, "error");
+  assert.equal((r.result.error as Error).message, "gone");
+});
+
+Deno.test("a failure inside an event closes the partial event before the error event", async () => {
+  const r = await run(['data: {"content":"a"}\n\ndata: {"cont'], {
+    sse: true,
+    event: true,
+    fail: new Error("gone"),
+  });
+  assert.ok(r.text.endsWith('data: {"cont\n\ndata: {"error":{"message":"boom"}}\n\n'), r.text);
+});
+
+Deno.test("without an error event (or not SSE) a failing body errors the client's stream", async () => {
+  for (const opts of [{ sse: true, event: false }, { sse: false, event: true }]) {
+    const r = await run(["partial"], { ...opts, fail: new Error("gone") });
+    assert.equal((r.error as Error).message, "gone");
+    assert.equal(r.result.outcome, "error");
+  }
+});

@@ -1,0 +1,61 @@
+/**
+ * `router_upstream_failures_total{backend,kind}`: every failure verdict the router gives a worker
+ * (each one also goes to the worker's circuit breaker), by what went wrong. With
+ * `router_retries_total` (failures that were retried elsewhere) and `router_requests_total` (what
+ * clients got) it tells the whole story of a fault.
+ *
+ * Kinds, a fixed set:
+ * - `connect-error`: the connection failed or broke before response headers (refused, reset, DNS),
+ *   or the connect check found the worker unreachable;
+ * - `connect-timeout`: no connection within `connect_timeout` (see `src/proxy/deadlines.ts`);
+ * - `ttfb-timeout`: no response byte within `ttfb_timeout`;
+ * - `idle-timeout`: the body paused longer than `idle_timeout`;
+ * - `timeout`: the whole request took longer than `timeout`;
+ * - `stream-error`: the body broke after the headers (the worker died mid-stream);
+ * - `status-5xx`: the worker answered with a status ≥ 500.
+ *
+ * It lives on the router's own registry (`RouterMetrics.registry`), registered once per registry.
+ *
+ * @module
+ */
+
+import { Counter, type Registry } from "prom-client";
+
+/** What went wrong with one upstream attempt. */
+export type FailureKind =
+  | "connect-error"
+  | "connect-timeout"
+  | "ttfb-timeout"
+  | "idle-timeout"
+  | "timeout"
+  | "stream-error"
+  | "status-5xx";
+
+const NAME = "router_upstream_failures_total";
+
+/** The failure counter of one registry, with its children cached per label pair. */
+export class FaultMetrics {
+  readonly #counter: Counter<string>;
+  readonly #children = new Map<string, Counter.Internal>();
+
+  constructor(registry: Registry) {
+    const existing = registry.getSingleMetric(NAME);
+    this.#counter = existing instanceof Counter ? existing : new Counter({
+      name: NAME,
+      help: "Failure verdicts given to backends (each also fed to the circuit breaker), by kind",
+      labelNames: ["backend", "kind"],
+      registers: [registry],
+    });
+  }
+
+  /** Counts one failure of `backend`. */
+  inc(backend: string, kind: FailureKind): void {
+    const key = backend + "\u001f" + kind;
+    let c = this.#children.get(key);
+    if (c === undefined) {
+      c = this.#counter.labels(backend, kind);
+      this.#children.set(key, c);
+    }
+    c.inc();
+  }
+}

@@ -1,0 +1,240 @@
+import assert from "node:assert/strict";
+import { type Rng, SeededRng } from "../util/rng.ts";
+import { CostAwareStrategy } from "./cost_aware.ts";
+import { A100_7B_PRIORS, assumedLoad, estimateTtftMs, queuedDelayMs } from "./cost_model.ts";
+import { createStrategy } from "./registry.ts";
+import type { Candidate, PickContext, StrategyParams, WorkerLoad } from "./types.ts";
+
+const PARAMS: StrategyParams = { minMatchChunks: 2, saturationInflight: 8 };
+
+/** Fails if drawn from: a unique minimum needs no random number. */
+const noRng: Rng = {
+  next: () => assert.fail("drew from the rng"),
+  int: () => assert.fail("drew from the rng"),
+};
+
+/** `int` answers `k` after checking it was asked for `bound` (the number of near-ties). */
+function intRng(k: number, bound: number): Rng {
+  return {
+    next: () => assert.fail("costaware should use int"),
+    int: (n) => {
+      assert.equal(n, bound, "rng bound should be the number of near-ties");
+      return k;
+    },
+  };
+}
+
+/** An idle worker with round figures: 10 tokens/ms, 10 ms steps, 0.1 ms per decoding sequence. */
+function load(over: Partial<WorkerLoad> = {}): WorkerLoad {
+  return {
+    pendingPrefillTokens: 0,
+    decoding: 0,
+    prefilling: 0,
+    prefillTokensPerMs: 10,
+    decodeStepMs: 10,
+    stepOverheadMs: 10,
+    decodeMsPerSeq: 0.1,
+    activeTokens: 0,
+    ...over,
+  };
+}
+
+function cand(index: number, match: number, l?: WorkerLoad, inflight = 0): Candidate {
+  return {
+    index,
+    id: `w${index}`,
+    inflight,
+    match,
+    cachedChunks: 0,
+    capacityChunks: 0,
+    load: l,
+  };
+}
+
+/** 32-byte chunks, 4 bytes per token: 8 tokens per chunk. */
+function ctx(candidates: Candidate[], requestChunks: number, rng: Rng = noRng): PickContext {
+  return { candidates, requestChunks, chunkSize: 32, rng, now: 0 };
+}
+
+interface Case {
+  name: string;
+  options?: Record<string, number>;
+  requestChunks: number;
+  candidates: Candidate[];
+  costs: number[];
+  rng?: Rng;
+  want: string;
+}
+
+const CASES: Case[] = [
+  {
+    // 800 tokens. w0: 10 + 160/10. w1: 10 + 800/10. w2: busy 5 + 10 + 4 × 0.1 +
+    // (1000 + 160)/10, plus 2 queued prefills delayed by 160/10 each.
+    name: "idle worker holding the prefix wins; a congested holder does not",
+    requestChunks: 100,
+    candidates: [
+      cand(0, 80, load()),
+      cand(1, 0, load()),
+      cand(2, 80, load({ pendingPrefillTokens: 1000, prefilling: 2, decoding: 4 })),
+    ],
+    costs: [26, 90, 163.4],
+    want: "w0",
+  },
+  {
+    // w0: 5 + 10 + 0.2 + (2000 + 160)/10 + 3 × 16 = 279.2 > w1's cold 90.
+    name: "a long match behind a long queue loses to a cold idle worker",
+    requestChunks: 100,
+    candidates: [
+      cand(0, 80, load({ pendingPrefillTokens: 2000, prefilling: 3, decoding: 2 })),
+      cand(1, 0, load()),
+    ],
+    costs: [279.2, 90],
+    want: "w1",
+  },
+  {
+    // 1000 tokens: w0 10 + 800/10 = 90; w1 10 + 808/10 = 90.8 (within 2%); w2 10 + 840/10 = 94.
+    name: "costs within 2% of the minimum are near-ties drawn at random (draw 1)",
+    requestChunks: 125,
+    candidates: [cand(0, 25, load()), cand(1, 24, load()), cand(2, 20, load())],
+    costs: [90, 90.8, 94],
+    rng: intRng(1, 2),
+    want: "w1",
+  },
+  {
+    name: "near-ties, draw 0",
+    requestChunks: 125,
+    candidates: [cand(0, 25, load()), cand(1, 24, load()), cand(2, 20, load())],
+    costs: [90, 90.8, 94],
+    rng: intRng(0, 2),
+    want: "w0",
+  },
+  {
+    name: "tie_epsilon 0: only the exact minimum",
+    options: { tie_epsilon: 0 },
+    requestChunks: 125,
+    candidates: [cand(0, 25, load()), cand(1, 24, load()), cand(2, 20, load())],
+    costs: [90, 90.8, 94],
+    want: "w0",
+  },
+  {
+    // w0 own TTFT 5 + 10 + (100 + 200)/10 = 45 < w1's 10 + 400/10 = 50, but w0's one queued
+    // prefill would wait 200/10 = 20 ms longer: 65.
+    name: "the delay added to queued prefills counts",
+    requestChunks: 125,
+    candidates: [
+      cand(0, 100, load({ pendingPrefillTokens: 100, prefilling: 1 })),
+      cand(1, 75, load()),
+    ],
+    costs: [65, 50],
+    want: "w1",
+  },
+  {
+    name: "others_weight 0: own TTFT only",
+    options: { others_weight: 0 },
+    requestChunks: 125,
+    candidates: [
+      cand(0, 100, load({ pendingPrefillTokens: 100, prefilling: 1 })),
+      cand(1, 75, load()),
+    ],
+    costs: [45, 50],
+    want: "w0",
+  },
+  {
+    // a100-7b priors: 10 ms overhead, 0.09 ms per token. w1: 10 + 1000 × 0.09 = 100; w0 with
+    // nothing in flight: 10 + 200 × 0.09 = 28.
+    name: "without load: priors, an idle holder wins",
+    requestChunks: 125,
+    candidates: [cand(0, 100, undefined, 0), cand(1, 0, undefined, 0)],
+    costs: [28, 100],
+    want: "w0",
+  },
+  {
+    // w0 with 2 in flight is assumed to hold 2 × 1000 pending tokens: 5 + 10 + 2 × 0.12 +
+    // 2200 × 0.09 + 2 × 200 × 0.09 = 249.24.
+    name: "without load: in-flight requests count as pending prefills, so it spreads",
+    requestChunks: 125,
+    candidates: [cand(0, 100, undefined, 2), cand(1, 0, undefined, 0)],
+    costs: [249.24, 100],
+    want: "w1",
+  },
+];
+
+for (const c of CASES) {
+  Deno.test(`costaware: ${c.name}`, () => {
+    const s = new CostAwareStrategy({ ...PARAMS, options: c.options });
+    const x = ctx(c.candidates, c.requestChunks, c.rng);
+    const costs = s.costs(x);
+    assert.equal(costs.length, c.costs.length);
+    costs.forEach((v, i) => assert.ok(Math.abs(v - c.costs[i]) < 1e-9, `cost ${i}: ${v}`));
+    const d = s.pick(x);
+    assert.equal(d?.candidate.id, c.want);
+    assert.equal(d?.reason, "min-cost");
+  });
+}
+
+Deno.test("costaware: requestTokens from the context wins over chunks; matches cap at it", () => {
+  const s = new CostAwareStrategy(PARAMS);
+  // 500 tokens: w0 holds 25 chunks = 200 tokens → 10 + 300/10; w1 holds 100 chunks = 800 tokens,
+  // more than the request: nothing left to prefill → 10.
+  const x: PickContext = {
+    ...ctx([cand(0, 25, load()), cand(1, 100, load())], 125),
+    requestTokens: 500,
+  };
+  assert.deepEqual(s.costs(x), [40, 10]);
+  // 2 bytes per token: 16 tokens per chunk, request = 125 × 16 = 2000, w0 covers 400.
+  assert.deepEqual(s.costs({ ...ctx([cand(0, 25, load())], 125), bytesPerToken: 2 }), [170]);
+});
+
+Deno.test("costaware: empty candidates, registry name, options errors", () => {
+  const s = createStrategy("costaware", PARAMS);
+  assert.ok(s instanceof CostAwareStrategy);
+  assert.equal(s.usesPrefix, true);
+  assert.equal(s.pick(ctx([], 10)), undefined);
+  assert.equal((s as CostAwareStrategy).tieEpsilon, 0.02);
+  assert.equal((s as CostAwareStrategy).othersWeight, 1);
+  assert.throws(
+    () => createStrategy("costaware", { ...PARAMS, options: { tie_eps: 0.1 } }),
+    { message: 'strategy costaware has no option "tie_eps"; valid: tie_epsilon, others_weight' },
+  );
+  assert.throws(
+    () => createStrategy("costaware", { ...PARAMS, options: { tie_epsilon: 2 } }),
+    { message: "strategy costaware option tie_epsilon must be a number in [0, 1], got 2" },
+  );
+});
+
+Deno.test("costaware: a burst of equal requests on idle equal workers spreads at random", () => {
+  const s = new CostAwareStrategy(PARAMS);
+  const rng = new SeededRng(5);
+  const seen = new Map<string, number>();
+  for (let i = 0; i < 400; i++) {
+    const d = s.pick(ctx([cand(0, 0, load()), cand(1, 0, load()), cand(2, 0, load())], 50, rng));
+    seen.set(d!.candidate.id, (seen.get(d!.candidate.id) ?? 0) + 1);
+  }
+  for (const id of ["w0", "w1", "w2"]) {
+    assert.ok((seen.get(id) ?? 0) > 100, `${id}: ${seen.get(id)}`);
+  }
+});
+
+Deno.test("cost model: estimateTtftMs and queuedDelayMs by hand", () => {
+  // Idle: overhead + tokens / rate. Busy through decoding alone: + half a step + the decode term.
+  assert.equal(estimateTtftMs(load(), 100), 20);
+  assert.equal(estimateTtftMs(load({ decoding: 3 }), 100), 5 + 10 + 0.30000000000000004 + 10);
+  // prefilling absent: busy when pending > 0.
+  const l = { ...load({ pendingPrefillTokens: 50 }), prefilling: undefined };
+  assert.equal(estimateTtftMs(l, 100), 5 + 10 + 15);
+  assert.equal(queuedDelayMs(l, 100), 10);
+  assert.equal(queuedDelayMs(load({ prefilling: 4 }), 100), 40);
+  assert.equal(queuedDelayMs(load({ prefilling: 4 }), 0), 0);
+  // Missing or zero rates fall back to the priors.
+  const noRates = load({ prefillTokensPerMs: 0, decodeStepMs: 0, decoding: 1 });
+  assert.equal(
+    estimateTtftMs({ ...noRates, stepOverheadMs: undefined, decodeMsPerSeq: undefined }, 0),
+    A100_7B_PRIORS.decodeStepMs / 2 + A100_7B_PRIORS.stepOverheadMs +
+      A100_7B_PRIORS.decodeMsPerSeq,
+  );
+  const a = assumedLoad(cand(0, 0, undefined, 3), 200);
+  assert.equal(a.pendingPrefillTokens, 600);
+  assert.equal(a.decoding, 3);
+  assert.equal(a.prefilling, 3);
+  assert.equal(a.prefillTokensPerMs, A100_7B_PRIORS.prefillTokensPerMs);
+});

@@ -1,0 +1,495 @@
+/**
+ * Faults the router must survive, against real worker processes and in-process servers: a worker
+ * killed mid-stream, refused and hanging connections, all workers down, first-byte, idle and
+ * whole-request timeouts, a 5xx before the first byte, and half-open recovery after an outage.
+ * Each test checks what the client sees and what the router records (in-flight count, breaker,
+ * `router_upstream_failures_total`, `router_retries_total`).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { startSimWorker } from "../src/sim/server.ts";
+import {
+  bytes,
+  chatBody,
+  chatCompletion,
+  hangingPort,
+  LineReader,
+  readAll,
+  refusedUrl,
+  routerHarness,
+  sample,
+  sseChunk,
+  sseData,
+  sseWorker,
+  startServer,
+  waitFor,
+} from "./_support.ts";
+
+const STREAM = chatBody("tell me a long story", { stream: true });
+
+/** The `error` object of the last SSE event, or fails. */
+function lastErrorEvent(text: string): { message: string; type: string; code: string } {
+  const data = sseData(text);
+  assert.ok(data.length > 0, `no complete event in ${JSON.stringify(text)}`);
+  const last = JSON.parse(data.at(-1)!);
+  assert.ok(last.error, `last event is not an error: ${data.at(-1)}`);
+  assert.ok("param" in last.error, "error event lacks param");
+  return last.error;
+}
+
+Deno.test("a worker process killed mid-stream: the client gets an SSE error event, in-flight returns to 0, the breaker counts it", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  // A real sim worker in its own process, slow enough that the stream is still running when killed.
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cmd/sim-worker.ts", "--port", "0", "--time-scale", "1"],
+    cwd: root,
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const out = new LineReader(child.stdout);
+  const first = await out.next((l) => l.startsWith("listening on "));
+  const workerUrl = first.slice("listening on ".length);
+  const h = await routerHarness([workerUrl], { router: { maxRetries: 2 } });
+  try {
+    const body = JSON.stringify({
+      ...JSON.parse(STREAM),
+      max_tokens: 2000,
+    });
+    const res = await h.post(body);
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    while (sseData(text).length < 3) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, "stream ended before the worker was killed");
+      text += decoder.decode(value, { stream: true });
+    }
+    assert.equal(h.router.inflight, 1);
+    child.kill("SIGKILL");
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    const err = lastErrorEvent(text);
+    assert.equal(err.type, "upstream_error");
+    assert.equal(err.code, "stream_error");
+    assert.match(err.message, /Worker w1 failed mid-stream/);
+    assert.ok(!text.includes("[DONE]"), "a broken stream must not end with [DONE]");
+    assert.ok(await waitFor(() => h.router.inflight === 0), "in-flight count leaked");
+    assert.equal(h.router.backends[0].breaker.consecutiveFailures, 1);
+    const m = await h.metrics();
+    assert.equal(sample(m, "router_upstream_failures_total", { kind: "stream-error" }), 1);
+    // Bytes had been sent: nothing was retried.
+    assert.equal(sample(m, "router_retries_total"), 0);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* already dead */ }
+    await child.status;
+    await out.done;
+    await h.close();
+  }
+});
+
+Deno.test("a stream that breaks inside an event: the partial event is closed off before the error event", async () => {
+  const worker = await sseWorker({ events: 2, partial: 'data: {"id":"x","cho', tail: "error" });
+  const h = await routerHarness([worker.url], {}, { closeAlso: [worker] });
+  try {
+    const res = await h.post(STREAM);
+    const { text, error } = await readAll(res);
+    assert.equal(error, null, "an SSE stream ends cleanly with the error event");
+    assert.ok(text.includes('data: {"id":"x","cho\n\ndata: {"error"'), JSON.stringify(text));
+    assert.equal(lastErrorEvent(text).code, "stream_error");
+    assert.ok(await waitFor(() => h.router.inflight === 0));
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("a non-SSE body that breaks mid-way is truncated with an error, never completed", async () => {
+  const worker = await startServer(async (req) => {
+    await req.arrayBuffer();
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(bytes('{"id":"chatcmpl-1","choices":[{"message":{"content":"hal'));
+        setTimeout(() => c.error(new Error("worker died")), 5);
+      },
+    });
+    return new Response(stream, { headers: { "content-type": "application/json" } });
+  });
+  const h = await routerHarness([worker.url], {}, { closeAlso: [worker] });
+  try {
+    const res = await h.post(chatBody("x"));
+    assert.equal(res.status, 200);
+    const { error } = await readAll(res);
+    assert.ok(error !== null, "the client must see the body fail");
+    assert.ok(await waitFor(() => h.router.inflight === 0));
+    assert.equal(h.router.backends[0].breaker.consecutiveFailures, 1);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("sim worker die_after_chunks: the stream ends with an error event and is not retried", async () => {
+  const dying = await startSimWorker({
+    profile: "a100-7b",
+    timeScale: 0.01,
+    faults: { dieAfterChunks: 3 },
+  });
+  let otherHits = 0;
+  const other = await startServer(async (req) => {
+    otherHits++;
+    await req.arrayBuffer();
+    return Response.json(chatCompletion("other"));
+  });
+  const h = await routerHarness([dying.url, other.url], { router: { strategy: "roundrobin" } }, {
+    closeAlso: [{ close: () => dying.shutdown() }, other],
+  });
+  try {
+    const res = await h.post(STREAM);
+    assert.equal(res.headers.get("x-router-backend"), "w1");
+    const { text } = await readAll(res);
+    const data = sseData(text);
+    assert.equal(data.length, 4, "the three chunks sent, then the error event");
+    assert.equal(JSON.parse(data[2]).object, "chat.completion.chunk");
+    assert.equal(lastErrorEvent(text).code, "stream_error");
+    assert.equal(otherHits, 0, "a stream that already sent bytes must never be retried");
+    assert.ok(await waitFor(() => h.router.inflight === 0));
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("a worker refusing connections: the request succeeds on another worker via retry", async () => {
+  const down = await startSimWorker({ profile: "a100-7b", timeScale: 0.01 });
+  await down.setFaults({ refuseConnections: true });
+  const up = await startSimWorker({ profile: "a100-7b", timeScale: 0.01 });
+  const h = await routerHarness([down.url, up.url], { router: { strategy: "roundrobin" } }, {
+    closeAlso: [{ close: () => down.shutdown() }, { close: () => up.shutdown() }],
+  });
+  try {
+    let retried = 0;
+    for (let i = 0; i < 6; i++) {
+      const res = await h.post(chatBody(`q${i}`, { stream: true }));
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-router-backend"), "w2");
+      if (res.headers.get("x-router-reason") === "retry-after-round-robin") retried++;
+      const { text } = await readAll(res);
+      assert.equal(sseData(text).at(-1), "[DONE]");
+    }
+    // Round robin advances on the retry's pick too, so it offers w1 first every time, until w1's
+    // breaker opens after 5 failures (the default threshold); the sixth goes to w2 directly.
+    assert.equal(retried, 5);
+    assert.equal(h.router.backends[0].breaker.state, "open");
+    const m = await h.metrics();
+    assert.equal(sample(m, "router_retries_total", { backend: "w1", reason: "connect-error" }), 5);
+    assert.equal(sample(m, "router_upstream_failures_total", { kind: "connect-error" }), 5);
+    assert.equal(h.router.inflight, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("all workers down: 502 at once when connections fail, 503 at once when breakers are open", async () => {
+  const h = await routerHarness([refusedUrl(), refusedUrl(), refusedUrl()], {
+    worker: { breakerThreshold: 1, breakerCooldownMs: 60_000 },
+  });
+  try {
+    let t = performance.now();
+    const res = await h.post(chatBody("x"));
+    assert.equal(res.status, 502);
+    const body = await res.json();
+    assert.equal(body.error.type, "upstream_error");
+    assert.equal(body.error.code, "connect_error");
+    assert.ok(performance.now() - t < 1000, "three refused connects must fail fast");
+    for (const b of h.router.backends) assert.equal(b.breaker.state, "open");
+
+    t = performance.now();
+    const none = await h.post(chatBody("x"));
+    assert.equal(none.status, 503);
+    assert.equal((await none.json()).error.type, "service_unavailable_error");
+    assert.ok(performance.now() - t < 200, "no admitted worker must answer at once");
+    assert.equal(h.router.inflight, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test({
+  name: "connect timeout: a worker whose connections hang is given up and the request retried",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const hang = await hangingPort();
+    const good = await startServer(async (req) => {
+      await req.arrayBuffer();
+      return Response.json(chatCompletion("good"));
+    });
+    const h = await routerHarness([hang.url, good.url], {
+      router: { strategy: "roundrobin" },
+      worker: { connectTimeoutMs: 150 },
+    }, { closeAlso: [good, { close: () => hang.close() }] });
+    try {
+      const t = performance.now();
+      const res = await h.post(chatBody("x"));
+      const took = performance.now() - t;
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-router-backend"), "w2");
+      assert.equal(res.headers.get("x-router-reason"), "retry-after-round-robin");
+      await res.body?.cancel();
+      // Between one and two connect timeouts (the check dials once the first has passed).
+      assert.ok(took >= 150 && took < 1500, `took ${took} ms`);
+      const m = await h.metrics();
+      assert.equal(sample(m, "router_upstream_failures_total", { kind: "connect-timeout" }), 1);
+      assert.equal(
+        sample(m, "router_retries_total", { backend: "w1", reason: "connect-timeout" }),
+        1,
+      );
+    } finally {
+      await h.close();
+    }
+  },
+});
+
+Deno.test("connect timeout does not cut a slow worker that is reachable", async () => {
+  const slow = await startServer(async (req) => {
+    await req.arrayBuffer();
+    await new Promise((r) => setTimeout(r, 400));
+    return Response.json(chatCompletion("slow but fine"));
+  });
+  const h = await routerHarness([slow.url], { worker: { connectTimeoutMs: 100 } }, {
+    closeAlso: [slow],
+  });
+  try {
+    const res = await h.post(chatBody("x"));
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).choices[0].message.content, "slow but fine");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("first-byte timeout: 504 when no byte came, or a retry elsewhere; headers alone do not count", async () => {
+  // Headers at once, then nothing: the router holds the response, so no byte reached the client.
+  const stalled = await startSimWorker({
+    profile: "a100-7b",
+    timeScale: 0.01,
+    faults: { stallMs: 5_000 },
+  });
+  const h = await routerHarness([stalled.url], { worker: { ttfbTimeoutMs: 200 } }, {
+    closeAlso: [{ close: () => stalled.shutdown() }],
+  });
+  try {
+    const t = performance.now();
+    const res = await h.post(STREAM);
+    assert.equal(res.status, 504);
+    const body = await res.json();
+    assert.equal(body.error.type, "timeout_error");
+    assert.equal(body.error.code, "ttfb_timeout");
+    assert.match(body.error.message, /Worker w1 sent no response byte within 200 ms/);
+    assert.ok(performance.now() - t < 2000);
+    assert.equal(h.router.inflight, 0);
+    assert.equal(h.router.backends[0].breaker.consecutiveFailures, 1);
+  } finally {
+    await h.close();
+  }
+
+  const stalled2 = await startSimWorker({
+    profile: "a100-7b",
+    timeScale: 0.01,
+    faults: { stallMs: 5_000 },
+  });
+  const fine = await startSimWorker({ profile: "a100-7b", timeScale: 0.01 });
+  const h2 = await routerHarness([stalled2.url, fine.url], {
+    router: { strategy: "roundrobin" },
+    worker: { ttfbTimeoutMs: 200 },
+  }, { closeAlso: [{ close: () => stalled2.shutdown() }, { close: () => fine.shutdown() }] });
+  try {
+    const res = await h2.post(STREAM);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-router-backend"), "w2");
+    assert.equal(res.headers.get("x-router-reason"), "retry-after-round-robin");
+    assert.equal(sseData((await readAll(res)).text).at(-1), "[DONE]");
+    const m = await h2.metrics();
+    assert.equal(sample(m, "router_retries_total", { backend: "w1", reason: "ttfb-timeout" }), 1);
+  } finally {
+    await h2.close();
+  }
+});
+
+Deno.test("idle timeout mid-stream: the stream ends with an idle_timeout error event; the breaker counts it", async () => {
+  const worker = await sseWorker({ events: 3, tail: "hang" });
+  const h = await routerHarness([worker.url], { worker: { idleTimeoutMs: 150 } }, {
+    closeAlso: [worker],
+  });
+  try {
+    const t = performance.now();
+    const res = await h.post(STREAM);
+    assert.equal(res.status, 200);
+    const { text, error } = await readAll(res);
+    assert.equal(error, null);
+    assert.equal(sseData(text).length, 4);
+    const err = lastErrorEvent(text);
+    assert.equal(err.type, "timeout_error");
+    assert.equal(err.code, "idle_timeout");
+    assert.match(err.message, /sent nothing for 150 ms mid-body/);
+    const took = performance.now() - t;
+    assert.ok(took >= 150 && took < 2000, `took ${took} ms`);
+    assert.ok(await waitFor(() => h.router.inflight === 0));
+    assert.equal(h.router.backends[0].breaker.consecutiveFailures, 1);
+    assert.equal(
+      sample(await h.metrics(), "router_upstream_failures_total", { kind: "idle-timeout" }),
+      1,
+    );
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("idle timeout is reset by every chunk: a slow but steady stream completes", async () => {
+  const worker = await sseWorker({ events: 8, gapMs: 60 });
+  const h = await routerHarness([worker.url], { worker: { idleTimeoutMs: 150 } }, {
+    closeAlso: [worker],
+  });
+  try {
+    const res = await h.post(STREAM);
+    const { text } = await readAll(res);
+    assert.equal(sseData(text).at(-1), "[DONE]", "8 × 60 ms exceeds the idle limit only in sum");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("whole-request timeout mid-stream ends the stream with a timeout error event", async () => {
+  const worker = await sseWorker({ events: 1000, gapMs: 10 });
+  const h = await routerHarness([worker.url], { worker: { timeoutMs: 250 } }, {
+    closeAlso: [worker],
+  });
+  try {
+    const res = await h.post(STREAM);
+    const { text } = await readAll(res);
+    const err = lastErrorEvent(text);
+    assert.equal(err.code, "timeout");
+    assert.match(err.message, /timed out after 250 ms/);
+    assert.ok(await waitFor(() => h.router.inflight === 0));
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("a worker that fails before its first body byte is retried even though it sent headers", async () => {
+  let brokenHits = 0;
+  const broken = await startServer(async (req) => {
+    brokenHits++;
+    await req.arrayBuffer();
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        setTimeout(() => c.error(new Error("died during prefill")), 20);
+      },
+    });
+    return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+  });
+  const good = await sseWorker({ events: 2 });
+  const h = await routerHarness([broken.url, good.url], { router: { strategy: "roundrobin" } }, {
+    closeAlso: [broken, good],
+  });
+  try {
+    const res = await h.post(STREAM);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-router-backend"), "w2");
+    assert.equal(sseData((await readAll(res)).text).at(-1), "[DONE]");
+    assert.equal(brokenHits, 1);
+    const m = await h.metrics();
+    assert.equal(sample(m, "router_retries_total", { backend: "w1", reason: "stream-error" }), 1);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("half-open recovery in real time: an outage opens the breaker, one probe after the cooldown closes it", async () => {
+  const worker = await startSimWorker({ profile: "a100-7b", timeScale: 0.01 });
+  const h = await routerHarness([worker.url], {
+    router: { maxRetries: 0 },
+    worker: { breakerThreshold: 3, breakerCooldownMs: 300 },
+  }, { closeAlso: [{ close: () => worker.shutdown() }] });
+  try {
+    const ok = async () => {
+      const res = await h.post(chatBody("hello"));
+      await res.body?.cancel();
+      return res.status;
+    };
+    assert.equal(await ok(), 200);
+    await worker.setFaults({ refuseConnections: true });
+    for (let i = 0; i < 3; i++) assert.equal(await ok(), 502);
+    const b = h.router.backends[0];
+    assert.equal(b.breaker.state, "open");
+    assert.equal(await ok(), 503, "an open breaker admits nothing");
+    await worker.setFaults({});
+    assert.equal(await ok(), 503, "still cooling down");
+    await new Promise((r) => setTimeout(r, 320));
+    assert.equal(b.breaker.canAdmit(), true);
+    assert.equal(await ok(), 200, "the probe passes");
+    assert.equal(b.breaker.state, "closed");
+    for (let i = 0; i < 3; i++) assert.equal(await ok(), 200);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("the response direction strips hop-by-hop and Connection-listed headers", async () => {
+  const worker = await startServer(async (req) => {
+    await req.arrayBuffer();
+    return new Response(JSON.stringify(chatCompletion("x")), {
+      headers: {
+        "content-type": "application/json",
+        connection: "x-upstream-secret",
+        "x-upstream-secret": "internal",
+        "keep-alive": "timeout=5",
+        "proxy-authenticate": "Basic",
+        "x-engine": "kept",
+      },
+    });
+  });
+  const h = await routerHarness([worker.url], {}, { closeAlso: [worker] });
+  try {
+    const res = await h.post(chatBody("x"));
+    await res.body?.cancel();
+    assert.equal(res.headers.get("x-upstream-secret"), null);
+    assert.equal(res.headers.get("keep-alive"), null);
+    assert.equal(res.headers.get("proxy-authenticate"), null);
+    assert.equal(res.headers.get("x-engine"), "kept");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("a stream's first event is held only until the worker's first byte, then flows unbuffered", async () => {
+  const gate = Promise.withResolvers<void>();
+  const worker = await startServer(async (req) => {
+    await req.arrayBuffer();
+    const stream = new ReadableStream<Uint8Array>({
+      async start(c) {
+        c.enqueue(bytes(sseChunk("first")));
+        await gate.promise;
+        c.enqueue(bytes("data: [DONE]\n\n"));
+        c.close();
+      },
+    });
+    return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+  });
+  const h = await routerHarness([worker.url], {}, { closeAlso: [worker] });
+  try {
+    const res = await h.post(STREAM);
+    const reader = res.body!.getReader();
+    const { value } = await reader.read();
+    assert.match(new TextDecoder().decode(value), /"first"/);
+    gate.resolve();
+    while (!(await reader.read()).done) { /* drain */ }
+  } finally {
+    gate.resolve();
+    await h.close();
+  }
+});
