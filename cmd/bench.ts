@@ -7,6 +7,7 @@
  *   deno run -A cmd/bench.ts --demo               # 2 points, 1 seed, time-scaled: about a minute
  *   deno run -A cmd/bench.ts --offline            # the offline simulator, virtual time, no HTTP
  *   deno run -A cmd/bench.ts --workers-url http://gpu1:8000,http://gpu2:8000 --model Qwen/Qwen2.5-7B-Instruct
+ *   deno run -A cmd/bench.ts --replicas 3         # 1 router vs 3 replicas with and without Redis sync
  *
  * @module
  */
@@ -17,6 +18,7 @@ import { buildReport, renderMarkdown, writeReport } from "../src/bench/report.ts
 import { type Shape, SHAPES } from "../src/bench/types.ts";
 import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
 import { PROFILES } from "../src/sim/profiles.ts";
+import { type ReplicaComparisonResult, runReplicaComparison } from "../src/sync/bench_replicas.ts";
 
 const HELP = `bench: strategy sweep against simulated workers or real engines
 
@@ -40,6 +42,12 @@ Options (defaults: the reference's cloud study on 4 simulated a100-7b workers):
   --model NAME           model name sent in requests (default: sim)
   --offline              offline simulator (virtual time, no HTTP)
   --demo                 short sweep: 2 points (4, 16 sessions), 1 seed, time scale 0.5
+  --replicas R           replica study instead of the strategy sweep: per sessions point × seed,
+                         the multiturn trace through 1 router, then R routers (turn k of session i
+                         to replica (i + k) mod R) with and without Redis sync; KV-cached share per
+                         arm in bench/results/NAME/replicas.md. Strategy: the first of --strategies
+                         (default prefixaware). Needs redis-server for the sync arm.
+  --sync on|off|both     which R-replica arms to run (default: both)
   --out DIR              results root (default: bench/results)
   -h, --help
 `;
@@ -76,6 +84,8 @@ export async function main(args: string[]): Promise<number> {
         model: { type: "string" },
         offline: { type: "boolean" },
         demo: { type: "boolean" },
+        replicas: { type: "string" },
+        sync: { type: "string" },
         out: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -135,6 +145,25 @@ export async function main(args: string[]): Promise<number> {
   ) {
     if (!Number.isInteger(v) || v < 1) problems.push(`--${k} must be a positive integer, got ${v}`);
   }
+  const replicas = values.replicas === undefined ? null : Number(values.replicas);
+  const syncArms = values.sync ?? "both";
+  if (replicas !== null) {
+    if (!Number.isInteger(replicas) || replicas < 2) {
+      problems.push(`--replicas must be an integer >= 2, got "${values.replicas}"`);
+    }
+    if (opts.workerUrls || opts.offline) {
+      problems.push("--replicas runs simulated workers: drop --workers-url and --offline");
+    }
+    if (opts.shape !== "multiturn") problems.push("--replicas runs the multiturn shape only");
+    if (values.strategies !== undefined && opts.strategies.length !== 1) {
+      problems.push("--replicas takes one strategy");
+    }
+  }
+  if (!["on", "off", "both"].includes(syncArms)) {
+    problems.push(`--sync must be one of on, off, both, got "${syncArms}"`);
+  } else if (values.sync !== undefined && replicas === null) {
+    problems.push("--sync goes with --replicas");
+  }
   if (problems.length > 0) {
     for (const p of problems) console.error(`error: ${p}`);
     return 2;
@@ -142,6 +171,16 @@ export async function main(args: string[]): Promise<number> {
 
   const name = values.name ?? (demo ? "demo" : `sweep-${new Date().toISOString().slice(0, 10)}`);
   const dir = `${values.out ?? "bench/results"}/${name}`;
+  if (replicas !== null) {
+    const strategy = values.strategies === undefined ? "prefixaware" : opts.strategies[0];
+    return await replicaStudy(dir, name, replicas, syncArms as "on" | "off" | "both", {
+      ...opts,
+      strategies: [strategy],
+    }, {
+      think: values["think-ms"] ?? "1000",
+      stagger: values["stagger-ms"] ?? "2000",
+    });
+  }
   const tty = Deno.stdout.isTerminal();
   const started = performance.now();
   const mode = opts.offline
@@ -191,6 +230,140 @@ export async function main(args: string[]): Promise<number> {
     } s`,
   );
   return 0;
+}
+
+/** One arm of the replica study. */
+interface Arm {
+  readonly label: string;
+  readonly replicas: number;
+  readonly sync: boolean;
+}
+
+/** Summed over seeds: Σ cached / Σ prompt tokens, same-worker follow-ups, errors. */
+interface ArmCell {
+  prompt: number;
+  cached: number;
+  follow: number;
+  same: number;
+  errors: number;
+  requests: number;
+}
+
+/**
+ * `--replicas R`: per sessions point × seed, `runReplicaComparison` for 1 router and for R
+ * replicas with and/or without sync; prints and writes `replicas.md` (and `replicas.json`).
+ */
+async function replicaStudy(
+  dir: string,
+  name: string,
+  replicas: number,
+  syncArms: "on" | "off" | "both",
+  opts: SweepOptions,
+  pacing: { think: string; stagger: string },
+): Promise<number> {
+  const arms: Arm[] = [{ label: "1 router", replicas: 1, sync: false }];
+  if (syncArms !== "off") arms.push({ label: `${replicas} replicas, sync`, replicas, sync: true });
+  if (syncArms !== "on") {
+    arms.push({ label: `${replicas} replicas, no sync`, replicas, sync: false });
+  }
+  const strategy = opts.strategies[0];
+  const mode = `${opts.workers} × sim ${opts.profile} (time scale ${opts.timeScale})`;
+  console.log(
+    `bench ${name}: replicas ${arms.map((a) => a.label).join(" / ")} × sessions ${
+      opts.sessions.join(",")
+    } × seeds ${opts.seeds.join(",")}, ${strategy}, on ${mode}`,
+  );
+  const started = performance.now();
+  const cells = new Map<string, ArmCell>();
+  const runs: Omit<ReplicaComparisonResult, "records">[] = [];
+  const total = opts.sessions.length * opts.seeds.length * arms.length;
+  let n = 0;
+  for (const sessions of opts.sessions) {
+    for (const seed of opts.seeds) {
+      for (const arm of arms) {
+        n++;
+        const r = await runReplicaComparison({
+          replicas: arm.replicas,
+          sync: arm.sync,
+          sessions,
+          seed,
+          turns: opts.turns,
+          workers: opts.workers,
+          profile: opts.profile,
+          timeScale: opts.timeScale,
+          systemBytes: opts.systemBytes,
+          maxTokens: opts.maxTokens,
+          thinkMs: opts.thinkMs,
+          staggerMs: opts.staggerMs,
+          strategy,
+        });
+        const { records, ...summary } = r;
+        runs.push(summary);
+        const key = `${sessions}/${arm.label}`;
+        const c = cells.get(key) ??
+          { prompt: 0, cached: 0, follow: 0, same: 0, errors: 0, requests: 0 };
+        c.prompt += r.promptTokens;
+        c.cached += r.cachedTokens;
+        const follow = records.length - sessions;
+        c.follow += follow;
+        c.same += Math.round(r.sameWorkerShare * follow);
+        c.errors += r.errors;
+        c.requests += r.requests;
+        cells.set(key, c);
+        const secs = ((performance.now() - started) / 1000).toFixed(0);
+        console.log(
+          `[${n}/${total}] ${arm.label} sessions=${sessions} seed=${seed}: cached ${
+            pct(r.cachedShare)
+          }, same worker ${pct(r.sameWorkerShare)}, ${r.errors} errors, ${secs} s`,
+        );
+      }
+    }
+  }
+
+  const table = (title: string, value: (c: ArmCell) => string) =>
+    [
+      title,
+      "",
+      `| sessions | ${arms.map((a) => a.label).join(" | ")} |`,
+      `| -------: | ${arms.map(() => "--:").join(" | ")} |`,
+      ...opts.sessions.map((s) =>
+        `| ${s} | ${arms.map((a) => value(cells.get(`${s}/${a.label}`)!)).join(" | ")} |`
+      ),
+    ].join("\n");
+  const errors = [...cells.values()].reduce((a, c) => a + c.errors, 0);
+  const requests = [...cells.values()].reduce((a, c) => a + c.requests, 0);
+  const md = [
+    `# ${name}: router replicas with and without Redis sync`,
+    "",
+    `Multiturn trace, ${opts.turns} turns per session, ${strategy}, ${mode}, think ${pacing.think} ms, ` +
+    `stagger ${pacing.stagger} ms, seeds ${opts.seeds.join(", ")} (summed). Turn k of session i ` +
+    `goes to replica (i + k) mod R.`,
+    "",
+    table(
+      "KV-cached share (Σ cached ÷ Σ prompt tokens, engine-reported):",
+      (c) => pct(c.prompt > 0 ? c.cached / c.prompt : 0),
+    ),
+    "",
+    table(
+      "Follow-up turns that reached the worker of the session's previous turn:",
+      (c) => pct(c.follow > 0 ? c.same / c.follow : 0),
+    ),
+    "",
+    `${requests} requests, ${errors} errors.`,
+    "",
+  ].join("\n");
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/replicas.md`, md);
+  await Deno.writeTextFile(`${dir}/replicas.json`, JSON.stringify(runs, null, 2) + "\n");
+  console.log("\n" + md);
+  console.log(
+    `report: ${dir}/replicas.md in ${((performance.now() - started) / 1000).toFixed(0)} s`,
+  );
+  return 0;
+}
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(2)}%`;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

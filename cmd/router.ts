@@ -4,15 +4,41 @@
  * in force (see `Router.reload`), an invalid one is refused with its errors logged and the old
  * config stays. Prints `listening on http://HOST:PORT` as its first line.
  *
+ * Around the router it runs, when configured, the Redis replica sync (`sync.redis.url`: the
+ * replicas share their routing records, ADR 0004) and a worker discovery (`discovery.mode` dns or
+ * kubernetes): each change of the discovered list goes through `Router.reload` like a config
+ * reload, and on SIGHUP the discovered list replaces the file's (empty) one. Reloads of either
+ * kind run one at a time, each on top of the config the previous one left. Shutdown: discovery
+ * stops, the router drains, then the sync writes what it still holds and closes.
+ *
  * Usage: deno run --allow-net --allow-read --allow-env cmd/router.ts --config config/router.yaml
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { ConfigError, loadConfig } from "../src/config/mod.ts";
-import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
+import {
+  ConfigError,
+  loadConfig,
+  type ParseOptions,
+  restartKeys,
+  type RouterConfig,
+} from "../src/config/mod.ts";
+import {
+  createDiscovery,
+  type DiscoveredWorker,
+  type Discovery,
+  withDiscoveredWorkers,
+} from "../src/discovery/mod.ts";
+import { createStrategy, STRATEGY_NAMES } from "../src/strategies/mod.ts";
 import { type Router, startRouter } from "../src/router/mod.ts";
+import {
+  createPrefixSync,
+  type PrefixSync,
+  redactRedisUrl,
+  registerSyncMetrics,
+  type SyncLogger,
+} from "../src/sync/mod.ts";
 import { VERSION } from "../src/version.ts";
 
 const HELP = `llm-cache-router ${VERSION}: a cache-aware router for OpenAI-compatible LLM servers
@@ -23,14 +49,28 @@ Usage:
 Options:
   -c, --config FILE   YAML config (default: config/router.yaml)
   -p, --port N        listen port, overriding server.addr (0 = any free port)
-
-Signals: SIGTERM/SIGINT drain in-flight requests (up to server.shutdown_timeout) and exit 0;
-SIGHUP reloads the config file (an invalid file is refused and the old config stays).
   -v, --version       print the version and exit
   -h, --help          print this help and exit
 
-Environment overrides: ROUTER_STRATEGY, ROUTER_SERVER_ADDR, ROUTER_<SECTION>_<KEY>, ...
+Signals: SIGTERM/SIGINT drain in-flight requests (up to server.shutdown_timeout) and exit 0;
+SIGHUP reloads the config file (an invalid file is refused and the old config stays).
+
+Environment overrides: ROUTER_STRATEGY, ROUTER_SERVER_ADDR, ROUTER_<SECTION>_<KEY>, ...,
+ROUTER_SYNC_REDIS_URL, ROUTER_SYNC_REPLICA_ID
 `;
+
+/** How configs are checked here: registry names, and the strategy built with its options. */
+const PARSE: ParseOptions = { strategies: STRATEGY_NAMES, createStrategy };
+
+/** What a reload needs besides the router: the running discovery and sync, and the reload queue. */
+export interface ReloadContext {
+  /** The running discovery; a `dns` or `kubernetes` one supplies the workers on reload. */
+  readonly discovery?: Discovery | null;
+  /** Re-reads the router's workers after each reload. */
+  readonly sync?: PrefixSync | null;
+  /** Runs reloads one at a time; default: at once. */
+  readonly serial?: <T>(fn: () => Promise<T>) => Promise<T>;
+}
 
 /** Runs the router CLI; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -67,9 +107,9 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
   }
-  let config;
+  let config: RouterConfig;
   try {
-    config = await loadConfig(values.config!, Deno.env.toObject(), { strategies: STRATEGY_NAMES });
+    config = await loadConfig(values.config!, Deno.env.toObject(), PARSE);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`error: invalid config ${values.config}:`);
@@ -80,58 +120,154 @@ export async function main(args: string[]): Promise<number> {
 
   const running = await startRouter(config, { port });
   console.log(`listening on ${running.url}`);
-  running.router.logger.info("router started", {
+  const router = running.router;
+  // The router's logger is replaced when a reload changes the level or format.
+  const log: SyncLogger = {
+    debug: (msg, fields) => router.logger.debug(msg, fields),
+    info: (msg, fields) => router.logger.info(msg, fields),
+    warn: (msg, fields) => router.logger.warn(msg, fields),
+    error: (msg, fields) => router.logger.error(msg, fields),
+  };
+
+  const sync = createPrefixSync(config.sync, router, {
+    chunkSize: config.router.chunkSize,
+    logger: log,
+  });
+  if (sync !== null) registerSyncMetrics(router.metrics.registry, () => sync.stats());
+  const discovery = createDiscovery(config.discovery, {
+    staticWorkers: config.workers,
+    logger: log,
+  });
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = queue.then(fn);
+    queue = run.catch(() => {});
+    return run;
+  };
+  const ctx: ReloadContext = { discovery, sync, serial };
+
+  router.logger.info("router started", {
     version: VERSION,
     url: running.url,
     admin_url: running.adminUrl,
     strategy: config.router.strategy,
     workers: config.workers.map((w) => `${w.id}=${w.url}`),
+    discovery: config.discovery.mode,
+    sync: config.sync.redis === null ? null : redactRedisUrl(config.sync.redis.url),
+    replica: sync?.replicaId ?? null,
   });
 
   const configPath = values.config!;
-  const reload = () => reloadConfig(running.router, configPath);
+  const reload = () => reloadConfig(router, configPath, ctx);
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", reload);
 
   const stop = Promise.withResolvers<string>();
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(sig, () => stop.resolve(sig));
   }
+
+  if (discovery.kind !== "static") {
+    // Not awaited: a discovery that cannot look yet retries on its own, and signals must work.
+    discovery.start((workers) => void applyDiscovered(router, workers, ctx)).catch((err) =>
+      log.error("worker discovery failed to start", { error: String(err) })
+    );
+  }
+
   const sig = await stop.promise;
   if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", reload);
-  running.router.logger.info("shutting down", { signal: sig, inflight: running.router.inflight });
+  router.logger.info("shutting down", { signal: sig, inflight: router.inflight });
+  await discovery.stop();
+  await queue;
   await running.shutdown();
-  running.router.logger.info("stopped");
+  await sync?.stop();
+  router.logger.info("stopped");
   return 0;
 }
 
 /**
- * Re-reads `path` (with the environment's overrides, as at start-up) and applies it. Never
+ * Applies a discovered worker list: the config in force with its workers replaced (each with the
+ * `discovery.worker` settings), through `Router.reload`, then the sync re-reads the workers. Never
+ * throws; returns whether it applied.
+ */
+export async function applyDiscovered(
+  router: Router,
+  workers: readonly DiscoveredWorker[],
+  ctx: ReloadContext = {},
+): Promise<boolean> {
+  const serial = ctx.serial ?? ((fn) => fn());
+  try {
+    return await serial(async () => {
+      const current = router.config;
+      const s = await router.reload(
+        withDiscoveredWorkers(current, workers, current.discovery.worker),
+      );
+      ctx.sync?.refresh();
+      router.logger.info("discovered workers applied", {
+        source: ctx.discovery?.kind ?? current.discovery.mode,
+        workers: workers.map((w) => `${w.id}=${w.url}`),
+        added: s.added,
+        removed: s.removed,
+        kept: s.kept,
+        reset: s.reset,
+      });
+      return true;
+    });
+  } catch (err) {
+    router.logger.error("applying discovered workers failed; keeping the workers in force", {
+      error: (err as Error).message,
+    });
+    return false;
+  }
+}
+
+/**
+ * Re-reads `path` (with the environment's overrides, as at start-up) and applies it. With a
+ * running `dns` or `kubernetes` discovery, its current list replaces the file's workers. Never
  * throws: an invalid file or a failed reload is logged and the config in force stays.
  */
-export async function reloadConfig(router: Router, path: string): Promise<boolean> {
+export async function reloadConfig(
+  router: Router,
+  path: string,
+  ctx: ReloadContext = {},
+): Promise<boolean> {
   const logger = router.logger;
-  let next;
+  let loaded: RouterConfig;
   try {
-    next = await loadConfig(path, Deno.env.toObject(), { strategies: STRATEGY_NAMES });
+    loaded = await loadConfig(path, Deno.env.toObject(), PARSE);
   } catch (err) {
     const errors = err instanceof ConfigError ? err.errors : [(err as Error).message];
     logger.error("config reload refused; keeping the config in force", { path, errors });
     return false;
   }
+  const serial = ctx.serial ?? ((fn) => fn());
   try {
-    const s = await router.reload(next);
-    logger.info("config reloaded", {
-      path,
-      strategy: s.strategy,
-      added: s.added,
-      removed: s.removed,
-      kept: s.kept,
-      reset: s.reset,
+    return await serial(async () => {
+      const prev = router.config;
+      let next = loaded;
+      const discovery = ctx.discovery;
+      if (discovery && discovery.kind !== "static") {
+        // The running discovery owns the worker list until a restart.
+        next = withDiscoveredWorkers(next, discovery.current(), next.discovery.worker);
+      } else if (next.discovery.mode !== "static") {
+        // A switch to discovery needs a restart (listed below); keep the workers in force.
+        next = { ...next, workers: prev.workers };
+      }
+      const s = await router.reload(next);
+      ctx.sync?.refresh();
+      const needsRestart = [...new Set([...s.needsRestart, ...restartKeys(prev, next)])];
+      router.logger.info("config reloaded", {
+        path,
+        strategy: s.strategy,
+        added: s.added,
+        removed: s.removed,
+        kept: s.kept,
+        reset: s.reset,
+      });
+      if (needsRestart.length > 0) {
+        router.logger.warn("config changes that need a restart to apply", { keys: needsRestart });
+      }
+      return true;
     });
-    if (s.needsRestart.length > 0) {
-      logger.warn("config changes that need a restart to apply", { keys: s.needsRestart });
-    }
-    return true;
   } catch (err) {
     logger.error("config reload failed; keeping the config in force", {
       path,

@@ -12,11 +12,29 @@
  *   value is read as a YAML scalar (`8`, `true`, `null`, `"quoted"`), and errors name the variable.
  *   Setting both forms to different values is an error. Other `ROUTER_*` variables are ignored, so
  *   entry points may use the prefix for their own flags (`ROUTER_CONFIG`).
+ *   `router.strategy_options` is a mapping: its variable holds a YAML flow mapping
+ *   (`ROUTER_STRATEGY_OPTIONS='{cache_threshold: 0.6}'`).
+ * - The `sync` and `discovery` sections are checked by their own modules (`src/sync/section.ts`,
+ *   `src/discovery/section.ts`), with the same message form; `discovery.worker` is checked here
+ *   with the `workers[]` table (every key but `id` and `url`). Sync reads `ROUTER_SYNC_REDIS_URL`
+ *   and `ROUTER_SYNC_REPLICA_ID`.
+ * - `workers` is required and non-empty with `discovery.mode: static` (the default); with `dns`
+ *   or `kubernetes` it must be empty or absent (the workers come from discovery).
+ * - With `ParseOptions.createStrategy`, the strategy is built once with its parameters and
+ *   `router.strategy_options`, so an option it rejects is a config error.
  *
  * @module
  */
 
 import { isScalar, LineCounter, parseDocument } from "yaml";
+import {
+  type DiscoveryConfig,
+  type DiscoveryMode,
+  resolveDiscoveryConfig,
+} from "../discovery/section.ts";
+import type { DnsRecordType } from "../discovery/dns_discovery.ts";
+import type { StrategyParams } from "../strategies/types.ts";
+import { resolveSyncConfig, SYNC_ENV, type SyncConfig } from "../sync/section.ts";
 import { parseByteSize, parseDuration } from "./duration.ts";
 import type { RouterConfig, WorkerConfig } from "./types.ts";
 
@@ -40,6 +58,12 @@ export interface ParseOptions {
   readonly strategies?: readonly string[];
   /** Name of the text's origin (a file path), shown in the error message. */
   readonly source?: string;
+  /**
+   * The strategy registry's `createStrategy`. When given, the strategy is built once with the
+   * config's parameters and `router.strategy_options`, and what it rejects is reported at
+   * `router.strategy_options`; absent: the options are only checked to be numbers.
+   */
+  readonly createStrategy?: (name: string, params: StrategyParams) => unknown;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,6 +200,19 @@ const apiKeyList: Check = (v) => {
   return [...new Set(v as string[])];
 };
 
+const strategyOptions: Check = (v) => {
+  const want = new Expected("must be a mapping of option names to numbers");
+  if (!isMapping(v)) return want;
+  for (const x of Object.values(v)) if (typeof x !== "number" || !Number.isFinite(x)) return want;
+  return { ...v };
+};
+
+/** An HTTP header name (RFC 9110 token), kept in lower case; `""` turns the feature off. */
+const headerName: Check = (v) =>
+  typeof v === "string" && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]*$/.test(v)
+    ? v.toLowerCase()
+    : new Expected(`must be an HTTP header name such as "x-session-id", or "" (off)`);
+
 const filePath: Check = (v) =>
   typeof v === "string" && v.trim() !== "" ? v : new Expected("must be a file path");
 
@@ -209,6 +246,12 @@ const f = (
 const commaList = (text: string): string[] =>
   text.split(",").map((s) => s.trim()).filter((s) => s !== "");
 
+/** An environment value holding a YAML flow mapping (`{a: 1}`); anything else stays text. */
+const flowMapping = (text: string): unknown => {
+  const doc = parseDocument(text);
+  return doc.errors.length === 0 ? doc.toJS() : text;
+};
+
 type SectionName = "server" | "router" | "health" | "logging" | "metrics" | "auth";
 
 /** Scalar sections, in the order errors are reported. */
@@ -228,6 +271,8 @@ const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
     f("saturation_inflight", "saturationInflight", int(0), 8),
     f("max_retries", "maxRetries", int(0), 2),
     f("seed", "seed", nullable(seed), null),
+    f("strategy_options", "strategyOptions", strategyOptions, {}, flowMapping),
+    f("session_header", "sessionHeader", headerName, "x-session-id"),
   ],
   health: [
     f("interval", "intervalMs", duration(false), "5s"),
@@ -265,7 +310,12 @@ const WORKER: readonly Field[] = [
   f("api_key", "apiKey", nullable(apiKey), null),
 ];
 
-const TOP_KEYS = [...Object.keys(SECTIONS), "workers"];
+/** Keys of `discovery.worker`: a `workers[]` entry's, but `id` and `url`. */
+const WORKER_TEMPLATE: readonly Field[] = WORKER.filter((fd) =>
+  fd.key !== "id" && fd.key !== "url"
+);
+
+const TOP_KEYS = [...Object.keys(SECTIONS), "workers", "sync", "discovery"];
 
 /** One environment override: the variable and the key it sets. */
 export interface EnvOverride {
@@ -290,6 +340,8 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
     name: `ROUTER_${fd.key}`.toUpperCase(),
     path: `router.${fd.key}`,
   })),
+  { name: SYNC_ENV.url, path: "sync.redis.url" },
+  { name: SYNC_ENV.replicaId, path: "sync.replica_id" },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -348,12 +400,38 @@ export interface ConfigOverrides {
   readonly auth?: Partial<RouterConfig["auth"]>;
   /** Applied to every worker; a field given on the worker itself wins. */
   readonly worker?: Partial<Omit<WorkerConfig, "id" | "url">>;
+  /** Replica sync; default off. `redis` needs at least `url`; the other fields default. */
+  readonly sync?: {
+    readonly replicaId?: string | null;
+    readonly redis?: (Partial<NonNullable<SyncConfig["redis"]>> & { readonly url: string }) | null;
+  };
+  /** Worker discovery; default static (the `workers` argument). */
+  readonly discovery?: {
+    readonly mode?: DiscoveryMode;
+    readonly intervalMs?: number;
+    readonly dns?: {
+      readonly name: string;
+      readonly type?: DnsRecordType;
+      readonly port?: number | null;
+      readonly scheme?: "http" | "https";
+    } | null;
+    readonly kubernetes?: {
+      readonly namespace?: string | null;
+      readonly labelSelector: string;
+      readonly port: number;
+      readonly scheme?: "http" | "https";
+    } | null;
+    /** Settings of every discovered worker; absent fields take the `workers[]` defaults. */
+    readonly worker?: Partial<Omit<WorkerConfig, "id" | "url">>;
+  };
 }
 
 /**
  * Builds a configuration in code (demo, benchmarks, tests) with the YAML path's defaults and
  * checks. Workers given as plain URLs get ids `w1`, `w2`, … by position. Errors name the
- * overrides' own fields (`router.chunkSize`).
+ * overrides' own fields (`router.chunkSize`), except in `sync` and `discovery` (their YAML keys,
+ * `sync.redis.max_len`). Sync is off and discovery static unless overridden; with a `dns` or
+ * `kubernetes` discovery `workers` must be empty.
  *
  * @throws {ConfigError} when a value is invalid.
  */
@@ -374,6 +452,25 @@ export function configFromWorkers(
     const merged = { id: `w${i + 1}`, ...overrides.worker, ...given };
     return toRaw(merged, WORKER, `workers[${i}]`, labels, errors);
   });
+  if (overrides.sync !== undefined) raw.sync = syncToRaw(overrides.sync);
+  if (overrides.discovery !== undefined) {
+    const d = overrides.discovery;
+    const k = d.kubernetes;
+    raw.discovery = dropUndefined({
+      mode: d.mode,
+      interval: d.intervalMs === undefined ? undefined : `${d.intervalMs}ms`,
+      dns: d.dns,
+      kubernetes: k == null ? k : dropUndefined({
+        namespace: k.namespace,
+        label_selector: k.labelSelector,
+        port: k.port,
+        scheme: k.scheme,
+      }),
+      worker: d.worker === undefined
+        ? undefined
+        : plainMillis(toRaw(d.worker, WORKER_TEMPLATE, "discovery.worker", labels, errors)),
+    });
+  }
   if (errors.length > 0) throw new ConfigError(errors, opts.source);
   return resolve(raw, {}, labels, opts);
 }
@@ -417,9 +514,11 @@ function resolve(
   }
 
   const out: Record<string, unknown> = {};
+  const raws: Record<string, Record<string, unknown>> = {};
   for (const [section, fields] of Object.entries(SECTIONS)) {
     const given = top[section] ?? {};
     const raw: Record<string, unknown> = {};
+    raws[section] = raw;
     if (isMapping(given)) {
       Object.assign(raw, given);
       applyEnv(raw, section as SectionName, env, labels, errors);
@@ -436,9 +535,42 @@ function resolve(
     );
   }
 
+  // Sync and discovery: checked by their own modules; discovery.worker with the workers[] table.
+  const sync = resolveSyncConfig(top.sync, env, "sync");
+  errors.push(...sync.errors);
+  const disc = resolveDiscoveryConfig(top.discovery, "discovery");
+  errors.push(...disc.errors);
+  const workerRaw = isMapping(disc.value.workerRaw) ? disc.value.workerRaw : {};
+  const template = checkMapping(
+    workerRaw,
+    WORKER_TEMPLATE,
+    "discovery.worker",
+    problem,
+    errors,
+    opts,
+  );
+  const discovery: DiscoveryConfig & { worker: unknown } = {
+    ...disc.value,
+    workerRaw: plainMillis(workerRaw),
+    worker: template,
+  };
+  const mode = disc.value.mode;
+  const dynamic = mode === "dns" || mode === "kubernetes";
+
   const workers: Record<string, unknown>[] = [];
   const list = top.workers;
-  if (list === undefined) {
+  if (dynamic) {
+    if (list !== undefined && list !== null && !(Array.isArray(list) && list.length === 0)) {
+      problem(
+        "workers",
+        list,
+        new Expected(
+          `must be empty or absent when discovery.mode is ${mode} ` +
+            "(workers come from discovery; their settings go under discovery.worker)",
+        ),
+      );
+    }
+  } else if (list === undefined) {
     errors.push("workers is required");
   } else if (!Array.isArray(list) || list.length === 0) {
     problem("workers", list, new Expected("must be a non-empty list"));
@@ -484,8 +616,60 @@ function resolve(
     } else auth.apiKeys = [...new Set([...auth.apiKeys, ...file])];
   }
 
+  // Cross-field: the strategy takes its options (only once everything it is built from is valid).
+  const router = out.router as Record<string, unknown>;
+  if (
+    opts.createStrategy !== undefined && typeof router.strategy === "string" &&
+    router.strategyOptions !== undefined && router.minMatchChunks !== undefined &&
+    router.saturationInflight !== undefined
+  ) {
+    const options = router.strategyOptions as Record<string, number>;
+    try {
+      opts.createStrategy(router.strategy, {
+        minMatchChunks: router.minMatchChunks as number,
+        saturationInflight: router.saturationInflight as number,
+        options,
+      });
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      if (Object.keys(options).length === 0) {
+        problem("router.strategy", router.strategy, new Expected(`cannot be built: ${why}`));
+      } else {
+        const given = raws.router.strategy_options ?? options;
+        problem("router.strategy_options", given, new Expected(`rejected: ${why}`));
+      }
+    }
+  }
+
   if (errors.length > 0) throw new ConfigError(errors, opts.source);
-  return { ...out, workers } as unknown as RouterConfig;
+  return { ...out, workers, sync: sync.value, discovery } as unknown as RouterConfig;
+}
+
+/** Resolved-form sync overrides in raw YAML form (durations as `"<n>ms"`). */
+function syncToRaw(s: NonNullable<ConfigOverrides["sync"]>): Record<string, unknown> {
+  const r = s.redis;
+  return dropUndefined({
+    replica_id: s.replicaId,
+    redis: r === undefined ? undefined : r === null ? { url: null } : dropUndefined({
+      url: r.url,
+      stream: r.stream,
+      max_len: r.maxLen,
+      catch_up: r.catchUpMs === undefined ? undefined : `${r.catchUpMs}ms`,
+      queue_max: r.queueMax,
+    }),
+  });
+}
+
+/** `m` without its undefined values. */
+function dropUndefined(m: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(m).filter(([, v]) => v !== undefined));
+}
+
+/** `m` with `Millis` values written as `"<n>ms"` strings: plain data, read back the same. */
+function plainMillis(m: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(m).map(([k, v]) => [k, v instanceof Millis ? `${v.ms}ms` : v]),
+  );
 }
 
 /**

@@ -8,9 +8,24 @@ import {
   parseListenAddr,
 } from "./load.ts";
 import type { RouterConfig } from "./types.ts";
+import { DISCOVERY_STATIC } from "../discovery/section.ts";
+import { SYNC_OFF } from "../sync/section.ts";
 
 const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware"] as const;
 const ONE_WORKER = "workers:\n  - id: a\n    url: http://127.0.0.1:8001\n";
+
+/** A `workers[]` entry's defaults (all but id and url): also `discovery.worker`'s. */
+const WORKER_DEFAULTS = {
+  kvBudget: 0,
+  maxInflight: 0,
+  timeoutMs: 60_000,
+  connectTimeoutMs: 5_000,
+  ttfbTimeoutMs: 0,
+  idleTimeoutMs: 30_000,
+  breakerThreshold: 5,
+  breakerCooldownMs: 30_000,
+  apiKey: null,
+};
 
 /** The config for ONE_WORKER: every default, written out. */
 const DEFAULTS: RouterConfig = {
@@ -29,6 +44,8 @@ const DEFAULTS: RouterConfig = {
     saturationInflight: 8,
     maxRetries: 2,
     seed: null,
+    strategyOptions: {},
+    sessionHeader: "x-session-id",
   },
   health: { intervalMs: 5_000, path: "/health", timeoutMs: 2_000 },
   workers: [{
@@ -47,6 +64,8 @@ const DEFAULTS: RouterConfig = {
   logging: { level: "info", format: "json" },
   metrics: { enabled: true, addr: null },
   auth: { apiKeys: [], apiKeysFile: null, protectMetrics: false, forwardClientAuth: false },
+  sync: SYNC_OFF,
+  discovery: { ...DISCOVERY_STATIC, worker: WORKER_DEFAULTS },
 };
 
 /** The errors `fn` throws as a ConfigError; fails when it throws anything else or nothing. */

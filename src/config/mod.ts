@@ -12,7 +12,14 @@
  * @module
  */
 
-export type { LogLevel, RouterConfig, WorkerConfig } from "./types.ts";
+export type {
+  DiscoveryConfig,
+  LogLevel,
+  RouterConfig,
+  SyncConfig,
+  WorkerConfig,
+  WorkerTemplate,
+} from "./types.ts";
 export {
   ConfigError,
   configFromWorkers,
@@ -23,3 +30,4 @@ export {
 } from "./load.ts";
 export type { ConfigOverrides, EnvOverride, ParseOptions, WorkerInput } from "./load.ts";
 export { parseByteSize, parseDuration } from "./duration.ts";
+export { restartKeys } from "./restart.ts";

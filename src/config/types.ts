@@ -6,6 +6,11 @@
  * @module
  */
 
+import type { DiscoveryConfig, WorkerTemplate } from "../discovery/section.ts";
+import type { SyncConfig } from "../sync/section.ts";
+
+export type { DiscoveryConfig, SyncConfig, WorkerTemplate };
+
 /** Log verbosity. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -65,6 +70,18 @@ export interface RouterConfig {
     readonly maxRetries: number;
     /** Seed of the routing RNG; null = random per process. */
     readonly seed: number | null;
+    /**
+     * `router.strategy_options`: strategy-specific numeric options by their snake_case name
+     * (`cache_threshold`), passed to `createStrategy` as `options`; `{}` = the strategy's
+     * published defaults. The loader builds the strategy once with them, so a name the strategy
+     * does not know or a value out of range is a config error.
+     */
+    readonly strategyOptions: Readonly<Record<string, number>>;
+    /**
+     * `router.session_header`: request header (lower case) whose value pins a session to its
+     * worker while that worker is admitted; `""` = session affinity off.
+     */
+    readonly sessionHeader: string;
   };
   readonly health: {
     /** Active health check period, ms; 0 = off. */
@@ -74,7 +91,19 @@ export interface RouterConfig {
     /** Probe timeout, ms. */
     readonly timeoutMs: number;
   };
+  /**
+   * The workers. With `discovery.mode: static` the config file's list (never empty); with `dns` or
+   * `kubernetes` empty in the file, and filled from discovery at run time
+   * (`withDiscoveredWorkers`).
+   */
   readonly workers: readonly WorkerConfig[];
+  /** Replica sync through Redis (`sync:`); `redis: null` = off. */
+  readonly sync: SyncConfig;
+  /**
+   * Where workers come from (`discovery:`). `worker` is `discovery.worker` resolved with the same
+   * rules and defaults as a `workers[]` entry: the settings of every discovered worker.
+   */
+  readonly discovery: DiscoveryConfig & { readonly worker: WorkerTemplate };
   readonly logging: {
     readonly level: LogLevel;
     readonly format: "text" | "json";

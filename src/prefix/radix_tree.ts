@@ -122,7 +122,7 @@ function chainedCommon(edge: Uint32Array, hashes: ChunkHashes, at: number, lim: 
 
 /** Per-worker prefix index: a compressed radix tree with LRU eviction over its leaves. */
 export class RadixTree implements PrefixIndex {
-  readonly #maxChunks: number;
+  #maxChunks: number;
   readonly #chained: boolean;
   #root = new Node(EMPTY, null);
   /** LRU list: head = least recently used, tail = most recently used. */
@@ -207,14 +207,29 @@ export class RadixTree implements PrefixIndex {
     for (let x: Node | null = node; x !== this.#root && x !== null; x = x.parent) {
       this.#listMoveToTail(x);
     }
-    if (this.#maxChunks > 0) {
-      while (this.#chunks > this.#maxChunks) {
-        const lru = this.#head;
-        // Unreachable while the list invariant holds: the path just inserted fits the budget.
-        if (lru === null || lru === node) break;
-        this.#evictedChunks(lru);
-        this.#removeLeaf(lru);
-      }
+    if (this.#maxChunks > 0) this.#evictTo(this.#maxChunks, node);
+  }
+
+  /**
+   * Changes the capacity to `maxChunks` (0 = unbounded) and evicts least-recently-used leaves until
+   * the tree fits. Used when the engine's reports show it holds less than the tree believes.
+   */
+  resize(maxChunks: number): void {
+    if (!Number.isInteger(maxChunks) || maxChunks < 0) {
+      throw new RangeError(`maxChunks must be a non-negative integer, got ${maxChunks}`);
+    }
+    this.#maxChunks = maxChunks;
+    if (maxChunks > 0) this.#evictTo(maxChunks, null);
+  }
+
+  /** Evicts LRU leaves until at most `max` chunks are held, never `keep` (the path just inserted). */
+  #evictTo(max: number, keep: Node | null): void {
+    while (this.#chunks > max) {
+      const lru = this.#head;
+      // Unreachable while the list invariant holds: the path just inserted fits the budget.
+      if (lru === null || lru === keep) break;
+      this.#evictedChunks(lru);
+      this.#removeLeaf(lru);
     }
   }
 

@@ -587,3 +587,22 @@ Deno.test("RadixTree: chained match finds a divergence deep inside a long edge",
   tree.insert(chunkHashes(base, 32));
   assert.equal(tree.match(chunkHashes(base + "more text beyond the held prefix..", 32)), 32);
 });
+
+Deno.test("RadixTree: resize evicts least-recently-used leaves down to the new capacity", () => {
+  const tree = new RadixTree({ maxChunks: 0 });
+  tree.insert(s(1, 2, 3)); // oldest
+  tree.insert(s(4, 5, 6));
+  tree.insert(s(7, 8, 9)); // newest
+  tree.match(s(1, 2, 3)); // lookups do not refresh recency
+  tree.resize(6);
+  assert.deepEqual(held(tree), ["4,5,6", "7,8,9"]);
+  assert.deepEqual(sizes(tree), { chunks: 6, terminals: 2, evictions: 3, nodes: 2 });
+  assert.equal(tree.stats().maxChunks, 6);
+  // The new capacity holds for later inserts too.
+  tree.insert(s(10, 11, 12));
+  assert.deepEqual(held(tree), ["10,11,12", "7,8,9"]);
+  tree.resize(0);
+  tree.insert(s(1, 2, 3));
+  assert.equal(tree.stats().chunks, 9);
+  assert.throws(() => tree.resize(-1), RangeError);
+});

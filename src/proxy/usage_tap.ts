@@ -53,6 +53,8 @@ export interface TapOptions {
   /** Whether the body is SSE (first-token detection looks at `data:` events). */
   readonly sse: boolean;
   readonly onFirstByte?: () => void;
+  /** Called once, when the first generated token is seen. */
+  readonly onFirstToken?: () => void;
   /** Called for every chunk read from the upstream (not for a pre-read first chunk). */
   readonly onChunk?: () => void;
   /**
@@ -126,8 +128,10 @@ export function tapReader(
     bytes += chunk.length;
     if (firstTokenMs === null) {
       const text = carry + decoder.decode(chunk, { stream: true });
-      if (hasToken(text)) firstTokenMs = opts.now() - start;
-      else carry = text.slice(-64);
+      if (hasToken(text)) {
+        firstTokenMs = opts.now() - start;
+        opts.onFirstToken?.();
+      } else carry = text.slice(-64);
     }
     keepTail(chunk);
   };

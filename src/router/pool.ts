@@ -16,6 +16,7 @@ import { RadixTree } from "../prefix/mod.ts";
 import { dialTarget } from "../proxy/deadlines.ts";
 import type { RouteTarget } from "./select.ts";
 import type { Clock } from "../util/clock.ts";
+import type { WorkerLoad } from "../strategies/types.ts";
 
 /** One upstream worker and what the router knows of it. */
 export class Backend implements RouteTarget {
@@ -33,6 +34,8 @@ export class Backend implements RouteTarget {
   inflight = 0;
   /** Result of the last active health check (true until one fails). */
   up = true;
+  /** Where cost-model figures come from; set by the router only when its strategy reads them. */
+  loadSource: ((index: number) => WorkerLoad) | null = null;
   readonly #clock: Clock;
 
   constructor(index: number, config: WorkerConfig, clock: Clock) {
@@ -45,6 +48,11 @@ export class Backend implements RouteTarget {
     this.capacityChunks = config.kvBudget;
     this.prefix = new RadixTree({ maxChunks: config.kvBudget });
     this.breaker = this.#newBreaker(config);
+  }
+
+  /** Cost-model figures of this worker, when the router's strategy uses them. */
+  get load(): WorkerLoad | undefined {
+    return this.loadSource?.(this.index);
   }
 
   /** Whether the strategy may be offered this worker now. */

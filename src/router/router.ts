@@ -21,9 +21,10 @@
  */
 
 import type { RouterConfig } from "../config/types.ts";
+import { restartKeys } from "../config/mod.ts";
 import { HealthChecker } from "../backends/mod.ts";
 import { RouterMetrics } from "../metrics/mod.ts";
-import { chunkHashes, parseRequest } from "../prefix/mod.ts";
+import { chunkHashes, parseRequest, utf8 } from "../prefix/mod.ts";
 import { createStrategy } from "../strategies/mod.ts";
 import type { Strategy } from "../strategies/types.ts";
 import { AttemptDeadlines, UpstreamTimeout, UpstreamUnreachable } from "../proxy/deadlines.ts";
@@ -43,6 +44,8 @@ import { type FailureKind, FaultMetrics } from "./fault_metrics.ts";
 import { jsonTooDeep, readBody, SCAN_MIN_BYTES, tooDeepError, valueTooDeep } from "./limits.ts";
 import { Logger } from "./logger.ts";
 import { Backend } from "./pool.ts";
+import { type LoadTicket, LoadTracker } from "./load_tracker.ts";
+import { nextCapacity } from "./prediction_feedback.ts";
 import { decide, recordDecision } from "./select.ts";
 
 /** Injected collaborators of a router. */
@@ -91,6 +94,12 @@ const ROUTES: Record<string, { methods: string[]; kind?: Kind }> = {
 };
 
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,128}$/;
+/** Bytes per token when the router estimates token counts from text (no tokenizer). */
+const BYTES_PER_TOKEN = 4;
+/** Sessions pinned at most; the least recently used pin goes first. */
+const MAX_SESSIONS = 65_536;
+/** Reason of a request sent to its session's pinned worker. */
+export const SESSION_REASON = "session-affinity";
 const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
 /** A failed attempt, classified. */
@@ -120,6 +129,10 @@ export class Router {
   /** Attempts in flight, for `abortInflight`. */
   readonly #attempts = new Set<AttemptDeadlines>();
   #health: HealthChecker | null = null;
+  /** Per-worker load accounting and learned rates, for cost-model strategies and feedback. */
+  #tracker: LoadTracker;
+  /** Session id → pinned worker, in least-recently-used order. */
+  readonly #sessions = new Map<string, Backend>();
   #started = false;
   #reloading: Promise<unknown> = Promise.resolve();
 
@@ -135,6 +148,20 @@ export class Router {
     this.#strategy = strategyFor(config);
     this.#auth = new ApiKeyAuth(config.auth.apiKeys, config.auth.protectMetrics);
     this.#backends = config.workers.map((w, i) => new Backend(i, w, this.clock));
+    this.#tracker = this.#wireLoad();
+  }
+
+  /** A load tracker for the current workers, wired into them when the strategy reads load. */
+  #wireLoad(): LoadTracker {
+    const tracker = new LoadTracker({ workers: Math.max(1, this.#backends.length) });
+    const source = this.#strategy.usesLoad ? (i: number) => tracker.load(i) : null;
+    for (const b of this.#backends) b.loadSource = source;
+    return tracker;
+  }
+
+  /** Sessions pinned to a worker now. */
+  get pinnedSessions(): number {
+    return this.#sessions.size;
   }
 
   /** The configuration in force (the latest one reloaded). */
@@ -253,7 +280,8 @@ export class Router {
     const prev = this.#config;
     const sameStrategy = prev.router.strategy === next.router.strategy &&
       prev.router.minMatchChunks === next.router.minMatchChunks &&
-      prev.router.saturationInflight === next.router.saturationInflight;
+      prev.router.saturationInflight === next.router.saturationInflight &&
+      JSON.stringify(prev.router.strategyOptions) === JSON.stringify(next.router.strategyOptions);
     const strategy = sameStrategy ? this.#strategy : strategyFor(next);
 
     // From here on nothing throws.
@@ -287,15 +315,14 @@ export class Router {
       summary.removed.push(b.id);
       if (b.inflight > 0) this.#retired.add(b);
     }
-    if (prev.server.addr !== next.server.addr) summary.needsRestart.push("server.addr");
-    if (prev.metrics.addr !== next.metrics.addr) summary.needsRestart.push("metrics.addr");
-    if (prev.metrics.enabled !== next.metrics.enabled && prev.metrics.addr !== null) {
-      summary.needsRestart.push("metrics.enabled");
-    }
+    summary.needsRestart.push(...restartKeys(prev, next));
 
     this.#config = next;
     this.#backends = backends;
     this.#strategy = strategy;
+    // Indices changed: new load accounting (requests in flight settle on the old tracker).
+    this.#tracker = this.#wireLoad();
+    for (const [id, b] of this.#sessions) if (backends[b.index] !== b) this.#sessions.delete(id);
     this.#auth = new ApiKeyAuth(next.auth.apiKeys, next.auth.protectMetrics);
     if (
       this.#ownLogger &&
@@ -482,7 +509,12 @@ export class Router {
       return res;
     }
 
-    const hashes = chunkHashes(parsed.text, config.router.chunkSize);
+    const text = utf8(parsed.text);
+    const promptTokens = text.length / BYTES_PER_TOKEN;
+    const hashes = chunkHashes(text, config.router.chunkSize);
+    const tokensPerChunk = config.router.chunkSize / BYTES_PER_TOKEN;
+    const sessionHeader = config.router.sessionHeader;
+    const sessionId = sessionHeader === "" ? null : req.headers.get(sessionHeader);
     const maxRetries = config.router.maxRetries;
     const tried = new Set<Backend>();
     let last: Failure | null = null;
@@ -492,27 +524,46 @@ export class Router {
       // Deciding is synchronous: the list, the strategy and the indices belong to one config.
       const backends = this.#backends;
       const strategy = this.#strategy;
-      const targets = backends.filter((b) => !tried.has(b) && b.admits());
-      const decision = decide({
-        strategy,
-        targets,
-        hashes,
-        chunkSize: config.router.chunkSize,
-        rng: this.rng,
-        now: t0,
-      });
-      if (!decision) break;
-      const backend = backends[decision.candidate.index];
+      const tracker = this.#tracker;
       strategyName = strategy.name;
+      let backend: Backend;
+      let decided: string;
+      let match: number;
+      const pinned = sessionId === null ? undefined : this.#sessions.get(sessionId);
+      if (
+        pinned !== undefined && backends[pinned.index] === pinned && !tried.has(pinned) &&
+        pinned.admits()
+      ) {
+        // Session affinity: the pinned worker while it is admitted, whatever the strategy says.
+        backend = pinned;
+        decided = SESSION_REASON;
+        match = pinned.prefix.match(hashes);
+      } else {
+        const targets = backends.filter((b) => !tried.has(b) && b.admits());
+        const decision = decide({
+          strategy,
+          targets,
+          hashes,
+          chunkSize: config.router.chunkSize,
+          rng: this.rng,
+          now: t0,
+        });
+        if (!decision) break;
+        backend = backends[decision.candidate.index];
+        decided = decision.reason;
+        match = strategy.usesPrefix ? decision.candidate.match : backend.prefix.match(hashes);
+      }
+      if (sessionId !== null) this.#pin(sessionId, backend);
       // A retry is counted once it actually happens, against the worker that failed.
       if (retryFrom !== null && last !== null) this.metrics.incRetry(retryFrom.id, last.kind);
       retryFrom = null;
-      const reason = attempt === 0 ? decision.reason : `retry-after-${decision.reason}`;
-      const match = strategy.usesPrefix ? decision.candidate.match : backend.prefix.match(hashes);
+      const reason = attempt === 0 ? decided : `retry-after-${decided}`;
       tried.add(backend);
       recordDecision(backend, hashes);
       backend.inflight++;
       backend.breaker.acquire();
+      const dispatchedAt = this.clock.now();
+      const ticket = tracker.onDispatch(backend.index, promptTokens, match * tokensPerChunk);
 
       const wc = backend.config;
       const deadlines = AttemptDeadlines.start({
@@ -528,6 +579,7 @@ export class Router {
         deadlines.end();
         this.#attempts.delete(deadlines);
         backend.inflight--;
+        tracker.onDone(ticket); // no-op when the response path already settled it
       };
 
       let upstream: Response | null = null;
@@ -615,6 +667,11 @@ export class Router {
         deadlines,
         log,
         clientGone: () => req.signal.aborted,
+        tracker,
+        ticket,
+        dispatchedAt,
+        tokensPerChunk,
+        recordedChunks: hashes.length >>> 1,
       });
     }
 
@@ -625,6 +682,69 @@ export class Router {
       : errorResponse(last.error, last.message, { headers: idHeader, code: codeOf(last) });
     log({ status: res.status, error: last?.message ?? "no worker admitted" });
     return res;
+  }
+
+  /** Pins `sessionId` to `backend`, most recently used last; the oldest pin goes past the cap. */
+  #pin(sessionId: string, backend: Backend): void {
+    this.#sessions.delete(sessionId);
+    this.#sessions.set(sessionId, backend);
+    if (this.#sessions.size > MAX_SESSIONS) {
+      this.#sessions.delete(this.#sessions.keys().next().value!);
+    }
+  }
+
+  /**
+   * Settles a finished request in the load tracker, and compares the engine's `cached_tokens`
+   * with the router's prediction: the error goes to `router_prefix_prediction_error_tokens`
+   * (positive = the router believed more was cached), and a large shortfall shrinks the worker's
+   * tree (see `prediction_feedback.ts`).
+   */
+  #settleLoad(
+    ctx: {
+      backend: Backend;
+      tracker: LoadTracker;
+      ticket: LoadTicket;
+      dispatchedAt: number;
+      tokensPerChunk: number;
+      recordedChunks: number;
+    },
+    r: TapResult,
+  ): void {
+    const { backend, tracker, ticket } = ctx;
+    const usage = r.usage;
+    if (usage !== null && usage.cachedTokens !== null) {
+      const err = tracker.onUsage(ticket, usage.promptTokens, usage.cachedTokens);
+      if (Number.isFinite(err)) {
+        this.metrics.observePredictionError(-err);
+        const predicted = ticket.predictedCachedTokens;
+        const tree = backend.prefix;
+        const stats = tree.stats();
+        const capacity = nextCapacity(
+          {
+            capacity: stats.maxChunks,
+            configured: backend.config.kvBudget,
+            chunks: stats.chunks,
+            recorded: ctx.recordedChunks,
+          },
+          predicted,
+          predicted + err,
+          ctx.tokensPerChunk,
+        );
+        if (capacity !== null) {
+          tree.resize(capacity);
+          this.#logger.debug("prefix tree resized from engine feedback", {
+            backend: backend.id,
+            predicted_cached: Math.round(predicted),
+            reported_cached: Math.round(predicted + err),
+            max_chunks: capacity,
+          });
+        }
+      }
+    }
+    tracker.onDone(ticket, {
+      elapsedMs: this.clock.now() - ctx.dispatchedAt,
+      completionTokens: usage?.completionTokens,
+    });
   }
 
   #respond(
@@ -642,6 +762,11 @@ export class Router {
       deadlines: AttemptDeadlines;
       log: (fields: Record<string, unknown>) => void;
       clientGone: () => boolean;
+      tracker: LoadTracker;
+      ticket: LoadTicket;
+      dispatchedAt: number;
+      tokensPerChunk: number;
+      recordedChunks: number;
     },
   ): Response {
     const { backend, reason, match, t0, deadlines } = ctx;
@@ -654,6 +779,7 @@ export class Router {
     const sse = headers.get("content-type")?.startsWith("text/event-stream") ?? false;
 
     const done = (tapped: TapResult) => {
+      this.#settleLoad(ctx, tapped);
       ctx.release();
       const shutdown = deadlines.reason instanceof RouterShutdown;
       // A client that disconnects aborts the upstream fetch too; count that as the client's doing.
@@ -720,6 +846,7 @@ export class Router {
       start: t0,
       sse,
       onChunk: () => deadlines.chunk(),
+      onFirstToken: () => ctx.tracker.onFirstToken(ctx.ticket, this.clock.now() - ctx.dispatchedAt),
       errorEvent: (err) => {
         const f = midStreamFailure(deadlines.reason, err, backend.id);
         return errorBody(f.error, f.message, null, codeOf(f));
@@ -734,6 +861,7 @@ function strategyFor(config: RouterConfig): Strategy {
   return createStrategy(config.router.strategy, {
     minMatchChunks: config.router.minMatchChunks,
     saturationInflight: config.router.saturationInflight,
+    options: config.router.strategyOptions,
   });
 }
 

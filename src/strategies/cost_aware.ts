@@ -63,6 +63,7 @@ export const COST_AWARE_OPTIONS = {
 export class CostAwareStrategy implements Strategy {
   readonly name = "costaware";
   readonly usesPrefix = true;
+  readonly usesLoad = true;
   readonly tieEpsilon: number;
   readonly othersWeight: number;
   #costs: Float64Array<ArrayBuffer> = new Float64Array(8);

@@ -49,6 +49,7 @@ export const DYNAMO_OPTIONS = {
 export class DynamoCostStrategy implements Strategy {
   readonly name = "dynamo-cost";
   readonly usesPrefix = true;
+  readonly usesLoad = true;
   readonly overlapScoreWeight: number;
   readonly blockSize: number;
   #logits: Float64Array<ArrayBuffer> = new Float64Array(8);

@@ -42,6 +42,7 @@ export const LLMD_OPTIONS = {
 export class LlmdWeightedStrategy implements Strategy {
   readonly name = "llmd-weighted";
   readonly usesPrefix = true;
+  readonly usesLoad = true;
   readonly queueWeight: number;
   readonly kvCacheWeight: number;
   readonly prefixWeight: number;

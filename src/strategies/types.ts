@@ -83,6 +83,8 @@ export interface Strategy {
   readonly name: string;
   /** Whether the router must compute prefix matches for the candidates. */
   readonly usesPrefix: boolean;
+  /** Whether the router must fill `Candidate.load` (cost-model figures); absent = false. */
+  readonly usesLoad?: boolean;
   /** Picks one candidate; `undefined` only when there are no candidates. */
   pick(ctx: PickContext): Decision | undefined;
 }

@@ -36,6 +36,7 @@
 import { Redis } from "ioredis";
 import type { ChunkHashes, PrefixIndex } from "../prefix/types.ts";
 import { parseRecord, recordFields } from "./codec.ts";
+import { DEFAULT_STREAM } from "./section.ts";
 import {
   type PrefixSyncStats,
   quietLogger,
@@ -44,8 +45,7 @@ import {
   type SyncRecord,
 } from "./types.ts";
 
-/** Default Redis stream key. */
-export const DEFAULT_STREAM = "llm-cache-router:prefix";
+export { DEFAULT_STREAM };
 
 /** Options of {@linkcode PrefixSync}. */
 export interface PrefixSyncOptions {

@@ -1,0 +1,203 @@
+/**
+ * Issue 7's router wiring: session affinity, prediction feedback from the engine's
+ * `cached_tokens` (metric and tree shrink), and load accounting for cost-model strategies that
+ * returns to zero however requests end.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { chunkCount, chunkHashes, parseRequest } from "../src/prefix/mod.ts";
+import {
+  bytes,
+  chatBody,
+  chatCompletion,
+  routerHarness,
+  sample,
+  sseChunk,
+  sseUsage,
+  sseWorker,
+  startServer,
+  type TestServer,
+  waitFor,
+} from "./_support.ts";
+
+function jsonWorker(name: string): Promise<TestServer> {
+  return startServer(async (req) => {
+    await req.arrayBuffer();
+    return Response.json(chatCompletion(name));
+  });
+}
+
+async function send(
+  h: Awaited<ReturnType<typeof routerHarness>>,
+  user: string,
+  session?: string,
+): Promise<[string | null, string | null]> {
+  const res = await h.post(chatBody(user), { headers: session ? { "x-session-id": session } : {} });
+  await res.body?.cancel();
+  return [res.headers.get("x-router-backend"), res.headers.get("x-router-reason")];
+}
+
+Deno.test("session affinity pins a session to its worker while that worker is admitted", async () => {
+  const workers = await Promise.all(["a", "b", "c"].map(jsonWorker));
+  const h = await routerHarness(workers.map((w) => w.url), { router: { strategy: "roundrobin" } }, {
+    closeAlso: workers,
+  });
+  try {
+    assert.deepEqual(await send(h, "one", "s1"), ["w1", "round-robin"]);
+    assert.deepEqual(await send(h, "two", "s1"), ["w1", "session-affinity"]);
+    assert.deepEqual(await send(h, "three"), ["w2", "round-robin"]);
+    assert.deepEqual(await send(h, "four", "s2"), ["w3", "round-robin"]);
+    assert.deepEqual(await send(h, "five", "s1"), ["w1", "session-affinity"]);
+    assert.deepEqual(await send(h, "six", "s2"), ["w3", "session-affinity"]);
+    assert.equal(h.router.pinnedSessions, 2);
+
+    // The pinned worker goes down: the strategy decides, and the session moves with it.
+    h.router.backends[0].up = false;
+    const [moved, why] = await send(h, "seven", "s1");
+    assert.notEqual(moved, "w1");
+    assert.equal(why, "round-robin");
+    assert.deepEqual(await send(h, "eight", "s1"), [moved, "session-affinity"]);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("session affinity is off with an empty session_header", async () => {
+  const workers = await Promise.all(["a", "b"].map(jsonWorker));
+  const h = await routerHarness(
+    workers.map((w) => w.url),
+    { router: { strategy: "roundrobin", sessionHeader: "" } },
+    { closeAlso: workers },
+  );
+  try {
+    assert.deepEqual(await send(h, "one", "s1"), ["w1", "round-robin"]);
+    assert.deepEqual(await send(h, "two", "s1"), ["w2", "round-robin"]);
+    assert.equal(h.router.pinnedSessions, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("a cached_tokens report far below the prediction is measured and shrinks the worker's tree", async () => {
+  // The worker reports whatever share of the prompt the test sets as cached.
+  let cachedShare = 0;
+  const worker = await startServer(async (req) => {
+    await req.arrayBuffer();
+    const prompt = 1000;
+    const events = [
+      sseChunk("ok"),
+      sseUsage(prompt, Math.round(prompt * cachedShare)),
+      "data: [DONE]\n\n",
+    ];
+    return new Response(
+      new ReadableStream({
+        start(c) {
+          for (const e of events) c.enqueue(bytes(e));
+          c.close();
+        },
+      }),
+      { headers: { "content-type": "text/event-stream" } },
+    );
+  });
+  const h = await routerHarness([worker.url], { router: { strategy: "prefixaware" } }, {
+    closeAlso: [worker],
+  });
+  const tree = h.router.backends[0].prefix;
+  const stream = (user: string) => h.post(chatBody(user, { stream: true })).then((r) => r.text());
+  try {
+    await stream("first question"); // nothing predicted, nothing reported: no miss
+    const held = tree.stats().chunks;
+    assert.ok(held > 20);
+    assert.equal(tree.stats().maxChunks, 0);
+
+    await stream("second question"); // the shared system prompt predicted cached, engine says 0
+    await waitFor(() => h.router.inflight === 0);
+    // The engine held none of the ~35 predicted chunks: the tree keeps only the request just
+    // recorded (it is in the engine's cache now); the first request's own tail is evicted.
+    const second = chunkHashes(
+      parseRequest("chat", JSON.parse(chatBody("second question"))).text,
+      32,
+    );
+    const first = chunkHashes(
+      parseRequest("chat", JSON.parse(chatBody("first question"))).text,
+      32,
+    );
+    const shrunk = tree.stats().maxChunks;
+    assert.equal(shrunk, chunkCount(second));
+    assert.equal(tree.match(second), chunkCount(second));
+    assert.ok(tree.match(first) < chunkCount(first));
+    assert.ok(held < chunkCount(second) + chunkCount(first));
+    const text = await h.metrics();
+    assert.equal(sample(text, "router_prefix_prediction_error_tokens_count"), 2);
+    assert.ok(sample(text, "router_prefix_prediction_error_tokens_sum") > 100);
+
+    // Accurate reports let the capacity grow back.
+    cachedShare = 1;
+    for (let i = 0; i < 3; i++) await stream(`question ${i}`);
+    assert.ok(tree.stats().maxChunks > shrunk, "capacity did not grow back");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("costaware gets load figures, and they return to zero after finished and aborted streams", async () => {
+  const workers = [
+    await sseWorker({ events: 20, gapMs: 2 }),
+    await sseWorker({ events: 20, gapMs: 2 }),
+  ];
+  const h = await routerHarness(workers.map((w) => w.url), { router: { strategy: "costaware" } }, {
+    closeAlso: workers,
+  });
+  try {
+    assert.ok(h.router.backends[0].load !== undefined);
+    // One stream past its first token: it counts as decoding, no longer as prefilling.
+    {
+      const ctl = new AbortController();
+      const res = await h.post(chatBody("probe", { stream: true }), { signal: ctl.signal });
+      const reader = res.body!.getReader();
+      await reader.read();
+      const sum = (k: "decoding" | "prefilling") =>
+        h.router.backends.reduce((n, b) => n + (b.load![k] ?? 0), 0);
+      assert.equal(sum("decoding"), 1);
+      assert.equal(sum("prefilling"), 0);
+      ctl.abort();
+      await reader.closed.catch(() => {});
+    }
+    const finished = Array.from(
+      { length: 6 },
+      (_, i) => h.post(chatBody(`q${i}`, { stream: true })).then((r) => r.text()),
+    );
+    const aborted = Array.from({ length: 4 }, async (_, i) => {
+      const ctl = new AbortController();
+      const res = await h.post(chatBody(`a${i}`, { stream: true }), { signal: ctl.signal });
+      const reader = res.body!.getReader();
+      await reader.read();
+      ctl.abort();
+      await reader.closed.catch(() => {});
+    });
+    await Promise.all([...finished, ...aborted]);
+    assert.ok(await waitFor(() => h.router.inflight === 0));
+    for (const b of h.router.backends) {
+      const load = b.load!;
+      assert.equal(load.prefilling, 0, `${b.id} prefilling`);
+      assert.equal(load.decoding, 0, `${b.id} decoding`);
+      assert.equal(load.pendingPrefillTokens, 0, `${b.id} pending`);
+    }
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("load-blind strategies get no load figures", async () => {
+  const w = await jsonWorker("a");
+  const h = await routerHarness([w.url], { router: { strategy: "leastloaded" } }, {
+    closeAlso: [w],
+  });
+  try {
+    assert.equal(h.router.backends[0].load, undefined);
+  } finally {
+    await h.close();
+  }
+});
