@@ -88,6 +88,19 @@ export function sseUsage(prompt: number, cached: number, completion = 1): string
   }\n\n`;
 }
 
+/** An SSE response that sends `events` at once and ends. */
+export function sseResponse(events: readonly string[]): Response {
+  return new Response(
+    new ReadableStream({
+      start(c) {
+        for (const e of events) c.enqueue(bytes(e));
+        c.close();
+      },
+    }),
+    { headers: { "content-type": "text/event-stream" } },
+  );
+}
+
 /** A non-streaming chat completion body. */
 export function chatCompletion(content: string, prompt = 10, cached = 0): Record<string, unknown> {
   return {

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { configFromWorkers } from "../src/config/mod.ts";
 import { silentLogger, startRouter } from "../src/router/mod.ts";
-import { bytes, chatCompletion, sseChunk, sseUsage, startServer } from "./_support.ts";
+import { chatCompletion, sseChunk, sseResponse, sseUsage, startServer } from "./_support.ts";
 
 /** A worker that answers like vLLM: JSON, or SSE with a final usage chunk when asked. */
 function worker(name: string) {
@@ -22,15 +22,7 @@ function worker(name: string) {
       ...(body.stream_options?.include_usage ? [sseUsage(40, 32, 2)] : []),
       "data: [DONE]\n\n",
     ];
-    return new Response(
-      new ReadableStream({
-        start(c) {
-          for (const e of events) c.enqueue(bytes(e));
-          c.close();
-        },
-      }),
-      { headers: { "content-type": "text/event-stream" } },
-    );
+    return sseResponse(events);
   });
 }
 

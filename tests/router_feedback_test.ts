@@ -9,12 +9,12 @@
 import assert from "node:assert/strict";
 import { chunkCount, chunkHashes, parseRequest } from "../src/prefix/mod.ts";
 import {
-  bytes,
   chatBody,
   chatCompletion,
   routerHarness,
   sample,
   sseChunk,
+  sseResponse,
   sseUsage,
   sseWorker,
   startServer,
@@ -91,15 +91,7 @@ Deno.test("a cached_tokens report far below the prediction is measured and shrin
       sseUsage(prompt, Math.round(prompt * cachedShare)),
       "data: [DONE]\n\n",
     ];
-    return new Response(
-      new ReadableStream({
-        start(c) {
-          for (const e of events) c.enqueue(bytes(e));
-          c.close();
-        },
-      }),
-      { headers: { "content-type": "text/event-stream" } },
-    );
+    return sseResponse(events);
   });
   const h = await routerHarness([worker.url], { router: { strategy: "prefixaware" } }, {
     closeAlso: [worker],

@@ -518,7 +518,8 @@ export class Router {
     const maxRetries = config.router.maxRetries;
     const tried = new Set<Backend>();
     let last: Failure | null = null;
-    let retryFrom: Backend | null = null;
+    // Set by `failed` (a closure), so declared without narrowing.
+    let retryFrom = null as Backend | null;
 
     for (let attempt = 0; attempt <= maxRetries; attempt++) {
       // Deciding is synchronous: the list, the strategy and the indices belong to one config.
@@ -582,6 +583,19 @@ export class Router {
         tracker.onDone(ticket); // no-op when the response path already settled it
       };
 
+      /** Records a failed attempt against the worker; a retry may follow. */
+      const failed = (f: Failure): Failure => {
+        backend.breaker.failure();
+        this.#faults.inc(backend.id, f.kind);
+        retryFrom = backend;
+        this.#logger.warn("upstream failed", {
+          request_id: requestId,
+          backend: backend.id,
+          error: f.message,
+        });
+        return f;
+      };
+
       let upstream: Response | null = null;
       let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
       let first: Uint8Array | null = null;
@@ -599,18 +613,10 @@ export class Router {
         ) {
           await upstream.body?.cancel().catch(() => {});
           release();
-          backend.breaker.failure();
-          this.#faults.inc(backend.id, "status-5xx");
-          last = {
+          last = failed({
             kind: "status-5xx",
             error: "upstream_failed",
             message: `Worker ${backend.id} answered ${upstream.status}`,
-          };
-          retryFrom = backend;
-          this.#logger.warn("upstream failed", {
-            request_id: requestId,
-            backend: backend.id,
-            error: last.message,
           });
           continue;
         }
@@ -644,15 +650,7 @@ export class Router {
               code: "shutting_down",
             });
         }
-        backend.breaker.failure();
-        last = classify(why, err, upstream !== null, backend.id);
-        this.#faults.inc(backend.id, last.kind);
-        retryFrom = backend;
-        this.#logger.warn("upstream failed", {
-          request_id: requestId,
-          backend: backend.id,
-          error: last.message,
-        });
+        last = failed(classify(why, err, upstream !== null, backend.id));
         continue;
       }
 
