@@ -418,9 +418,13 @@ async function machine(): Promise<string> {
     "unknown CPU";
   const nproc = (await sh("nproc", [])).stdout.trim();
   const nginxV = (await sh(bin("nginx"), ["-v"])).stderr.trim();
-  const haproxyV = (await sh(bin("haproxy"), ["-v"])).stdout.split("\n")[0].trim();
-  const wrkV = (await sh(bin("wrk"), ["-v"])).stdout.split("\n")[0].trim();
-  return `${nproc} × ${cpu}; Deno ${Deno.version.deno}; ${nginxV}; ${haproxyV}; ${wrkV}`;
+  const haproxyV = (await sh(bin("haproxy"), ["-v"])).stdout.split("\n")[0].replace(
+    / \d{4}\/.*/,
+    "",
+  )
+    .trim();
+  const wrkV = (await sh(bin("wrk"), ["-v"])).stdout.split("\n")[0].replace(/ \[.*/, "").trim();
+  return `nproc ${nproc}, ${cpu}; Deno ${Deno.version.deno}; ${nginxV}; ${haproxyV}; ${wrkV}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ export class Backend implements RouteTarget {
     this.dial = dialTarget(config.url);
     this.#clock = clock;
     this.capacityChunks = config.kvBudget;
-    this.prefix = new RadixTree({ maxChunks: config.kvBudget });
+    this.prefix = new RadixTree({ maxChunks: config.kvBudget, chained: true });
     this.breaker = this.#newBreaker(config);
   }
 
@@ -71,7 +71,7 @@ export class Backend implements RouteTarget {
   update(config: WorkerConfig): string[] {
     const reset: string[] = [];
     if (config.kvBudget !== this.config.kvBudget) {
-      this.prefix = new RadixTree({ maxChunks: config.kvBudget });
+      this.prefix = new RadixTree({ maxChunks: config.kvBudget, chained: true });
       this.capacityChunks = config.kvBudget;
       reset.push("prefix index (kv_budget changed)");
     }

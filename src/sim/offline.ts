@@ -254,7 +254,7 @@ export function simulate(opts: SimulateOptions): SimulateResult {
     workers.push({
       id: `w${i}`,
       engine: new EngineModel(params),
-      prefix: new RadixTree({ maxChunks: budget }),
+      prefix: new RadixTree({ maxChunks: budget, chained: true }),
       inflight: 0,
       stepping: false,
     });

@@ -65,16 +65,27 @@ export function freePort(): number {
 }
 
 /** Whether a Redis on `port` answers PING with PONG. */
-async function pong(port: number): Promise<boolean> {
+/**
+ * The pid of the Redis server answering on `port` (from `INFO server`), or null when none answers.
+ * Checking the pid, not just PING, makes sure the server that answers is the one we started: a
+ * port freed by `freePort` can be taken by another process before our server binds it.
+ */
+async function serverPid(port: number): Promise<number | null> {
   let conn: Deno.TcpConn | undefined;
   try {
     conn = await Deno.connect({ hostname: "127.0.0.1", port });
-    await conn.write(new TextEncoder().encode("PING\r\n"));
-    const buf = new Uint8Array(64);
-    const n = await conn.read(buf);
-    return n !== null && new TextDecoder().decode(buf.subarray(0, n)).startsWith("+PONG");
+    await conn.write(new TextEncoder().encode("INFO server\r\n"));
+    const buf = new Uint8Array(16 * 1024);
+    let text = "";
+    for (let i = 0; i < 16 && !/process_id:\d+\r\n/.test(text); i++) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    const m = /process_id:(\d+)/.exec(text);
+    return m === null ? null : Number(m[1]);
   } catch {
-    return false;
+    return null;
   } finally {
     conn?.close();
   }
@@ -113,11 +124,11 @@ export async function startRedisServer(
     const deadline = performance.now() + readyMs;
     let exited = false;
     proc.status.then(() => exited = true);
-    while (!(await pong(port))) {
+    while ((await serverPid(port)) !== proc.pid) {
       if (exited || performance.now() > deadline) {
         await stopChild();
         throw new Error(
-          `redis-server on port ${port} did not answer PING within ${readyMs} ms` +
+          `redis-server on port ${port} did not answer within ${readyMs} ms` +
             (exited ? " (it exited; is the port taken?)" : ""),
         );
       }

@@ -19,7 +19,7 @@ export const redisSkipReason = redisVersion === null
 if (redisSkipReason !== null) console.warn(`warning: ${redisSkipReason}`);
 
 /** Polls `cond` every 5 ms; throws with `what` when it does not hold within `ms`. */
-export async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+export async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
   const end = performance.now() + ms;
   while (!cond()) {
     if (performance.now() > end) throw new Error(`Timed out after ${ms} ms waiting for ${what}`);
