@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     (_, index) => ({
       index,
       id: `w${index + 1}`,
-      prefix: new RadixTree({ maxChunks: budget }),
+      prefix: new RadixTree({ maxChunks: budget, chained: true }),
       capacityChunks: budget,
       inflight: 0,
     }),
