@@ -37,6 +37,7 @@ import type { StrategyParams } from "../strategies/types.ts";
 import { resolveSyncConfig, SYNC_ENV, type SyncConfig } from "../sync/section.ts";
 import { parseByteSize, parseDuration } from "./duration.ts";
 import type { RouterConfig, WorkerConfig } from "./types.ts";
+import { clip, show as showValue, unknownKeys } from "./validate.ts";
 
 /** Every problem found in a configuration, reported together. */
 export class ConfigError extends Error {
@@ -710,9 +711,7 @@ function checkMapping(
   errors: string[],
   opts: ParseOptions,
 ): Record<string, unknown> {
-  for (const key of Object.keys(raw)) {
-    if (!fields.some((fd) => fd.key === key)) errors.push(`unknown key ${path}.${key}`);
-  }
+  unknownKeys(raw, fields.map((fd) => fd.key), path, errors);
   const out: Record<string, unknown> = {};
   for (const fd of fields) {
     const present = Object.hasOwn(raw, fd.key);
@@ -794,13 +793,13 @@ function isMapping(v: unknown): v is Record<string, unknown> {
 /** A value as it appears in messages: strings quoted, structures as short JSON. */
 function show(v: unknown): string {
   if (v instanceof Millis) return String(v.ms);
-  if (typeof v === "string") return JSON.stringify(v);
-  if (v === null || typeof v !== "object") return String(v);
+  if (v === null || typeof v !== "object") return showValue(v);
+  // Unlike the sections' form, a structure JSON cannot write (a cycle) is shown by its tag.
   let json: string;
   try {
     json = JSON.stringify(v);
   } catch {
     json = Object.prototype.toString.call(v);
   }
-  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
+  return clip(json);
 }

@@ -24,6 +24,7 @@
  */
 
 import { CoreV1Api, KubeConfig, type V1Pod, Watch } from "@kubernetes/client-node";
+import { sleep } from "../util/sleep.ts";
 import type { DiscoveredWorker, Discovery, DiscoveryLogger, WorkersListener } from "./types.ts";
 import { quietLogger } from "./types.ts";
 import { isPort, WorkerList, workerUrl } from "./worker_list.ts";
@@ -233,14 +234,9 @@ export class KubernetesDiscovery implements Discovery {
   }
 
   #pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      this.#wake = done;
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-    }).finally(() => this.#wake = null);
+    const pause = sleep(ms);
+    this.#wake = pause.wake;
+    return pause.promise.finally(() => this.#wake = null);
   }
 }
 

@@ -32,6 +32,7 @@
 
 import { parseDuration } from "../config/duration.ts";
 import type { RouterConfig, WorkerConfig } from "../config/types.ts";
+import { mapping, show, unknownKeys } from "../config/validate.ts";
 import type { DnsRecordType } from "./dns_discovery.ts";
 import type { DiscoveredWorker } from "./types.ts";
 import { isPort } from "./worker_list.ts";
@@ -179,28 +180,4 @@ function checkScheme(v: unknown, path: string, errors: string[]): "http" | "http
   if (v === "https") return "https";
   errors.push(`${path} must be http or https, got ${show(v)}`);
   return "http";
-}
-
-function mapping(v: unknown, path: string, errors: string[]): Record<string, unknown> | null {
-  if (typeof v === "object" && v !== null && !Array.isArray(v)) {
-    return v as Record<string, unknown>;
-  }
-  errors.push(`${path} must be a mapping, got ${show(v)}`);
-  return null;
-}
-
-function unknownKeys(
-  m: Record<string, unknown>,
-  known: readonly string[],
-  path: string,
-  errors: string[],
-): void {
-  for (const k of Object.keys(m)) if (!known.includes(k)) errors.push(`unknown key ${path}.${k}`);
-}
-
-function show(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v);
-  if (v === null || typeof v !== "object") return String(v);
-  const json = JSON.stringify(v) ?? String(v);
-  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
 }

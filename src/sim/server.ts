@@ -295,10 +295,30 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
     return `data: ${JSON.stringify(obj)}\n\n`;
   }
 
-  function streamResponse(a: Args): Response {
+  /** What an {@linkcode engineBody} event handler may do with its body. */
+  interface BodySink {
+    /** True once the body has ended (closed, errored, cancelled by the client or on shutdown). */
+    readonly finished: boolean;
+    /** Enqueues `s`, UTF-8 encoded. */
+    enqueue(s: string): void;
+    /** Errors the body (the connection ends without a terminator) and cancels the sequence. */
+    fail(err: unknown): void;
+    /** For a sequence finished in the engine: enqueues `last` if given, then closes the body. */
+    end(last?: string): void;
+  }
+
+  /**
+   * A response body driven by one engine sequence. Submission waits `stallMs` when that fault is
+   * set; a submit error errors the body. `onEvent` gets the sequence's events until the body ends
+   * and encodes them through the sink. A client that cancels the body cancels the sequence, and
+   * shutdown errors it.
+   */
+  function engineBody(
+    a: Args,
+    onEvent: (ev: EngineEvent, out: BodySink) => void,
+  ): ReadableStream<Uint8Array> {
     let seq: number | undefined;
     let stall: Timer | undefined;
-    let chunks = 0;
     let finished = false;
     let ctrl!: ReadableStreamDefaultController<Uint8Array>;
     const cleanup = () => {
@@ -314,20 +334,64 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
         ctrl.error(new Error("sim worker shutting down"));
       } catch { /* already closed */ }
     };
-    const send = (s: string): boolean => {
-      if (finished) return false;
-      ctrl.enqueue(encoder.encode(s));
-      chunks++;
-      const die = a.faults.dieAfterChunks ?? 0;
-      if (die > 0 && chunks >= die) {
+    const out: BodySink = {
+      get finished() {
+        return finished;
+      },
+      enqueue(s) {
+        ctrl.enqueue(encoder.encode(s));
+      },
+      fail(err) {
         cleanup();
-        ctrl.error(new Error("simulated connection drop"));
-        return false;
-      }
-      return true;
+        ctrl.error(err);
+      },
+      end(last) {
+        seq = undefined; // finished in the engine
+        cleanup();
+        if (last !== undefined) ctrl.enqueue(encoder.encode(last));
+        ctrl.close();
+      },
     };
-    const onEvent = (ev: EngineEvent) => {
+    const begin = () => {
+      stall = undefined;
       if (finished) return;
+      try {
+        seq = loop.submit(a.prompt, a.promptTokens, a.maxTokens, (ev) => {
+          if (!finished) onEvent(ev, out);
+        });
+      } catch (err) {
+        out.fail(err);
+      }
+    };
+    return new ReadableStream<Uint8Array>({
+      start(c) {
+        ctrl = c;
+        open.add(kill);
+        const stallMs = a.faults.stallMs ?? 0;
+        if (stallMs > 0) stall = later(begin, stallMs);
+        else begin();
+      },
+      cancel() {
+        cleanup();
+      },
+    });
+  }
+
+  /** The SSE answer: one chunk per event, `dieAfterChunks` counting every chunk sent. */
+  function streamResponse(a: Args): Response {
+    let chunks = 0;
+    const body = engineBody(a, (ev, out) => {
+      const send = (s: string): boolean => {
+        if (out.finished) return false;
+        out.enqueue(s);
+        chunks++;
+        const die = a.faults.dieAfterChunks ?? 0;
+        if (die > 0 && chunks >= die) {
+          out.fail(new Error("simulated connection drop"));
+          return false;
+        }
+        return true;
+      };
       if (ev.kind === "first_token" && a.kind === "chat") {
         const role = {
           index: 0,
@@ -350,31 +414,7 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
       if (!send(chunkOf(a, last))) return;
       if (a.includeUsage && !send(chunkOf(a, null, usageOf(ev)))) return;
       if (!send("data: [DONE]\n\n")) return;
-      seq = undefined; // finished in the engine
-      cleanup();
-      ctrl.close();
-    };
-    const begin = () => {
-      stall = undefined;
-      if (finished) return;
-      try {
-        seq = loop.submit(a.prompt, a.promptTokens, a.maxTokens, onEvent);
-      } catch (err) {
-        cleanup();
-        ctrl.error(err);
-      }
-    };
-    const body = new ReadableStream<Uint8Array>({
-      start(c) {
-        ctrl = c;
-        open.add(kill);
-        const stallMs = a.faults.stallMs ?? 0;
-        if (stallMs > 0) stall = later(begin, stallMs);
-        else begin();
-      },
-      cancel() {
-        cleanup();
-      },
+      out.end();
     });
     return new Response(body, {
       headers: {
@@ -389,31 +429,12 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
    * disconnects cancels the stream, which cancels the sequence (no `request.signal` needed).
    */
   function jsonResponse(a: Args): Response {
-    let seq: number | undefined;
-    let stall: Timer | undefined;
     let text = "";
-    let finished = false;
-    let ctrl!: ReadableStreamDefaultController<Uint8Array>;
-    const cleanup = () => {
-      if (finished) return;
-      finished = true;
-      clearLater(stall);
-      if (seq !== undefined) loop.cancel(seq);
-      open.delete(kill);
-    };
-    const kill = () => {
-      cleanup();
-      try {
-        ctrl.error(new Error("sim worker shutting down"));
-      } catch { /* already closed */ }
-    };
-    const onEvent = (ev: EngineEvent) => {
-      if (finished) return;
+    const body = engineBody(a, (ev, out) => {
       if (ev.kind !== "done") {
         text += ev.text;
         return;
       }
-      seq = undefined;
       const choice = a.kind === "chat"
         ? {
           index: 0,
@@ -423,38 +444,14 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
           stop_reason: null,
         }
         : { index: 0, text, logprobs: null, finish_reason: ev.finishReason, stop_reason: null };
-      cleanup();
-      ctrl.enqueue(encoder.encode(JSON.stringify({
+      out.end(JSON.stringify({
         id: a.reqId,
         object: a.kind === "chat" ? "chat.completion" : "text_completion",
         created,
         model,
         choices: [choice],
         usage: usageOf(ev),
-      })));
-      ctrl.close();
-    };
-    const begin = () => {
-      stall = undefined;
-      if (finished) return;
-      try {
-        seq = loop.submit(a.prompt, a.promptTokens, a.maxTokens, onEvent);
-      } catch (err) {
-        cleanup();
-        ctrl.error(err);
-      }
-    };
-    const body = new ReadableStream<Uint8Array>({
-      start(c) {
-        ctrl = c;
-        open.add(kill);
-        const stallMs = a.faults.stallMs ?? 0;
-        if (stallMs > 0) stall = later(begin, stallMs);
-        else begin();
-      },
-      cancel() {
-        cleanup();
-      },
+      }));
     });
     return new Response(body, { headers: { "content-type": "application/json" } });
   }

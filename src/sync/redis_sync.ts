@@ -35,6 +35,7 @@
 
 import { Redis } from "ioredis";
 import type { ChunkHashes, PrefixIndex } from "../prefix/types.ts";
+import { sleep } from "../util/sleep.ts";
 import { parseRecord, recordFields } from "./codec.ts";
 import { DEFAULT_STREAM } from "./section.ts";
 import {
@@ -504,14 +505,9 @@ export class PrefixSync {
 
   /** Waits `ms`, or less when `stop()` wakes the loop. */
   #pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      this.#wake = done;
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-    }).finally(() => this.#wake = null);
+    const pause = sleep(ms);
+    this.#wake = pause.wake;
+    return pause.promise.finally(() => this.#wake = null);
   }
 
   #apply(fields: string[]): void {

@@ -24,6 +24,9 @@
  */
 
 import { parseDuration } from "../config/duration.ts";
+import { mapping, show, unknownKeys } from "../config/validate.ts";
+
+export { show };
 
 /** Default Redis stream key. */
 export const DEFAULT_STREAM = "llm-cache-router:prefix";
@@ -123,37 +126,8 @@ function isRedisUrl(v: unknown): boolean {
   }
 }
 
-function mapping(
-  v: unknown,
-  path: string,
-  errors: string[],
-): Record<string, unknown> | null {
-  if (typeof v === "object" && v !== null && !Array.isArray(v)) {
-    return v as Record<string, unknown>;
-  }
-  errors.push(`${path} must be a mapping, got ${show(v)}`);
-  return null;
-}
-
-function unknownKeys(
-  m: Record<string, unknown>,
-  known: readonly string[],
-  path: string,
-  errors: string[],
-): void {
-  for (const k of Object.keys(m)) if (!known.includes(k)) errors.push(`unknown key ${path}.${k}`);
-}
-
 function int(v: unknown, min: number, path: string, errors: string[]): number {
   if (Number.isSafeInteger(v) && (v as number) >= min) return v as number;
   errors.push(`${path} must be an integer >= ${min}, got ${show(v)}`);
   return min;
-}
-
-/** A value as messages show it. */
-export function show(v: unknown): string {
-  if (typeof v === "string") return JSON.stringify(v);
-  if (v === null || typeof v !== "object") return String(v);
-  const json = JSON.stringify(v) ?? String(v);
-  return json.length > 60 ? `${json.slice(0, 57)}...` : json;
 }
