@@ -263,6 +263,47 @@ Deno.test("sweep runs every cell on fresh workers and a router, and tags records
   assertEquals(progress.filter((p) => p.kind === "request").length, 24);
 });
 
+Deno.test("sweep runs one unrecorded warm-up cell first over HTTP", async () => {
+  const strategies: string[] = [];
+  const deps: SweepDeps = {
+    startSimWorker: (o) =>
+      Promise.resolve({
+        url: `http://127.0.0.1:9/${o.id}`,
+        port: 9,
+        id: o.id,
+        shutdown: () => Promise.resolve(),
+      }),
+    configFromWorkers: (workers, overrides) => {
+      strategies.push(String(overrides.router?.strategy));
+      return { workers, overrides } as unknown as RouterConfig;
+    },
+    startRouter: () => {
+      const up = fakeUpstream({ firstTokenMs: 1 });
+      return Promise.resolve({
+        url: up.url,
+        port: up.server.addr.port,
+        shutdown: () => up.server.shutdown(),
+      });
+    },
+  };
+  const records = await runSweep({
+    strategies: ["leastloaded"],
+    sessions: [1],
+    seeds: [3],
+    turns: 2,
+    systemBytes: 128,
+    maxTokens: 8,
+    workers: 1,
+    profile: "a100-7b",
+    timeScale: 0.5,
+    deps,
+  });
+  // A warm-up router, then the one measured cell; only the cell's 2 requests are recorded.
+  assertEquals(strategies, ["leastloaded", "leastloaded"]);
+  assertEquals(records.length, 2);
+  assert(records.every((r) => r.seed === 3 && r.sessions === 1));
+});
+
 Deno.test("sweep offline mode hands each cell's trace to the offline simulator", async () => {
   const calls: string[] = [];
   const records = await runSweep({

@@ -295,6 +295,11 @@ export class RadixTree implements PrefixIndex {
   }
 
   /** Current size counters. */
+  /** Chunks held now. */
+  get chunks(): number {
+    return this.#chunks;
+  }
+
   stats(): PrefixIndexStats {
     return {
       chunks: this.#chunks,

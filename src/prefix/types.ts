@@ -45,6 +45,8 @@ export interface PrefixIndex {
   truncate?(hashes: ChunkHashes, keepChunks: number): void;
   /** Forget everything. */
   clear(): void;
+  /** Chunks held now: `stats().chunks` without building the stats object (read per request). */
+  readonly chunks: number;
   /** Current size counters. */
   stats(): PrefixIndexStats;
 }

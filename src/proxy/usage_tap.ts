@@ -45,7 +45,7 @@ export interface TapResult {
   readonly error: unknown;
 }
 
-/** Options of {@link tapBody}. */
+/** Options of {@link tapReader}. */
 export interface TapOptions {
   readonly now: () => number;
   /** Time the offsets are measured from; defaults to the tap's creation. */
@@ -67,20 +67,13 @@ export interface TapOptions {
 
 const TOKEN_MARKERS = ['"content":"', '"text":"'];
 
-/** Wraps `body` in a stream that forwards every chunk and reports once when it ends. */
-export function tapBody(
-  body: ReadableStream<Uint8Array>,
-  opts: TapOptions,
-): ReadableStream<Uint8Array> {
-  return tapReader(body.getReader(), null, opts);
-}
-
 const encoder = new TextEncoder();
 
 /**
- * As {@link tapBody}, for a body whose first chunk the caller already read from `reader` (to know
- * that the upstream answered before committing the response): `first` goes out first, and counts
- * as the first byte at the time of this call.
+ * Wraps an upstream body in a stream that forwards every chunk and reports once when it ends. The
+ * caller has already read the first chunk from `reader` (to know that the upstream answered before
+ * committing the response): `first` goes out first, and counts as the first byte at the time of
+ * this call; null when nothing was read yet.
  */
 export function tapReader(
   reader: ReadableStreamDefaultReader<Uint8Array>,

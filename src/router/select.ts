@@ -51,7 +51,7 @@ export function candidatesFor(input: RouteInput): Candidate[] {
       id: t.id,
       inflight: t.inflight,
       match: usesPrefix ? t.prefix.match(input.hashes) : 0,
-      cachedChunks: t.prefix.stats().chunks,
+      cachedChunks: t.prefix.chunks,
       capacityChunks: t.capacityChunks,
       load: t.load,
     };

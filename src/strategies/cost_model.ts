@@ -90,13 +90,18 @@ export function assumedLoad(
   };
 }
 
+/** The worker's learned prefill rate (tokens per ms), or the prior's before one is learned. */
+function prefillRate(load: WorkerLoad, priors: EnginePriors): number {
+  return load.prefillTokensPerMs > 0 ? load.prefillTokensPerMs : priors.prefillTokensPerMs;
+}
+
 /** Estimated time to first token, ms, of a request with `uncachedTokens` to prefill on `load`. */
 export function estimateTtftMs(
   load: WorkerLoad,
   uncachedTokens: number,
   priors: EnginePriors = A100_7B_PRIORS,
 ): number {
-  const rate = load.prefillTokensPerMs > 0 ? load.prefillTokensPerMs : priors.prefillTokensPerMs;
+  const rate = prefillRate(load, priors);
   const overhead = load.stepOverheadMs ?? priors.stepOverheadMs;
   const perSeq = load.decodeMsPerSeq ?? priors.decodeMsPerSeq;
   const pending = load.pendingPrefillTokens > 0 ? load.pendingPrefillTokens : 0;
@@ -119,7 +124,7 @@ export function queuedDelayMs(
   uncachedTokens: number,
   priors: EnginePriors = A100_7B_PRIORS,
 ): number {
-  const rate = load.prefillTokensPerMs > 0 ? load.prefillTokensPerMs : priors.prefillTokensPerMs;
+  const rate = prefillRate(load, priors);
   const waiting = load.prefilling ?? (load.pendingPrefillTokens > 0 ? 1 : 0);
   return waiting > 0 && uncachedTokens > 0 ? waiting * uncachedTokens / rate : 0;
 }
