@@ -274,6 +274,7 @@ const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
     f("seed", "seed", nullable(seed), null),
     f("strategy_options", "strategyOptions", strategyOptions, {}, flowMapping),
     f("session_header", "sessionHeader", headerName, "x-session-id"),
+    f("upstream_client", "upstreamClient", oneOf(["native", "fetch"]), "native"),
   ],
   health: [
     f("interval", "intervalMs", duration(false), "5s"),

@@ -46,6 +46,7 @@ const DEFAULTS: RouterConfig = {
     seed: null,
     strategyOptions: {},
     sessionHeader: "x-session-id",
+    upstreamClient: "native",
   },
   health: { intervalMs: 5_000, path: "/health", timeoutMs: 2_000 },
   workers: [{

@@ -82,6 +82,12 @@ export interface RouterConfig {
      * worker while that worker is admitted; `""` = session affinity off.
      */
     readonly sessionHeader: string;
+    /**
+     * `router.upstream_client`: how requests reach `http://` workers. `native` (default): the
+     * router's keep-alive HTTP/1.1 client (`src/proxy/h1_client.ts`, ADR 0005); `fetch`: Deno's
+     * `fetch`. `https://` workers always go through `fetch`.
+     */
+    readonly upstreamClient: "native" | "fetch";
   };
   readonly health: {
     /** Active health check period, ms; 0 = off. */

@@ -14,6 +14,7 @@ import type { WorkerConfig } from "../config/types.ts";
 import { CircuitBreaker } from "../backends/mod.ts";
 import { RadixTree } from "../prefix/mod.ts";
 import { dialTarget } from "../proxy/deadlines.ts";
+import { H1Pool } from "../proxy/h1_client.ts";
 import type { RouteTarget } from "./select.ts";
 import type { Clock } from "../util/clock.ts";
 import type { WorkerLoad } from "../strategies/types.ts";
@@ -26,6 +27,8 @@ export class Backend implements RouteTarget {
   readonly url: string;
   /** Host and port the connect check dials. */
   readonly dial: { readonly hostname: string; readonly port: number };
+  /** Path prefix of the worker's URL ("" or "/base"), put before the request's path. */
+  readonly basePath: string;
   capacityChunks: number;
   prefix: RadixTree;
   breaker: CircuitBreaker;
@@ -37,6 +40,9 @@ export class Backend implements RouteTarget {
   /** Where cost-model figures come from; set by the router only when its strategy reads them. */
   loadSource: ((index: number) => WorkerLoad) | null = null;
   readonly #clock: Clock;
+  /** Keep-alive connections of the HTTP/1.1 client; created on first use, http:// only. */
+  #h1: H1Pool | null = null;
+  #disposed = false;
 
   constructor(index: number, config: WorkerConfig, clock: Clock) {
     this.index = index;
@@ -44,6 +50,7 @@ export class Backend implements RouteTarget {
     this.id = config.id;
     this.url = config.url;
     this.dial = dialTarget(config.url);
+    this.basePath = new URL(config.url).pathname.replace(/\/+$/, "");
     this.#clock = clock;
     this.capacityChunks = config.kvBudget;
     this.prefix = new RadixTree({ maxChunks: config.kvBudget, chained: true });
@@ -53,6 +60,27 @@ export class Backend implements RouteTarget {
   /** Cost-model figures of this worker, when the router's strategy uses them. */
   get load(): WorkerLoad | undefined {
     return this.loadSource?.(this.index);
+  }
+
+  /**
+   * The worker's HTTP/1.1 connection pool (`router.upstream_client: native`); null for an
+   * `https://` worker, which `fetch` serves, and after `dispose`.
+   */
+  h1(): H1Pool | null {
+    if (this.#disposed) return null;
+    if (this.#h1 !== null || !this.url.startsWith("http://")) return this.#h1;
+    this.#h1 = new H1Pool({ hostname: this.dial.hostname, port: this.dial.port });
+    return this.#h1;
+  }
+
+
+  /**
+   * Closes idle upstream connections now and busy ones when their request ends; requests that
+   * still hold this object finish normally. For a worker a reload removed, and the router's end.
+   */
+  dispose(): void {
+    this.#disposed = true;
+    this.#h1?.close();
   }
 
   /** Whether the strategy may be offered this worker now. */

@@ -229,6 +229,15 @@ export class Router {
     if (h) await h.stop();
   }
 
+  /**
+   * Closes the workers' upstream connections: idle ones now, busy ones when their request ends.
+   * The router's last step, after its listener drained.
+   */
+  dispose(): void {
+    for (const b of this.#backends) b.dispose();
+    for (const b of this.#retired) b.dispose();
+  }
+
   /** Requests in flight over all workers, including workers a reload removed. */
   get inflight(): number {
     let n = 0;
@@ -314,6 +323,7 @@ export class Router {
     for (const b of old.values()) {
       summary.removed.push(b.id);
       if (b.inflight > 0) this.#retired.add(b);
+      b.dispose(); // its requests in flight keep their connections to the end
     }
     summary.needsRestart.push(...restartKeys(prev, next));
 
@@ -604,12 +614,21 @@ export class Router {
       let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
       let first: Uint8Array | null = null;
       try {
-        upstream = await fetch(backend.url + url.pathname, {
-          method: "POST",
-          headers: withApiKey(headers, wc.apiKey),
-          body,
-          signal: deadlines.signal,
-        });
+        const h1 = config.router.upstreamClient === "native" ? backend.h1() : null;
+        upstream = h1 !== null
+          ? await h1.request(
+            "POST",
+            backend.basePath + url.pathname,
+            withApiKey(headers, wc.apiKey),
+            body,
+            deadlines.signal,
+          )
+          : await fetch(backend.url + url.pathname, {
+            method: "POST",
+            headers: withApiKey(headers, wc.apiKey),
+            body,
+            signal: deadlines.signal,
+          });
         deadlines.headers();
         if (
           upstream.status >= 500 && attempt < maxRetries &&

@@ -99,6 +99,7 @@ export function startRouter(config: RouterConfig, opts: StartOptions = {}): Prom
             ]);
             clearTimeout(grace);
           }
+          router.dispose();
         })();
         return shut;
       },

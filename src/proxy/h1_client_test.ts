@@ -1,0 +1,366 @@
+/**
+ * The HTTP/1.1 client against real servers on 127.0.0.1: `Deno.serve` for ordinary answers, and a
+ * raw TCP server for framing the client must survive (chunk extensions, trailers, bytes split
+ * anywhere, 1xx heads, bodies up to the close, idle connections the server closed).
+ */
+
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { H1Pool, H1ProtocolError } from "./h1_client.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A raw HTTP server: `answer` gets each request (head text and body) and writes what it likes. */
+function rawServer(
+  answer: (conn: Deno.Conn, head: string, body: Uint8Array, connNo: number) => Promise<"keep" | "close">,
+) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  let connNo = 0;
+  const requests: { head: string; body: string; connNo: number }[] = [];
+  const serveConn = async (conn: Deno.Conn, no: number) => {
+    let buf = new Uint8Array(0);
+    const more = async () => {
+      const chunk = new Uint8Array(65536);
+      const n = await conn.read(chunk);
+      if (n === null) return false;
+      const next = new Uint8Array(buf.length + n);
+      next.set(buf);
+      next.set(chunk.subarray(0, n), buf.length);
+      buf = next;
+      return true;
+    };
+    try {
+      for (;;) {
+        let at: number;
+        while ((at = dec.decode(buf).indexOf("\r\n\r\n")) < 0) if (!await more()) return;
+        const head = dec.decode(buf.subarray(0, at));
+        const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        while (buf.length < at + 4 + len) if (!await more()) return;
+        const body = buf.slice(at + 4, at + 4 + len);
+        buf = buf.slice(at + 4 + len);
+        requests.push({ head, body: dec.decode(body), connNo: no });
+        if (await answer(conn, head, body, no) === "close") return;
+      }
+    } catch { /* client went away */ } finally {
+      conns.delete(conn);
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  };
+  const loops: Promise<void>[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      (conn as Deno.TcpConn).setNoDelay(true);
+      loops.push(serveConn(conn, ++connNo));
+    }
+  })();
+  const port = (listener.addr as Deno.NetAddr).port;
+  return {
+    port,
+    requests,
+    get connections() {
+      return connNo;
+    },
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      await accepting.catch(() => {});
+      await Promise.all(loops);
+    },
+  };
+}
+
+async function write(conn: Deno.Conn, s: string | Uint8Array) {
+  const b = typeof s === "string" ? enc.encode(s) : s;
+  let off = 0;
+  while (off < b.length) off += await conn.write(b.subarray(off));
+}
+
+const never = new AbortController().signal;
+
+function post(pool: H1Pool, body = '{"x":1}', signal = never) {
+  return pool.request("POST", "/v1/chat/completions", [["content-type", "application/json"]], enc.encode(body), signal);
+}
+
+Deno.test("h1 client: a Content-Length answer, headers intact, and the connection reused", async () => {
+  const ports = new Set<number>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req, info) => {
+    ports.add(info.remoteAddr.port);
+    const got = await req.text();
+    return Response.json({ echo: got, path: new URL(req.url).pathname, host: req.headers.get("host") }, {
+      headers: { "x-upstream": "yes" },
+    });
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const res = await post(pool, `{"turn":${i}}`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-upstream"), "yes");
+      const json = await res.json();
+      assert.deepEqual(json, {
+        echo: `{"turn":${i}}`,
+        path: "/v1/chat/completions",
+        host: `127.0.0.1:${server.addr.port}`,
+      });
+      assert.equal(pool.idle, 1);
+      assert.equal(pool.busy, 0);
+    }
+    assert.equal(ports.size, 1, "three requests over one connection");
+  } finally {
+    pool.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("h1 client: a streamed answer arrives piece by piece, before the worker finished", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    const body = new ReadableStream<Uint8Array>({
+      async start(ctl) {
+        ctl.enqueue(enc.encode("data: one\n\n"));
+        await gate;
+        ctl.enqueue(enc.encode("data: two\n\n"));
+        ctl.close();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.addr.port });
+  try {
+    const res = await post(pool);
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    assert.equal(dec.decode(first.value), "data: one\n\n", "first event before the gate opened");
+    release();
+    let rest = "";
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      rest += dec.decode(r.value);
+    }
+    assert.equal(rest, "data: two\n\n");
+    assert.equal(pool.idle, 1, "chunked body read to its end: connection back in the pool");
+  } finally {
+    pool.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("h1 client: chunked bodies split anywhere, with extensions and trailers (property)", async () => {
+  let plan: { body: Uint8Array; chunks: number[]; splits: number[] } | null = null;
+  const server = rawServer(async (conn) => {
+    const { body, chunks, splits } = plan!;
+    let wire = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/plain\r\n\r\n";
+    const parts: Uint8Array[] = [enc.encode(wire)];
+    let at = 0;
+    for (const size of chunks) {
+      const n = Math.min(size, body.length - at);
+      if (n <= 0) break;
+      parts.push(enc.encode(`${n.toString(16)};ext=1\r\n`), body.subarray(at, at + n), enc.encode("\r\n"));
+      at += n;
+    }
+    if (at < body.length) {
+      parts.push(enc.encode(`${(body.length - at).toString(16)}\r\n`), body.subarray(at), enc.encode("\r\n"));
+    }
+    parts.push(enc.encode("0\r\nx-trailer: t\r\n\r\n"));
+    const all = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      all.set(p, o);
+      o += p.length;
+    }
+    wire = "";
+    let from = 0;
+    for (const s of [...splits.map((x) => x % (all.length + 1))].sort((a, b) => a - b)) {
+      if (s > from) {
+        await write(conn, all.subarray(from, s));
+        from = s;
+      }
+    }
+    await write(conn, all.subarray(from));
+    return "keep";
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port });
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 0, maxLength: 3000 }),
+        fc.array(fc.integer({ min: 1, max: 700 }), { maxLength: 8 }),
+        fc.array(fc.nat(4000), { maxLength: 6 }),
+        async (body, chunks, splits) => {
+          plan = { body, chunks, splits };
+          const res = await post(pool);
+          const got = new Uint8Array(await res.arrayBuffer());
+          assert.deepEqual(got, body);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    assert.equal(server.connections, 1, "every answer ended cleanly, so one connection served all");
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
+
+Deno.test("h1 client: a body up to the close, and 1xx heads skipped", async () => {
+  const server = rawServer(async (conn, head) => {
+    if (head.includes("/close")) {
+      await write(conn, "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil ");
+      await write(conn, "the end");
+      return "close";
+    }
+    await write(conn, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    return "keep";
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port });
+  try {
+    const a = await pool.request("POST", "/close", [], enc.encode("{}"), never);
+    assert.equal(await a.text(), "until the end");
+    assert.equal(pool.idle, 0, "a close-delimited connection is not reused");
+    const b = await post(pool);
+    assert.equal(b.status, 200);
+    assert.equal(await b.text(), "ok");
+    assert.equal(pool.idle, 1);
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
+
+Deno.test("h1 client: an idle connection the worker closed is retried once on a new one", async () => {
+  const server = rawServer(async (conn) => {
+    // Answer, then close without saying so: the client's idle connection is dead.
+    await write(conn, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    return "close";
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port });
+  try {
+    assert.equal(await (await post(pool, "first")).text(), "ok");
+    assert.equal(pool.idle, 1);
+    await new Promise((r) => setTimeout(r, 20)); // let the close reach the client's socket
+    assert.equal(await (await post(pool, "second")).text(), "ok");
+    assert.equal(server.connections, 2);
+    assert.deepEqual(server.requests.map((r) => [r.body, r.connNo]), [["first", 1], ["second", 2]]);
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
+
+Deno.test("h1 client: a fresh connection that fails is not retried; refused connections throw", async () => {
+  const server = rawServer(() => Promise.resolve("close"));
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port });
+  try {
+    await assert.rejects(post(pool), /closed before the response head/);
+    assert.equal(server.requests.length, 1, "sent once");
+  } finally {
+    pool.close();
+    await server.close();
+  }
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (closed.addr as Deno.NetAddr).port;
+  closed.close();
+  const dead = new H1Pool({ hostname: "127.0.0.1", port });
+  await assert.rejects(post(dead), Deno.errors.ConnectionRefused);
+  dead.close();
+});
+
+Deno.test("h1 client: broken framing is an H1ProtocolError", async () => {
+  const replies: Record<string, string> = {
+    "/status": "HTTP/2 200 OK\r\n\r\n",
+    "/length": "HTTP/1.1 200 OK\r\ncontent-length: 12x\r\n\r\n",
+    "/chunk": "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+    "/short": "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
+    "/head": "HTTP/1.1 200 OK\r\n" + "x-big: " + "a".repeat(70_000) + "\r\n\r\n",
+  };
+  const server = rawServer(async (conn, head) => {
+    const path = head.split(" ")[1];
+    await write(conn, replies[path]);
+    return "close";
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port });
+  try {
+    await assert.rejects(pool.request("POST", "/status", [], null, never), H1ProtocolError);
+    await assert.rejects(pool.request("POST", "/length", [], null, never), /bad content-length/);
+    await assert.rejects(pool.request("POST", "/head", [], null, never), /head is too large/);
+    const chunk = await pool.request("POST", "/chunk", [], null, never);
+    await assert.rejects(chunk.text(), /bad chunk size/);
+    const short = await pool.request("POST", "/short", [], null, never);
+    await assert.rejects(short.text(), /7 body bytes missing/);
+    assert.equal(pool.busy, 0);
+    assert.equal(pool.idle, 0);
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
+
+Deno.test("h1 client: abort mid-body and a cancelled body close the connection", async () => {
+  let sawClose = 0;
+  const server = rawServer(async (conn) => {
+    await write(conn, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    // Never finishes: wait for the client to close.
+    const b = new Uint8Array(16);
+    while (await conn.read(b) !== null) { /* drain */ }
+    sawClose++;
+    return "close";
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port });
+  try {
+    const ctl = new AbortController();
+    const res = await post(pool, "{}", ctl.signal);
+    const reader = res.body!.getReader();
+    assert.equal(dec.decode((await reader.read()).value), "hello");
+    const pending = reader.read();
+    ctl.abort(new Error("deadline"));
+    await assert.rejects(pending);
+    assert.equal(pool.busy, 0);
+
+    const res2 = await post(pool);
+    const r2 = res2.body!.getReader();
+    await r2.read();
+    await r2.cancel();
+    assert.equal(pool.busy, 0);
+    assert.equal(pool.idle, 0);
+    for (let i = 0; i < 50 && sawClose < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(sawClose, 2, "the worker saw both connections close");
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
+
+Deno.test("h1 client: idle TTL, an aborted signal, and close()", async () => {
+  const server = rawServer(async (conn) => {
+    await write(conn, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    return "keep";
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port, idleTtlMs: 0 });
+  try {
+    await (await post(pool)).text();
+    await new Promise((r) => setTimeout(r, 5));
+    await (await post(pool)).text();
+    assert.equal(server.connections, 2, "an idle connection past its TTL is not reused");
+    const aborted = new AbortController();
+    aborted.abort(new Error("gone"));
+    await assert.rejects(post(pool, "{}", aborted.signal), /gone/);
+    pool.close();
+    assert.equal(pool.idle, 0);
+    await assert.rejects(post(pool), /client is closed/);
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
