@@ -19,7 +19,10 @@ export interface TestServer {
 
 /** Starts `handler` on 127.0.0.1, any free port. */
 export async function startServer(
-  handler: (req: Request) => Response | Promise<Response>,
+  handler: (
+    req: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ) => Response | Promise<Response>,
 ): Promise<TestServer> {
   const ready = Promise.withResolvers<number>();
   const server = Deno.serve({

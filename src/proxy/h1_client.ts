@@ -29,6 +29,7 @@
  */
 
 const encoder = new TextEncoder();
+const wholeBodies = new WeakMap<Response, Uint8Array>();
 const latin1 = new TextDecoder("latin1");
 
 /** Settings of one pool. */
@@ -226,7 +227,9 @@ export class H1Pool {
     let head = `${method} ${path} HTTP/1.1\r\nhost: ${this.#hostHeader}\r\n`;
     for (const [name, value] of headers) {
       const n = name.toLowerCase();
-      if (n === "host" || n === "content-length" || n === "transfer-encoding" || n === "connection") {
+      if (
+        n === "host" || n === "content-length" || n === "transfer-encoding" || n === "connection"
+      ) {
         continue;
       }
       head += `${name}: ${value}\r\n`;
@@ -300,7 +303,9 @@ export class H1Pool {
       // The whole body is already here (a small JSON answer): hand it over as bytes.
       const bytes = conn.take(head.length);
       finish(!head.close);
-      return new Response(bytes, { status, statusText, headers });
+      const res = new Response(bytes, { status, statusText, headers });
+      wholeBodies.set(res, bytes);
+      return res;
     }
     return new Response(this.#bodyStream(conn, head, finish), { status, statusText, headers });
   }
@@ -336,7 +341,9 @@ export class H1Pool {
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i];
       const colon = line.indexOf(":");
-      if (colon <= 0) throw new H1ProtocolError(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
+      if (colon <= 0) {
+        throw new H1ProtocolError(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
+      }
       const name = line.slice(0, colon).trim().toLowerCase();
       const value = line.slice(colon + 1).trim();
       if (name === "content-length") {
@@ -378,7 +385,9 @@ export class H1Pool {
     const line = async (): Promise<number> => {
       let end: number;
       while ((end = conn.lineEnd(conn.start)) < 0) {
-        if (!await conn.fill(max)) throw new H1ProtocolError("connection closed inside a chunked body");
+        if (!await conn.fill(max)) {
+          throw new H1ProtocolError("connection closed inside a chunked body");
+        }
       }
       return end;
     };
@@ -458,6 +467,15 @@ export class H1Pool {
       cancel: () => settle(false),
     }, { highWaterMark: 0 });
   }
+}
+
+/**
+ * The body of `res` when this client had all of it in hand with the head (a `Content-Length`
+ * answer that arrived in the first reads); undefined otherwise. Nothing is waited for: such a
+ * body was complete before the response was handed out, so using the bytes is not buffering.
+ */
+export function wholeBody(res: Response): Uint8Array | undefined {
+  return wholeBodies.get(res);
 }
 
 /** A failure that may come from a connection the worker closed while it sat idle. */

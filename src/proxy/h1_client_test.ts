@@ -13,7 +13,12 @@ const dec = new TextDecoder();
 
 /** A raw HTTP server: `answer` gets each request (head text and body) and writes what it likes. */
 function rawServer(
-  answer: (conn: Deno.Conn, head: string, body: Uint8Array, connNo: number) => Promise<"keep" | "close">,
+  answer: (
+    conn: Deno.Conn,
+    head: string,
+    body: Uint8Array,
+    connNo: number,
+  ) => Promise<"keep" | "close">,
 ) {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
@@ -43,7 +48,9 @@ function rawServer(
         requests.push({ head, body: dec.decode(body), connNo: no });
         if (await answer(conn, head, body, no) === "close") return;
       }
-    } catch { /* client went away */ } finally {
+    } catch {
+      /* client went away */
+    } finally {
       conns.delete(conn);
       try {
         conn.close();
@@ -87,18 +94,31 @@ async function write(conn: Deno.Conn, s: string | Uint8Array) {
 const never = new AbortController().signal;
 
 function post(pool: H1Pool, body = '{"x":1}', signal = never) {
-  return pool.request("POST", "/v1/chat/completions", [["content-type", "application/json"]], enc.encode(body), signal);
+  return pool.request(
+    "POST",
+    "/v1/chat/completions",
+    [["content-type", "application/json"]],
+    enc.encode(body),
+    signal,
+  );
 }
 
 Deno.test("h1 client: a Content-Length answer, headers intact, and the connection reused", async () => {
   const ports = new Set<number>();
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req, info) => {
-    ports.add(info.remoteAddr.port);
-    const got = await req.text();
-    return Response.json({ echo: got, path: new URL(req.url).pathname, host: req.headers.get("host") }, {
-      headers: { "x-upstream": "yes" },
-    });
-  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req, info) => {
+      ports.add(info.remoteAddr.port);
+      const got = await req.text();
+      return Response.json({
+        echo: got,
+        path: new URL(req.url).pathname,
+        host: req.headers.get("host"),
+      }, {
+        headers: { "x-upstream": "yes" },
+      });
+    },
+  );
   const pool = new H1Pool({ hostname: "127.0.0.1", port: server.addr.port });
   try {
     for (let i = 0; i < 3; i++) {
@@ -167,11 +187,19 @@ Deno.test("h1 client: chunked bodies split anywhere, with extensions and trailer
     for (const size of chunks) {
       const n = Math.min(size, body.length - at);
       if (n <= 0) break;
-      parts.push(enc.encode(`${n.toString(16)};ext=1\r\n`), body.subarray(at, at + n), enc.encode("\r\n"));
+      parts.push(
+        enc.encode(`${n.toString(16)};ext=1\r\n`),
+        body.subarray(at, at + n),
+        enc.encode("\r\n"),
+      );
       at += n;
     }
     if (at < body.length) {
-      parts.push(enc.encode(`${(body.length - at).toString(16)}\r\n`), body.subarray(at), enc.encode("\r\n"));
+      parts.push(
+        enc.encode(`${(body.length - at).toString(16)}\r\n`),
+        body.subarray(at),
+        enc.encode("\r\n"),
+      );
     }
     parts.push(enc.encode("0\r\nx-trailer: t\r\n\r\n"));
     const all = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
@@ -221,7 +249,10 @@ Deno.test("h1 client: a body up to the close, and 1xx heads skipped", async () =
       await write(conn, "the end");
       return "close";
     }
-    await write(conn, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    await write(
+      conn,
+      "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+    );
     return "keep";
   });
   const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port });

@@ -172,6 +172,39 @@ export function tapReader(
   }, { highWaterMark: 0 });
 }
 
+/**
+ * What {@link tapReader} would report for a body that is already whole in memory (a small answer
+ * the HTTP/1.1 client read together with its head): the same figures, at once, with no stream.
+ * The first byte (and the first token, if the body holds one) counts as seen now.
+ */
+export function tapWhole(
+  body: Uint8Array,
+  opts: Pick<TapOptions, "now" | "start" | "onFirstByte" | "onFirstToken">,
+): TapResult {
+  const at = opts.now() - (opts.start ?? opts.now());
+  opts.onFirstByte?.();
+  const text = new TextDecoder().decode(body);
+  let firstTokenMs: number | null = null;
+  if (hasToken(text)) {
+    firstTokenMs = at;
+    opts.onFirstToken?.();
+  }
+  let usage: Usage | null = null;
+  try {
+    usage = parseUsage(text.length > TAIL_BYTES ? text.slice(-TAIL_BYTES) : text);
+  } catch {
+    usage = null;
+  }
+  return {
+    outcome: "done",
+    bytes: body.length,
+    firstByteMs: body.length > 0 ? at : null,
+    firstTokenMs,
+    usage,
+    error: null,
+  };
+}
+
 /** One SSE event carrying `json` as its data. */
 export function sseErrorEvent(json: string): string {
   return `data: ${json}\n\n`;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tapReader, type TapResult } from "./usage_tap.ts";
+import { tapReader, type TapResult, tapWhole } from "./usage_tap.ts";
 
 const enc = new TextEncoder();
 
@@ -82,4 +82,36 @@ Deno.test("without an error event (or not SSE) a failing body errors the client'
     assert.equal((r.error as Error).message, "gone");
     assert.equal(r.result.outcome, "error");
   }
+});
+
+Deno.test("tapWhole reports what tapReader reports for the same complete JSON body", async () => {
+  const json = JSON.stringify({
+    choices: [{ message: { role: "assistant", content: "Hi there" } }],
+    usage: {
+      prompt_tokens: 120,
+      completion_tokens: 3,
+      prompt_tokens_details: { cached_tokens: 96 },
+    },
+  });
+  const streamed = await run([json], { sse: false });
+  let tokens = 0;
+  const whole = tapWhole(enc.encode(json), {
+    now: () => 7,
+    start: 2,
+    onFirstToken: () => tokens++,
+  });
+  assert.equal(whole.outcome, "done");
+  assert.equal(whole.bytes, streamed.result.bytes);
+  assert.deepEqual(whole.usage, streamed.result.usage);
+  assert.deepEqual(whole.usage, { promptTokens: 120, completionTokens: 3, cachedTokens: 96 });
+  assert.equal(whole.firstByteMs, 5);
+  assert.equal(whole.firstTokenMs, 5);
+  assert.equal(tokens, 1);
+  const empty = tapWhole(new Uint8Array(0), { now: () => 1 });
+  assert.deepEqual([empty.bytes, empty.firstByteMs, empty.firstTokenMs, empty.usage], [
+    0,
+    null,
+    null,
+    null,
+  ]);
 });

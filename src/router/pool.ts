@@ -73,7 +73,6 @@ export class Backend implements RouteTarget {
     return this.#h1;
   }
 
-
   /**
    * Closes idle upstream connections now and busy ones when their request ends; requests that
    * still hold this object finish normally. For a worker a reload removed, and the router's end.

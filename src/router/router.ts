@@ -29,7 +29,8 @@ import { createStrategy } from "../strategies/mod.ts";
 import type { Strategy } from "../strategies/types.ts";
 import { AttemptDeadlines, UpstreamTimeout, UpstreamUnreachable } from "../proxy/deadlines.ts";
 import { downstreamHeaders, upstreamHeaders, withApiKey } from "../proxy/headers.ts";
-import { tapReader, type TapResult } from "../proxy/usage_tap.ts";
+import { tapReader, type TapResult, tapWhole } from "../proxy/usage_tap.ts";
+import { type H1Pool, wholeBody } from "../proxy/h1_client.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import {
   errorBody,
@@ -613,8 +614,10 @@ export class Router {
       let upstream: Response | null = null;
       let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
       let first: Uint8Array | null = null;
+      let whole: Uint8Array | undefined;
+      let h1: H1Pool | null = null;
       try {
-        const h1 = config.router.upstreamClient === "native" ? backend.h1() : null;
+        h1 = config.router.upstreamClient === "native" ? backend.h1() : null;
         upstream = h1 !== null
           ? await h1.request(
             "POST",
@@ -643,7 +646,14 @@ export class Router {
           });
           continue;
         }
-        if (upstream.body) {
+        whole = h1 === null ? undefined : wholeBody(upstream);
+        if (
+          whole !== undefined &&
+          !(upstream.headers.get("content-type") ?? "").startsWith("text/event-stream")
+        ) {
+          first = whole; // complete already: answered below without a JS stream
+        } else if (upstream.body) {
+          whole = undefined;
           reader = upstream.body.getReader();
           const r = await reader.read();
           if (!r.done) first = r.value;
@@ -677,7 +687,7 @@ export class Router {
         continue;
       }
 
-      return this.#respond(upstream, reader, first, {
+      return this.#respond(upstream, reader, first, whole !== undefined, {
         backend,
         strategyName,
         reason,
@@ -772,6 +782,7 @@ export class Router {
     upstream: Response,
     reader: ReadableStreamDefaultReader<Uint8Array> | null,
     first: Uint8Array | null,
+    whole: boolean,
     ctx: {
       backend: Backend;
       strategyName: string;
@@ -850,6 +861,20 @@ export class Router {
       });
     };
 
+    if (whole && first !== null) {
+      // The whole non-SSE answer came with its head: the same accounting, no stream either side.
+      done(tapWhole(first, {
+        now: () => this.clock.now(),
+        start: t0,
+        onFirstToken: () =>
+          ctx.tracker.onFirstToken(ctx.ticket, this.clock.now() - ctx.dispatchedAt),
+      }));
+      return new Response(first as Uint8Array<ArrayBuffer>, {
+        status,
+        statusText: upstream.statusText,
+        headers,
+      });
+    }
     if (reader === null || first === null) {
       reader?.releaseLock();
       done({
