@@ -493,9 +493,10 @@ function headEnd(b: Uint8Array, from: number, to: number): number {
   return -1;
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 function isAscii(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
-  return true;
+  return !NON_ASCII.test(s);
 }
 
 function byteString(s: string): Uint8Array {

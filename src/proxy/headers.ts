@@ -27,27 +27,34 @@ const HOP_BY_HOP = new Set([
   "upgrade",
 ]);
 
+/** Headers as `[name, value]` pairs, names lower case: what `fetch`, `Response` and the HTTP/1.1
+ * client take without building a `Headers` object per request. */
+export type HeaderList = [string, string][];
+
+/** Names listed in a `Connection` header value, lower case; undefined when there is none. */
+function connectionListed(src: Headers): Set<string> | undefined {
+  const conn = src.get("connection");
+  if (!conn) return undefined;
+  return new Set(conn.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
+}
+
 /**
- * Copies `src` without hop-by-hop headers and those listed in its `Connection` header. With
- * `maxBytes`, throws a `RouterError` (400) when the header block (`name: value\r\n` each) of `src`
- * exceeds it.
+ * Copies `src` without hop-by-hop headers, those listed in its `Connection` header and those in
+ * `extraDrop`. With `maxBytes`, throws a `RouterError` (400) when the header block (`name:
+ * value\r\n` each) of `src` exceeds it.
  */
 export function stripHopByHop(
   src: Headers,
   extraDrop?: ReadonlySet<string>,
   maxBytes = Infinity,
-): Headers {
-  const out = new Headers();
-  let listed: Set<string> | undefined;
-  const conn = src.get("connection");
-  if (conn) {
-    listed = new Set(conn.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
-  }
+): HeaderList {
+  const out: HeaderList = [];
+  const listed = connectionListed(src);
   let size = 0;
   for (const [name, value] of src) {
     size += name.length + value.length + 4;
     if (HOP_BY_HOP.has(name) || listed?.has(name) || extraDrop?.has(name)) continue;
-    out.append(name, value);
+    out.push([name, value]);
   }
   if (size > maxBytes) {
     throw new RouterError(
@@ -71,6 +78,9 @@ const DROP_UPSTREAM = new Set([
   "forwarded",
 ]);
 
+/** The same, and the client's `Authorization` (unless `forward_client_auth`). */
+const DROP_UPSTREAM_AUTH = new Set([...DROP_UPSTREAM, "authorization"]);
+
 /** Options for {@link upstreamHeaders}. */
 export interface UpstreamHeaderOptions {
   /** Client address for `X-Forwarded-For`. */
@@ -90,24 +100,35 @@ export interface UpstreamHeaderOptions {
  * Headers for the upstream request, without any worker credentials (see {@link withApiKey}).
  * @throws RouterError `bad_request` when the client's headers exceed `opts.maxBytes`
  */
-export function upstreamHeaders(client: Headers, opts: UpstreamHeaderOptions): Headers {
-  const h = stripHopByHop(client, DROP_UPSTREAM, opts.maxBytes);
-  if (!opts.forwardClientAuth) h.delete("authorization");
-  h.set("x-forwarded-for", opts.clientIp);
-  if (opts.host) h.set("x-forwarded-host", opts.host);
-  h.set("x-forwarded-proto", opts.proto);
-  h.set("x-request-id", opts.requestId);
+export function upstreamHeaders(client: Headers, opts: UpstreamHeaderOptions): HeaderList {
+  const h = stripHopByHop(
+    client,
+    opts.forwardClientAuth ? DROP_UPSTREAM : DROP_UPSTREAM_AUTH,
+    opts.maxBytes,
+  );
+  let type = false;
+  for (let i = 0; i < h.length; i++) {
+    if (h[i][0] === "x-request-id") h.splice(i--, 1);
+    else if (h[i][0] === "content-type") type = true;
+  }
+  h.push(["x-forwarded-for", opts.clientIp]);
+  if (opts.host) h.push(["x-forwarded-host", opts.host]);
+  h.push(["x-forwarded-proto", opts.proto]);
+  h.push(["x-request-id", opts.requestId]);
   // The tap reads usage from the body; a compressed body would hide it.
-  h.set("accept-encoding", "identity");
-  if (!h.has("content-type")) h.set("content-type", "application/json");
+  h.push(["accept-encoding", "identity"]);
+  if (!type) h.push(["content-type", "application/json"]);
   return h;
 }
 
-/** `base` as sent to a worker: with its bearer token when it has one (then a copy), else itself. */
-export function withApiKey(base: Headers, apiKey: string | null): Headers {
+/**
+ * `base` as sent to a worker: with its bearer token instead of any `Authorization` when it has
+ * one (then a copy), else itself.
+ */
+export function withApiKey(base: HeaderList, apiKey: string | null): HeaderList {
   if (!apiKey) return base;
-  const h = new Headers(base);
-  h.set("authorization", `Bearer ${apiKey}`);
+  const h = base.filter(([name]) => name !== "authorization");
+  h.push(["authorization", `Bearer ${apiKey}`]);
   return h;
 }
 
@@ -115,6 +136,6 @@ export function withApiKey(base: Headers, apiKey: string | null): Headers {
 const DROP_DOWNSTREAM = new Set(["content-length", "content-encoding"]);
 
 /** Headers for the client response. */
-export function downstreamHeaders(upstream: Headers): Headers {
+export function downstreamHeaders(upstream: Headers): HeaderList {
   return stripHopByHop(upstream, DROP_DOWNSTREAM);
 }

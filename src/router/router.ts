@@ -28,7 +28,12 @@ import { chunkHashes, parseRequest, utf8 } from "../prefix/mod.ts";
 import { createStrategy } from "../strategies/mod.ts";
 import type { Strategy } from "../strategies/types.ts";
 import { AttemptDeadlines, UpstreamTimeout, UpstreamUnreachable } from "../proxy/deadlines.ts";
-import { downstreamHeaders, upstreamHeaders, withApiKey } from "../proxy/headers.ts";
+import {
+  downstreamHeaders,
+  type HeaderList,
+  upstreamHeaders,
+  withApiKey,
+} from "../proxy/headers.ts";
 import { tapReader, type TapResult, tapWhole } from "../proxy/usage_tap.ts";
 import { type H1Pool, wholeBody } from "../proxy/h1_client.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
@@ -489,7 +494,7 @@ export class Router {
       });
     };
 
-    let headers: Headers;
+    let headers: HeaderList;
     let body: Uint8Array<ArrayBuffer>;
     let parsed: ReturnType<typeof parseRequest>;
     try {
@@ -804,11 +809,13 @@ export class Router {
     const { backend, reason, match, t0, deadlines } = ctx;
     const status = upstream.status;
     const headers = downstreamHeaders(upstream.headers);
-    headers.set("x-router-backend", backend.id);
-    headers.set("x-router-reason", reason);
-    headers.set("x-request-id", ctx.idHeader["x-request-id"]);
+    headers.push(
+      ["x-router-backend", backend.id],
+      ["x-router-reason", reason],
+      ["x-request-id", ctx.idHeader["x-request-id"]],
+    );
     if (status < 500) backend.breaker.success();
-    const sse = headers.get("content-type")?.startsWith("text/event-stream") ?? false;
+    const sse = upstream.headers.get("content-type")?.startsWith("text/event-stream") ?? false;
 
     const done = (tapped: TapResult) => {
       this.#settleLoad(ctx, tapped);
