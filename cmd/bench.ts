@@ -15,7 +15,7 @@
 import { parseArgs } from "node:util";
 import { runSweep, type SweepOptions } from "../src/bench/sweep.ts";
 import { buildReport, renderMarkdown, writeReport } from "../src/bench/report.ts";
-import { type Shape, SHAPES } from "../src/bench/types.ts";
+import { type BenchRecord, type Shape, SHAPES } from "../src/bench/types.ts";
 import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
 import { PROFILES } from "../src/sim/profiles.ts";
 import { type ReplicaComparisonResult, runReplicaComparison } from "../src/sync/bench_replicas.ts";
@@ -49,6 +49,7 @@ Options (defaults: the reference's cloud study on 4 simulated a100-7b workers):
                          (default prefixaware). Needs redis-server for the sync arm.
   --sync on|off|both     which R-replica arms to run (default: both)
   --out DIR              results root (default: bench/results)
+  --rerender DIR         rebuild DIR's report.md, results.json and charts from its records.jsonl
   -h, --help
 `;
 
@@ -58,6 +59,28 @@ function list(s: string | undefined, fallback: (number | string)[]): (number | s
   if (s === undefined) return fallback;
   const parts = s.split(",").map((x) => x.trim()).filter(Boolean);
   return typeof fallback[0] === "number" ? parts.map(Number) : parts;
+}
+
+/**
+ * Rebuilds `report.md`, `results.json` and the charts of a results folder from its
+ * `records.jsonl` (after a change to the report), keeping its title.
+ */
+async function rerender(dir: string): Promise<number> {
+  let records: BenchRecord[];
+  let title: string | undefined;
+  try {
+    const text = await Deno.readTextFile(`${dir}/records.jsonl`);
+    records = text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+    title = JSON.parse(await Deno.readTextFile(`${dir}/results.json`)).title;
+  } catch (err) {
+    console.error(
+      `error: cannot read ${dir}/records.jsonl and results.json: ${(err as Error).message}`,
+    );
+    return 1;
+  }
+  await writeReport(dir, records, { title });
+  console.log(`report: ${dir}/report.md rebuilt from ${records.length} records`);
+  return 0;
 }
 
 /** Runs the bench CLI; returns the exit code. */
@@ -87,6 +110,7 @@ export async function main(args: string[]): Promise<number> {
         replicas: { type: "string" },
         sync: { type: "string" },
         out: { type: "string" },
+        rerender: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -98,6 +122,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  if (values.rerender !== undefined) return await rerender(values.rerender);
   const demo = values.demo === true;
   const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
   const opts: SweepOptions = {

@@ -23,7 +23,16 @@
 
 import * as echarts from "echarts";
 import { SeededRng } from "../util/rng.ts";
-import { bootstrap, bootstrapTwo, cachedShare, mean, percentile, slope, stddev } from "./stats.ts";
+import {
+  bootstrap,
+  bootstrapMany,
+  bootstrapTwo,
+  cachedShare,
+  mean,
+  percentile,
+  slope,
+  stddev,
+} from "./stats.ts";
 import type { TokenPair } from "./stats.ts";
 import type { BenchRecord } from "./types.ts";
 
@@ -70,6 +79,12 @@ export interface SlopeRow {
   /** Mean and stddev over seeds of the per-seed least-squares slope. */
   seedMean: number;
   seedStd: number;
+  /**
+   * This first→last slope minus the reference strategy's, with a 95% bootstrap CI (all four
+   * pooled samples resampled); null for the reference itself or when the points differ. A CI
+   * that holds 0 means the two slopes are not told apart at this sample size.
+   */
+  vsReference: { value: number; lo: number; hi: number } | null;
 }
 
 /** Reference strategy against the best baseline at one sessions point. */
@@ -240,7 +255,28 @@ export function buildReport(records: readonly BenchRecord[], opts: ReportOptions
       }
       return xs.length >= 2 ? slope(xs, ys) : NaN;
     }).filter(Number.isFinite);
+    const refPs = points.filter((p) =>
+      p.strategy === reference && Number.isFinite(p.ttftP50.value)
+    );
+    let vsReference: SlopeRow["vsReference"] = null;
+    if (
+      st !== reference && refPs.length >= 2 && refPs[0].sessions === first.sessions &&
+      refPs[refPs.length - 1].sessions === last.sessions
+    ) {
+      vsReference = bootstrapMany(
+        [
+          ttfts(cell.get(key(st, first.sessions))!),
+          ttfts(cell.get(key(st, last.sessions))!),
+          ttfts(cell.get(key(reference, first.sessions))!),
+          ttfts(cell.get(key(reference, last.sessions))!),
+        ],
+        ([a, b, ra, rb]) =>
+          (percentile(b, 50) - percentile(a, 50) - (percentile(rb, 50) - percentile(ra, 50))) / dx,
+        bopts(),
+      );
+    }
     slopes.push({
+      vsReference,
       strategy: st,
       fromSessions: first.sessions,
       toSessions: last.sessions,
@@ -373,15 +409,31 @@ export function renderMarkdown(r: Report): string {
     out.push("## p50 TTFT slope (ms per session)", "");
     out.push(
       table(
-        ["strategy", "from → to sessions", "first→last [95% CI]", "least squares", "per-seed LS"],
+        [
+          "strategy",
+          "from → to sessions",
+          "first→last [95% CI]",
+          `minus ${r.reference}'s [95% CI]`,
+          "least squares",
+          "per-seed LS",
+        ],
         r.slopes.map((s) => [
           s.strategy,
           `${s.fromSessions} → ${s.toSessions}`,
           `${num(s.firstLast, 2)} [${num(s.firstLastLo, 2)}, ${num(s.firstLastHi, 2)}]`,
+          s.vsReference === null
+            ? "–"
+            : `${num(s.vsReference.value, 2)} [${num(s.vsReference.lo, 2)}, ${
+              num(s.vsReference.hi, 2)
+            }]`,
           num(s.leastSquares, 2),
           `${num(s.seedMean, 2)} ± ${num(s.seedStd, 2)}`,
         ]),
       ),
+      "",
+      `"minus ${r.reference}'s": this strategy's first→last slope minus ${r.reference}'s, CI from ` +
+        "resampling all four points' requests. Above 0 (whole CI): this slope is steeper; below 0: " +
+        "gentler; a CI that holds 0: the two slopes are not told apart by this run.",
       "",
     );
   }

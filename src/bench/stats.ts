@@ -176,3 +176,35 @@ export function bootstrapTwo<A, B>(
     hi: percentileSorted(stats, 100 * (1 + level) / 2),
   };
 }
+
+/**
+ * Percentile-bootstrap CI of a statistic of several independent samples: each resample draws every
+ * sample with replacement on its own (as {@link bootstrapTwo} does for two).
+ */
+export function bootstrapMany(
+  samples: readonly (readonly number[])[],
+  stat: (samples: readonly (readonly number[])[]) => number,
+  opts: BootstrapOptions = {},
+): Estimate {
+  if (samples.some((x) => x.length === 0)) return { value: NaN, lo: NaN, hi: NaN };
+  const value = stat(samples);
+  const resamples = opts.resamples ?? 1000;
+  const level = opts.level ?? 0.95;
+  const rng = opts.rng ?? new SeededRng(1);
+  const stats = new Float64Array(resamples);
+  const drawn = samples.map((x) => new Array<number>(x.length));
+  for (let r = 0; r < resamples; r++) {
+    for (let k = 0; k < samples.length; k++) {
+      const src = samples[k];
+      const dst = drawn[k];
+      for (let i = 0; i < src.length; i++) dst[i] = src[rng.int(src.length)];
+    }
+    stats[r] = stat(drawn);
+  }
+  stats.sort();
+  return {
+    value,
+    lo: percentileSorted(stats, 100 * (1 - level) / 2),
+    hi: percentileSorted(stats, 100 * (1 + level) / 2),
+  };
+}

@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "./test_util.ts";
 import {
   bootstrap,
+  bootstrapMany,
   cachedShare,
   cachedShareCI,
   mean,
@@ -83,4 +84,17 @@ Deno.test("slope of an exact line, and of noisy symmetric data", () => {
   close(slope([4, 8, 12, 16, 24], [4, 8, 12, 16, 24].map((x) => 3 * x + 7)), 3);
   close(slope([0, 1, 2], [1, 0, 1]), 0);
   assert(Number.isNaN(slope([5, 5], [1, 2])));
+});
+
+Deno.test("bootstrapMany: the CI of a difference of medians covers the true one, and says when it is 0", () => {
+  const rng = new SeededRng(11);
+  const u = (lo: number, n: number) => Array.from({ length: n }, () => lo + rng.next() * 10);
+  // Medians 15 and 25: difference 10.
+  const diff = ([a, b]: readonly (readonly number[])[]) => percentile(b, 50) - percentile(a, 50);
+  const apart = bootstrapMany([u(10, 600), u(20, 600)], diff, { rng: new SeededRng(2) });
+  assert(apart.lo < 10 && 10 < apart.hi && apart.lo > 8, `[${apart.lo}, ${apart.hi}]`);
+  // Same distribution: the CI holds 0.
+  const same = bootstrapMany([u(10, 600), u(10, 600)], diff, { rng: new SeededRng(2) });
+  assert(same.lo < 0 && 0 < same.hi, `[${same.lo}, ${same.hi}]`);
+  assert(Number.isNaN(bootstrapMany([[1], []], diff).value));
 });
