@@ -15,6 +15,7 @@
 import { parseArgs } from "node:util";
 import { runSweep, type SweepOptions } from "../src/bench/sweep.ts";
 import { buildReport, renderMarkdown, writeReport } from "../src/bench/report.ts";
+import { recordsFromJsonl } from "../src/bench/replay.ts";
 import { type BenchRecord, type Shape, SHAPES } from "../src/bench/types.ts";
 import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
 import { PROFILES } from "../src/sim/profiles.ts";
@@ -70,7 +71,7 @@ async function rerender(dir: string): Promise<number> {
   let title: string | undefined;
   try {
     const text = await Deno.readTextFile(`${dir}/records.jsonl`);
-    records = text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+    records = recordsFromJsonl<BenchRecord>(text);
     title = JSON.parse(await Deno.readTextFile(`${dir}/results.json`)).title;
   } catch (err) {
     console.error(

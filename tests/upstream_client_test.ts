@@ -79,9 +79,11 @@ for (const client of ["native", "fetch"] as const) {
       ) => [l.status, l.cached_tokens]);
       assert.deepEqual(logged, [[200, 64], [200, 160], [200, 64], [500, null]]);
       assert.equal(h.router.inflight, 0);
+      const pool = h.router.backends[0].h1Pool;
       if (client === "native") {
         assert.equal(ports.size, 1, "one kept-alive connection for all four");
-      }
+        assert.equal(pool?.idle, 1, "the router's own client carried them");
+      } else assert.equal(pool, null, "fetch carried them: the own client never opened");
     } finally {
       await h.close();
     }

@@ -268,3 +268,8 @@ export async function replayTrace(
 export function recordsToJsonl(records: readonly object[]): string {
   return records.map((r) => JSON.stringify(r)).join("\n") + (records.length ? "\n" : "");
 }
+
+/** The records of a JSONL text written by {@link recordsToJsonl} (blank lines skipped). */
+export function recordsFromJsonl<T = RequestRecord>(text: string): T[] {
+  return text.split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l) as T);
+}

@@ -23,18 +23,10 @@
 
 import * as echarts from "echarts";
 import { SeededRng } from "../util/rng.ts";
-import {
-  bootstrap,
-  bootstrapMany,
-  bootstrapTwo,
-  cachedShare,
-  mean,
-  percentile,
-  slope,
-  stddev,
-} from "./stats.ts";
+import { bootstrap, bootstrapMany, cachedShare, mean, percentile, slope, stddev } from "./stats.ts";
 import type { TokenPair } from "./stats.ts";
 import type { BenchRecord } from "./types.ts";
+import { recordsToJsonl } from "./replay.ts";
 
 /** One metric of one point. */
 export interface Metric {
@@ -236,10 +228,9 @@ export function buildReport(records: readonly BenchRecord[], opts: ReportOptions
     const first = ps[0];
     const last = ps[ps.length - 1];
     const dx = last.sessions - first.sessions;
-    const fl = bootstrapTwo(
-      ttfts(cell.get(key(st, first.sessions))!),
-      ttfts(cell.get(key(st, last.sessions))!),
-      (a, b) => (percentile(b, 50) - percentile(a, 50)) / dx,
+    const fl = bootstrapMany(
+      [ttfts(cell.get(key(st, first.sessions))!), ttfts(cell.get(key(st, last.sessions))!)],
+      ([a, b]) => (percentile(b, 50) - percentile(a, 50)) / dx,
       bopts(),
     );
     const perSeed = seeds.map((sd) => {
@@ -583,7 +574,7 @@ export async function writeReport(
   await Deno.writeTextFile(`${dir}/results.json`, JSON.stringify(report, null, 2) + "\n");
   await Deno.writeTextFile(
     `${dir}/records.jsonl`,
-    records.map((r) => JSON.stringify(r)).join("\n") + (records.length ? "\n" : ""),
+    recordsToJsonl(records),
   );
   for (const [file, svg] of Object.entries(renderCharts(report))) {
     await Deno.writeTextFile(`${dir}/${file}`, svg);

@@ -78,24 +78,7 @@ export function bootstrap<T>(
   stat: (sample: readonly T[]) => number,
   opts: BootstrapOptions = {},
 ): Estimate {
-  const n = items.length;
-  const value = n === 0 ? NaN : stat(items);
-  if (n === 0) return { value, lo: NaN, hi: NaN };
-  const b = opts.resamples ?? 1000;
-  const level = opts.level ?? 0.95;
-  const rng = opts.rng ?? new SeededRng(1);
-  const stats = new Float64Array(b);
-  const sample = new Array<T>(n);
-  for (let r = 0; r < b; r++) {
-    for (let i = 0; i < n; i++) sample[i] = items[rng.int(n)];
-    stats[r] = stat(sample);
-  }
-  stats.sort();
-  return {
-    value,
-    lo: percentileSorted(stats, 100 * (1 - level) / 2),
-    hi: percentileSorted(stats, 100 * (1 + level) / 2),
-  };
+  return bootstrapMany([items], ([sample]) => stat(sample), opts);
 }
 
 /** Bootstrap CI of the p-th percentile of `xs`. */
@@ -147,43 +130,13 @@ export function slope(xs: readonly number[], ys: readonly number[]): number {
 }
 
 /**
- * Percentile-bootstrap CI of a statistic of two independent samples (each resampled on its own),
- * e.g. the difference of two medians. NaNs when either sample is empty.
+ * Percentile-bootstrap CI of a statistic of several independent samples, each resampled with
+ * replacement on its own in every round (e.g. a difference of medians, or of slopes). NaNs when
+ * any sample is empty.
  */
-export function bootstrapTwo<A, B>(
-  a: readonly A[],
-  b: readonly B[],
-  stat: (a: readonly A[], b: readonly B[]) => number,
-  opts: BootstrapOptions = {},
-): Estimate {
-  if (a.length === 0 || b.length === 0) return { value: NaN, lo: NaN, hi: NaN };
-  const value = stat(a, b);
-  const resamples = opts.resamples ?? 1000;
-  const level = opts.level ?? 0.95;
-  const rng = opts.rng ?? new SeededRng(1);
-  const stats = new Float64Array(resamples);
-  const sa = new Array<A>(a.length);
-  const sb = new Array<B>(b.length);
-  for (let r = 0; r < resamples; r++) {
-    for (let i = 0; i < a.length; i++) sa[i] = a[rng.int(a.length)];
-    for (let i = 0; i < b.length; i++) sb[i] = b[rng.int(b.length)];
-    stats[r] = stat(sa, sb);
-  }
-  stats.sort();
-  return {
-    value,
-    lo: percentileSorted(stats, 100 * (1 - level) / 2),
-    hi: percentileSorted(stats, 100 * (1 + level) / 2),
-  };
-}
-
-/**
- * Percentile-bootstrap CI of a statistic of several independent samples: each resample draws every
- * sample with replacement on its own (as {@link bootstrapTwo} does for two).
- */
-export function bootstrapMany(
-  samples: readonly (readonly number[])[],
-  stat: (samples: readonly (readonly number[])[]) => number,
+export function bootstrapMany<T>(
+  samples: readonly (readonly T[])[],
+  stat: (samples: readonly (readonly T[])[]) => number,
   opts: BootstrapOptions = {},
 ): Estimate {
   if (samples.some((x) => x.length === 0)) return { value: NaN, lo: NaN, hi: NaN };
@@ -192,7 +145,7 @@ export function bootstrapMany(
   const level = opts.level ?? 0.95;
   const rng = opts.rng ?? new SeededRng(1);
   const stats = new Float64Array(resamples);
-  const drawn = samples.map((x) => new Array<number>(x.length));
+  const drawn = samples.map((x) => new Array<T>(x.length));
   for (let r = 0; r < resamples; r++) {
     for (let k = 0; k < samples.length; k++) {
       const src = samples[k];

@@ -168,21 +168,19 @@ export class H1Pool {
     if (this.#closed) throw new H1ProtocolError("client is closed");
     signal.throwIfAborted();
     const wire = this.#encode(method, path, headers, body);
-    let conn = this.#takeIdle();
-    const reused = conn !== null;
+    const idle = this.#takeIdle();
+    const reused = idle !== null;
     try {
-      return await this.#exchange(conn ?? await this.#connect(signal), wire, method, signal);
+      return await this.#exchange(idle ?? await this.#connect(signal), wire, method, signal);
     } catch (err) {
-      if (!reused || signal.aborted || !(err instanceof StaleConnection)) {
-        throw err instanceof StaleConnection ? err.cause : err;
-      }
-      // The idle connection was dead: one more try on a fresh one.
-      conn = await this.#connect(signal);
-      try {
-        return await this.#exchange(conn, wire, method, signal);
-      } catch (err2) {
-        throw err2 instanceof StaleConnection ? err2.cause : err2;
-      }
+      // Only a reused connection that died before answering earns one more try, on a fresh one.
+      if (!reused || signal.aborted || !(err instanceof StaleConnection)) throw unwrap(err);
+    }
+    const fresh = await this.#connect(signal);
+    try {
+      return await this.#exchange(fresh, wire, method, signal);
+    } catch (err) {
+      throw unwrap(err);
     }
   }
 
@@ -191,13 +189,6 @@ export class H1Pool {
     this.#closed = true;
     for (const c of this.#idle) c.close();
     this.#idle.length = 0;
-  }
-
-  /** Closes every connection at once, busy ones included (their bodies error). */
-  destroy(): void {
-    this.close();
-    for (const c of this.#busy) c.close();
-    this.#busy.clear();
   }
 
   #takeIdle(): Conn | null {
@@ -493,7 +484,12 @@ function headEnd(b: Uint8Array, from: number, to: number): number {
   return -1;
 }
 
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/** The error a `StaleConnection` wraps; any other error itself. */
+function unwrap(err: unknown): unknown {
+  return err instanceof StaleConnection ? err.cause : err;
+}
 
 function isAscii(s: string): boolean {
   return !NON_ASCII.test(s);

@@ -92,12 +92,7 @@ export function tapReader(
   const finish = (outcome: TapResult["outcome"], error: unknown) => {
     if (settled) return;
     settled = true;
-    let usage: Usage | null = null;
-    try {
-      usage = parseUsage(new TextDecoder().decode(tail));
-    } catch {
-      usage = null;
-    }
+    const usage = usageIn(new TextDecoder().decode(tail));
     opts.onDone({ outcome, bytes, firstByteMs, firstTokenMs, usage, error });
   };
 
@@ -189,12 +184,7 @@ export function tapWhole(
     firstTokenMs = at;
     opts.onFirstToken?.();
   }
-  let usage: Usage | null = null;
-  try {
-    usage = parseUsage(text.length > TAIL_BYTES ? text.slice(-TAIL_BYTES) : text);
-  } catch {
-    usage = null;
-  }
+  const usage = usageIn(text.length > TAIL_BYTES ? text.slice(-TAIL_BYTES) : text);
   return {
     outcome: "done",
     bytes: body.length,
@@ -203,6 +193,15 @@ export function tapWhole(
     usage,
     error: null,
   };
+}
+
+/** `parseUsage`, with an unparsable tail counting as no usage. */
+function usageIn(tail: string): Usage | null {
+  try {
+    return parseUsage(tail);
+  } catch {
+    return null;
+  }
 }
 
 /** One SSE event carrying `json` as its data. */

@@ -73,6 +73,11 @@ export class Backend implements RouteTarget {
     return this.#h1;
   }
 
+  /** The worker's connection pool if one was opened (`h1()` opens it), for inspection. */
+  get h1Pool(): H1Pool | null {
+    return this.#h1;
+  }
+
   /**
    * Closes idle upstream connections now and busy ones when their request ends; requests that
    * still hold this object finish normally. For a worker a reload removed, and the router's end.
