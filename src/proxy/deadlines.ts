@@ -1,6 +1,6 @@
 /**
  * Deadlines of one upstream attempt: connect, time to first byte, idle gap between body chunks,
- * and the whole request. One `AbortController` and at most one timer per attempt.
+ * and the whole request. One `AbortController` and at most one pending deadline per attempt.
  *
  * Phases and the deadlines that apply in each (all measured from the attempt's start except idle):
  *
@@ -19,13 +19,19 @@
  * than `connectMs` pay for this; a worker whose connections hang is given up after between one
  * and two `connectMs`.
  *
- * Cost: the timer is armed once at the start for the earliest deadline and re-armed only when it
- * fires (it then recomputes what is due), so phase changes cost a field write and a body chunk
- * costs one `performance.now()`. Time comes from `performance.now()`, not the router's injected
+ * Cost: the attempt's earliest deadline is one entry in the process-wide `TimerQueue`
+ * (`src/util/timer_queue.ts`), set at the start and moved only when it fires (it then recomputes
+ * what is due) or when the idle deadline becomes the earliest; all attempts share one timer, so an
+ * attempt that ends in time costs a heap insert and a removal, not a timer. Phase changes cost a
+ * field write and a body chunk one `performance.now()`. The client's signal is linked with one
+ * abort listener, removed at `end()`, rather than `AbortSignal.any`, whose dependent signals are
+ * tracked through weak references. Time comes from `performance.now()`, not the router's injected
  * clock: these are real-time timers, and a test's manual clock must not stop them.
  *
  * @module
  */
+
+import { deadlineTimers, TimerQueue } from "../util/timer_queue.ts";
 
 /** Which deadline passed. */
 export type TimeoutKind = "connect-timeout" | "ttfb-timeout" | "idle-timeout" | "timeout";
@@ -73,11 +79,13 @@ export class AttemptDeadlines {
   readonly #ctl = new AbortController();
   readonly #opts: DeadlineOptions;
   readonly #start: number;
+  readonly #client: AbortSignal;
+  /** Set when the client's signal aborted this attempt (then `reason` is undefined). */
+  #byClient = false;
   #phase = WAIT_HEADERS;
   #lastByte = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  /** Absolute time the armed timer fires at; Infinity when none is armed. */
-  #armedAt = Infinity;
+  /** The earliest deadline, in the shared queue (`entry.at` is Infinity when none is due). */
+  readonly #entry = TimerQueue.entry(() => this.#fire());
   #probe: AbortController | null = null;
   #probeStart = 0;
   /** 0: not dialed, 1: dialing, 2: done (answered, or no longer needed). */
@@ -86,19 +94,28 @@ export class AttemptDeadlines {
   private constructor(opts: DeadlineOptions, client: AbortSignal) {
     this.#opts = opts;
     this.#start = performance.now();
-    this.signal = AbortSignal.any([client, this.#ctl.signal]);
+    this.#client = client;
+    this.signal = this.#ctl.signal;
+    if (client.aborted) this.#onClient();
+    else client.addEventListener("abort", this.#onClient);
   }
+
+  #onClient = (): void => {
+    if (this.#ctl.signal.aborted) return;
+    this.#byClient = true;
+    this.#ctl.abort(this.#client.reason);
+  };
 
   /** Starts the deadlines of an attempt beginning now; the caller must call `end()`. */
   static start(opts: DeadlineOptions, client: AbortSignal): AttemptDeadlines {
     const d = new AttemptDeadlines(opts, client);
-    d.#arm(d.#start);
+    d.#arm();
     return d;
   }
 
   /** Why this attempt was aborted by a deadline or `abort()`; undefined otherwise. */
   get reason(): unknown {
-    return this.#ctl.signal.aborted ? this.#ctl.signal.reason : undefined;
+    return this.#ctl.signal.aborted && !this.#byClient ? this.#ctl.signal.reason : undefined;
   }
 
   /** The response headers arrived: connect is settled. */
@@ -116,7 +133,7 @@ export class AttemptDeadlines {
     this.#lastByte = performance.now();
     const idle = this.#opts.idleMs;
     // The idle deadline may be the earliest now; every other change only removes deadlines.
-    if (idle > 0 && this.#lastByte + idle < this.#armedAt) this.#arm(this.#lastByte);
+    if (idle > 0 && this.#lastByte + idle < this.#entry.at) this.#arm();
   }
 
   /** A body chunk arrived. */
@@ -133,18 +150,12 @@ export class AttemptDeadlines {
   end(): void {
     this.#phase = ENDED;
     this.#stopProbe();
-    this.#clear();
+    deadlineTimers.cancel(this.#entry);
+    this.#client.removeEventListener("abort", this.#onClient);
   }
 
-  #clear(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#armedAt = Infinity;
-  }
-
-  /** Arms the timer for the earliest deadline due after `now`, if any. */
-  #arm(now: number): void {
-    this.#clear();
+  /** Puts the earliest deadline still to come in the queue, or takes the entry out if none. */
+  #arm(): void {
     const o = this.#opts;
     let next = Infinity;
     if (o.totalMs > 0) next = this.#start + o.totalMs;
@@ -154,14 +165,11 @@ export class AttemptDeadlines {
       else if (this.#probeState === 1) next = Math.min(next, this.#probeStart + o.connectMs);
     }
     if (this.#phase === STREAMING && o.idleMs > 0) next = Math.min(next, this.#lastByte + o.idleMs);
-    if (next === Infinity) return;
-    this.#armedAt = next;
-    this.#timer = setTimeout(this.#fire, Math.max(0, next - now));
+    if (next === Infinity) deadlineTimers.cancel(this.#entry);
+    else deadlineTimers.schedule(this.#entry, next);
   }
 
-  #fire = (): void => {
-    this.#timer = undefined;
-    this.#armedAt = Infinity;
+  #fire(): void {
     if (this.#phase === ENDED || this.#ctl.signal.aborted) return;
     const o = this.#opts;
     const now = performance.now() + SLACK_MS;
@@ -185,8 +193,8 @@ export class AttemptDeadlines {
         );
       }
     }
-    this.#arm(now - SLACK_MS);
-  };
+    this.#arm();
+  }
 
   #timeout(kind: TimeoutKind, ms: number, what: string): void {
     this.#stopProbe();

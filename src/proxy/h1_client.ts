@@ -22,14 +22,15 @@
  * - The caller's `signal` aborts the connect and closes the socket at any later point, which
  *   fails a pending read; the body stream then errors and the caller's deadline logic says why.
  *
- * Cost: one `Deno.connect` per new connection; per request one encoded head, one write, one read
- * for a small answer (more for long streams), and one `Response`.
+ * Cost: one `Deno.connect` per new connection; per request one encoded head, one write, and one
+ * read for a small answer (more for long streams). `send` hands the answer over as a plain
+ * {@link H1Answer} (status, header list, body), so the proxy builds no `Response` or `Headers`
+ * for it; `request` wraps that in a `Response` for callers that want one.
  *
  * @module
  */
 
 const encoder = new TextEncoder();
-const wholeBodies = new WeakMap<Response, Uint8Array>();
 const latin1 = new TextDecoder("latin1");
 
 /** Settings of one pool. */
@@ -42,6 +43,21 @@ export interface H1PoolOptions {
   readonly idleTtlMs?: number;
   /** Largest response head accepted, bytes (default 64 KiB). */
   readonly maxHeadBytes?: number;
+}
+
+/** A worker's answer as `send` hands it over. */
+export interface H1Answer {
+  readonly status: number;
+  readonly statusText: string;
+  /** In arrival order, names lower case. */
+  readonly headers: [string, string][];
+  /**
+   * The whole body when it arrived with the head (a `Content-Length` answer that came in the
+   * first reads): nothing was waited for, so using these bytes is not buffering. Null otherwise.
+   */
+  readonly whole: Uint8Array<ArrayBuffer> | null;
+  /** The body as it streams in; null when there is none or `whole` holds it. */
+  readonly body: ReadableStream<Uint8Array> | null;
 }
 
 /** The worker's answer broke HTTP/1.1 framing, or the connection ended early. */
@@ -153,11 +169,7 @@ export class H1Pool {
     return this.#busy.size;
   }
 
-  /**
-   * Sends one request and resolves with the answer once its head arrived; the body streams.
-   * `headers` must not carry framing or connection headers (`host`, `content-length`,
-   * `transfer-encoding`, `connection`): those are this client's, and are skipped if present.
-   */
+  /** {@link send}, with the answer as a `Response`. */
   async request(
     method: string,
     path: string,
@@ -165,6 +177,26 @@ export class H1Pool {
     body: Uint8Array | null,
     signal: AbortSignal,
   ): Promise<Response> {
+    const a = await this.send(method, path, headers, body, signal);
+    return new Response(a.whole ?? a.body, {
+      status: a.status,
+      statusText: a.statusText,
+      headers: a.headers,
+    });
+  }
+
+  /**
+   * Sends one request and resolves with the answer once its head arrived; the body streams.
+   * `headers` must not carry framing or connection headers (`host`, `content-length`,
+   * `transfer-encoding`, `connection`): those are this client's, and are skipped if present.
+   */
+  async send(
+    method: string,
+    path: string,
+    headers: Iterable<[string, string]>,
+    body: Uint8Array | null,
+    signal: AbortSignal,
+  ): Promise<H1Answer> {
     if (this.#closed) throw new H1ProtocolError("client is closed");
     signal.throwIfAborted();
     const wire = this.#encode(method, path, headers, body);
@@ -236,7 +268,12 @@ export class H1Pool {
     return out;
   }
 
-  async #exchange(conn: Conn, wire: Uint8Array, method: string, signal: AbortSignal) {
+  async #exchange(
+    conn: Conn,
+    wire: Uint8Array,
+    method: string,
+    signal: AbortSignal,
+  ): Promise<H1Answer> {
     this.#busy.add(conn);
     const onAbort = () => conn.close();
     signal.addEventListener("abort", onAbort, { once: true });
@@ -288,17 +325,16 @@ export class H1Pool {
     const noBody = method === "HEAD" || status === 204 || status === 304;
     if (noBody) {
       finish(!head.close);
-      return new Response(null, { status, statusText, headers });
+      return { status, statusText, headers, whole: null, body: null };
     }
     if (!head.chunked && head.length >= 0 && head.length <= conn.end - conn.start) {
       // The whole body is already here (a small JSON answer): hand it over as bytes.
-      const bytes = conn.take(head.length);
+      const whole = conn.take(head.length);
       finish(!head.close);
-      const res = new Response(bytes, { status, statusText, headers });
-      wholeBodies.set(res, bytes);
-      return res;
+      return { status, statusText, headers, whole, body: null };
     }
-    return new Response(this.#bodyStream(conn, head, finish), { status, statusText, headers });
+    const body = this.#bodyStream(conn, head, finish);
+    return { status, statusText, headers, whole: null, body };
   }
 
   /** Parses one response head; null when the connection ended before any byte of it. */
@@ -458,15 +494,6 @@ export class H1Pool {
       cancel: () => settle(false),
     }, { highWaterMark: 0 });
   }
-}
-
-/**
- * The body of `res` when this client had all of it in hand with the head (a `Content-Length`
- * answer that arrived in the first reads); undefined otherwise. Nothing is waited for: such a
- * body was complete before the response was handed out, so using the bytes is not buffering.
- */
-export function wholeBody(res: Response): Uint8Array | undefined {
-  return wholeBodies.get(res);
 }
 
 /** A failure that may come from a connection the worker closed while it sat idle. */

@@ -31,20 +31,32 @@ const HOP_BY_HOP = new Set([
  * client take without building a `Headers` object per request. */
 export type HeaderList = [string, string][];
 
+/**
+ * The value of header `name` (lower case) in `list`, several fields joined with `, ` as
+ * `Headers.get` joins them; null when absent.
+ */
+export function headerValue(list: HeaderList, name: string): string | null {
+  let out: string | null = null;
+  for (let i = 0; i < list.length; i++) {
+    if (list[i][0] === name) out = out === null ? list[i][1] : `${out}, ${list[i][1]}`;
+  }
+  return out;
+}
+
 /** Names listed in a `Connection` header value, lower case; undefined when there is none. */
-function connectionListed(src: Headers): Set<string> | undefined {
-  const conn = src.get("connection");
+function connectionListed(src: Headers | HeaderList): Set<string> | undefined {
+  const conn = src instanceof Headers ? src.get("connection") : headerValue(src, "connection");
   if (!conn) return undefined;
   return new Set(conn.split(",").map((s) => s.trim().toLowerCase()).filter(Boolean));
 }
 
 /**
- * Copies `src` without hop-by-hop headers, those listed in its `Connection` header and those in
- * `extraDrop`. With `maxBytes`, throws a `RouterError` (400) when the header block (`name:
- * value\r\n` each) of `src` exceeds it.
+ * Copies `src` (a `Headers` object, or a list with lower-case names) without hop-by-hop headers,
+ * those listed in its `Connection` header and those in `extraDrop`. With `maxBytes`, throws a
+ * `RouterError` (400) when the header block (`name: value\r\n` each) of `src` exceeds it.
  */
 export function stripHopByHop(
-  src: Headers,
+  src: Headers | HeaderList,
   extraDrop?: ReadonlySet<string>,
   maxBytes = Infinity,
 ): HeaderList {
@@ -135,7 +147,7 @@ export function withApiKey(base: HeaderList, apiKey: string | null): HeaderList 
 /** Upstream response headers that do not describe the body we re-stream. */
 const DROP_DOWNSTREAM = new Set(["content-length", "content-encoding"]);
 
-/** Headers for the client response. */
-export function downstreamHeaders(upstream: Headers): HeaderList {
+/** Headers for the client response, from the worker's (a list: names lower case). */
+export function downstreamHeaders(upstream: Headers | HeaderList): HeaderList {
   return stripHopByHop(upstream, DROP_DOWNSTREAM);
 }

@@ -19,6 +19,7 @@
  */
 
 import { RouterError } from "../util/errors.ts";
+import { deadlineTimers, TimerQueue } from "../util/timer_queue.ts";
 
 /** Bodies larger than this are scanned for depth before parsing; smaller ones walked after. */
 export const SCAN_MIN_BYTES = 64 * 1024;
@@ -108,12 +109,12 @@ export async function readBody(
   const parts: Uint8Array<ArrayBuffer>[] = [];
   let total = 0;
   let timedOut = false;
-  const timer = timeoutMs > 0
-    ? setTimeout(() => {
-      timedOut = true;
-      reader.cancel().catch(() => {});
-    }, timeoutMs)
-    : undefined;
+  // A deadline in the shared queue, not a timer of its own (most bodies arrive in one read).
+  const deadline = TimerQueue.entry(() => {
+    timedOut = true;
+    reader.cancel().catch(() => {});
+  });
+  if (timeoutMs > 0) deadlineTimers.schedule(deadline, performance.now() + timeoutMs);
   try {
     while (true) {
       const { done, value } = await reader.read();
@@ -132,7 +133,7 @@ export async function readBody(
       `Request body could not be read: ${err instanceof Error ? err.message : String(err)}`,
     );
   } finally {
-    clearTimeout(timer);
+    deadlineTimers.cancel(deadline);
   }
   if (timedOut) {
     throw new RouterError(

@@ -31,11 +31,12 @@ import { AttemptDeadlines, UpstreamTimeout, UpstreamUnreachable } from "../proxy
 import {
   downstreamHeaders,
   type HeaderList,
+  headerValue,
   upstreamHeaders,
   withApiKey,
 } from "../proxy/headers.ts";
 import { tapReader, type TapResult, tapWhole } from "../proxy/usage_tap.ts";
-import { type H1Pool, wholeBody } from "../proxy/h1_client.ts";
+import type { H1Answer, H1Pool } from "../proxy/h1_client.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import {
   errorBody,
@@ -616,27 +617,28 @@ export class Router {
         return f;
       };
 
-      let upstream: Response | null = null;
+      let upstream: H1Answer | null = null;
       let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
       let first: Uint8Array | null = null;
-      let whole: Uint8Array | undefined;
-      let h1: H1Pool | null = null;
+      let whole = false;
       try {
-        h1 = config.router.upstreamClient === "native" ? backend.h1() : null;
+        const h1: H1Pool | null = config.router.upstreamClient === "native" ? backend.h1() : null;
         upstream = h1 !== null
-          ? await h1.request(
+          ? await h1.send(
             "POST",
             backend.basePath + url.pathname,
             withApiKey(headers, wc.apiKey),
             body,
             deadlines.signal,
           )
-          : await fetch(backend.url + url.pathname, {
-            method: "POST",
-            headers: withApiKey(headers, wc.apiKey),
-            body,
-            signal: deadlines.signal,
-          });
+          : fromFetch(
+            await fetch(backend.url + url.pathname, {
+              method: "POST",
+              headers: withApiKey(headers, wc.apiKey),
+              body,
+              signal: deadlines.signal,
+            }),
+          );
         deadlines.headers();
         if (
           upstream.status >= 500 && attempt < maxRetries &&
@@ -651,14 +653,15 @@ export class Router {
           });
           continue;
         }
-        whole = h1 === null ? undefined : wholeBody(upstream);
-        if (
-          whole !== undefined &&
-          !(upstream.headers.get("content-type") ?? "").startsWith("text/event-stream")
-        ) {
-          first = whole; // complete already: answered below without a JS stream
+        if (upstream.whole !== null && !isSse(upstream)) {
+          first = upstream.whole; // complete already: answered below without a JS stream
+          whole = true;
+        } else if (upstream.whole !== null) {
+          // A complete event stream (rare: engines stream chunked): the tap still reads a stream.
+          reader = new Blob([upstream.whole]).stream().getReader();
+          const r = await reader.read();
+          if (!r.done) first = r.value;
         } else if (upstream.body) {
-          whole = undefined;
           reader = upstream.body.getReader();
           const r = await reader.read();
           if (!r.done) first = r.value;
@@ -692,7 +695,7 @@ export class Router {
         continue;
       }
 
-      return this.#respond(upstream, reader, first, whole !== undefined, {
+      return this.#respond(upstream, reader, first, whole, {
         backend,
         strategyName,
         reason,
@@ -784,7 +787,7 @@ export class Router {
   }
 
   #respond(
-    upstream: Response,
+    upstream: H1Answer,
     reader: ReadableStreamDefaultReader<Uint8Array> | null,
     first: Uint8Array | null,
     whole: boolean,
@@ -815,7 +818,7 @@ export class Router {
       ["x-request-id", ctx.idHeader["x-request-id"]],
     );
     if (status < 500) backend.breaker.success();
-    const sse = upstream.headers.get("content-type")?.startsWith("text/event-stream") ?? false;
+    const sse = isSse(upstream);
 
     const done = (tapped: TapResult) => {
       this.#settleLoad(ctx, tapped);
@@ -908,6 +911,22 @@ export class Router {
     });
     return new Response(body, { status, statusText: upstream.statusText, headers });
   }
+}
+
+/** A `fetch` answer in the shape the HTTP/1.1 client hands over. */
+function fromFetch(res: Response): H1Answer {
+  return {
+    status: res.status,
+    statusText: res.statusText,
+    headers: [...res.headers],
+    whole: null,
+    body: res.body,
+  };
+}
+
+/** Whether the worker answered with an event stream. */
+function isSse(a: H1Answer): boolean {
+  return headerValue(a.headers, "content-type")?.startsWith("text/event-stream") ?? false;
 }
 
 function strategyFor(config: RouterConfig): Strategy {
