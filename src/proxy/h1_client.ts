@@ -56,8 +56,8 @@ export interface H1Answer {
    * first reads): nothing was waited for, so using these bytes is not buffering. Null otherwise.
    */
   readonly whole: Uint8Array<ArrayBuffer> | null;
-  /** The body as it streams in; null when there is none or `whole` holds it. */
-  readonly body: ReadableStream<Uint8Array> | null;
+  /** The body as it arrives; null when there is none or `whole` holds it. */
+  readonly body: BodySource | null;
 }
 
 /** The worker's answer broke HTTP/1.1 framing, or the connection ended early. */
@@ -178,7 +178,7 @@ export class H1Pool {
     signal: AbortSignal,
   ): Promise<Response> {
     const a = await this.send(method, path, headers, body, signal);
-    return new Response(a.whole ?? a.body, {
+    return new Response(a.whole ?? (a.body && toStream(a.body)), {
       status: a.status,
       statusText: a.statusText,
       headers: a.headers,
@@ -333,7 +333,7 @@ export class H1Pool {
       finish(!head.close);
       return { status, statusText, headers, whole, body: null };
     }
-    const body = this.#bodyStream(conn, head, finish);
+    const body = this.#bodySource(conn, head, finish);
     return { status, statusText, headers, whole: null, body };
   }
 
@@ -393,107 +393,145 @@ export class H1Pool {
     return { status, statusText: m[3] ?? "", headers, length, chunked, close };
   }
 
-  #bodyStream(
+  /**
+   * The body as a pull source: each `read` returns the next piece as it arrives (no JS stream in
+   * between; {@link toStream} makes one for callers that want it). Reads must not overlap.
+   */
+  #bodySource(
     conn: Conn,
     head: Head,
     finish: (reusable: boolean) => void,
-  ): ReadableStream<Uint8Array> {
+  ): BodySource {
     let left = head.length; // Content-Length mode; -1: to the close
     let chunkLeft = 0; // chunked mode: data bytes left in the current chunk
     let crlfLeft = 0; // chunked mode: the CRLF after the chunk's data still to skip
     let settled = false;
+    let ended = false;
     const settle = (reusable: boolean) => {
       if (settled) return;
       settled = true;
       finish(reusable);
     };
     const max = this.#maxHead;
+    const DONE: ReadableStreamReadResult<Uint8Array> = { done: true, value: undefined };
+    const end = (reusable: boolean) => {
+      ended = true;
+      settle(reusable);
+      return DONE;
+    };
+    const piece = (value: Uint8Array): ReadableStreamReadResult<Uint8Array> => ({
+      done: false,
+      value,
+    });
     /** Ensures a full line is buffered and returns its end. */
     const line = async (): Promise<number> => {
-      let end: number;
-      while ((end = conn.lineEnd(conn.start)) < 0) {
+      let at: number;
+      while ((at = conn.lineEnd(conn.start)) < 0) {
         if (!await conn.fill(max)) {
           throw new H1ProtocolError("connection closed inside a chunked body");
         }
       }
-      return end;
+      return at;
     };
-    return new ReadableStream<Uint8Array>({
-      pull: async (ctl) => {
-        try {
-          if (!head.chunked) {
-            if (left === 0) {
-              settle(!head.close);
-              ctl.close();
-              return;
-            }
-            if (conn.start === conn.end && !await conn.fill(max)) {
-              if (left < 0) {
-                settle(false);
-                ctl.close();
-                return;
-              }
-              throw new H1ProtocolError(`connection closed with ${left} body bytes missing`);
-            }
-            const have = conn.end - conn.start;
-            const n = left < 0 ? have : Math.min(left, have);
-            ctl.enqueue(conn.take(n));
-            if (left > 0) {
-              left -= n;
-              if (left === 0) {
-                settle(!head.close);
-                ctl.close();
-              }
-            }
-            return;
+    const next = async (): Promise<ReadableStreamReadResult<Uint8Array>> => {
+      if (!head.chunked) {
+        if (left === 0) return end(!head.close);
+        if (conn.start === conn.end && !await conn.fill(max)) {
+          if (left < 0) return end(false);
+          throw new H1ProtocolError(`connection closed with ${left} body bytes missing`);
+        }
+        const have = conn.end - conn.start;
+        const n = left < 0 ? have : Math.min(left, have);
+        const value = conn.take(n);
+        if (left > 0) {
+          left -= n;
+          // Settled at once, so the connection is back in the pool before the last piece is used.
+          if (left === 0) settle(!head.close);
+        }
+        return piece(value);
+      }
+      for (;;) {
+        while (crlfLeft > 0) {
+          if (conn.start === conn.end && !await conn.fill(max)) {
+            throw new H1ProtocolError("connection closed inside a chunked body");
           }
+          conn.start++;
+          crlfLeft--;
+        }
+        if (chunkLeft > 0) {
+          if (conn.start === conn.end && !await conn.fill(max)) {
+            throw new H1ProtocolError("connection closed inside a chunked body");
+          }
+          const n = Math.min(chunkLeft, conn.end - conn.start);
+          const value = conn.take(n);
+          chunkLeft -= n;
+          if (chunkLeft === 0) crlfLeft = 2;
+          return piece(value);
+        }
+        const at = await line();
+        const sizeText = latin1.decode(conn.buf.subarray(conn.start, at)).split(";")[0].trim();
+        if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) {
+          throw new H1ProtocolError(`bad chunk size ${JSON.stringify(sizeText.slice(0, 20))}`);
+        }
+        const size = parseInt(sizeText, 16);
+        conn.start = at + 2;
+        if (size === 0) {
+          // Trailer fields up to an empty line; skipped.
           for (;;) {
-            while (crlfLeft > 0) {
-              if (conn.start === conn.end && !await conn.fill(max)) {
-                throw new H1ProtocolError("connection closed inside a chunked body");
-              }
-              conn.start++;
-              crlfLeft--;
-            }
-            if (chunkLeft > 0) {
-              if (conn.start === conn.end && !await conn.fill(max)) {
-                throw new H1ProtocolError("connection closed inside a chunked body");
-              }
-              const n = Math.min(chunkLeft, conn.end - conn.start);
-              ctl.enqueue(conn.take(n));
-              chunkLeft -= n;
-              if (chunkLeft === 0) crlfLeft = 2;
-              return;
-            }
-            const end = await line();
-            const sizeText = latin1.decode(conn.buf.subarray(conn.start, end)).split(";")[0].trim();
-            if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) {
-              throw new H1ProtocolError(`bad chunk size ${JSON.stringify(sizeText.slice(0, 20))}`);
-            }
-            const size = parseInt(sizeText, 16);
-            conn.start = end + 2;
-            if (size === 0) {
-              // Trailer fields up to an empty line; skipped.
-              for (;;) {
-                const t = await line();
-                const empty = t === conn.start;
-                conn.start = t + 2;
-                if (empty) break;
-              }
-              settle(!head.close);
-              ctl.close();
-              return;
-            }
-            chunkLeft = size;
+            const t = await line();
+            const empty = t === conn.start;
+            conn.start = t + 2;
+            if (empty) break;
           }
+          return end(!head.close);
+        }
+        chunkLeft = size;
+      }
+    };
+    return {
+      read: async () => {
+        if (ended || settled && left === 0 && !head.chunked) {
+          ended = true;
+          return DONE;
+        }
+        if (settled) throw new H1ProtocolError("body was cancelled");
+        try {
+          return await next();
         } catch (err) {
+          ended = true;
           settle(false);
           throw err;
         }
       },
-      cancel: () => settle(false),
-    }, { highWaterMark: 0 });
+      cancel: () => {
+        ended = true;
+        settle(false);
+        return Promise.resolve();
+      },
+    };
   }
+}
+
+/**
+ * A body read piece by piece: what `ReadableStreamDefaultReader` offers, without a stream behind
+ * it. `read` resolves `{ done: true }` at the end and rejects if the body broke; `cancel` gives
+ * the rest up.
+ */
+export interface BodySource {
+  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
+  cancel(reason?: unknown): Promise<void>;
+}
+
+/** `src` as a byte stream, pulled only as the consumer reads. */
+export function toStream(src: BodySource): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    pull: async (ctl) => {
+      const r = await src.read();
+      if (r.done) ctl.close();
+      else ctl.enqueue(r.value);
+    },
+    cancel: (reason) => src.cancel(reason),
+  }, { highWaterMark: 0 });
 }
 
 /** A failure that may come from a connection the worker closed while it sat idle. */

@@ -68,6 +68,7 @@ export interface TapOptions {
 const TOKEN_MARKERS = ['"content":"', '"text":"'];
 
 const encoder = new TextEncoder();
+const lenient = new TextDecoder();
 
 /**
  * Wraps an upstream body in a stream that forwards every chunk and reports once when it ends. The
@@ -76,7 +77,7 @@ const encoder = new TextEncoder();
  * this call; null when nothing was read yet.
  */
 export function tapReader(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  reader: Pick<ReadableStreamDefaultReader<Uint8Array>, "read" | "cancel">,
   first: Uint8Array | null,
   opts: TapOptions,
 ): ReadableStream<Uint8Array> {
@@ -92,7 +93,7 @@ export function tapReader(
   const finish = (outcome: TapResult["outcome"], error: unknown) => {
     if (settled) return;
     settled = true;
-    const usage = usageIn(new TextDecoder().decode(tail));
+    const usage = usageIn(lenient.decode(tail));
     opts.onDone({ outcome, bytes, firstByteMs, firstTokenMs, usage, error });
   };
 
@@ -178,7 +179,7 @@ export function tapWhole(
 ): TapResult {
   const at = opts.now() - (opts.start ?? opts.now());
   opts.onFirstByte?.();
-  const text = new TextDecoder().decode(body);
+  const text = lenient.decode(body);
   let firstTokenMs: number | null = null;
   if (hasToken(text)) {
     firstTokenMs = at;

@@ -35,8 +35,9 @@ import {
   upstreamHeaders,
   withApiKey,
 } from "../proxy/headers.ts";
+import { decodeUtf8Strict } from "../util/utf8.ts";
 import { tapReader, type TapResult, tapWhole } from "../proxy/usage_tap.ts";
-import type { H1Answer, H1Pool } from "../proxy/h1_client.ts";
+import type { BodySource, H1Answer, H1Pool } from "../proxy/h1_client.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import {
   errorBody,
@@ -107,7 +108,6 @@ const BYTES_PER_TOKEN = 4;
 const MAX_SESSIONS = 65_536;
 /** Reason of a request sent to its session's pinned worker. */
 export const SESSION_REASON = "session-affinity";
-const utf8Strict = new TextDecoder("utf-8", { fatal: true });
 
 /** A failed attempt, classified. */
 interface Failure {
@@ -513,7 +513,7 @@ export class Router {
       if (scanned && jsonTooDeep(body, maxDepth)) throw tooDeepError(maxDepth);
       let json: unknown;
       try {
-        json = JSON.parse(utf8Strict.decode(body));
+        json = JSON.parse(decodeUtf8Strict(body));
       } catch (err) {
         throw new RouterError(
           "bad_request",
@@ -618,7 +618,7 @@ export class Router {
       };
 
       let upstream: H1Answer | null = null;
-      let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+      let reader: BodySource | null = null;
       let first: Uint8Array | null = null;
       let whole = false;
       try {
@@ -657,12 +657,11 @@ export class Router {
           first = upstream.whole; // complete already: answered below without a JS stream
           whole = true;
         } else if (upstream.whole !== null) {
-          // A complete event stream (rare: engines stream chunked): the tap still reads a stream.
-          reader = new Blob([upstream.whole]).stream().getReader();
-          const r = await reader.read();
-          if (!r.done) first = r.value;
+          // A complete event stream (rare: engines stream chunked): still tapped as a stream.
+          reader = ENDED_SOURCE;
+          if (upstream.whole.length > 0) first = upstream.whole;
         } else if (upstream.body) {
-          reader = upstream.body.getReader();
+          reader = upstream.body;
           const r = await reader.read();
           if (!r.done) first = r.value;
         }
@@ -788,7 +787,7 @@ export class Router {
 
   #respond(
     upstream: H1Answer,
-    reader: ReadableStreamDefaultReader<Uint8Array> | null,
+    reader: BodySource | null,
     first: Uint8Array | null,
     whole: boolean,
     ctx: {
@@ -886,7 +885,6 @@ export class Router {
       });
     }
     if (reader === null || first === null) {
-      reader?.releaseLock();
       done({
         outcome: "done",
         bytes: 0,
@@ -920,9 +918,15 @@ function fromFetch(res: Response): H1Answer {
     statusText: res.statusText,
     headers: [...res.headers],
     whole: null,
-    body: res.body,
+    body: res.body && res.body.getReader(),
   };
 }
+
+/** A body source with nothing (more) to read. */
+const ENDED_SOURCE: BodySource = {
+  read: () => Promise.resolve({ done: true, value: undefined }),
+  cancel: () => Promise.resolve(),
+};
 
 /** Whether the worker answered with an event stream. */
 function isSse(a: H1Answer): boolean {
