@@ -10,6 +10,9 @@
  * - nginx proxy (`proxy.nginx.conf`) and HAProxy (`haproxy.cfg`) over those four ports;
  * - `deno-fetch` (`naive_proxy.ts`): the least a Deno proxy does (`Deno.serve` + `fetch`, round
  *   robin), the ceiling for a router that forwards with `fetch`;
+ * - `deno-h1` (`h1_proxy.ts`): `Deno.serve` + the router's own HTTP/1.1 client, round robin, no
+ *   routing, the ceiling for this router: the gap between it and the router is the router's own
+ *   per-request work;
  * - the router (`deno run -A cmd/router.ts --config <tmp> --port 0`), four workers on those four
  *   ports, logging level error, everything else at its defaults (metrics on, health checks on);
  * - wrk with `post.lua`, cycling through 256 distinct 6 KB chat bodies that share a 1 KB system
@@ -26,7 +29,7 @@
  * work done on its path, and repeat runs agree within a few µs. 16-connection cells are unpinned.
  *
  * Usage: deno task bench:overhead [--duration 6] [--warmup 2] [--conns 1,16] [--modes json,sse]
- *          [--targets direct,nginx,haproxy,deno-fetch,roundrobin,...] [--no-pin] [--out FILE]
+ *          [--targets direct,nginx,haproxy,deno-fetch,deno-h1,roundrobin,...] [--no-pin] [--out FILE]
  *          [--json FILE] [--hold]
  * `--hold` only starts the upstream and the proxies, prints their ports and waits (profiling).
  *
@@ -39,7 +42,7 @@ import { SeededRng } from "../../src/util/rng.ts";
 const HERE = new URL(".", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
 const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware"] as const;
-const ALL_TARGETS = ["direct", "nginx", "haproxy", "deno-fetch", ...STRATEGIES];
+const ALL_TARGETS = ["direct", "nginx", "haproxy", "deno-fetch", "deno-h1", ...STRATEGIES];
 
 type Mode = "json" | "sse";
 
@@ -310,12 +313,15 @@ function startRouter(
   ]);
 }
 
-/** Starts the naive `Deno.serve` + `fetch` proxy over `ports`. */
-function startNaive(ports: number[]): Promise<{ proc: Proc; port: number }> {
-  return startListener("deno-fetch", [
+/** Starts a reference proxy (`deno-fetch`: `naive_proxy.ts`, `deno-h1`: `h1_proxy.ts`). */
+function startReference(
+  name: "deno-fetch" | "deno-h1",
+  ports: number[],
+): Promise<{ proc: Proc; port: number }> {
+  return startListener(name, [
     "run",
     "-A",
-    `${HERE}naive_proxy.ts`,
+    `${HERE}${name === "deno-fetch" ? "naive_proxy.ts" : "h1_proxy.ts"}`,
     "0",
     ...ports.map(String),
   ]);
@@ -576,10 +582,12 @@ async function main(): Promise<void> {
         } else if (target === "haproxy") {
           await measure(target, mode, mode === "json" ? hJ : hS, procByName("haproxy"));
         } else {
-          const naive = target === "deno-fetch";
-          const r = naive ? await startNaive(up[mode]) : await startRouter(dir, target, up[mode]);
+          const ref = target === "deno-fetch" || target === "deno-h1";
+          const r = ref
+            ? await startReference(target, up[mode])
+            : await startRouter(dir, target, up[mode]);
           try {
-            await measure(naive ? target : `router ${target}`, mode, r.port, r.proc);
+            await measure(ref ? target : `router ${target}`, mode, r.port, r.proc);
           } finally {
             await r.proc.stop();
           }
