@@ -259,12 +259,20 @@ export class H1Pool {
     }
     if (body !== null) head += `content-length: ${body.length}\r\n`;
     head += "\r\n";
-    // Header values are byte strings: a char above 0x7f is one byte, not UTF-8.
-    const headBytes = isAscii(head) ? encoder.encode(head) : byteString(head);
-    if (body === null || body.length === 0) return headBytes;
-    const out = new Uint8Array(headBytes.length + body.length);
-    out.set(headBytes);
-    out.set(body, headBytes.length);
+    const bodyLength = body === null ? 0 : body.length;
+    // Header values are byte strings: a char above 0x7f is one byte, not UTF-8. An ASCII head is
+    // encoded straight into the buffer that then takes the body: one allocation, one copy.
+    if (!isAscii(head)) {
+      const headBytes = byteString(head);
+      if (bodyLength === 0) return headBytes;
+      const out = new Uint8Array(headBytes.length + bodyLength);
+      out.set(headBytes);
+      out.set(body!, headBytes.length);
+      return out;
+    }
+    const out = new Uint8Array(head.length + bodyLength);
+    encoder.encodeInto(head, out);
+    if (bodyLength > 0) out.set(body!, head.length);
     return out;
   }
 
