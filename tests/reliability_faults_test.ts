@@ -194,6 +194,88 @@ Deno.test("a worker refusing connections: the request succeeds on another worker
   }
 });
 
+/** A worker that answers every request with `head` (and nothing more) and keeps the connection. */
+function malformedWorker(head: string): { url: string; close(): Promise<void> } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const served = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      (async () => {
+        const buf = new Uint8Array(64 * 1024);
+        try {
+          while (true) {
+            const n = await conn.read(buf);
+            if (n === null) break;
+            await conn.write(new TextEncoder().encode(head));
+          }
+        } catch { /* closed */ }
+        conns.delete(conn);
+        try {
+          conn.close();
+        } catch { /* already closed */ }
+      })();
+    }
+  })();
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* already closed */ }
+      }
+      await served.catch(() => {});
+    },
+  };
+}
+
+Deno.test("a worker head that a Response would refuse is the worker's failure: retried, 502 alone, nothing leaks", async () => {
+  for (
+    const head of [
+      "HTTP/1.1 200 OK\r\nx bad: 1\r\ntransfer-encoding: chunked\r\n\r\n",
+      "HTTP/1.1 700 Odd\r\ntransfer-encoding: chunked\r\n\r\n",
+    ]
+  ) {
+    const bad = malformedWorker(head);
+    const up = await startSimWorker({ profile: "a100-7b", timeScale: 0.01 });
+    const h = await routerHarness([bad.url, up.url], { router: { strategy: "roundrobin" } }, {
+      closeAlso: [bad, { close: () => up.shutdown() }],
+    });
+    try {
+      const res = await h.post(STREAM);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("x-router-backend"), "w2");
+      assert.equal(res.headers.get("x-router-reason"), "retry-after-round-robin");
+      assert.equal(sseData((await readAll(res)).text).at(-1), "[DONE]");
+      const m = await h.metrics();
+      assert.equal(
+        sample(m, "router_retries_total", { backend: "w1", reason: "connect-error" }),
+        1,
+      );
+      assert.equal(h.router.inflight, 0);
+      assert.equal(h.router.backends[0].h1Pool?.busy ?? 0, 0);
+    } finally {
+      await h.close();
+    }
+
+    const alone = malformedWorker(head);
+    const h1 = await routerHarness([alone.url], {}, { closeAlso: [alone] });
+    try {
+      const res = await h1.post(STREAM);
+      assert.equal(res.status, 502);
+      const body = await res.json();
+      assert.equal(body.error.type, "upstream_error");
+      assert.match(body.error.message, /bad (header line|status)/);
+      assert.equal(h1.router.inflight, 0);
+      assert.equal(h1.router.backends[0].h1Pool?.busy ?? 0, 0);
+    } finally {
+      await h1.close();
+    }
+  }
+});
+
 Deno.test("all workers down: 502 at once when connections fail, 503 at once when breakers are open", async () => {
   const h = await routerHarness([refusedUrl(), refusedUrl(), refusedUrl()], {
     worker: { breakerThreshold: 1, breakerCooldownMs: 60_000 },

@@ -70,6 +70,12 @@ export class H1ProtocolError extends Error {
 
 const CR = 13;
 const LF = 10;
+/** A header name (RFC 9110 §5.1 token). */
+const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+/** Characters a header value may not hold (what `Headers` refuses). */
+const BAD_VALUE_RE = /[\0\r\n]/;
+/** A reason phrase (RFC 9112 §4): tab, space, visible ASCII, obs-text. */
+const REASON_RE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** One TCP connection and its read buffer (`buf[start, end)` holds unread bytes). */
 class Conn {
@@ -369,6 +375,13 @@ export class H1Pool {
     const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(statusLine);
     if (!m) throw new H1ProtocolError(`bad status line ${JSON.stringify(statusLine.slice(0, 80))}`);
     const status = Number(m[2]);
+    // What a `Response` would refuse is refused here, inside the attempt, so that a malformed head
+    // is the worker's failure (retried, counted) and not an error after the attempt ended.
+    if (status < 100 || status > 599) throw new H1ProtocolError(`bad status ${status}`);
+    const statusText = m[3] ?? "";
+    if (!REASON_RE.test(statusText)) {
+      throw new H1ProtocolError(`bad reason phrase ${JSON.stringify(statusText.slice(0, 80))}`);
+    }
     const headers: [string, string][] = [];
     let length = -1;
     let chunked = false;
@@ -381,6 +394,9 @@ export class H1Pool {
       }
       const name = line.slice(0, colon).trim().toLowerCase();
       const value = line.slice(colon + 1).trim();
+      if (!TOKEN_RE.test(name) || BAD_VALUE_RE.test(value)) {
+        throw new H1ProtocolError(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
+      }
       if (name === "content-length") {
         if (!/^\d+$/.test(value) || (length >= 0 && Number(value) !== length)) {
           throw new H1ProtocolError(`bad content-length ${JSON.stringify(value)}`);
@@ -398,7 +414,7 @@ export class H1Pool {
     }
     if (chunked) length = -1;
     else if (length < 0 && status >= 200 && status !== 204 && status !== 304) close = true;
-    return { status, statusText: m[3] ?? "", headers, length, chunked, close };
+    return { status, statusText, headers, length, chunked, close };
   }
 
   /**
@@ -496,17 +512,21 @@ export class H1Pool {
         chunkLeft = size;
       }
     };
+    let failure: unknown = null;
     return {
       read: async () => {
-        if (ended || settled && left === 0 && !head.chunked) {
+        if (failure !== null) throw failure; // a broken body stays broken
+        if (ended || settled) {
+          // Ended, cancelled, or a Content-Length body whose last piece went out (its connection
+          // may already carry another request): nothing more to read.
           ended = true;
           return DONE;
         }
-        if (settled) throw new H1ProtocolError("body was cancelled");
         try {
           return await next();
         } catch (err) {
           ended = true;
+          failure = err;
           settle(false);
           throw err;
         }

@@ -315,6 +315,11 @@ Deno.test("h1 client: broken framing is an H1ProtocolError", async () => {
     "/chunk": "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
     "/short": "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc",
     "/head": "HTTP/1.1 200 OK\r\n" + "x-big: " + "a".repeat(70_000) + "\r\n\r\n",
+    // What a Response would refuse: refused in the client, while the attempt is still open.
+    "/name": "HTTP/1.1 200 OK\r\nx bad: 1\r\ntransfer-encoding: chunked\r\n\r\n",
+    "/value": "HTTP/1.1 200 OK\r\nx-a: b\0c\r\ncontent-length: 0\r\n\r\n",
+    "/600": "HTTP/1.1 600 Odd\r\ncontent-length: 0\r\n\r\n",
+    "/reason": "HTTP/1.1 200 O\x01K\r\ncontent-length: 0\r\n\r\n",
   };
   const server = rawServer(async (conn, head) => {
     const path = head.split(" ")[1];
@@ -326,6 +331,10 @@ Deno.test("h1 client: broken framing is an H1ProtocolError", async () => {
     await assert.rejects(pool.request("POST", "/status", [], null, never), H1ProtocolError);
     await assert.rejects(pool.request("POST", "/length", [], null, never), /bad content-length/);
     await assert.rejects(pool.request("POST", "/head", [], null, never), /head is too large/);
+    await assert.rejects(pool.send("POST", "/name", [], null, never), /bad header line/);
+    await assert.rejects(pool.send("POST", "/value", [], null, never), /bad header line/);
+    await assert.rejects(pool.send("POST", "/600", [], null, never), /bad status 600/);
+    await assert.rejects(pool.send("POST", "/reason", [], null, never), /bad reason phrase/);
     const chunk = await pool.request("POST", "/chunk", [], null, never);
     await assert.rejects(chunk.text(), /bad chunk size/);
     const short = await pool.request("POST", "/short", [], null, never);

@@ -907,7 +907,14 @@ export class Router {
       },
       onDone: done,
     });
-    return new Response(body, { status, statusText: upstream.statusText, headers });
+    try {
+      return new Response(body, { status, statusText: upstream.statusText, headers });
+    } catch (err) {
+      // The client validates the worker's head, so this should not happen; if it does, the tap's
+      // cancel settles the attempt (in-flight, deadlines, connection) before the error surfaces.
+      body.cancel(err).catch(() => {});
+      throw err;
+    }
   }
 }
 

@@ -16,8 +16,9 @@
  * - The timer is unref'd (`Deno.unrefTimer`): a deadline never keeps the process alive by itself.
  *   What it guards (a socket read, a body read) is pending work that does.
  * - When the timer fires, every entry due within `slackMs` is removed, then its callback runs (a
- *   callback may schedule again). A callback that throws is reported with `reportError` (as a throwing timer callback
- *   would be) and the others still run.
+ *   callback may schedule again). A callback that throws goes to `reportError`, as an uncaught
+ *   error in a timer callback would (Deno ends the process unless an `error` listener prevents
+ *   it); when it is prevented, the other callbacks still run.
  * - Times are `performance.now()` milliseconds, as real-time timers need; a test's manual clock
  *   must not stop them.
  *
@@ -32,6 +33,9 @@ export interface TimerEntry {
   pos: number;
   readonly fire: () => void;
 }
+
+/** The longest delay `setTimeout` honours, ms. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
 
 /** Deadlines due within this many ms of now count as due (timers may fire a little early). */
 const DEFAULT_SLACK_MS = 1;
@@ -97,7 +101,12 @@ export class TimerQueue {
   #arm(at: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#armedAt = at;
-    const timer = setTimeout(this.#run, Math.max(0, at - performance.now()));
+    // setTimeout takes at most 2^31 − 1 ms (about 24.8 days; more fires at once): a farther
+    // deadline is reached in steps.
+    const timer = setTimeout(
+      this.#run,
+      Math.min(MAX_DELAY_MS, Math.max(0, at - performance.now())),
+    );
     this.#timer = timer;
     try {
       Deno.unrefTimer(timer);

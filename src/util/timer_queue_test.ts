@@ -47,9 +47,11 @@ Deno.test("timer queue: one timer for deadlines started in due order; re-armed o
   {
     const real = globalThis.setTimeout;
     let armed = 0;
+    let lastDelay: number | undefined;
     // deno-lint-ignore no-explicit-any
     (globalThis as any).setTimeout = (...args: Parameters<typeof setTimeout>) => {
       armed++;
+      lastDelay = args[1];
       return real(...args);
     };
     const q = new TimerQueue();
@@ -66,6 +68,12 @@ Deno.test("timer queue: one timer for deadlines started in due order; re-armed o
       assert.equal(armed, 1);
       q.schedule(TimerQueue.entry(() => {}), t + 5_000); // an earlier one re-arms
       assert.equal(armed, 2);
+      // A deadline beyond setTimeout's range (2^31 − 1 ms) is approached in steps, not fired now.
+      const far = new TimerQueue();
+      const farEntry = TimerQueue.entry(() => {});
+      far.schedule(farEntry, t + 2 ** 33);
+      assert.equal(lastDelay, 2 ** 31 - 1);
+      far.cancel(farEntry);
     } finally {
       globalThis.setTimeout = real;
       for (const e of entries) q.cancel(e);
