@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { tapReader, type TapResult, tapWhole } from "./usage_tap.ts";
 
 const enc = new TextEncoder();
@@ -114,4 +115,41 @@ Deno.test("tapWhole reports what tapReader reports for the same complete JSON bo
     null,
     null,
   ]);
+});
+
+Deno.test("usage is found however the body is cut into chunks, long streams included (property)", async () => {
+  // A stream of many token events, then the usage chunk, then [DONE]; cut at random places. The
+  // usage object is padded to 7 KB, so it parses only if the kept tail (8 KB) is whole and in order.
+  const events = Array.from(
+    { length: 300 },
+    (_, i) => `data: {"choices":[{"index":0,"delta":{"content":"t${i} "}}]}\n\n`,
+  );
+  const usage =
+    `data: {"choices":[],"usage":{"prompt_tokens":1234,"completion_tokens":300,"prompt_tokens_details":{"cached_tokens":1024,"pad":"${
+      "x".repeat(7000)
+    }"}}}\n\n`;
+  const text = events.join("") + usage + "data: [DONE]\n\n";
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.integer({ min: 1, max: text.length - 1 }), { maxLength: 400 }),
+      async (cuts) => {
+        const at = [...new Set(cuts)].sort((a, b) => a - b);
+        const chunks: string[] = [];
+        let prev = 0;
+        for (const c of [...at, text.length]) {
+          chunks.push(text.slice(prev, c));
+          prev = c;
+        }
+        const { result, text: out } = await run(chunks, { sse: true });
+        assert.equal(out, text);
+        assert.deepEqual(result?.usage, {
+          promptTokens: 1234,
+          completionTokens: 300,
+          cachedTokens: 1024,
+        });
+        assert.equal(result?.bytes, text.length);
+      },
+    ),
+    { numRuns: 60 },
+  );
 });
