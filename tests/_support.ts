@@ -58,37 +58,38 @@ export async function waitFor(cond: () => boolean, ms = 3000): Promise<boolean> 
   return true;
 }
 
-/** One SSE event carrying a chat.completion.chunk with `content`. */
-export function sseChunk(content: string, extra: Record<string, unknown> = {}): string {
+/** One SSE event carrying a chat.completion.chunk with `fields` (choices, usage, ...). */
+function chunkEvent(fields: Record<string, unknown>): string {
   return `data: ${
     JSON.stringify({
       id: "chatcmpl-test",
       object: "chat.completion.chunk",
       created: 0,
       model: "test-model",
-      choices: [{ index: 0, delta: { content }, finish_reason: null }],
-      ...extra,
+      ...fields,
     })
   }\n\n`;
 }
 
+/** One SSE event carrying a chat.completion.chunk with `content`. */
+export function sseChunk(content: string, extra: Record<string, unknown> = {}): string {
+  return chunkEvent({
+    choices: [{ index: 0, delta: { content }, finish_reason: null }],
+    ...extra,
+  });
+}
+
 /** The final usage event of a stream with `include_usage`. */
 export function sseUsage(prompt: number, cached: number, completion = 1): string {
-  return `data: ${
-    JSON.stringify({
-      id: "chatcmpl-test",
-      object: "chat.completion.chunk",
-      created: 0,
-      model: "test-model",
-      choices: [],
-      usage: {
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: prompt + completion,
-        prompt_tokens_details: { cached_tokens: cached },
-      },
-    })
-  }\n\n`;
+  return chunkEvent({
+    choices: [],
+    usage: {
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      total_tokens: prompt + completion,
+      prompt_tokens_details: { cached_tokens: cached },
+    },
+  });
 }
 
 /** An SSE response that sends `events` at once and ends. */

@@ -34,6 +34,16 @@ function breaker(clock: ManualClock, threshold = 2, cooldownMs = 1000): CircuitB
   return new CircuitBreaker({ threshold, cooldownMs, clock });
 }
 
+/** A checker of one target `w` at `url` with `b`, probing `path` every second (2 s timeout). */
+function oneTarget(url: string, b: CircuitBreaker, path = "/health"): HealthChecker {
+  return new HealthChecker({
+    targets: [{ id: "w", url, breaker: b }],
+    intervalMs: 1000,
+    timeoutMs: 2000,
+    path,
+  });
+}
+
 Deno.test("healthy is up; 500 and closed port are down and open their breakers", async () => {
   const healthy = serve((req) =>
     new URL(req.url).pathname === "/health"
@@ -99,12 +109,7 @@ Deno.test("a passing probe closes an open breaker once the cooldown has elapsed"
   const srv = serve(() => new Response("", { status }));
   const clock = new ManualClock();
   const b = breaker(clock, 1, 1000);
-  const hc = new HealthChecker({
-    targets: [{ id: "w", url: srv.url, breaker: b }],
-    intervalMs: 1000,
-    timeoutMs: 2000,
-    path: "/health",
-  });
+  const hc = oneTarget(srv.url, b);
   try {
     await hc.checkOnce();
     assert.equal(b.state, "open");
@@ -125,12 +130,7 @@ Deno.test("a failing probe after the cooldown reopens the breaker for a new cool
   const srv = serve(() => new Response("", { status: 503 }));
   const clock = new ManualClock();
   const b = breaker(clock, 1, 1000);
-  const hc = new HealthChecker({
-    targets: [{ id: "w", url: srv.url, breaker: b }],
-    intervalMs: 1000,
-    timeoutMs: 2000,
-    path: "/health",
-  });
+  const hc = oneTarget(srv.url, b);
   try {
     await hc.checkOnce();
     assert.equal(b.state, "open");
@@ -151,12 +151,7 @@ Deno.test("health probes leave a closed breaker's streak and a request's probe a
   const srv = serve(() => new Response("", { status }));
   const clock = new ManualClock();
   const b = breaker(clock, 2, 1000);
-  const hc = new HealthChecker({
-    targets: [{ id: "w", url: srv.url, breaker: b }],
-    intervalMs: 1000,
-    timeoutMs: 2000,
-    path: "/health",
-  });
+  const hc = oneTarget(srv.url, b);
   try {
     b.failure();
     await hc.checkOnce();
@@ -180,12 +175,7 @@ Deno.test("health probes leave a closed breaker's streak and a request's probe a
 Deno.test("a 4xx answer marks down without counting as a breaker failure", async () => {
   const srv = serve(() => new Response("", { status: 404 }));
   const b = breaker(new ManualClock(), 1);
-  const hc = new HealthChecker({
-    targets: [{ id: "w", url: srv.url, breaker: b }],
-    intervalMs: 1000,
-    timeoutMs: 2000,
-    path: "/missing",
-  });
+  const hc = oneTarget(srv.url, b, "/missing");
   try {
     await hc.checkOnce();
     assert.equal(hc.up("w"), false);
