@@ -70,6 +70,8 @@ export class H1ProtocolError extends Error {
 
 const CR = 13;
 const LF = 10;
+/** The end-of-body read result (shared: it is never mutated). */
+const DONE: ReadableStreamReadResult<Uint8Array> = { done: true, value: undefined };
 /** A header name (RFC 9110 §5.1 token). */
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 /** Characters a header value may not hold (what `Headers` refuses). */
@@ -437,7 +439,6 @@ export class H1Pool {
       finish(reusable);
     };
     const max = this.#maxHead;
-    const DONE: ReadableStreamReadResult<Uint8Array> = { done: true, value: undefined };
     const end = (reusable: boolean) => {
       ended = true;
       settle(reusable);
@@ -493,7 +494,9 @@ export class H1Pool {
           return piece(value);
         }
         const at = await line();
-        const sizeText = latin1.decode(conn.buf.subarray(conn.start, at)).split(";")[0].trim();
+        const sizeLine = latin1.decode(conn.buf.subarray(conn.start, at));
+        const semi = sizeLine.indexOf(";"); // chunk extensions follow a ';'
+        const sizeText = (semi < 0 ? sizeLine : sizeLine.slice(0, semi)).trim();
         if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) {
           throw new H1ProtocolError(`bad chunk size ${JSON.stringify(sizeText.slice(0, 20))}`);
         }

@@ -31,6 +31,10 @@ Deno.test("upstreamHeaders: drops hop-by-hop, Connection-listed and forwarding h
   ]);
   assert.equal(h.get("x-forwarded-for"), "10.0.0.9");
   assert.equal(h.get("accept-encoding"), "identity");
+  assert.equal(h.get("x-forwarded-host"), "router:8080");
+  assert.equal(h.get("x-forwarded-proto"), "http");
+  assert.equal(h.get("x-request-id"), "r1");
+  assert.equal(h.get("content-type"), "application/json");
   const kept = new Headers(
     upstreamHeaders(new Headers({ authorization: "Bearer client", "x-request-id": "theirs" }), {
       ...base,

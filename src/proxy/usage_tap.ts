@@ -22,7 +22,7 @@
  */
 
 /** Bytes kept from the end of the body to parse `usage` from. */
-export const TAIL_BYTES = 8192;
+const TAIL_BYTES = 8192;
 
 /** Token counts the engine reported. */
 export interface Usage {
@@ -50,9 +50,8 @@ export interface TapOptions {
   readonly now: () => number;
   /** Time the offsets are measured from; defaults to the tap's creation. */
   readonly start?: number;
-  /** Whether the body is SSE (first-token detection looks at `data:` events). */
+  /** Whether the body is SSE: a failing SSE body ends with an error event (see `errorEvent`). */
   readonly sse: boolean;
-  readonly onFirstByte?: () => void;
   /** Called once, when the first generated token is seen. */
   readonly onFirstToken?: () => void;
   /** Called for every chunk read from the upstream (not for a pre-read first chunk). */
@@ -69,6 +68,8 @@ const TOKEN_MARKERS = ['"content":"', '"text":"'];
 
 const encoder = new TextEncoder();
 const lenient = new TextDecoder();
+/** `TextDecoder.decode` options for a body read in pieces. */
+const STREAMING = { stream: true };
 
 /**
  * Wraps an upstream body in a stream that forwards every chunk and reports once when it ends. The
@@ -100,11 +101,10 @@ export function tapReader(
   const note = (chunk: Uint8Array) => {
     if (bytes === 0) {
       firstByteMs = opts.now() - start;
-      opts.onFirstByte?.();
     }
     bytes += chunk.length;
     if (firstTokenMs === null) {
-      const text = carry + decoder.decode(chunk, { stream: true });
+      const text = carry + decoder.decode(chunk, STREAMING);
       if (hasToken(text)) {
         firstTokenMs = opts.now() - start;
         opts.onFirstToken?.();
@@ -163,10 +163,9 @@ export function tapReader(
  */
 export function tapWhole(
   body: Uint8Array,
-  opts: Pick<TapOptions, "now" | "start" | "onFirstByte" | "onFirstToken">,
+  opts: Pick<TapOptions, "now" | "start" | "onFirstToken">,
 ): TapResult {
   const at = opts.now() - (opts.start ?? opts.now());
-  opts.onFirstByte?.();
   const text = lenient.decode(body);
   let firstTokenMs: number | null = null;
   if (hasToken(text)) {
@@ -240,7 +239,7 @@ function usageIn(tail: string): Usage | null {
 }
 
 /** One SSE event carrying `json` as its data. */
-export function sseErrorEvent(json: string): string {
+function sseErrorEvent(json: string): string {
   return `data: ${json}\n\n`;
 }
 
@@ -271,7 +270,7 @@ function hasToken(text: string): boolean {
  * Finds the last `"usage":{...}` object in `text` and reads its counts. Returns null when there is
  * none or it is `null`.
  */
-export function parseUsage(text: string): Usage | null {
+function parseUsage(text: string): Usage | null {
   let at = text.lastIndexOf('"usage"');
   while (at !== -1) {
     const open = text.indexOf("{", at);

@@ -25,12 +25,14 @@ async function run(
   if (opts.first) first = (await reader.read()).value ?? null;
   let result: TapResult | undefined;
   let chunkCalls = 0;
+  let firstTokens = 0;
   let t = 0;
   const out = tapReader(reader, first, {
     now: () => (t += 10),
     start: 0,
     sse: opts.sse,
     onChunk: () => chunkCalls++,
+    onFirstToken: () => firstTokens++,
     errorEvent: opts.event ? () => JSON.stringify({ error: { message: "boom" } }) : undefined,
     onDone: (r) => (result = r),
   });
@@ -41,7 +43,7 @@ async function run(
   } catch (err) {
     error = err;
   }
-  return { text, error, result: result!, chunkCalls };
+  return { text, error, result: result!, chunkCalls, firstTokens };
 }
 
 Deno.test("a pre-read first chunk goes out first and counts as the first byte", async () => {
@@ -140,8 +142,11 @@ Deno.test("usage is found however the body is cut into chunks, long streams incl
           chunks.push(text.slice(prev, c));
           prev = c;
         }
-        const { result, text: out } = await run(chunks, { sse: true });
+        const { result, text: out, firstTokens } = await run(chunks, { sse: true });
         assert.equal(out, text);
+        // The first token ("t0 ") is seen even when a cut splits its marker across chunks.
+        assert.notEqual(result?.firstTokenMs, null);
+        assert.equal(firstTokens, 1);
         assert.deepEqual(result?.usage, {
           promptTokens: 1234,
           completionTokens: 300,
@@ -151,5 +156,42 @@ Deno.test("usage is found however the body is cut into chunks, long streams incl
       },
     ),
     { numRuns: 60 },
+  );
+});
+
+Deno.test("a client that cancels: outcome cancelled, reported once, the upstream cancelled too", async () => {
+  let upstreamCancelled: unknown = null;
+  const upstream = new ReadableStream<Uint8Array>({
+    pull(c) {
+      c.enqueue(enc.encode('data: {"content":"a"}\n\n'));
+    },
+    cancel(reason) {
+      upstreamCancelled = reason;
+    },
+  });
+  const results: TapResult[] = [];
+  const out = tapReader(upstream.getReader(), null, {
+    now: () => 0,
+    sse: true,
+    onDone: (r) => results.push(r),
+  });
+  const reader = out.getReader();
+  await reader.read();
+  await reader.cancel("bye");
+  assert.equal(results.length, 1);
+  assert.equal(results[0].outcome, "cancelled");
+  assert.equal(upstreamCancelled, "bye");
+});
+
+Deno.test("a token marker split across chunks still counts as the first token", async () => {
+  const r = await run(
+    ['data: {"choices":[{"index":0,"delta":{"con', 'tent":"hi"}}]}\n\n', "data: [DONE]\n\n"],
+    { sse: true },
+  );
+  assert.equal(r.firstTokens, 1);
+  assert.notEqual(r.result.firstTokenMs, null);
+  assert.ok(
+    r.result.firstTokenMs! > r.result.firstByteMs!,
+    "seen at the second chunk, after the first byte",
   );
 });

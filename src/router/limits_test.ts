@@ -74,6 +74,16 @@ Deno.test("readBody: limit by Content-Length and by count, empty body, read time
     }
   };
   assert.equal(await kind(readBody(post("abc"), 3, 0)), "ok");
+  // A body in several pieces comes back whole and in order.
+  const pieces = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(enc.encode("ab"));
+      c.enqueue(enc.encode("cd"));
+      c.enqueue(enc.encode("e"));
+      c.close();
+    },
+  });
+  assert.equal(new TextDecoder().decode(await readBody(post(pieces), 10, 0)), "abcde");
   assert.equal(await kind(readBody(post("abcd"), 3, 0)), "too_large");
   assert.equal(await kind(readBody(post("a", { "content-length": "10" }), 3, 0)), "too_large");
   assert.equal(await kind(readBody(post(""), 3, 0)), "bad_request");

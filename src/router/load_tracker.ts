@@ -221,7 +221,7 @@ export class LoadTracker {
    * The request left the worker (ended, failed, was cancelled or will be retried elsewhere).
    * `elapsedMs` (dispatch to last token) and `completionTokens` feed the decode-step estimate.
    */
-  onDone(ticket: LoadTicket, info: { elapsedMs?: number; completionTokens?: number } = {}): void {
+  onDone(ticket: LoadTicket, info?: { elapsedMs?: number; completionTokens?: number }): void {
     if (ticket.phase === 2) return;
     const w = this.#state(ticket.worker);
     if (ticket.phase === 0) {
@@ -236,8 +236,8 @@ export class LoadTracker {
     const ttft = ticket.ttftMs;
     if (ttft === null) return;
     this.#learnPrefill(w, ticket, ttft);
-    const n = info.completionTokens;
-    const elapsed = info.elapsedMs;
+    const n = info?.completionTokens;
+    const elapsed = info?.elapsedMs;
     if (n !== undefined && n >= 2 && elapsed !== undefined && elapsed >= ttft) {
       const step = (elapsed - ttft) / (n - 1);
       w.addStep(step, this.alpha);
