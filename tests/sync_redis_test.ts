@@ -81,7 +81,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "PrefixSync: unknown workers and other chunk sizes are ignored; truncate and new backends",
+  name:
+    "PrefixSync: unknown workers, other chunk sizes and other hash schemes are ignored; truncate and new backends",
   ignore,
   async fn() {
     const redis = await startRedisServer();
@@ -91,9 +92,12 @@ Deno.test({
     const sa = attach(a, redis.url, "a");
     const sb = attach(b, redis.url, "b");
     const sc = attach(c, redis.url, "c", { chunkSize: 16 });
+    // A replica of an older version: FNV-1a hashes, published without a scheme field.
+    const d = fleet(["w1", "w9"]);
+    const sd = attach(d, redis.url, "d", { hashScheme: 1 });
     try {
-      for (const s of [sa, sb, sc]) s.start();
-      await until("connected", () => sa.connected && sb.connected && sc.connected);
+      for (const s of [sa, sb, sc, sd]) s.start();
+      await until("connected", () => sa.connected && sb.connected && sc.connected && sd.connected);
       const h = text("alpha", 10);
       treeOf(a, "w9").insert(h);
       treeOf(a, "w1").insert(h);
@@ -104,6 +108,14 @@ Deno.test({
       await until("c ignores both (chunk size 16)", () => sc.stats().ignored === 2);
       assert.equal(sc.stats().applied, 0);
       assert.equal(treeOf(c, "w1").match(h), 0);
+      await until("d ignores both (hash scheme 2)", () => sd.stats().ignored === 2);
+      assert.equal(sd.stats().applied, 0);
+      assert.equal(treeOf(d, "w1").match(h), 0);
+      // ...and the others ignore d's records.
+      const old = text("delta", 6);
+      treeOf(d, "w1").insert(old);
+      await until("b ignores d's record", () => sb.stats().ignored === 2);
+      assert.equal(treeOf(b, "w1").match(old), 0);
 
       // Truncate travels too: the engine reported only 4 chunks cached.
       treeOf(a, "w1").truncate(h, 4);
@@ -116,7 +128,7 @@ Deno.test({
       treeOf(b, "w9").insert(g);
       await until("a applies b's new backend", () => treeOf(a, "w9").match(g) === 5);
     } finally {
-      await Promise.all([sa.stop(), sb.stop(), sc.stop()]);
+      await Promise.all([sa.stop(), sb.stop(), sc.stop(), sd.stop()]);
       await redis.stop();
     }
   },

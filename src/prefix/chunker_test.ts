@@ -1,25 +1,38 @@
 /**
- * Chunker tests: the chained-hash rule checked against a BigInt FNV-1a 64 reference.
+ * Chunker tests: the chained-hash rule checked against a plain reference of the word chain (scheme
+ * 2, ADR 0006), pinned known answers, and FNV-1a 64 for `fnv1a64Hex`.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { chunkHashes, fnv1a64Hex, utf8 } from "./chunker.ts";
+import { chunkHashes, fnv1a64Hex, HASH_SCHEME, utf8 } from "./chunker.ts";
 import { chunkCount } from "./types.ts";
 
-const MASK = (1n << 64n) - 1n;
+const rotl = (v: number, r: number) => (v << r) | (v >>> (32 - r));
 
-/** FNV-1a 64 of `bytes`, the slow obvious way. */
-function fnv1a64(bytes: Uint8Array): bigint {
-  let h = 0xcbf29ce484222325n;
-  for (const b of bytes) h = ((h ^ BigInt(b)) * 0x100000001b3n) & MASK;
-  return h;
-}
-
-function pair(hashes: Uint32Array, i: number): bigint {
-  return (BigInt(hashes[2 * i]) << 32n) | BigInt(hashes[2 * i + 1]);
+/**
+ * The word chain's state after each full chunk of `bytes`, written the obvious way: units read
+ * with a DataView (little-endian words when the size is a multiple of 4, else bytes).
+ */
+function reference(bytes: Uint8Array, size: number): number[] {
+  const words = size % 4 === 0;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let a = 0x9747b28c | 0;
+  let b = 0x5bd1e995 | 0;
+  const out: number[] = [];
+  const n = Math.floor(bytes.length / size);
+  for (let c = 0; c < n; c++) {
+    for (let p = c * size; p < (c + 1) * size; p += words ? 4 : 1) {
+      const x = words ? view.getInt32(p, true) : bytes[p];
+      const k = Math.imul(rotl(Math.imul(x, 0xcc9e2d51), 15), 0x1b873593);
+      a = (Math.imul(rotl(a ^ k, 13), 5) + 0xe6546b64) | 0;
+      b = (rotl(Math.imul(b ^ x, 0x85ebca6b), 17) + a) | 0;
+    }
+    out.push(a >>> 0, b >>> 0);
+  }
+  return out;
 }
 
 const bytesOf = (text: string) => new TextEncoder().encode(text);
@@ -30,17 +43,39 @@ Deno.test("fnv1a64Hex: published FNV-1a 64 test vectors", () => {
   assert.equal(fnv1a64Hex("foobar"), "85944171f73967e8");
 });
 
-Deno.test("chunkHashes: hash i is FNV-1a 64 of the first (i+1)×size bytes", () => {
+Deno.test("chunkHashes: pinned known answers (scheme 2; replicas compare these across versions)", () => {
+  assert.equal(HASH_SCHEME, 2);
+  const hex = (h: Uint32Array) => Array.from(h, (v) => v.toString(16).padStart(8, "0")).join(" ");
+  assert.equal(hex(chunkHashes("abcdefgh", 4)), "1719cb66 2513497c e3e1327c b6c7bdd4");
+  assert.equal(hex(chunkHashes("foobarfo", 6)), "368b2808 7c320081");
+  assert.equal(
+    hex(chunkHashes("The quick brown fox jumps over the lazy dog, again and again.!!!!", 32)),
+    "108f5319 03885333 eabd14d8 b3b895d7",
+  );
+});
+
+Deno.test("chunkHashes: hash i is the chain's state after the first (i+1)×size bytes", () => {
   const text = "The quick brown fox jumps over the lazy dog, again and again.";
   const bytes = bytesOf(text);
-  const h = chunkHashes(text, 8);
-  assert.equal(chunkCount(h), Math.floor(bytes.length / 8));
-  for (let i = 0; i < chunkCount(h); i++) {
-    assert.equal(pair(h, i), fnv1a64(bytes.subarray(0, (i + 1) * 8)), `chunk ${i}`);
+  for (const size of [8, 6, 32, 1]) {
+    const h = chunkHashes(text, size);
+    assert.equal(chunkCount(h), Math.floor(bytes.length / size));
+    assert.deepEqual(Array.from(h), reference(bytes, size), `size ${size}`);
   }
-  // First chunk of "foobarfo" size 6 is FNV-1a 64("foobar").
-  const f = chunkHashes("foobarfo", 6);
-  assert.deepEqual(Array.from(f), [0x85944171, 0xf73967e8]);
+});
+
+Deno.test("chunkHashes: byte inputs at any alignment agree with the string's hashes", () => {
+  const text = "aligned or not, the words are the same: 日本語 🙂 ".repeat(5);
+  const bytes = bytesOf(text);
+  const want = chunkHashes(text, 16);
+  assert.ok(chunkCount(want) > 4);
+  for (let shift = 0; shift < 4; shift++) {
+    const holder = new Uint8Array(bytes.length + shift);
+    holder.set(bytes, shift);
+    const view = holder.subarray(shift);
+    assert.deepEqual(chunkHashes(view, 16), want, `byte offset ${shift}`);
+    assert.deepEqual(view, bytes, "the input is not modified");
+  }
 });
 
 Deno.test("chunkHashes: only full chunks are hashed", () => {
@@ -68,24 +103,22 @@ Deno.test("chunkHashes: multi-byte text is chunked by UTF-8 bytes", () => {
   assert.equal(bytes.length, 22);
   const h = chunkHashes(text, 5);
   assert.equal(chunkCount(h), 4);
-  for (let i = 0; i < 4; i++) assert.equal(pair(h, i), fnv1a64(bytes.subarray(0, (i + 1) * 5)));
+  assert.deepEqual(Array.from(h), reference(bytes, 5));
   // Bytes and string inputs agree.
   assert.deepEqual(chunkHashes(bytes, 5), h);
   assert.deepEqual(utf8(text), bytes);
 });
 
-Deno.test("chunkHashes property: chained FNV-1a over any text", () => {
+Deno.test("chunkHashes property: the chain over any text, word and byte units", () => {
   fc.assert(
-    fc.property(fc.string({ unit: "binary", maxLength: 60 }), fc.integer({ min: 1, max: 9 }), (
+    fc.property(fc.string({ unit: "binary", maxLength: 60 }), fc.integer({ min: 1, max: 12 }), (
       text,
       size,
     ) => {
       const bytes = bytesOf(text);
       const h = chunkHashes(text, size);
       assert.equal(chunkCount(h), Math.floor(bytes.length / size));
-      for (let i = 0; i < chunkCount(h); i++) {
-        assert.equal(pair(h, i), fnv1a64(bytes.subarray(0, (i + 1) * size)));
-      }
+      assert.deepEqual(Array.from(h), reference(bytes, size));
     }),
     { numRuns: 300 },
   );

@@ -5,8 +5,8 @@
  * Tokens. A prompt's token count is `floor(utf8Bytes / bytesPerToken)` (at least 1) unless the
  * caller gives the real count. Rounding down makes full token blocks and full byte windows agree:
  * block `i` covers bytes `[i × blockBytes, (i + 1) × blockBytes)` with
- * `blockBytes = blockSize × bytesPerToken` (64 by default), and its hash is the chained FNV-1a 64
- * of every byte before its end (`chunkHashes` from src/prefix/chunker.ts), as vLLM chains block
+ * `blockBytes = blockSize × bytesPerToken` (64 by default), and its hash is the router's chained
+ * 64-bit hash of every byte before its end (`chunkHashes` from src/prefix/chunker.ts), as vLLM chains block
  * hashes. Only full blocks are hashed, hence cacheable.
  *
  * KV cache. `capacityBlocks` blocks. A hashed block has a reference count: blocks used by running

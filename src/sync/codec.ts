@@ -6,6 +6,8 @@
  * - `h` the chunk-hash chain: the `Uint32Array` `[hi0, lo0, hi1, lo1, …]` as little-endian bytes in
  *   base64 (8 bytes per chunk, so about a third of the prompt's size for 32-byte chunks)
  * - `c` chunk size the hashes were made with (replicas with another chunk size ignore the record)
+ * - `s` hash scheme the hashes were made with; absent means 1 (replicas with another scheme ignore
+ *   the record)
  * - `o` absent for an insert, `t` for a truncate, then `k` = chunks kept
  *
  * Little-endian is written explicitly, so replicas on machines of different byte order agree.
@@ -53,6 +55,7 @@ export function decodeHashes(text: string): ChunkHashes {
 export function recordFields(r: SyncRecord): string[] {
   const f = ["r", r.replica, "w", r.worker, "h", encodeHashes(r.hashes), "t", String(r.time)];
   if (r.chunkSize > 0) f.push("c", String(r.chunkSize));
+  f.push("s", String(r.hashScheme));
   if (r.op === "truncate") f.push("o", "t", "k", String(r.keepChunks));
   return f;
 }
@@ -84,6 +87,7 @@ export function parseRecord(fields: readonly string[]): SyncRecord {
     hashes: decodeHashes(need("h")),
     keepChunks: op === "truncate" ? int("k", need("k")) : 0,
     chunkSize: m.has("c") ? int("c", m.get("c")!) : 0,
+    hashScheme: m.has("s") ? int("s", m.get("s")!) : 1,
     time: int("t", need("t")),
   };
 }

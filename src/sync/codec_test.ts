@@ -35,6 +35,7 @@ Deno.test("recordFields/parseRecord round-trip inserts and truncates", () => {
     hashes,
     keepChunks: 0,
     chunkSize: 32,
+    hashScheme: 2,
     time: 1_700_000_000_123,
   };
   const f = recordFields(insert);
@@ -42,6 +43,13 @@ Deno.test("recordFields/parseRecord round-trip inserts and truncates", () => {
   assert.deepEqual(parseRecord(f), insert);
   const truncate = { ...insert, op: "truncate" as const, keepChunks: 3, chunkSize: 0 };
   assert.deepEqual(parseRecord(recordFields(truncate)), truncate);
+});
+
+Deno.test("parseRecord: a record without a hash scheme is scheme 1 (FNV-1a, before scheme 2)", () => {
+  const old = ["r", "a", "w", "b", "h", "", "t", "5", "c", "32"];
+  assert.equal(parseRecord(old).hashScheme, 1);
+  assert.equal(parseRecord([...old, "s", "2"]).hashScheme, 2);
+  assert.throws(() => parseRecord([...old, "s", "x"]), /field s must be/);
 });
 
 Deno.test("parseRecord names the missing or malformed field", () => {

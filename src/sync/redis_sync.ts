@@ -34,6 +34,7 @@
  */
 
 import { Redis } from "ioredis";
+import { HASH_SCHEME } from "../prefix/chunker.ts";
 import type { ChunkHashes, PrefixIndex } from "../prefix/types.ts";
 import { sleep } from "../util/sleep.ts";
 import { parseRecord, recordFields } from "./codec.ts";
@@ -60,6 +61,11 @@ export interface PrefixSyncOptions {
   readonly stream?: string;
   /** Chunk size of this router; records made with another one are ignored. 0 = do not check. */
   readonly chunkSize?: number;
+  /**
+   * Hash scheme this replica publishes and accepts, default {@linkcode HASH_SCHEME}: records made
+   * with another rule (a replica of an older version during an upgrade) are ignored, not applied.
+   */
+  readonly hashScheme?: number;
   /** Approximate stream length kept by Redis (`MAXLEN ~`), default 50000. */
   readonly maxLen?: number;
   /** History read at start, ms before Redis's clock; default 0 (new records only). */
@@ -420,11 +426,12 @@ export class PrefixSync {
     const batchMax = this.#o.batchMax ?? 512;
     const maxLen = String(this.#o.maxLen ?? 50_000);
     const chunkSize = this.#o.chunkSize ?? 0;
+    const hashScheme = this.#o.hashScheme ?? HASH_SCHEME;
     while (this.#queue.length > 0 && writer?.status === "ready") {
       const batch = this.#queue.take(batchMax);
       const pipe = writer.pipeline();
       for (const p of batch) {
-        const fields = recordFields({ ...p, replica: this.replicaId, chunkSize });
+        const fields = recordFields({ ...p, replica: this.replicaId, chunkSize, hashScheme });
         pipe.call("XADD", this.stream, "MAXLEN", "~", maxLen, "*", ...fields);
       }
       let results: [Error | null, unknown][] | null;
@@ -523,7 +530,8 @@ export class PrefixSync {
     const chunkSize = this.#o.chunkSize ?? 0;
     const index = this.#o.indexFor(rec.worker);
     if (
-      index === undefined || (chunkSize > 0 && rec.chunkSize > 0 && rec.chunkSize !== chunkSize)
+      index === undefined || (chunkSize > 0 && rec.chunkSize > 0 && rec.chunkSize !== chunkSize) ||
+      rec.hashScheme !== (this.#o.hashScheme ?? HASH_SCHEME)
     ) {
       this.#stats.ignored++;
       return;

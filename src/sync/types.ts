@@ -27,6 +27,11 @@ export interface SyncRecord {
   readonly keepChunks: number;
   /** Chunk size the hashes were made with; 0 when the publisher did not say. */
   readonly chunkSize: number;
+  /**
+   * Hash rule the hashes were made with (`HASH_SCHEME` in src/prefix/chunker.ts); 1 when the
+   * publisher did not say (routers before scheme 2 hashed with FNV-1a 64 and wrote no `s`).
+   */
+  readonly hashScheme: number;
   /** Publisher's wall clock at the decision, ms since the epoch. */
   readonly time: number;
 }
