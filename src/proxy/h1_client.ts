@@ -268,18 +268,14 @@ export class H1Pool {
     if (body !== null) head += `content-length: ${body.length}\r\n`;
     head += "\r\n";
     const bodyLength = body === null ? 0 : body.length;
-    // Header values are byte strings: a char above 0x7f is one byte, not UTF-8. An ASCII head is
-    // encoded straight into the buffer that then takes the body: one allocation, one copy.
-    if (!isAscii(head)) {
-      const headBytes = byteString(head);
-      if (bodyLength === 0) return headBytes;
-      const out = new Uint8Array(headBytes.length + bodyLength);
-      out.set(headBytes);
-      out.set(body!, headBytes.length);
-      return out;
-    }
+    // An ASCII head is encoded straight into the buffer that then takes the body: one allocation,
+    // one copy. UTF-8 takes one byte a char exactly when the head is ASCII, which the counts tell.
     const out = new Uint8Array(head.length + bodyLength);
-    encoder.encodeInto(head, out);
+    const { read, written } = encoder.encodeInto(head, out);
+    if (read !== head.length || written !== head.length) {
+      // Header values are byte strings: a char above 0x7f is one byte, not UTF-8.
+      for (let i = 0; i < head.length; i++) out[i] = head.charCodeAt(i) & 0xff;
+    }
     if (bodyLength > 0) out.set(body!, head.length);
     return out;
   }
@@ -580,19 +576,7 @@ function headEnd(b: Uint8Array, from: number, to: number): number {
   return -1;
 }
 
-const NON_ASCII = /[\u0080-\uffff]/;
-
 /** The error a `StaleConnection` wraps; any other error itself. */
 function unwrap(err: unknown): unknown {
   return err instanceof StaleConnection ? err.cause : err;
-}
-
-function isAscii(s: string): boolean {
-  return !NON_ASCII.test(s);
-}
-
-function byteString(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
-  return out;
 }

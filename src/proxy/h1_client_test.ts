@@ -23,7 +23,7 @@ function rawServer(
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
   let connNo = 0;
-  const requests: { head: string; body: string; connNo: number }[] = [];
+  const requests: { head: string; rawHead: Uint8Array; body: string; connNo: number }[] = [];
   const serveConn = async (conn: Deno.Conn, no: number) => {
     let buf = new Uint8Array(0);
     const more = async () => {
@@ -44,8 +44,9 @@ function rawServer(
         const len = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
         while (buf.length < at + 4 + len) if (!await more()) return;
         const body = buf.slice(at + 4, at + 4 + len);
+        const rawHead = buf.slice(0, at);
         buf = buf.slice(at + 4 + len);
-        requests.push({ head, body: dec.decode(body), connNo: no });
+        requests.push({ head, rawHead, body: dec.decode(body), connNo: no });
         if (await answer(conn, head, body, no) === "close") return;
       }
     } catch {
@@ -138,6 +139,43 @@ Deno.test("h1 client: a Content-Length answer, headers intact, and the connectio
   } finally {
     pool.close();
     await server.shutdown();
+  }
+});
+
+Deno.test("h1 client: header values are byte strings (one byte a char), with or without a body", async () => {
+  const server = rawServer(async (conn) => {
+    await write(conn, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+    return "keep";
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port });
+  const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+  try {
+    // "é" last, first, and in a head with no body (where UTF-8's extra byte would not even fit).
+    const cases: [string, Uint8Array | null][] = [
+      ["caf\u00e9", enc.encode('{"x":1}')],
+      ["\u00e9t\u00e9", enc.encode("{}")],
+      ["\u00e9a", null],
+      ["plain", null],
+    ];
+    for (const [value, body] of cases) {
+      // A garbled head would leave the server waiting: bounded, so that fails instead of hanging.
+      const signal = AbortSignal.timeout(2000);
+      const res = await pool.request("POST", "/p", [["x-name", value]], body, signal);
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    }
+    assert.equal(server.requests.length, cases.length);
+    cases.forEach(([value, body], i) => {
+      const want = latin1(
+        `POST /p HTTP/1.1\r\nhost: 127.0.0.1:${server.port}\r\nx-name: ${value}` +
+          (body === null ? "" : `\r\ncontent-length: ${body.length}`),
+      );
+      assert.deepEqual(server.requests[i].rawHead, want, `case ${i}`);
+      assert.equal(server.requests[i].body, body === null ? "" : dec.decode(body));
+    });
+  } finally {
+    pool.close();
+    await server.close();
   }
 });
 
