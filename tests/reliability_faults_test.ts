@@ -111,11 +111,12 @@ Deno.test("a stream that breaks inside an event: the partial event is closed off
 });
 
 Deno.test("a non-SSE body that breaks mid-way is truncated with an error, never completed", async () => {
+  const partial = '{"id":"chatcmpl-1","choices":[{"message":{"content":"hal';
   const worker = await startServer(async (req) => {
     await req.arrayBuffer();
     const stream = new ReadableStream<Uint8Array>({
       start(c) {
-        c.enqueue(bytes('{"id":"chatcmpl-1","choices":[{"message":{"content":"hal'));
+        c.enqueue(bytes(partial));
         setTimeout(() => c.error(new Error("worker died")), 5);
       },
     });
@@ -125,8 +126,10 @@ Deno.test("a non-SSE body that breaks mid-way is truncated with an error, never 
   try {
     const res = await h.post(chatBody("x"));
     assert.equal(res.status, 200);
-    const { error } = await readAll(res);
+    const { text, error } = await readAll(res);
     assert.ok(error !== null, "the client must see the body fail");
+    // Exactly what the worker sent: nothing added (no SSE error event in a JSON body), nothing lost.
+    assert.equal(text, partial);
     assert.ok(await waitFor(() => h.router.inflight === 0));
     assert.equal(h.router.backends[0].breaker.consecutiveFailures, 1);
   } finally {

@@ -425,6 +425,65 @@ Deno.test("half-open breaker lets exactly one probe through after the cooldown a
   }
 });
 
+Deno.test("half-open breaker: of requests arriving together after the cooldown, exactly one probes", async () => {
+  const clock = new ManualClock(0);
+  let failing = true;
+  let hits = 0;
+  const gate = Promise.withResolvers<void>();
+  const flaky = await startServer(async (req) => {
+    hits++;
+    await req.arrayBuffer();
+    if (failing) return new Response("down", { status: 500 });
+    await gate.promise;
+    return Response.json(chatCompletion("ok"));
+  });
+  const h = await harness([flaky], {
+    router: { maxRetries: 0 },
+    worker: { breakerThreshold: 1, breakerCooldownMs: 1000 },
+  }, clock);
+  try {
+    await (await post(h, chatBody("x"))).body?.cancel();
+    const b = h.router.router.backends[0];
+    assert.equal(b.breaker.state, "open");
+    clock.advance(1000);
+    failing = false;
+    // Nine requests at once: all are decided before the first reaches the worker.
+    const early: number[] = [];
+    const burst = Array.from(
+      { length: 9 },
+      (_, i) =>
+        post(h, chatBody(`burst ${i}`)).then((res) => {
+          early.push(res.status);
+          return res;
+        }),
+    );
+    // While the probe is held at the worker, the other eight are already answered.
+    assert.ok(await waitFor(() => hits === 2 && early.length === 8));
+    assert.deepEqual(early, Array(8).fill(503));
+    assert.equal(b.breaker.state, "half-open");
+    gate.resolve();
+    const all = await Promise.all(burst);
+    await Promise.all(all.map((r) => r.body?.cancel()));
+    assert.deepEqual(all.map((r) => r.status).sort(), [
+      200,
+      503,
+      503,
+      503,
+      503,
+      503,
+      503,
+      503,
+      503,
+    ]);
+    assert.equal(hits, 2, "only the probe reached the worker");
+    assert.equal(b.breaker.state, "closed");
+    assert.ok(await waitFor(() => b.inflight === 0));
+  } finally {
+    gate.resolve();
+    await h.close();
+  }
+});
+
 Deno.test("/v1/models is the union of the workers' models; /healthz answers", async () => {
   const h = await harness([await jsonWorker("a"), await jsonWorker("b"), refusedUrl()]);
   try {

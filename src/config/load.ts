@@ -38,6 +38,7 @@ import { resolveSyncConfig, SYNC_ENV, type SyncConfig } from "../sync/section.ts
 import { parseByteSize, parseDuration } from "./duration.ts";
 import type { RouterConfig, WorkerConfig } from "./types.ts";
 import { clip, show as showValue, unknownKeys } from "./validate.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Every problem found in a configuration, reported together. */
 export class ConfigError extends Error {
@@ -383,7 +384,7 @@ export async function loadConfig(
   try {
     text = await Deno.readTextFile(path);
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorMessage(err);
     throw new ConfigError([`cannot read config file: ${why}`], path);
   }
   return parseConfig(text, env, { ...opts, source: path });
@@ -633,7 +634,7 @@ function resolve(
         options,
       });
     } catch (err) {
-      const why = err instanceof Error ? err.message : String(err);
+      const why = errorMessage(err);
       if (Object.keys(options).length === 0) {
         problem("router.strategy", router.strategy, new Expected(`cannot be built: ${why}`));
       } else {
@@ -688,7 +689,7 @@ function readKeysFile(path: string, source: string | undefined): string[] | stri
   try {
     text = Deno.readTextFileSync(full);
   } catch (err) {
-    return `cannot be read (${err instanceof Error ? err.message : String(err)})`;
+    return `cannot be read (${errorMessage(err)})`;
   }
   const keys: string[] = [];
   const lines = text.split(/\r?\n/);

@@ -20,6 +20,7 @@
 import type { DiscoveredWorker, Discovery, DiscoveryLogger, WorkersListener } from "./types.ts";
 import { quietLogger } from "./types.ts";
 import { isPort, workerIdFrom, WorkerList, workerUrl } from "./worker_list.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Record types DnsDiscovery reads. */
 export type DnsRecordType = "A" | "AAAA" | "SRV";
@@ -185,8 +186,4 @@ export class DnsDiscovery implements Discovery {
       this.#inflight = null;
     }
   }
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -28,6 +28,7 @@ import { sleep } from "../util/sleep.ts";
 import type { DiscoveredWorker, Discovery, DiscoveryLogger, WorkersListener } from "./types.ts";
 import { quietLogger } from "./types.ts";
 import { isPort, WorkerList, workerUrl } from "./worker_list.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Options of {@linkcode KubernetesDiscovery}. */
 export interface KubernetesDiscoveryOptions {
@@ -238,9 +239,4 @@ export class KubernetesDiscovery implements Discovery {
     this.#wake = pause.wake;
     return pause.promise.finally(() => this.#wake = null);
   }
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message || err.name;
-  return String(err);
 }

@@ -32,6 +32,7 @@
  */
 
 import { deadlineTimers, TimerQueue } from "../util/timer_queue.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Which deadline passed. */
 export type TimeoutKind = "connect-timeout" | "ttfb-timeout" | "idle-timeout" | "timeout";
@@ -215,7 +216,7 @@ export class AttemptDeadlines {
         if (this.#probe !== probe || probe.signal.aborted) return;
         this.#stopProbe();
         if (this.#phase !== WAIT_HEADERS || this.#ctl.signal.aborted) return;
-        const why = err instanceof Error ? err.message : String(err);
+        const why = errorMessage(err);
         this.#ctl.abort(new UpstreamUnreachable(`${this.#opts.label} cannot be reached: ${why}`));
       },
     );

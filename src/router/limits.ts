@@ -18,7 +18,7 @@
  * @module
  */
 
-import { RouterError } from "../util/errors.ts";
+import { errorMessage, RouterError } from "../util/errors.ts";
 import { deadlineTimers, TimerQueue } from "../util/timer_queue.ts";
 
 /** Bodies larger than this are scanned for depth before parsing; smaller ones walked after. */
@@ -130,7 +130,7 @@ export async function readBody(
     if (err instanceof RouterError) throw err;
     throw new RouterError(
       "bad_request",
-      `Request body could not be read: ${err instanceof Error ? err.message : String(err)}`,
+      `Request body could not be read: ${errorMessage(err)}`,
     );
   } finally {
     deadlineTimers.cancel(deadline);

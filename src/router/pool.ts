@@ -13,7 +13,7 @@
 import type { WorkerConfig } from "../config/types.ts";
 import { CircuitBreaker } from "../backends/mod.ts";
 import { RadixTree } from "../prefix/mod.ts";
-import { dialTarget } from "../proxy/deadlines.ts";
+import { type DeadlineOptions, dialTarget } from "../proxy/deadlines.ts";
 import { H1Pool } from "../proxy/h1_client.ts";
 import type { RouteTarget } from "./select.ts";
 import type { Clock } from "../util/clock.ts";
@@ -29,10 +29,11 @@ export class Backend implements RouteTarget {
   readonly dial: { readonly hostname: string; readonly port: number };
   /** Path prefix of the worker's URL ("" or "/base"), put before the request's path. */
   readonly basePath: string;
-  capacityChunks: number;
   prefix: RadixTree;
   breaker: CircuitBreaker;
   config: WorkerConfig;
+  /** The deadlines of a request's attempt on this worker, from `config` (rebuilt by `update`). */
+  deadlines: DeadlineOptions;
   /** Requests forwarded and not yet finished. */
   inflight = 0;
   /** Result of the last active health check (true until one fails). */
@@ -52,9 +53,14 @@ export class Backend implements RouteTarget {
     this.dial = dialTarget(config.url);
     this.basePath = new URL(config.url).pathname.replace(/\/+$/, "");
     this.#clock = clock;
-    this.capacityChunks = config.kvBudget;
     this.prefix = new RadixTree({ maxChunks: config.kvBudget, chained: true });
     this.breaker = this.#newBreaker(config);
+    this.deadlines = this.#deadlinesOf(config);
+  }
+
+  /** The worker's KV budget in chunks (`kv_budget`), the prefix index's capacity. */
+  get capacityChunks(): number {
+    return this.config.kvBudget;
   }
 
   /** Cost-model figures of this worker, when the router's strategy uses them. */
@@ -104,7 +110,6 @@ export class Backend implements RouteTarget {
     const reset: string[] = [];
     if (config.kvBudget !== this.config.kvBudget) {
       this.prefix = new RadixTree({ maxChunks: config.kvBudget, chained: true });
-      this.capacityChunks = config.kvBudget;
       reset.push("prefix index (kv_budget changed)");
     }
     if (
@@ -115,7 +120,19 @@ export class Backend implements RouteTarget {
       reset.push("circuit breaker (breaker settings changed)");
     }
     this.config = config;
+    this.deadlines = this.#deadlinesOf(config);
     return reset;
+  }
+
+  #deadlinesOf(config: WorkerConfig): DeadlineOptions {
+    return {
+      connectMs: config.connectTimeoutMs,
+      ttfbMs: config.ttfbTimeoutMs,
+      idleMs: config.idleTimeoutMs,
+      totalMs: config.timeoutMs,
+      dial: this.dial,
+      label: `Worker ${this.id}`,
+    };
   }
 
   #newBreaker(config: WorkerConfig): CircuitBreaker {

@@ -42,6 +42,7 @@ import { type Clock, systemClock } from "../util/clock.ts";
 import {
   errorBody,
   type ErrorKind,
+  errorMessage,
   errorResponse,
   responseForError,
   RouterError,
@@ -526,7 +527,7 @@ export class Router {
       parsed = parseRequest(kind, json);
     } catch (err) {
       const res = responseForError(err, idHeader);
-      log(() => ({ status: res.status, error: err instanceof Error ? err.message : String(err) }));
+      log(() => ({ status: res.status, error: errorMessage(err) }));
       return res;
     }
 
@@ -588,14 +589,7 @@ export class Router {
       const ticket = tracker.onDispatch(backend.index, promptTokens, match * tokensPerChunk);
 
       const wc = backend.config;
-      const deadlines = AttemptDeadlines.start({
-        connectMs: wc.connectTimeoutMs,
-        ttfbMs: wc.ttfbTimeoutMs,
-        idleMs: wc.idleTimeoutMs,
-        totalMs: wc.timeoutMs,
-        dial: backend.dial,
-        label: `Worker ${backend.id}`,
-      }, req.signal);
+      const deadlines = AttemptDeadlines.start(backend.deadlines, req.signal);
       this.#attempts.add(deadlines);
       const release = () => {
         deadlines.end();
@@ -994,11 +988,6 @@ function midStreamFailure(reason: unknown, err: unknown, id: string): Failure {
 /** OpenAI `code` of a failure's answer. */
 function codeOf(f: Failure): string {
   return f.code ?? f.kind.replaceAll("-", "_");
-}
-
-function errorMessage(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
 }
 
 function round(ms: number): number {

@@ -29,6 +29,7 @@ import { chatPromptText, maxTokensOf } from "./chat_template.ts";
 import { EngineError, EngineModel, type EngineStats } from "./engine.ts";
 import { getProfile } from "./profiles.ts";
 import type { EngineParams, RequestRecord, StepResult, TraceRequest } from "./types.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Options of {@linkcode simulate}. */
 export interface SimulateOptions {
@@ -321,7 +322,7 @@ export function simulate(opts: SimulateOptions): SimulateResult {
       prompt = chatPromptText(req.body);
       maxTokens = maxTokensOf(req.body, defaultMaxTokens);
     } catch (err) {
-      return fail(400, err instanceof Error ? err.message : String(err), null, null);
+      return fail(400, errorMessage(err), null, null);
     }
     const targets: RouteTarget[] = workers.map((w, index) => ({
       index,

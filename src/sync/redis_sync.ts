@@ -46,6 +46,7 @@ import {
   type SyncLogger,
   type SyncRecord,
 } from "./types.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export { DEFAULT_STREAM };
 
@@ -582,8 +583,4 @@ function closeClient(c: Redis): Promise<void> {
       resolve();
     }
   });
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

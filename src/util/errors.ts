@@ -71,6 +71,13 @@ export function responseForError(err: unknown, headers?: HeadersInit): Response 
   if (err instanceof RouterError) {
     return errorResponse(err.kind, err.message, { param: err.param, code: err.code, headers });
   }
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return errorResponse("internal", `Internal error: ${message}`, { headers });
+}
+
+/** A thrown value's message for logs and error bodies: an `Error`'s message (its name when the
+ * message is empty), anything else as a string. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message || err.name;
+  return String(err);
 }

@@ -141,3 +141,26 @@ Deno.test("timer queue (property): after any schedule/move/cancel sequence, size
     ),
   );
 });
+
+Deno.test("timer queue: a pending deadline does not keep the process alive (subprocess)", async () => {
+  // A child schedules deadlines a minute away, on a queue of its own and on the shared one, and
+  // ends its script. Its timer is unref'd, so the child exits at once with nothing fired; a ref'd
+  // timer would hold it for the minute, and the kill below would end it instead.
+  const module = new URL("./timer_queue.ts", import.meta.url).href;
+  const script = `
+    import { deadlineTimers, TimerQueue } from ${JSON.stringify(module)};
+    const fire = () => console.log("fired");
+    new TimerQueue().schedule(TimerQueue.entry(fire), performance.now() + 60_000);
+    deadlineTimers.schedule(TimerQueue.entry(fire), performance.now() + 60_000);
+    console.log("scheduled");
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-check", script],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(15_000),
+  }).output();
+  assert.equal(out.signal, null, "the child was killed: a deadline kept it alive");
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.equal(new TextDecoder().decode(out.stdout), "scheduled\n");
+});
