@@ -382,19 +382,31 @@ Deno.test("readyz is 503 while no worker is admitted and 200 when one is", async
   }
 });
 
-Deno.test("half-open breaker lets exactly one probe through after the cooldown and closes on its success", async () => {
-  const clock = new ManualClock(0);
-  let failing = true;
-  let hits = 0;
-  const gate = Promise.withResolvers<void>();
-  const flaky = await startServer(async (req) => {
-    hits++;
+/**
+ * A worker that answers 500 while `failing`, then holds each answer until `gate` opens; `hits`
+ * counts the requests that reached it.
+ */
+async function gatedFlakyWorker() {
+  const w = {
+    failing: true,
+    hits: 0,
+    gate: Promise.withResolvers<void>(),
+    server: null as unknown as Awaited<ReturnType<typeof startServer>>,
+  };
+  w.server = await startServer(async (req) => {
+    w.hits++;
     await req.arrayBuffer();
-    if (failing) return new Response("down", { status: 500 });
-    await gate.promise;
+    if (w.failing) return new Response("down", { status: 500 });
+    await w.gate.promise;
     return Response.json(chatCompletion("ok"));
   });
-  const h = await harness([flaky], {
+  return w;
+}
+
+Deno.test("half-open breaker lets exactly one probe through after the cooldown and closes on its success", async () => {
+  const clock = new ManualClock(0);
+  const w = await gatedFlakyWorker();
+  const h = await harness([w.server], {
     router: { maxRetries: 0 },
     worker: { breakerThreshold: 2, breakerCooldownMs: 1000 },
   }, clock);
@@ -405,39 +417,30 @@ Deno.test("half-open breaker lets exactly one probe through after the cooldown a
     const refused = await post(h, chatBody("x"));
     assert.equal(refused.status, 503);
     await refused.body?.cancel();
-    assert.equal(hits, 2);
+    assert.equal(w.hits, 2);
 
     clock.advance(1000);
-    failing = false;
+    w.failing = false;
     const probe = post(h, chatBody("probe")); // held open by the gate
-    assert.ok(await waitFor(() => hits === 3));
+    assert.ok(await waitFor(() => w.hits === 3));
     const second = await post(h, chatBody("second"));
     assert.equal(second.status, 503, "a second request must not pass while the probe is out");
     await second.body?.cancel();
-    gate.resolve();
+    w.gate.resolve();
     const probeRes = await probe;
     assert.equal(probeRes.status, 200);
     await probeRes.body?.cancel();
     assert.equal(b.breaker.state, "closed");
   } finally {
-    gate.resolve();
+    w.gate.resolve();
     await h.close();
   }
 });
 
 Deno.test("half-open breaker: of requests arriving together after the cooldown, exactly one probes", async () => {
   const clock = new ManualClock(0);
-  let failing = true;
-  let hits = 0;
-  const gate = Promise.withResolvers<void>();
-  const flaky = await startServer(async (req) => {
-    hits++;
-    await req.arrayBuffer();
-    if (failing) return new Response("down", { status: 500 });
-    await gate.promise;
-    return Response.json(chatCompletion("ok"));
-  });
-  const h = await harness([flaky], {
+  const w = await gatedFlakyWorker();
+  const h = await harness([w.server], {
     router: { maxRetries: 0 },
     worker: { breakerThreshold: 1, breakerCooldownMs: 1000 },
   }, clock);
@@ -446,7 +449,7 @@ Deno.test("half-open breaker: of requests arriving together after the cooldown, 
     const b = h.router.router.backends[0];
     assert.equal(b.breaker.state, "open");
     clock.advance(1000);
-    failing = false;
+    w.failing = false;
     // Nine requests at once: all are decided before the first reaches the worker.
     const early: number[] = [];
     const burst = Array.from(
@@ -458,10 +461,10 @@ Deno.test("half-open breaker: of requests arriving together after the cooldown, 
         }),
     );
     // While the probe is held at the worker, the other eight are already answered.
-    assert.ok(await waitFor(() => hits === 2 && early.length === 8));
+    assert.ok(await waitFor(() => w.hits === 2 && early.length === 8));
     assert.deepEqual(early, Array(8).fill(503));
     assert.equal(b.breaker.state, "half-open");
-    gate.resolve();
+    w.gate.resolve();
     const all = await Promise.all(burst);
     await Promise.all(all.map((r) => r.body?.cancel()));
     assert.deepEqual(all.map((r) => r.status).sort(), [
@@ -475,11 +478,11 @@ Deno.test("half-open breaker: of requests arriving together after the cooldown, 
       503,
       503,
     ]);
-    assert.equal(hits, 2, "only the probe reached the worker");
+    assert.equal(w.hits, 2, "only the probe reached the worker");
     assert.equal(b.breaker.state, "closed");
     assert.ok(await waitFor(() => b.inflight === 0));
   } finally {
-    gate.resolve();
+    w.gate.resolve();
     await h.close();
   }
 });

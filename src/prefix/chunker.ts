@@ -60,16 +60,19 @@ export function chunkHashes(input: string | Uint8Array, chunkSize: number): Chun
   const n = Math.floor(bytes.length / chunkSize);
   const out = new Uint32Array(n * 2);
   if (n === 0) return out;
-  if (chunkSize % 4 !== 0) return byteChain(bytes, chunkSize, n, out);
-  const words = wordsOf(bytes, n * chunkSize);
-  const per = chunkSize >>> 2;
+  // Units: little-endian words when the chunk size allows, else one byte each (widened).
+  const wordUnits = chunkSize % 4 === 0;
+  const units = wordUnits
+    ? wordsOf(bytes, n * chunkSize)
+    : Int32Array.from(bytes.subarray(0, n * chunkSize));
+  const per = wordUnits ? chunkSize >>> 2 : chunkSize;
   let a = SEED_A;
   let b = SEED_B;
   let w = 0;
   for (let c = 0; c < n; c++) {
     const end = w + per;
     for (; w < end; w++) {
-      const x = words[w];
+      const x = units[w];
       let k = Math.imul(x, C1);
       k = Math.imul((k << 15) | (k >>> 17), C2);
       a ^= k;
@@ -97,28 +100,6 @@ function wordsOf(bytes: Uint8Array, length: number): Int32Array {
     for (let i = 0; i < count; i++) words[i] = view.getInt32(4 * i, true);
   }
   return words;
-}
-
-/** The same chain with one byte per unit, for chunk sizes that are not a multiple of 4. */
-function byteChain(bytes: Uint8Array, chunkSize: number, n: number, out: Uint32Array): Uint32Array {
-  let a = SEED_A;
-  let b = SEED_B;
-  let pos = 0;
-  for (let c = 0; c < n; c++) {
-    const end = pos + chunkSize;
-    for (; pos < end; pos++) {
-      const x = bytes[pos];
-      let k = Math.imul(x, C1);
-      k = Math.imul((k << 15) | (k >>> 17), C2);
-      a ^= k;
-      a = (Math.imul((a << 13) | (a >>> 19), 5) + N) | 0;
-      b = Math.imul(b ^ x, M);
-      b = (((b << 17) | (b >>> 15)) + a) | 0;
-    }
-    out[2 * c] = a;
-    out[2 * c + 1] = b;
-  }
-  return out;
 }
 
 const FNV_OFFSET_HI = 0xcbf29ce4;
