@@ -93,6 +93,23 @@ function assertSticky(name: string, routed: Routed[]): void {
   }
 }
 
+/** Four fast a100-7b sim workers, w1…w4, pushed onto `into` as they start (for cleanup). */
+async function startWorkers(into: SimWorker[]): Promise<void> {
+  for (let i = 1; i <= 4; i++) {
+    into.push(await startSimWorker({ profile: "a100-7b", timeScale: 0.01, id: `w${i}` }));
+  }
+}
+
+/** Replica `r`: a prefixaware router over `workers`, seeded per replica. */
+function startReplica(workers: SimWorker[], r: number): Promise<RunningRouter> {
+  const config = configFromWorkers(workers.map((w) => ({ id: w.id, url: w.url })), {
+    router: { strategy: "prefixaware", seed: 7 + r, chunkSize: CHUNK },
+    logging: { level: "error" },
+    health: { intervalMs: 0 },
+  });
+  return startRouter(config, { port: 0, hostname: "127.0.0.1" });
+}
+
 Deno.test({
   name: "two replicas with Redis sync: alternating turns stick to the prefix's worker; " +
     "Redis stopped and restarted",
@@ -103,16 +120,9 @@ Deno.test({
     const routers: RunningRouter[] = [];
     const syncs: PrefixSync[] = [];
     try {
-      for (let i = 1; i <= 4; i++) {
-        workers.push(await startSimWorker({ profile: "a100-7b", timeScale: 0.01, id: `w${i}` }));
-      }
+      await startWorkers(workers);
       for (let r = 0; r < 2; r++) {
-        const config = configFromWorkers(workers.map((w) => ({ id: w.id, url: w.url })), {
-          router: { strategy: "prefixaware", seed: 7 + r, chunkSize: CHUNK },
-          logging: { level: "error" },
-          health: { intervalMs: 0 },
-        });
-        const running = await startRouter(config, { port: 0, hostname: "127.0.0.1" });
+        const running = await startReplica(workers, r);
         routers.push(running);
         const sync = PrefixSync.attach(running.router, {
           url: redis.url,
@@ -177,16 +187,9 @@ Deno.test({
     const workers: SimWorker[] = [];
     const routers: RunningRouter[] = [];
     try {
-      for (let i = 1; i <= 4; i++) {
-        workers.push(await startSimWorker({ profile: "a100-7b", timeScale: 0.01, id: `w${i}` }));
-      }
+      await startWorkers(workers);
       for (let r = 0; r < 2; r++) {
-        const config = configFromWorkers(workers.map((w) => ({ id: w.id, url: w.url })), {
-          router: { strategy: "prefixaware", seed: 7 + r, chunkSize: CHUNK },
-          logging: { level: "error" },
-          health: { intervalMs: 0 },
-        });
-        routers.push(await startRouter(config, { port: 0, hostname: "127.0.0.1" }));
+        routers.push(await startReplica(workers, r));
       }
       const pair = routers as [RunningRouter, RunningRouter];
       let notLongest = 0;

@@ -13,31 +13,24 @@
  */
 
 import { H1Pool, toStream } from "../../src/proxy/h1_client.ts";
+import { serveBareProxy } from "./bare_proxy.ts";
 
-const [port, ...upstreams] = Deno.args.map(Number);
-const pools = upstreams.map((p) => new H1Pool({ hostname: "127.0.0.1", port: p }));
 const never = new AbortController().signal;
-let next = 0;
 
-Deno.serve({
-  hostname: "127.0.0.1",
-  port,
-  onListen: (a) => console.log(`listening on http://127.0.0.1:${a.port}`),
-}, async (req) => {
-  const pool = pools[next];
-  next = (next + 1) % pools.length;
-  const a = await pool.send(
-    "POST",
-    new URL(req.url).pathname,
-    [["content-type", req.headers.get("content-type") ?? "application/json"]],
-    await req.bytes(),
-    never,
-  );
-  const body = a.whole ?? (a.body && toStream(a.body));
-  return new Response(body, {
-    status: a.status,
-    headers: a.headers.filter(([n]) => n !== "content-length" && n !== "connection"),
-  });
+serveBareProxy((ports) => {
+  const pools = ports.map((p) => new H1Pool({ hostname: "127.0.0.1", port: p }));
+  return async (req, i) => {
+    const a = await pools[i].send(
+      "POST",
+      new URL(req.url).pathname,
+      [["content-type", req.headers.get("content-type") ?? "application/json"]],
+      await req.bytes(),
+      never,
+    );
+    const body = a.whole ?? (a.body && toStream(a.body));
+    return new Response(body, {
+      status: a.status,
+      headers: a.headers.filter(([n]) => n !== "content-length" && n !== "connection"),
+    });
+  };
 });
-
-Deno.addSignalListener("SIGTERM", () => Deno.exit(0));

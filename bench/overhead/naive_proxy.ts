@@ -10,23 +10,16 @@
  * @module
  */
 
-const [port, ...upstreams] = Deno.args.map(Number);
-const urls = upstreams.map((p) => `http://127.0.0.1:${p}`);
-let next = 0;
+import { serveBareProxy } from "./bare_proxy.ts";
 
-Deno.serve({
-  hostname: "127.0.0.1",
-  port,
-  onListen: (a) => console.log(`listening on http://127.0.0.1:${a.port}`),
-}, async (req) => {
-  const url = urls[next];
-  next = (next + 1) % urls.length;
-  const res = await fetch(url + new URL(req.url).pathname, {
-    method: req.method,
-    headers: { "content-type": req.headers.get("content-type") ?? "application/json" },
-    body: await req.bytes(),
-  });
-  return new Response(res.body, { status: res.status, headers: res.headers });
+serveBareProxy((ports) => {
+  const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+  return async (req, i) => {
+    const res = await fetch(urls[i] + new URL(req.url).pathname, {
+      method: req.method,
+      headers: { "content-type": req.headers.get("content-type") ?? "application/json" },
+      body: await req.bytes(),
+    });
+    return new Response(res.body, { status: res.status, headers: res.headers });
+  };
 });
-
-Deno.addSignalListener("SIGTERM", () => Deno.exit(0));

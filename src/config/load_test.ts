@@ -10,9 +10,9 @@ import {
 import type { RouterConfig } from "./types.ts";
 import { DISCOVERY_STATIC } from "../discovery/section.ts";
 import { SYNC_OFF } from "../sync/section.ts";
+import { errorsOf, ONE_WORKER } from "./testing.ts";
 
 const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware"] as const;
-const ONE_WORKER = "workers:\n  - id: a\n    url: http://127.0.0.1:8001\n";
 
 /** A `workers[]` entry's defaults (all but id and url): also `discovery.worker`'s. */
 const WORKER_DEFAULTS = {
@@ -49,36 +49,13 @@ const DEFAULTS: RouterConfig = {
     upstreamClient: "native",
   },
   health: { intervalMs: 5_000, path: "/health", timeoutMs: 2_000 },
-  workers: [{
-    id: "a",
-    url: "http://127.0.0.1:8001",
-    kvBudget: 0,
-    maxInflight: 0,
-    timeoutMs: 60_000,
-    connectTimeoutMs: 5_000,
-    ttfbTimeoutMs: 0,
-    idleTimeoutMs: 30_000,
-    breakerThreshold: 5,
-    breakerCooldownMs: 30_000,
-    apiKey: null,
-  }],
+  workers: [{ id: "a", url: "http://127.0.0.1:8001", ...WORKER_DEFAULTS }],
   logging: { level: "info", format: "json" },
   metrics: { enabled: true, addr: null },
   auth: { apiKeys: [], apiKeysFile: null, protectMetrics: false, forwardClientAuth: false },
   sync: SYNC_OFF,
   discovery: { ...DISCOVERY_STATIC, worker: WORKER_DEFAULTS },
 };
-
-/** The errors `fn` throws as a ConfigError; fails when it throws anything else or nothing. */
-function errorsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
-    return err.errors;
-  }
-  assert.fail("expected a ConfigError, nothing was thrown");
-}
 
 Deno.test("parseConfig fills every default", () => {
   assert.deepEqual(parseConfig(ONE_WORKER), DEFAULTS);

@@ -7,22 +7,12 @@ import assert from "node:assert/strict";
 import { createStrategy, STRATEGY_NAMES } from "../strategies/mod.ts";
 import { DISCOVERY_STATIC } from "../discovery/section.ts";
 import { SYNC_OFF } from "../sync/section.ts";
-import { ConfigError, configFromWorkers, ENV_OVERRIDES, parseConfig } from "./load.ts";
+import { configFromWorkers, ENV_OVERRIDES, parseConfig } from "./load.ts";
 import { restartKeys } from "./restart.ts";
 import type { RouterConfig } from "./types.ts";
+import { errorsOf, ONE_WORKER } from "./testing.ts";
 
-const ONE_WORKER = "workers:\n  - id: a\n    url: http://127.0.0.1:8001\n";
 const REGISTRY = { strategies: STRATEGY_NAMES, createStrategy };
-
-function errorsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
-    return err.errors;
-  }
-  assert.fail("expected a ConfigError, nothing was thrown");
-}
 
 Deno.test("router.strategy_options: a mapping of numbers, from YAML or the environment", () => {
   assert.deepEqual(parseConfig(ONE_WORKER).router.strategyOptions, {});

@@ -38,12 +38,18 @@ const M = 0x85ebca6b | 0;
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const encoder = new TextEncoder();
 let scratch = new Uint8Array(64 * 1024);
+/** `scratch` seen as int32 words, so a string's hashes need no view of their own per call. */
+let scratchWords = new Int32Array(scratch.buffer);
 
 /** Encodes `text` as UTF-8 into a reused buffer; returns a view valid until the next call. */
 export function utf8(text: string): Uint8Array {
   // UTF-8 needs at most 3 bytes per UTF-16 code unit.
   const need = text.length * 3;
-  if (scratch.length < need) scratch = new Uint8Array(Math.max(need, scratch.length * 2));
+  if (scratch.length < need) {
+    // A multiple of 4 bytes, so the word view covers all of it.
+    scratch = new Uint8Array((Math.max(need, scratch.length * 2) + 3) & ~3);
+    scratchWords = new Int32Array(scratch.buffer);
+  }
   const { written } = encoder.encodeInto(text, scratch);
   return scratch.subarray(0, written);
 }
@@ -62,9 +68,11 @@ export function chunkHashes(input: string | Uint8Array, chunkSize: number): Chun
   if (n === 0) return out;
   // Units: little-endian words when the chunk size allows, else one byte each (widened).
   const wordUnits = chunkSize % 4 === 0;
-  const units = wordUnits
-    ? wordsOf(bytes, n * chunkSize)
-    : Int32Array.from(bytes.subarray(0, n * chunkSize));
+  const units = !wordUnits
+    ? Int32Array.from(bytes.subarray(0, n * chunkSize))
+    : LITTLE_ENDIAN && bytes.buffer === scratch.buffer && bytes.byteOffset === 0
+    ? scratchWords // a string, or `utf8()`'s view: no view of its own per call
+    : wordsOf(bytes, n * chunkSize);
   const per = wordUnits ? chunkSize >>> 2 : chunkSize;
   let a = SEED_A;
   let b = SEED_B;

@@ -76,6 +76,8 @@ Deno.test("chunkHashes: byte inputs at any alignment agree with the string's has
     assert.deepEqual(chunkHashes(view, 16), want, `byte offset ${shift}`);
     assert.deepEqual(view, bytes, "the input is not modified");
   }
+  // The router hands over `utf8()`'s own view of the shared buffer.
+  assert.deepEqual(chunkHashes(utf8(text), 16), want);
 });
 
 Deno.test("chunkHashes: only full chunks are hashed", () => {
@@ -182,4 +184,7 @@ Deno.test("utf8: reuses its buffer and grows for long text", () => {
   assert.equal(bytes.length, 120_000);
   assert.deepEqual(bytes.subarray(0, 3), Uint8Array.of(0xe6, 0x97, 0xa5));
   assert.equal(chunkCount(chunkHashes(long, 32)), 3750);
+  // After the buffer grew, hashes still read the new buffer's words.
+  assert.deepEqual(Array.from(chunkHashes(long, 32)), reference(bytesOf(long), 32));
+  assert.deepEqual(Array.from(chunkHashes(utf8(long), 32)), reference(bytesOf(long), 32));
 });
