@@ -9,13 +9,23 @@
  * Rules:
  * - Idle connections wait in a LIFO stack (the warmest first), at most `maxIdle` of them, and are
  *   not reused after `idleTtlMs` (below uvicorn's and llama-server's 5 s keep-alive, so the
- *   worker rarely closes one under us).
- * - A reused connection that fails before any byte of the answer arrived (the worker closed it
- *   while it sat idle) is retried once on a new connection. Nothing of the answer was seen, and
- *   engines close idle connections without reading what was sent, so the request was not run.
- * - Response framing as RFC 9112 §6.3 says: no body for 1xx, 204 and 304; `Transfer-Encoding:
- *   chunked` (extensions and trailers skipped); `Content-Length`; otherwise up to the close. 1xx
- *   heads are skipped; a head over `maxHeadBytes` is an error.
+ *   worker rarely closes one under us); expired ones are closed whenever a connection is taken or
+ *   returned. An idle connection keeps a read pending (unref'd: it does not hold the process
+ *   open), so one the worker closes, or sends anything on (a `408` before closing), is closed and
+ *   dropped as soon as that read ends, not handed to the next request.
+ * - A request is sent once. If the connection fails after the whole request was written and
+ *   before an answer, the worker may have run it (read it, worked, died), so it is not replayed:
+ *   the failure goes to the caller, whose retry policy decides (the router's tries another
+ *   worker). Go's `net/http` and nginx do not replay a sent POST either.
+ * - A worker that answers early (a `413`, say) and closes without reading the whole request makes
+ *   the write fail; the answer that arrived is still read and handed over, and the connection is
+ *   not reused.
+ * - Response framing as RFC 9112 §6.3 says: no body for 1xx, 204 and 304 (nor for 205, which has
+ *   none and which hyper sends unframed on a kept connection); `Transfer-Encoding`
+ *   overrides `Content-Length`: chunked last means chunked (extensions and trailers skipped, the
+ *   CRLF after each chunk checked), any other coding last means up to the close; then
+ *   `Content-Length`; otherwise up to the close. 1xx heads are skipped; a head over `maxHeadBytes`
+ *   or with obsolete line folding (a line that starts with a space or tab) is an error.
  * - A connection goes back to the pool only after its body was read to the end with nothing left
  *   over and neither side said `Connection: close`. A cancelled body, an abort or any error
  *   closes it.
@@ -86,11 +96,47 @@ class Conn {
   end = 0;
   closed = false;
   idleSince = 0;
+  /** In the pool's idle stack now. */
+  idle = false;
+  /** The read started when the connection went idle; the next `fill` takes its result. */
+  #ahead: Promise<number | null> | null = null;
 
   constructor(readonly sock: Deno.TcpConn) {}
 
+  /**
+   * Marks the connection idle and starts a read on it (into the empty buffer). If that read ends
+   * while the connection is still idle (the worker closed it, failed it, or sent bytes nobody
+   * asked for), `onWake` runs; if the connection was taken first, the read is its answer's first.
+   */
+  watch(onWake: (c: Conn) => void): void {
+    this.start = this.end = 0;
+    this.idle = true;
+    this.sock.unref();
+    const read = this.sock.read(this.buf);
+    this.#ahead = read;
+    const woke = () => {
+      if (this.idle) onWake(this);
+    };
+    read.then(woke, woke);
+  }
+
+  /** Takes the connection out of the idle stack for a request. */
+  wake(): void {
+    this.idle = false;
+    this.sock.ref();
+  }
+
   /** Reads more bytes into the buffer; false at end of stream. */
   async fill(limit: number): Promise<boolean> {
+    if (this.#ahead !== null) {
+      // Started while idle, into the empty buffer (`watch`).
+      const read = this.#ahead;
+      this.#ahead = null;
+      const n = await read;
+      if (n === null) return false;
+      this.end += n;
+      return true;
+    }
     if (this.start === this.end) this.start = this.end = 0;
     if (this.end === this.buf.length) {
       if (this.start > 0) {
@@ -186,6 +232,10 @@ export class H1Pool {
     signal: AbortSignal,
   ): Promise<Response> {
     const a = await this.send(method, path, headers, body, signal);
+    if (isNullBodyStatus(a.status)) {
+      await a.body?.cancel();
+      return new Response(null, { status: a.status, statusText: a.statusText, headers: a.headers });
+    }
     return new Response(a.whole ?? (a.body && toStream(a.body)), {
       status: a.status,
       statusText: a.statusText,
@@ -208,20 +258,8 @@ export class H1Pool {
     if (this.#closed) throw new H1ProtocolError("client is closed");
     signal.throwIfAborted();
     const wire = this.#encode(method, path, headers, body);
-    const idle = this.#takeIdle();
-    const reused = idle !== null;
-    try {
-      return await this.#exchange(idle ?? await this.#connect(signal), wire, method, signal);
-    } catch (err) {
-      // Only a reused connection that died before answering earns one more try, on a fresh one.
-      if (!reused || signal.aborted || !(err instanceof StaleConnection)) throw unwrap(err);
-    }
-    const fresh = await this.#connect(signal);
-    try {
-      return await this.#exchange(fresh, wire, method, signal);
-    } catch (err) {
-      throw unwrap(err);
-    }
+    const conn = this.#takeIdle() ?? await this.#connect(signal);
+    return await this.#exchange(conn, wire, method, signal);
   }
 
   /** Closes idle connections now and busy ones when their request ends; later requests fail. */
@@ -232,14 +270,27 @@ export class H1Pool {
   }
 
   #takeIdle(): Conn | null {
-    const now = performance.now();
-    while (this.#idle.length > 0) {
-      const c = this.#idle.pop()!;
-      if (now - c.idleSince <= this.#idleTtlMs) return c;
-      c.close();
-    }
-    return null;
+    this.#sweep(performance.now());
+    const c = this.#idle.pop();
+    if (c === undefined) return null;
+    c.wake();
+    return c;
   }
+
+  /** Closes the idle connections past their TTL: the oldest, at the bottom of the stack. */
+  #sweep(now: number): void {
+    const idle = this.#idle;
+    let n = 0;
+    while (n < idle.length && now - idle[n].idleSince > this.#idleTtlMs) idle[n++].close();
+    if (n > 0) idle.splice(0, n);
+  }
+
+  /** An idle connection whose pending read ended: closed and dropped (see `Conn.watch`). */
+  readonly #dropIdle = (c: Conn): void => {
+    const at = this.#idle.indexOf(c);
+    if (at >= 0) this.#idle.splice(at, 1);
+    c.close();
+  };
 
   async #connect(signal: AbortSignal): Promise<Conn> {
     const sock = await Deno.connect({ hostname: this.hostname, port: this.port, signal });
@@ -293,40 +344,47 @@ export class H1Pool {
       signal.removeEventListener("abort", onAbort);
       this.#busy.delete(conn);
       if (
-        reusable && !this.#closed && !conn.closed && conn.start === conn.end &&
-        this.#idle.length < this.#maxIdle
+        reusable && !this.#closed && !conn.closed && conn.start === conn.end
       ) {
-        conn.start = conn.end = 0;
-        conn.idleSince = performance.now();
-        this.#idle.push(conn);
-      } else conn.close();
+        const now = performance.now();
+        this.#sweep(now);
+        if (this.#idle.length < this.#maxIdle) {
+          conn.idleSince = now;
+          this.#idle.push(conn);
+          conn.watch(this.#dropIdle);
+          return;
+        }
+      }
+      conn.close();
     };
     let head: Head;
     try {
-      let sent = 0;
-      let got = false;
+      let writeError: unknown = null;
       try {
+        let sent = 0;
         while (sent < wire.length) sent += await conn.sock.write(wire.subarray(sent));
-        for (;;) {
-          const parsed = await this.#readHead(conn, () => got = true);
-          if (parsed === null) {
-            throw new StaleConnection(
-              new H1ProtocolError("connection closed before the response head"),
-            );
-          }
-          if (parsed.status >= 200) {
-            head = parsed;
-            break;
-          }
-          if (parsed.status === 101) throw new H1ProtocolError("unexpected protocol switch");
-        }
       } catch (err) {
-        // Nothing of the answer arrived and the socket broke: possibly a stale idle connection.
-        if (err instanceof StaleConnection) throw err;
-        if (!got && !(err instanceof H1ProtocolError) && !signal.aborted) {
-          throw new StaleConnection(err);
+        // The worker may have answered early and closed without reading all of the request:
+        // read what it said before giving up.
+        if (signal.aborted) throw err;
+        writeError = err;
+      }
+      for (;;) {
+        let parsed: Head | null;
+        try {
+          parsed = await this.#readHead(conn);
+        } catch (err) {
+          throw writeError !== null && !(err instanceof H1ProtocolError) ? writeError : err;
         }
-        throw err;
+        if (parsed === null) {
+          throw writeError ?? new H1ProtocolError("connection closed before the response head");
+        }
+        if (parsed.status >= 200) {
+          head = parsed;
+          if (writeError !== null) head.close = true; // the rest of the request is still unsent
+          break;
+        }
+        if (parsed.status === 101) throw new H1ProtocolError("unexpected protocol switch");
       }
     } catch (err) {
       finish(false);
@@ -334,7 +392,7 @@ export class H1Pool {
     }
 
     const { status, statusText, headers } = head;
-    const noBody = method === "HEAD" || status === 204 || status === 304;
+    const noBody = method === "HEAD" || bodiless(status);
     if (noBody) {
       finish(!head.close);
       return { status, statusText, headers, whole: null, body: null };
@@ -350,7 +408,7 @@ export class H1Pool {
   }
 
   /** Parses one response head; null when the connection ended before any byte of it. */
-  async #readHead(conn: Conn, onByte: () => void): Promise<Head | null> {
+  async #readHead(conn: Conn): Promise<Head | null> {
     let end: number;
     for (;;) {
       // Stray empty lines before a head may be ignored (RFC 9112 §2.2).
@@ -364,7 +422,6 @@ export class H1Pool {
         if (before === 0) return null;
         throw new H1ProtocolError("connection closed inside the response head");
       }
-      onByte();
     }
     const text = latin1.decode(conn.buf.subarray(conn.start, end));
     conn.start = end + 4;
@@ -383,9 +440,15 @@ export class H1Pool {
     const headers: [string, string][] = [];
     let length = -1;
     let chunked = false;
+    let coded = false; // a Transfer-Encoding was given: it overrides any Content-Length
     let close = m[1] === "0";
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i];
+      const c0 = line.charCodeAt(0);
+      if (c0 === 0x20 || c0 === 0x09) {
+        // obs-fold (RFC 9112 §5.2): a gateway rejects it rather than guess the field's value.
+        throw new H1ProtocolError(`obsolete line folding ${JSON.stringify(line.slice(0, 80))}`);
+      }
       const colon = line.indexOf(":");
       if (colon <= 0) {
         throw new H1ProtocolError(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
@@ -401,6 +464,7 @@ export class H1Pool {
         }
         length = Number(value);
       } else if (name === "transfer-encoding") {
+        coded = true;
         chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
         if (!chunked) close = true; // another coding last: the body runs to the close
       } else if (name === "connection") {
@@ -410,8 +474,8 @@ export class H1Pool {
       }
       headers.push([name, value]);
     }
-    if (chunked) length = -1;
-    else if (length < 0 && status >= 200 && status !== 204 && status !== 304) close = true;
+    if (coded) length = -1;
+    if (!chunked && length < 0 && status >= 200 && !bodiless(status)) close = true;
     return { status, statusText, headers, length, chunked, close };
   }
 
@@ -475,6 +539,9 @@ export class H1Pool {
         while (crlfLeft > 0) {
           if (conn.start === conn.end && !await conn.fill(max)) {
             throw new H1ProtocolError("connection closed inside a chunked body");
+          }
+          if (conn.buf[conn.start] !== (crlfLeft === 2 ? CR : LF)) {
+            throw new H1ProtocolError("chunk data not followed by CRLF");
           }
           conn.start++;
           crlfLeft--;
@@ -549,6 +616,15 @@ export interface BodySource {
   cancel(reason?: unknown): Promise<void>;
 }
 
+/**
+ * Whether a `Response` with this status must have a null body (Fetch's "null body status"; 101
+ * and 103 never reach a caller). A 205 may still arrive with framing (`content-length: 0`), and
+ * whatever it carries is dropped.
+ */
+export function isNullBodyStatus(status: number): boolean {
+  return status === 204 || status === 205 || status === 304;
+}
+
 /** `src` as a byte stream, pulled only as the consumer reads. */
 export function toStream(src: BodySource): ReadableStream<Uint8Array> {
   return new ReadableStream<Uint8Array>({
@@ -561,11 +637,14 @@ export function toStream(src: BodySource): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 });
 }
 
-/** A failure that may come from a connection the worker closed while it sat idle. */
-class StaleConnection extends Error {
-  constructor(override readonly cause: unknown) {
-    super(cause instanceof Error ? cause.message : String(cause));
-  }
+/**
+ * Statuses whose answer ends with its head whatever it says: 204 and 304 (RFC 9112 §6.3), and 205,
+ * which carries no content (RFC 9110 §15.3.6) and which hyper, behind `Deno.serve` and others,
+ * sends without `Content-Length` on a connection it keeps open: read to the close, it would never
+ * end. Bytes a worker sends after such a head anyway keep the connection out of the pool.
+ */
+function bodiless(status: number): boolean {
+  return status === 204 || status === 304 || status === 205;
 }
 
 /** Index of the CRLFCRLF that ends a head in `b[from, to)`, or -1. */
@@ -574,9 +653,4 @@ function headEnd(b: Uint8Array, from: number, to: number): number {
     if (b[i] === CR && b[i + 1] === LF && b[i + 2] === CR && b[i + 3] === LF) return i;
   }
   return -1;
-}
-
-/** The error a `StaleConnection` wraps; any other error itself. */
-function unwrap(err: unknown): unknown {
-  return err instanceof StaleConnection ? err.cause : err;
 }

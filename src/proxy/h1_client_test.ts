@@ -287,6 +287,14 @@ Deno.test("h1 client: a body up to the close, and 1xx heads skipped", async () =
       await write(conn, "the end");
       return "close";
     }
+    if (head.includes("/coded")) {
+      // Transfer-Encoding overrides Content-Length; a coding other than chunked runs to the close.
+      await write(
+        conn,
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\ncontent-length: 3\r\n\r\nabcdef",
+      );
+      return "close";
+    }
     await write(
       conn,
       "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
@@ -298,6 +306,9 @@ Deno.test("h1 client: a body up to the close, and 1xx heads skipped", async () =
     const a = await pool.request("POST", "/close", [], enc.encode("{}"), never);
     assert.equal(await a.text(), "until the end");
     assert.equal(pool.idle, 0, "a close-delimited connection is not reused");
+    const coded = await pool.request("POST", "/coded", [], null, never);
+    assert.equal(await coded.text(), "abcdef");
+    assert.equal(pool.idle, 0);
     const b = await post(pool);
     assert.equal(b.status, 200);
     assert.equal(await b.text(), "ok");
@@ -308,20 +319,138 @@ Deno.test("h1 client: a body up to the close, and 1xx heads skipped", async () =
   }
 });
 
-Deno.test("h1 client: an idle connection the worker closed is retried once on a new one", async () => {
-  const server = rawServer(async (conn) => {
-    // Answer, then close without saying so: the client's idle connection is dead.
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+Deno.test("h1 client: an idle connection the worker closed, or spoke on, is dropped, not reused", async () => {
+  const server = rawServer(async (conn, _head, _body, no) => {
     await write(conn, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
-    return "close";
+    if (no === 1) return "close"; // closes without saying so: the idle connection is dead
+    if (no === 2) {
+      // An answer nobody asked for (uvicorn's 408 on a connection idle too long), then the close.
+      await sleep(10);
+      await write(
+        conn,
+        "HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+      );
+      await sleep(10);
+      return "close";
+    }
+    return "keep";
   });
   const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port });
   try {
     assert.equal(await (await post(pool, "first")).text(), "ok");
-    assert.equal(pool.idle, 1);
-    await new Promise((r) => setTimeout(r, 20)); // let the close reach the client's socket
+    await sleep(30); // the close reaches the idle connection's pending read
+    assert.equal(pool.idle, 0, "the closed connection left the pool");
     assert.equal(await (await post(pool, "second")).text(), "ok");
-    assert.equal(server.connections, 2);
-    assert.deepEqual(server.requests.map((r) => [r.body, r.connNo]), [["first", 1], ["second", 2]]);
+    await sleep(40);
+    assert.equal(pool.idle, 0, "the connection that sent a stray 408 left the pool");
+    const third = await post(pool, "third");
+    assert.equal(third.status, 200, "the stray 408 is not the next request's answer");
+    assert.equal(await third.text(), "ok");
+    assert.deepEqual(
+      server.requests.map((r) => [r.body, r.connNo]),
+      [["first", 1], ["second", 2], ["third", 3]],
+    );
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
+
+Deno.test("h1 client: a request sent whole is not sent again when the connection then dies", async () => {
+  // The worker reads the request, works on it, and dies without an answer (or after a 100).
+  const server = rawServer(async (conn, _head, body) => {
+    const text = dec.decode(body);
+    if (text === "dies") {
+      await sleep(30);
+      return "close";
+    }
+    if (text === "continue-then-dies") {
+      await write(conn, "HTTP/1.1 100 Continue\r\n\r\n");
+      await sleep(30);
+      return "close";
+    }
+    await write(conn, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    return "keep";
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port });
+  try {
+    for (const last of ["dies", "continue-then-dies"]) {
+      assert.equal(await (await post(pool, "warm")).text(), "ok");
+      assert.equal(pool.idle, 1, "the next request reuses this connection");
+      await assert.rejects(post(pool, last), /closed before the response head/);
+      assert.equal(server.requests.filter((r) => r.body === last).length, 1, `${last}: sent once`);
+      assert.equal(pool.busy, 0);
+    }
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
+
+Deno.test("h1 client: an early answer to a request the worker stopped reading is still read", async () => {
+  // The worker reads the head only, answers 413 and closes: the client's write of the rest fails.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const c of listener) {
+      await c.read(new Uint8Array(4096));
+      await write(c, "HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\n\r\ntoo big!");
+      await sleep(10);
+      c.close();
+    }
+  })();
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: (listener.addr as Deno.NetAddr).port });
+  try {
+    const big = new Uint8Array(16 * 1024 * 1024);
+    const res = await pool.request("POST", "/", [], big, AbortSignal.timeout(5000));
+    assert.equal(res.status, 413);
+    assert.equal(await res.text(), "too big!");
+    assert.equal(pool.idle, 0, "a connection whose request was cut short is not reused");
+  } finally {
+    pool.close();
+    listener.close();
+    await serving.catch(() => {});
+  }
+});
+
+Deno.test("h1 client: every idle connection past its TTL is closed, not only the top one", async () => {
+  const server = rawServer(async (conn) => {
+    await write(conn, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    return "keep";
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port, idleTtlMs: 50 });
+  try {
+    await Promise.all([1, 2, 3, 4, 5].map(async () => (await post(pool)).text()));
+    assert.equal(pool.idle, 5);
+    // One request at a time keeps the top connection fresh; the four below it expire.
+    for (let i = 0; i < 8; i++) {
+      await (await post(pool)).text();
+      await sleep(15);
+    }
+    assert.equal(pool.idle, 1);
+  } finally {
+    pool.close();
+    await server.close();
+  }
+});
+
+Deno.test("h1 client: a 205 comes back with a null body, framed or not", async () => {
+  const server = rawServer(async (conn, _head, body) => {
+    // hyper (Deno.serve) sends a 205 with no length at all, and keeps the connection.
+    const framing = dec.decode(body) === "framed" ? "content-length: 0\r\n" : "";
+    await write(conn, `HTTP/1.1 205 Reset Content\r\n${framing}\r\n`);
+    return "keep";
+  });
+  const pool = new H1Pool({ hostname: "127.0.0.1", port: server.port });
+  try {
+    for (const framing of ["framed", "unframed"]) {
+      const res = await post(pool, framing, AbortSignal.timeout(2000));
+      assert.equal(res.status, 205);
+      assert.equal(res.body, null);
+      assert.equal(pool.idle, 1, `${framing}: the connection is kept`);
+    }
+    assert.equal(server.connections, 1);
   } finally {
     pool.close();
     await server.close();
@@ -358,6 +487,9 @@ Deno.test("h1 client: broken framing is an H1ProtocolError", async () => {
     "/value": "HTTP/1.1 200 OK\r\nx-a: b\0c\r\ncontent-length: 0\r\n\r\n",
     "/600": "HTTP/1.1 600 Odd\r\ncontent-length: 0\r\n\r\n",
     "/reason": "HTTP/1.1 200 O\x01K\r\ncontent-length: 0\r\n\r\n",
+    // obs-fold: not a header of its own, and a gateway must not guess.
+    "/fold": "HTTP/1.1 200 OK\r\nx-a: a\r\n content-length: 3\r\n\r\nabcdef",
+    "/crlf": "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
   };
   const server = rawServer(async (conn, head) => {
     const path = head.split(" ")[1];
@@ -373,6 +505,9 @@ Deno.test("h1 client: broken framing is an H1ProtocolError", async () => {
     await assert.rejects(pool.send("POST", "/value", [], null, never), /bad header line/);
     await assert.rejects(pool.send("POST", "/600", [], null, never), /bad status 600/);
     await assert.rejects(pool.send("POST", "/reason", [], null, never), /bad reason phrase/);
+    await assert.rejects(pool.send("POST", "/fold", [], null, never), /obsolete line folding/);
+    const crlf = await pool.request("POST", "/crlf", [], null, never);
+    await assert.rejects(crlf.text(), /not followed by CRLF/);
     const chunk = await pool.request("POST", "/chunk", [], null, never);
     await assert.rejects(chunk.text(), /bad chunk size/);
     const short = await pool.request("POST", "/short", [], null, never);
