@@ -322,6 +322,45 @@ Deno.test("Router.reload keeps a kept worker's prefix index, breaker and in-flig
   }
 });
 
+Deno.test("Router.reload removing a busy worker: let go when its request ends, its gauges leave /metrics", async () => {
+  const release = Promise.withResolvers<void>();
+  const held = await startServer(async (req) => {
+    await req.arrayBuffer();
+    await release.promise;
+    return Response.json(chatCompletion("held"));
+  });
+  const other = await namedWorker("other");
+  const h = await routerHarness([held.url], {}, { closeAlso: [held, other] });
+  try {
+    const r = h.router;
+    const pending = h.post(chatBody("held request"));
+    assert.ok(await waitFor(() => r.backends[0].inflight === 1));
+    assert.equal(sample(await h.metrics(), "router_inflight", { backend: "w1" }), 1);
+    const s = await r.reload(config([{ id: "w2", url: other.url }]));
+    assert.deepEqual(s.removed, ["w1"]);
+    assert.equal(r.retiredWorkers, 1, "held while its request runs");
+
+    release.resolve();
+    await (await pending).body?.cancel();
+    assert.ok(
+      await waitFor(() => r.retiredWorkers === 0),
+      "let go when the request ends, without anyone reading router.inflight",
+    );
+    const m = await h.metrics();
+    for (const gauge of ["router_inflight", "router_backend_up", "router_breaker_state"]) {
+      assert.doesNotMatch(m, new RegExp(`^${gauge}\\{backend="w1"\\}`, "m"), gauge);
+    }
+    assert.match(m, /^router_backend_up\{backend="w2"\} 1$/m);
+    assert.ok(
+      sample(m, "router_requests_total", { backend: "w1" }) >= 1,
+      "counters of the removed worker stay",
+    );
+  } finally {
+    release.resolve();
+    await h.close();
+  }
+});
+
 Deno.test("Router.reload: a changed url or kv_budget starts fresh, a bad strategy changes nothing, auth applies at once", async () => {
   const a = await startServer(async (req) => {
     await req.arrayBuffer();

@@ -87,7 +87,19 @@ function jsonWorker(name: string, seen?: Headers[]): Promise<TestServer> {
 }
 
 Deno.test("proxied responses carry X-Router-Backend, X-Router-Reason and an echoed X-Request-ID", async () => {
-  const h = await harness([await jsonWorker("a")], { router: { strategy: "roundrobin" } });
+  // The worker echoes the request id (vLLM's --enable-request-id-headers) and, like a router in
+  // front of an engine, names its own backend: the client still sees each header once, the router's.
+  const worker = await startServer(async (req) => {
+    await req.arrayBuffer();
+    return Response.json(chatCompletion("a", 100, 32), {
+      headers: {
+        "x-request-id": req.headers.get("x-request-id") ?? "none",
+        "x-router-backend": "inner-engine",
+        "x-router-reason": "inner-reason",
+      },
+    });
+  });
+  const h = await harness([worker], { router: { strategy: "roundrobin" } });
   try {
     const res = await post(h, chatBody("hi"), { headers: { "x-request-id": "req-42" } });
     assert.equal(res.status, 200);
@@ -483,6 +495,74 @@ Deno.test("half-open breaker: of requests arriving together after the cooldown, 
     assert.ok(await waitFor(() => b.inflight === 0));
   } finally {
     w.gate.resolve();
+    await h.close();
+  }
+});
+
+Deno.test("half-open breaker: a straggler's client leaving keeps the probe slot taken; the probe's own client leaving frees it", async () => {
+  const clock = new ManualClock(0);
+  const gate = Promise.withResolvers<void>();
+  let probes = 0;
+  const worker = await startServer(async (req) => {
+    const text = await req.text();
+    if (text.includes("straggler")) {
+      // A stream that runs until its client goes away.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      return new Response(
+        new ReadableStream({
+          start(c) {
+            const step = () => {
+              c.enqueue(bytes(sseChunk("x")));
+              timer = setTimeout(step, 10);
+            };
+            step();
+          },
+          cancel: () => clearTimeout(timer),
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
+    }
+    if (text.includes("fail")) return new Response("down", { status: 500 });
+    probes++;
+    await gate.promise;
+    return Response.json(chatCompletion("ok"));
+  });
+  const h = await harness([worker], {
+    router: { maxRetries: 0 },
+    worker: { breakerThreshold: 1, breakerCooldownMs: 1000 },
+  }, clock);
+  const b = h.router.router.backends[0];
+  try {
+    const straggler = await post(h, chatBody("straggler", { stream: true }));
+    const reader = straggler.body!.getReader();
+    await reader.read(); // admitted while the breaker was closed, and still streaming
+    await (await post(h, chatBody("fail"))).body?.cancel();
+    assert.equal(b.breaker.state, "open");
+
+    clock.advance(1000);
+    const leaving = new AbortController();
+    const probe = post(h, chatBody("probe"), { signal: leaving.signal });
+    assert.ok(await waitFor(() => probes === 1 && b.breaker.state === "half-open"));
+    await reader.cancel(); // the straggler ends with no verdict
+    assert.ok(await waitFor(() => b.inflight === 1));
+    assert.equal(b.breaker.state, "half-open", "the straggler does not free the probe slot");
+    const refused = await post(h, chatBody("second"));
+    assert.equal(refused.status, 503, "no second probe while the first is out");
+    await refused.body?.cancel();
+
+    leaving.abort(); // the probe's own client goes away before the worker answers
+    await probe.catch(() => {});
+    assert.ok(await waitFor(() => b.inflight === 0));
+    assert.equal(b.breaker.state, "open");
+    assert.equal(b.breaker.canAdmit(), true, "the next request may probe at once");
+    gate.resolve();
+    const next = await post(h, chatBody("next probe"));
+    assert.equal(next.status, 200);
+    await next.body?.cancel();
+    assert.equal(b.breaker.state, "closed");
+    assert.equal(probes, 2);
+  } finally {
+    gate.resolve();
     await h.close();
   }
 });

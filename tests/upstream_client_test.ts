@@ -2,7 +2,7 @@
  * The router's two ways to reach a worker, `router.upstream_client: native` (its own HTTP/1.1
  * client, the default) and `fetch`, give the client the same answers and the router the same
  * accounting: JSON and SSE bodies, usage read from both, a worker URL with a base path, a large
- * body that does not arrive in one read, and a 5xx passed through.
+ * body that does not arrive in one read, a 5xx passed through, and a 205 (a status with no body).
  */
 
 import assert from "node:assert/strict";
@@ -29,6 +29,7 @@ for (const client of ["native", "fetch"] as const) {
       const body = JSON.parse(await req.text());
       const user = body.messages.at(-1).content as string;
       if (user === "fail") return Response.json({ error: { message: "boom" } }, { status: 500 });
+      if (user === "reset") return new Response(null, { status: 205 });
       if (body.stream) {
         return sseResponse([
           sseChunk("Hel"),
@@ -78,6 +79,12 @@ for (const client of ["native", "fetch"] as const) {
         l,
       ) => [l.status, l.cached_tokens]);
       assert.deepEqual(logged, [[200, 64], [200, 160], [200, 64], [500, null]]);
+
+      // A status Fetch gives no body (hyper frames this one with `content-length: 0`).
+      const reset = await h.post(chatBody("reset"));
+      assert.equal(reset.status, 205);
+      assert.equal(reset.headers.get("x-router-backend"), "w1");
+      assert.equal(await reset.text(), "");
       assert.equal(h.router.inflight, 0);
       const pool = h.router.backends[0].h1Pool;
       if (client === "native") {

@@ -14,7 +14,7 @@
  * open ──acquire() after the cooldown──────▶ half-open   (the probe is out)
  * half-open ──success()────────────────────▶ closed
  * half-open ──failure()────────────────────▶ open        (cooldown restarts now)
- * half-open ──release()────────────────────▶ open        (cooldown stays elapsed)
+ * half-open ──release(the probe's token)───▶ open        (cooldown stays elapsed)
  * ```
  *
  * "Open with the cooldown elapsed" is still reported as `open`: the breaker is half-open only while
@@ -26,8 +26,10 @@
  * Verdicts that arrive while `open` are ignored: they belong to requests admitted before the
  * breaker opened, and must neither close it (a stale success) nor extend the cooldown (a stale
  * failure). While half-open, the breaker cannot tell the probe from a straggler admitted before it
- * opened; the first verdict decides. That is the price of a token-free API and is harmless: a
- * straggler's verdict is as recent evidence about the worker as the probe's.
+ * opened; the first verdict decides. That is harmless: a straggler's verdict is as recent evidence
+ * about the worker as the probe's. Freeing the slot is different: `acquire()` hands the probe a
+ * token, and only `release(token)` with it frees the slot, so a straggler that ends without a
+ * verdict (its client went away) cannot let a second probe out while the first is still running.
  *
  * No timers: time is read from the injected `Clock` only when asked. Cost: O(1) per call.
  *
@@ -67,6 +69,8 @@ export class CircuitBreaker {
   #state: BreakerState = "closed";
   #failures = 0;
   #openedAt = 0;
+  /** Token of the probe now or last out (0: none yet). */
+  #probe = 0;
 
   constructor(opts: CircuitBreakerOptions) {
     if (!Number.isInteger(opts.threshold) || opts.threshold < 1) {
@@ -110,20 +114,25 @@ export class CircuitBreaker {
 
   /**
    * Called for the worker actually picked. When the breaker is open with the cooldown elapsed,
-   * takes the probe slot (→ half-open). A no-op when closed, and when nothing may be admitted
-   * (the caller should have asked `canAdmit()` first).
+   * takes the probe slot (→ half-open) and returns the probe's token (> 0), for `release`. Else 0:
+   * a no-op when closed, and when nothing may be admitted (the caller should have asked
+   * `canAdmit()` first).
    */
-  acquire(): void {
-    if (this.#state === "open" && this.#cooldownElapsed()) this.#move("half-open");
+  acquire(): number {
+    if (this.#state !== "open" || !this.#cooldownElapsed()) return 0;
+    this.#probe++;
+    this.#move("half-open");
+    return this.#probe;
   }
 
   /**
    * Frees the probe slot of a request that ended without a verdict (for example the client went
-   * away before the upstream answered). The cooldown stays elapsed, so the next request may probe.
-   * A no-op unless half-open.
+   * away before the upstream answered): `token` is what `acquire()` returned for it. The cooldown
+   * stays elapsed, so the next request may probe. A no-op unless half-open with that very probe
+   * out: any other request's token (0, or an earlier probe's) changes nothing.
    */
-  release(): void {
-    if (this.#state === "half-open") this.#move("open");
+  release(token: number): void {
+    if (this.#state === "half-open" && token !== 0 && token === this.#probe) this.#move("open");
   }
 
   /** Reports a request that the worker answered (status < 500). */

@@ -128,8 +128,7 @@ Deno.test("release frees the probe slot without restarting the cooldown", () => 
   const { breaker, clock, changes } = make(2, 1000);
   openIt(breaker, 2);
   clock.advance(1000);
-  breaker.acquire();
-  breaker.release();
+  breaker.release(breaker.acquire());
   assert.equal(breaker.state, "open");
   assert.equal(breaker.canAdmit(), true, "the next request may probe at once");
   breaker.acquire();
@@ -147,14 +146,35 @@ Deno.test("release frees the probe slot without restarting the cooldown", () => 
 
 Deno.test("release is a no-op when closed or open", () => {
   const { breaker, clock, changes } = make(2, 1000);
-  breaker.release();
+  breaker.release(breaker.acquire());
   assert.equal(breaker.state, "closed");
   openIt(breaker, 2);
-  breaker.release();
+  breaker.release(1);
   assert.equal(breaker.state, "open");
   clock.advance(500);
   assert.equal(breaker.canAdmit(), false, "release must not shorten the cooldown");
   assert.deepEqual(changes, [["closed", "open"]]);
+});
+
+Deno.test("only the probe frees the probe slot: a straggler's release, or an old probe's, does not", () => {
+  const { breaker, clock } = make(1, 1000);
+  const straggler = breaker.acquire(); // admitted while closed
+  assert.equal(straggler, 0);
+  breaker.failure();
+  clock.advance(1000);
+  const probe = breaker.acquire();
+  assert.ok(probe > 0);
+  breaker.release(straggler); // its client went away: no verdict, and not the probe
+  assert.equal(breaker.state, "half-open");
+  assert.equal(breaker.canAdmit(), false, "no second probe while the first is out");
+  breaker.failure(); // the probe fails: open again
+  clock.advance(1000);
+  const next = breaker.acquire();
+  breaker.release(probe); // the first probe's token is stale
+  assert.equal(breaker.state, "half-open");
+  breaker.release(next);
+  assert.equal(breaker.state, "open");
+  assert.equal(breaker.canAdmit(), true);
 });
 
 Deno.test("verdicts of stragglers while open are ignored", () => {

@@ -376,6 +376,29 @@ export class RouterMetrics {
     s.last = { inserts: stats.inserts, queries: stats.queries, evictions: stats.evictions };
   }
 
+  /** Backends with per-backend series. */
+  backendIds(): string[] {
+    return [...this.#backendChildren.keys()];
+  }
+
+  /**
+   * Drops `backend`'s gauges (in flight, up, breaker state, prefix index sizes): for a worker that
+   * is gone, their last values would read as current. Its counters stay, as Prometheus expects.
+   */
+  forgetBackendGauges(backend: string): void {
+    if (!this.#backendChildren.delete(backend)) return;
+    for (
+      const g of [
+        this.#inflight,
+        this.#up,
+        this.#breaker,
+        this.#treeChunks,
+        this.#treeTerminals,
+        this.#treeMaxChunks,
+      ]
+    ) g.remove(backend);
+  }
+
   #backend(backend: string): BackendSeries {
     let s = this.#backendChildren.get(backend);
     if (s === undefined) {

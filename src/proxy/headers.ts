@@ -144,8 +144,18 @@ export function withApiKey(base: HeaderList, apiKey: string | null): HeaderList 
   return h;
 }
 
-/** Upstream response headers that do not describe the body we re-stream. */
-const DROP_DOWNSTREAM = new Set(["content-length", "content-encoding"]);
+/**
+ * Upstream response headers that do not describe the body we re-stream, and those the router sets
+ * itself: a worker that echoes `X-Request-ID` (vLLM with `--enable-request-id-headers`) or a
+ * router in front of the worker would otherwise double them (`abc, abc`).
+ */
+const DROP_DOWNSTREAM = new Set([
+  "content-length",
+  "content-encoding",
+  "x-request-id",
+  "x-router-backend",
+  "x-router-reason",
+]);
 
 /** Headers for the client response, from the worker's (a list: names lower case). */
 export function downstreamHeaders(upstream: Headers | HeaderList): HeaderList {

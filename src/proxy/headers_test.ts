@@ -66,9 +66,12 @@ Deno.test("withApiKey: the base itself without a key, a copy with the worker's b
   assert.deepEqual(h, [["authorization", "Bearer client"], ["x-a", "1"]]);
 });
 
-Deno.test("downstreamHeaders: hop-by-hop, Connection-listed and length/encoding headers dropped", () => {
+Deno.test("downstreamHeaders: hop-by-hop, Connection-listed, length/encoding and the router's own headers dropped", () => {
   const h = downstreamHeaders(
     new Headers({
+      "x-request-id": "abc123",
+      "x-router-backend": "inner-w1",
+      "x-router-reason": "round-robin",
       connection: "x-internal",
       "x-internal": "1",
       "transfer-encoding": "chunked",

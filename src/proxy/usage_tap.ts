@@ -64,7 +64,13 @@ export interface TapOptions {
   readonly onDone: (result: TapResult) => void;
 }
 
-const TOKEN_MARKERS = ['"content":"', '"text":"'];
+/**
+ * Keys whose non-empty value is generated output: answer text (`content` in chat, `text` in
+ * completions), reasoning (`reasoning_content` from vLLM's and DeepSeek's reasoning parsers,
+ * `reasoning` from newer vLLM and others) and tool calls. Whitespace may sit around the colon
+ * (compact JSON from vLLM, SGLang and llama-server has none; Python's `json.dumps` puts one).
+ */
+const TOKEN_KEYS = ['"content"', '"text"', '"reasoning_content"', '"reasoning"', '"tool_calls"'];
 
 const encoder = new TextEncoder();
 const lenient = new TextDecoder();
@@ -253,17 +259,37 @@ function endsWithBlankLine(b: Uint8Array): boolean {
     b[n - 4] === 0x0d;
 }
 
+/** Whether `text` holds a generated token: one of {@link TOKEN_KEYS} with a non-empty value. */
 function hasToken(text: string): boolean {
-  for (const marker of TOKEN_MARKERS) {
-    let at = text.indexOf(marker);
+  for (const key of TOKEN_KEYS) {
+    let at = text.indexOf(key);
     while (at !== -1) {
-      const next = text.charCodeAt(at + marker.length);
-      // A non-empty string value: the next character is not the closing quote.
-      if (!Number.isNaN(next) && next !== 0x22) return true;
-      at = text.indexOf(marker, at + marker.length);
+      if (valueStarts(text, at + key.length, key === '"tool_calls"')) return true;
+      at = text.indexOf(key, at + key.length);
     }
   }
   return false;
+}
+
+/**
+ * Whether a key that ends at `i` is followed by `:` and a non-empty string or, for `list`, by an
+ * array whose first element is an object (`"tool_calls":[]` is no call). False when `text` ends
+ * first: the caller carries the tail over to the next chunk.
+ */
+function valueStarts(text: string, i: number, list: boolean): boolean {
+  i = skipSpace(text, i);
+  if (text.charCodeAt(i) !== 0x3a) return false; // ':'
+  i = skipSpace(text, i + 1);
+  if (list) return text.charCodeAt(i) === 0x5b && text.charCodeAt(skipSpace(text, i + 1)) === 0x7b;
+  // A string whose next character is not its closing quote.
+  return text.charCodeAt(i) === 0x22 && i + 1 < text.length && text.charCodeAt(i + 1) !== 0x22;
+}
+
+/** Index of the first non-whitespace character at or after `i`. */
+function skipSpace(text: string, i: number): number {
+  let c = text.charCodeAt(i);
+  while (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) c = text.charCodeAt(++i);
+  return i;
 }
 
 /**
@@ -280,12 +306,12 @@ function parseUsage(text: string): Usage | null {
       const close = matchBrace(text, open);
       if (close !== -1) {
         const u = JSON.parse(text.slice(open, close + 1));
-        if (u && typeof u === "object" && typeof u.prompt_tokens === "number") {
-          const cached = u.prompt_tokens_details?.cached_tokens;
+        const prompt = u && typeof u === "object" ? count(u.prompt_tokens) : null;
+        if (prompt !== null) {
           return {
-            promptTokens: u.prompt_tokens,
-            completionTokens: typeof u.completion_tokens === "number" ? u.completion_tokens : 0,
-            cachedTokens: typeof cached === "number" ? cached : null,
+            promptTokens: prompt,
+            completionTokens: count(u.completion_tokens) ?? 0,
+            cachedTokens: count(u.prompt_tokens_details?.cached_tokens),
           };
         }
       }
@@ -293,6 +319,14 @@ function parseUsage(text: string): Usage | null {
     at = at === 0 ? -1 : text.lastIndexOf('"usage"', at - 1);
   }
   return null;
+}
+
+/**
+ * `v` when it is a token count: a finite number ≥ 0 (`1e999` parses to Infinity, which a metric
+ * counter refuses); null otherwise.
+ */
+function count(v: unknown): number | null {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : null;
 }
 
 function matchBrace(text: string, open: number): number {

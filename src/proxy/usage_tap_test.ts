@@ -195,3 +195,42 @@ Deno.test("a token marker split across chunks still counts as the first token", 
     "seen at the second chunk, after the first byte",
   );
 });
+
+Deno.test("answer text, reasoning and tool calls count as the first token; empty values do not", () => {
+  const cases: [string, boolean][] = [
+    ['{"choices":[{"delta":{"role":"assistant","content":""}}]}', false],
+    ['{"choices":[{"delta":{"content":null}}]}', false],
+    ['{"choices":[{"message":{"content":null,"tool_calls":[]}}]}', false],
+    ['{"choices":[{"delta":{"content":"hi"}}]}', true],
+    ['{"choices": [{"delta": {"content": "hi"}}]}', true], // Python's json.dumps spacing
+    ['{"choices":[{"delta":{"reasoning_content":"Let me"}}]}', true],
+    ['{"choices":[{"delta":{"reasoning": "Let me"}}]}', true],
+    ['{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f"}}]}}]}', true],
+    ['{"choices":[{"text":"once upon"}]}', true],
+    ['{"content":[{"type":"text","text":"hi"}]}', true],
+    ['{"type":"text"}', false],
+  ];
+  for (const [json, expected] of cases) {
+    let tokens = 0;
+    const r = tapWhole(enc.encode(json), { now: () => 3, start: 1, onFirstToken: () => tokens++ });
+    assert.equal(r.firstTokenMs !== null, expected, json);
+    assert.equal(tokens, expected ? 1 : 0, json);
+  }
+});
+
+Deno.test("usage counts that are not finite numbers >= 0 are ignored, not passed on", () => {
+  const usage = (u: string) =>
+    tapWhole(enc.encode(`{"choices":[],"usage":${u}}`), { now: () => 1 }).usage;
+  assert.equal(usage('{"prompt_tokens":1e999,"completion_tokens":1}'), null);
+  assert.equal(usage('{"prompt_tokens":-5,"completion_tokens":1}'), null);
+  assert.deepEqual(
+    usage(
+      '{"prompt_tokens":10,"completion_tokens":1e999,"prompt_tokens_details":{"cached_tokens":-1}}',
+    ),
+    { promptTokens: 10, completionTokens: 0, cachedTokens: null },
+  );
+  assert.deepEqual(
+    usage('{"prompt_tokens":10,"completion_tokens":2,"prompt_tokens_details":{"cached_tokens":8}}'),
+    { promptTokens: 10, completionTokens: 2, cachedTokens: 8 },
+  );
+});

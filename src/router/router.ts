@@ -37,7 +37,12 @@ import {
 } from "../proxy/headers.ts";
 import { decodeUtf8Strict } from "../util/utf8.ts";
 import { tapReader, type TapResult, tapWhole } from "../proxy/usage_tap.ts";
-import type { BodySource, H1Answer, H1Pool } from "../proxy/h1_client.ts";
+import {
+  type BodySource,
+  type H1Answer,
+  type H1Pool,
+  isNullBodyStatus,
+} from "../proxy/h1_client.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import {
   errorBody,
@@ -246,14 +251,16 @@ export class Router {
     for (const b of this.#retired) b.dispose();
   }
 
+  /** Workers a reload removed while they had requests in flight: held until the last one ends. */
+  get retiredWorkers(): number {
+    return this.#retired.size;
+  }
+
   /** Requests in flight over all workers, including workers a reload removed. */
   get inflight(): number {
     let n = 0;
     for (const b of this.#backends) n += b.inflight;
-    for (const b of this.#retired) {
-      if (b.inflight === 0) this.#retired.delete(b);
-      else n += b.inflight;
-    }
+    for (const b of this.#retired) n += b.inflight;
     return n;
   }
 
@@ -435,6 +442,11 @@ export class Router {
 
   /** Prometheus text; per-worker gauges are read at scrape time, off the request path. */
   async metricsResponse(): Promise<Response> {
+    // A removed worker's gauges would repeat their last value forever: they go; counters stay.
+    const current = new Set(this.#backends.map((b) => b.id));
+    for (const id of this.metrics.backendIds()) {
+      if (!current.has(id)) this.metrics.forgetBackendGauges(id);
+    }
     for (const b of this.#backends) {
       this.metrics.setInflight(b.id, b.inflight);
       this.metrics.setBackendUp(b.id, b.up);
@@ -584,7 +596,7 @@ export class Router {
       tried.add(backend);
       recordDecision(backend, hashes);
       backend.inflight++;
-      backend.breaker.acquire();
+      const probe = backend.breaker.acquire();
       const dispatchedAt = this.clock.now();
       const ticket = tracker.onDispatch(backend.index, promptTokens, match * tokensPerChunk);
 
@@ -596,6 +608,8 @@ export class Router {
         this.#attempts.delete(deadlines);
         backend.inflight--;
         tracker.onDone(ticket); // no-op when the response path already settled it
+        // A worker a reload removed (and disposed) is held only while its requests run.
+        if (backend.inflight === 0) this.#retired.delete(backend);
       };
 
       /** Records a failed attempt against the worker; a retry may follow. */
@@ -670,7 +684,7 @@ export class Router {
         if (req.signal.aborted || why instanceof RouterShutdown) {
           // The client went away (or the router is closing) before the worker answered: no
           // verdict on the worker.
-          backend.breaker.release();
+          backend.breaker.release(probe);
           const gone = req.signal.aborted;
           log(() => ({
             backend: backend.id,
@@ -698,6 +712,7 @@ export class Router {
         t0,
         idHeader,
         release,
+        probe,
         deadlines,
         log,
         clientGone: () => req.signal.aborted,
@@ -795,6 +810,8 @@ export class Router {
       t0: number;
       idHeader: Record<string, string>;
       release: () => void;
+      /** The breaker's probe token of this attempt (0: not a probe), for `breaker.release`. */
+      probe: number;
       deadlines: AttemptDeadlines;
       log: (fields: () => Record<string, unknown>) => void;
       clientGone: () => boolean;
@@ -824,7 +841,7 @@ export class Router {
         ? { ...tapped, outcome: "cancelled" }
         : tapped;
       if (r.outcome === "cancelled" || (shutdown && r.outcome === "error")) {
-        backend.breaker.release();
+        backend.breaker.release(ctx.probe);
       } else if (r.outcome === "error") {
         backend.breaker.failure();
         this.#faults.inc(backend.id, classify(deadlines.reason, r.error, true, backend.id).kind);
@@ -866,7 +883,21 @@ export class Router {
       }));
     };
 
-    if (whole && first !== null) {
+    if (isNullBodyStatus(status) || first === null || (reader === null && !whole)) {
+      // No body, or a status Fetch gives none (a 205 may still come framed with
+      // `content-length: 0`): whatever the worker sent for it is dropped.
+      reader?.cancel().catch(() => {});
+      done({
+        outcome: "done",
+        bytes: 0,
+        firstByteMs: null,
+        firstTokenMs: null,
+        usage: null,
+        error: null,
+      });
+      return new Response(null, { status, statusText: upstream.statusText, headers });
+    }
+    if (whole || reader === null) {
       // The whole non-SSE answer came with its head: the same accounting, no stream either side.
       done(tapWhole(first, {
         now: () => this.clock.now(),
@@ -879,17 +910,6 @@ export class Router {
         statusText: upstream.statusText,
         headers,
       });
-    }
-    if (reader === null || first === null) {
-      done({
-        outcome: "done",
-        bytes: 0,
-        firstByteMs: null,
-        firstTokenMs: null,
-        usage: null,
-        error: null,
-      });
-      return new Response(null, { status, statusText: upstream.statusText, headers });
     }
     const body = tapReader(reader, first, {
       now: () => this.clock.now(),
