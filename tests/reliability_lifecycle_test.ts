@@ -361,6 +361,47 @@ Deno.test("Router.reload removing a busy worker: let go when its request ends, i
   }
 });
 
+Deno.test("Router.reload keeps a kept worker's load for cost-model strategies under its new index", async () => {
+  const release = Promise.withResolvers<void>();
+  const held = await startServer(async (req) => {
+    await req.arrayBuffer();
+    await release.promise;
+    return Response.json(chatCompletion("held"));
+  });
+  const other = await namedWorker("other");
+  const h = await routerHarness([held.url], { router: { strategy: "costaware" } }, {
+    closeAlso: [held, other],
+  });
+  try {
+    const r = h.router;
+    const busy = r.backends[0];
+    const pending = h.post(chatBody("held request"));
+    assert.ok(await waitFor(() => r.inflight === 1));
+    const before = busy.load!;
+    assert.equal(before.prefilling, 1);
+    assert.ok(before.pendingPrefillTokens > 0);
+    // Reload: a new worker comes first, so the busy one moves from index 0 to 1.
+    await r.reload(config([{ id: "w0", url: other.url }, { id: busy.id, url: busy.url }], {
+      router: { strategy: "costaware" },
+    }));
+    assert.equal(r.backends[1], busy);
+    assert.equal(busy.index, 1);
+    const after = busy.load!;
+    assert.equal(after.prefilling, 1, "the request in flight still counts on its worker");
+    assert.equal(after.pendingPrefillTokens, before.pendingPrefillTokens);
+    assert.equal(r.backends[0].load?.prefilling, 0, "the new worker starts empty");
+    release.resolve();
+    await (await pending).body?.cancel();
+    assert.ok(await waitFor(() => r.inflight === 0));
+    const settled = busy.load;
+    assert.equal(settled?.prefilling, 0, "it settles on its worker's new index");
+    assert.equal(settled?.decoding, 0);
+  } finally {
+    release.resolve();
+    await h.close();
+  }
+});
+
 Deno.test("Router.reload: a changed url or kv_budget starts fresh, a bad strategy changes nothing, auth applies at once", async () => {
   const a = await startServer(async (req) => {
     await req.arrayBuffer();

@@ -80,6 +80,8 @@ export class LoadTicket {
   /** @internal */
   constructor(
     readonly worker: number,
+    /** @internal The worker's state: settles there even after a reload re-numbered workers. */
+    readonly state: WorkerState,
     readonly promptTokens: number,
     readonly predictedCachedTokens: number,
     /** @internal Pending prefill tokens on the worker when this was dispatched. */
@@ -133,7 +135,7 @@ export class LoadTracker {
   readonly priorTokens: number;
   readonly #workers: WorkerState[] = [];
   /** All workers' observations, plus the prior as a pseudo-observation. */
-  readonly #pool = new Learned();
+  #pool = new Learned();
 
   /** Throws a RangeError on a bad option. */
   constructor(opts: LoadTrackerOptions) {
@@ -175,6 +177,25 @@ export class LoadTracker {
   }
 
   /**
+   * A tracker for a new worker list (a config reload): `from[i]` is the index here of the worker
+   * that is number `i` in the new list, or null for a new worker. Kept workers keep their load and
+   * what was learned about them, the pool keeps its estimates, and tickets already out settle on
+   * the workers they were issued for (through either tracker); removed workers are dropped.
+   */
+  remap(from: readonly (number | null)[]): LoadTracker {
+    const next = new LoadTracker({
+      workers: 0,
+      priors: this.priors,
+      alpha: this.alpha,
+      horizonTokens: this.horizonTokens,
+      priorTokens: this.priorTokens,
+    });
+    next.#pool = this.#pool;
+    for (const j of from) next.#workers.push(j === null ? new WorkerState() : this.#state(j));
+    return next;
+  }
+
+  /**
    * A request was forwarded to `worker` with an estimated `promptTokens`, of which the router
    * predicts `predictedCachedTokens` are in the worker's cache (prefix match × tokens per chunk).
    * Call it when the request is sent (after the pick, with the recording); returns its ticket.
@@ -186,7 +207,7 @@ export class LoadTracker {
     const busy = w.decoding > 0 || w.prefilling > 0;
     const fixedMs = (busy ? this.#step(w) / 2 : 0) + this.priors.stepOverheadMs +
       w.decoding * this.priors.decodeMsPerSeq;
-    const t = new LoadTicket(worker, prompt, cached, w.pending, fixedMs);
+    const t = new LoadTicket(worker, w, prompt, cached, w.pending, fixedMs);
     w.pending += prompt - cached;
     w.prefilling++;
     w.active += prompt;
@@ -197,7 +218,7 @@ export class LoadTracker {
   /** The request's first token arrived `ttftMs` after dispatch: its prefill is over. */
   onFirstToken(ticket: LoadTicket, ttftMs: number): void {
     if (ticket.phase !== 0) return;
-    const w = this.#state(ticket.worker);
+    const w = ticket.state;
     w.pending = Math.max(0, w.pending - ticket.uncachedTokens);
     w.prefilling--;
     w.decoding++;
@@ -223,7 +244,7 @@ export class LoadTracker {
    */
   onDone(ticket: LoadTicket, info?: { elapsedMs?: number; completionTokens?: number }): void {
     if (ticket.phase === 2) return;
-    const w = this.#state(ticket.worker);
+    const w = ticket.state;
     if (ticket.phase === 0) {
       w.pending = Math.max(0, w.pending - ticket.uncachedTokens);
       w.prefilling--;

@@ -197,3 +197,31 @@ Deno.test("load tracker: option and index errors", () => {
   assert.throws(() => t.load(2), { message: "worker index must be in [0, 2), got 2" });
   assert.throws(() => t.onDispatch(-1, 1, 0), /worker index must be in \[0, 2\), got -1/);
 });
+
+Deno.test("load tracker: remap keeps kept workers' load and learning under their new index", () => {
+  const t = new LoadTracker({ workers: 2, priors: PRIORS });
+  for (let i = 0; i < 20; i++) serve(t, 1, 4000, 40); // worker 1 is fast, and learned so
+  const learned = t.load(1).prefillTokensPerMs;
+  assert.ok(learned > 20, `learned ${learned}`);
+  const held = t.onDispatch(1, 1000, 200); // still prefilling at the reload
+
+  // Reload: old worker 1 becomes worker 0, old worker 0 is removed, a new worker 1 joins.
+  const next = t.remap([1, null]);
+  assert.equal(next.workers, 2);
+  assert.equal(next.load(0).prefillTokensPerMs, learned);
+  assert.deepEqual(
+    [next.load(0).prefilling, next.load(0).pendingPrefillTokens, next.load(0).activeTokens],
+    [1, 800, 1000],
+  );
+  assert.equal(next.figures(1).inflight, 0, "the new worker starts empty");
+  assert.ok(
+    next.load(1).prefillTokensPerMs > 2 * PRIORS.prefillTokensPerMs,
+    "the new worker takes the pool's rate, which kept what was learned (a fresh pool: the prior)",
+  );
+  // A ticket issued before the reload settles on its worker, through either tracker.
+  next.onFirstToken(held, 50);
+  assert.deepEqual([next.load(0).prefilling, next.load(0).decoding], [0, 1]);
+  t.onDone(held);
+  assert.equal(next.figures(0).inflight, 0);
+  assert.equal(next.figures(1).inflight, 0);
+});

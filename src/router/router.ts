@@ -164,9 +164,10 @@ export class Router {
     this.#tracker = this.#wireLoad();
   }
 
-  /** A load tracker for the current workers, wired into them when the strategy reads load. */
-  #wireLoad(): LoadTracker {
-    const tracker = new LoadTracker({ workers: Math.max(1, this.#backends.length) });
+  /** `tracker` (default: a new one) wired into the current workers when the strategy reads load. */
+  #wireLoad(
+    tracker = new LoadTracker({ workers: Math.max(1, this.#backends.length) }),
+  ): LoadTracker {
     const source = this.#strategy.usesLoad ? (i: number) => tracker.load(i) : null;
     for (const b of this.#backends) b.loadSource = source;
     return tracker;
@@ -319,8 +320,11 @@ export class Router {
       strategy: strategy.name,
     };
     const chunkSizeChanged = prev.router.chunkSize !== next.router.chunkSize;
+    /** Each new worker's index before the reload (null: a new worker), for the load tracker. */
+    const from: (number | null)[] = [];
     const backends = next.workers.map((w, i) => {
       const b = old.get(w.id);
+      from.push(b !== undefined && b.url === w.url ? b.index : null);
       if (b !== undefined && b.url === w.url) {
         old.delete(w.id);
         b.index = i;
@@ -345,8 +349,8 @@ export class Router {
     this.#config = next;
     this.#backends = backends;
     this.#strategy = strategy;
-    // Indices changed: new load accounting (requests in flight settle on the old tracker).
-    this.#tracker = this.#wireLoad();
+    // Indices changed: kept workers keep their load and learned rates under their new index.
+    this.#tracker = this.#wireLoad(this.#tracker.remap(from.length > 0 ? from : [null]));
     for (const [id, b] of this.#sessions) if (backends[b.index] !== b) this.#sessions.delete(id);
     this.#auth = new ApiKeyAuth(next.auth.apiKeys, next.auth.protectMetrics);
     if (
