@@ -79,10 +79,16 @@ export function stripHopByHop(
   return out;
 }
 
-/** Client headers that never travel upstream as they are. */
+/**
+ * Client headers that never travel upstream as they are. `content-type` among them: the router
+ * parsed the body as JSON whatever the client called it, and the engine gets it as JSON (FastAPI,
+ * behind vLLM and SGLang, reads a `text/plain` or form-encoded body as bytes and answers 422; `curl
+ * -d` sends form encoding unless told otherwise).
+ */
 const DROP_UPSTREAM = new Set([
   "host",
   "content-length",
+  "content-type",
   "accept-encoding",
   "x-forwarded-for",
   "x-forwarded-host",
@@ -118,10 +124,8 @@ export function upstreamHeaders(client: Headers, opts: UpstreamHeaderOptions): H
     opts.forwardClientAuth ? DROP_UPSTREAM : DROP_UPSTREAM_AUTH,
     opts.maxBytes,
   );
-  let type = false;
   for (let i = 0; i < h.length; i++) {
     if (h[i][0] === "x-request-id") h.splice(i--, 1);
-    else if (h[i][0] === "content-type") type = true;
   }
   h.push(["x-forwarded-for", opts.clientIp]);
   if (opts.host) h.push(["x-forwarded-host", opts.host]);
@@ -129,7 +133,7 @@ export function upstreamHeaders(client: Headers, opts: UpstreamHeaderOptions): H
   h.push(["x-request-id", opts.requestId]);
   // The tap reads usage from the body; a compressed body would hide it.
   h.push(["accept-encoding", "identity"]);
-  if (!type) h.push(["content-type", "application/json"]);
+  h.push(["content-type", "application/json"]);
   return h;
 }
 

@@ -13,7 +13,6 @@ export const ERROR_KINDS = {
   method_not_allowed: { status: 405, type: "invalid_request_error" },
   request_timeout: { status: 408, type: "invalid_request_error" },
   too_large: { status: 413, type: "invalid_request_error" },
-  unsupported_media: { status: 415, type: "invalid_request_error" },
   no_worker: { status: 503, type: "service_unavailable_error" },
   upstream_failed: { status: 502, type: "upstream_error" },
   timeout: { status: 504, type: "timeout_error" },
