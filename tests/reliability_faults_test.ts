@@ -292,11 +292,16 @@ Deno.test("all workers down: 502 at once when connections fail, 503 at once when
     assert.equal(body.error.code, "connect_error");
     assert.ok(performance.now() - t < 1000, "three refused connects must fail fast");
     for (const b of h.router.backends) assert.equal(b.breaker.state, "open");
+    // The error names the worker that failed last, as its message does, and the reason it was tried.
+    const lastTried = res.headers.get("x-router-backend")!;
+    assert.match(body.error.message, new RegExp(`\\b${lastTried}\\b`));
+    assert.match(res.headers.get("x-router-reason") ?? "", /^retry-after-/);
 
     t = performance.now();
     const none = await h.post(chatBody("x"));
     assert.equal(none.status, 503);
     assert.equal((await none.json()).error.type, "service_unavailable_error");
+    assert.equal(none.headers.get("x-router-backend"), null, "no worker was tried");
     assert.ok(performance.now() - t < 200, "no admitted worker must answer at once");
     assert.equal(h.router.inflight, 0);
   } finally {

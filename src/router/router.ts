@@ -558,6 +558,8 @@ export class Router {
     let last: Failure | null = null;
     // Set by `failed` (a closure), so declared without narrowing.
     let retryFrom = null as Backend | null;
+    /** The worker and reason of the attempt that failed last: named on the router's error answer. */
+    let lastTried: [string, string][] = [];
 
     for (let attempt = 0; attempt <= maxRetries; attempt++) {
       // Deciding is synchronous: the list, the strategy and the indices belong to one config.
@@ -598,6 +600,7 @@ export class Router {
       retryFrom = null;
       const reason = attempt === 0 ? decided : `retry-after-${decided}`;
       tried.add(backend);
+      lastTried = [["x-router-backend", backend.id], ["x-router-reason", reason]];
       recordDecision(backend, hashes);
       backend.inflight++;
       const probe = backend.breaker.acquire();
@@ -732,7 +735,10 @@ export class Router {
       ? errorResponse("no_worker", "No worker is available to serve this request", {
         headers: idHeader,
       })
-      : errorResponse(last.error, last.message, { headers: idHeader, code: codeOf(last) });
+      : errorResponse(last.error, last.message, {
+        headers: [...Object.entries(idHeader), ...lastTried],
+        code: codeOf(last),
+      });
     log(() => ({ status: res.status, error: last?.message ?? "no worker admitted" }));
     return res;
   }
