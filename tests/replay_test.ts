@@ -178,6 +178,46 @@ Deno.test("replay records HTTP errors and unreachable servers", async () => {
   assert(r.error !== null && r.error.length > 0);
 });
 
+Deno.test("replay: the first token of a tool call or of reasoning counts, a role-only chunk does not", async () => {
+  // Answers with no `content` at all: a tool call, or reasoning then nothing (a cut-off thinker).
+  const deltas: Record<string, Record<string, unknown>> = {
+    tool: { tool_calls: [{ index: 0, id: "c1", type: "function", function: { name: "f" } }] },
+    think: { reasoning_content: "Let me see" },
+    silent: {},
+  };
+  const enc = new TextEncoder();
+  const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
+    await req.arrayBuffer();
+    const kind = req.headers.get("x-test-session") ?? "";
+    const event = (o: unknown) => enc.encode(`data: ${JSON.stringify(o)}\n\n`);
+    const body = new ReadableStream<Uint8Array>({
+      async start(c) {
+        c.enqueue(event({ choices: [{ index: 0, delta: { role: "assistant", content: "" } }] }));
+        await new Promise((r) => setTimeout(r, 30));
+        c.enqueue(event({ choices: [{ index: 0, delta: deltas[kind] }] }));
+        c.enqueue(event({ choices: [], usage: { prompt_tokens: 10, completion_tokens: 1 } }));
+        c.enqueue(enc.encode("data: [DONE]\n\n"));
+        c.close();
+      },
+    });
+    return new Response(body, { headers: { "content-type": "text/event-stream" } });
+  });
+  try {
+    const url = `http://127.0.0.1:${server.addr.port}`;
+    for (const kind of Object.keys(deltas)) {
+      const [r] = await replayTrace(smallTrace(1, 1), { url, headers: { "x-test-session": kind } });
+      assertEquals([r.status, r.error], [200, null], kind);
+      if (kind === "silent") assertEquals(r.ttft_ms, null, "no generated token, no TTFT");
+      else {assert(
+          r.ttft_ms !== null && r.ttft_ms >= 25,
+          `${kind}: TTFT at the delta, ${r.ttft_ms}`,
+        );}
+    }
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("replay times out slow requests and stops on abort", async () => {
   const up = fakeUpstream({ firstTokenMs: 2000 });
   try {

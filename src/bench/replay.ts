@@ -94,13 +94,29 @@ export class SseParser {
 }
 
 interface StreamChunk {
-  choices?: { delta?: { content?: string | null } }[];
+  choices?: { delta?: Delta }[];
   usage?: {
     prompt_tokens?: number;
     completion_tokens?: number;
     prompt_tokens_details?: { cached_tokens?: number } | null;
   } | null;
   error?: { message?: string };
+}
+
+interface Delta {
+  content?: string | null;
+  reasoning_content?: string | null;
+  reasoning?: string | null;
+  tool_calls?: unknown[] | null;
+}
+
+/**
+ * Whether a stream delta carries generated output: answer text, reasoning (`reasoning_content`
+ * from vLLM's and DeepSeek's parsers, `reasoning` from others) or a tool call. The router's tap
+ * uses the same rule for its time to first token (src/proxy/usage_tap.ts).
+ */
+function generated(d: Delta | undefined): boolean {
+  return !!(d?.content || d?.reasoning_content || d?.reasoning || d?.tool_calls?.length);
 }
 
 function errorText(e: unknown): string {
@@ -175,7 +191,7 @@ export async function sendRequest(
         return;
       }
       if (chunk.error) rec.error ??= `Stream error: ${chunk.error.message ?? "unknown"}`;
-      if (rec.ttft_ms === null && chunk.choices?.some((c) => c.delta?.content)) {
+      if (rec.ttft_ms === null && chunk.choices?.some((c) => generated(c.delta))) {
         rec.ttft_ms = performance.now() - start;
       }
       if (chunk.usage) {

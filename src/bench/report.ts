@@ -4,7 +4,8 @@
  * A point is (strategy, sessions). For each point and metric the report gives:
  * - `value` and a 95% percentile-bootstrap CI over the per-request distribution pooled across
  *   seeds (TTFT p50/p95/p99/mean over successful requests; KV-cached share Σcached/Σprompt over
- *   requests that reported cached tokens, each request resampled as a pair);
+ *   successful requests, a null `cached_tokens` counting as 0 when the run reports cache hits at
+ *   all, each request resampled as a pair);
  * - `seedMean ± seedStd`: mean and sample stddev of the metric computed per seed.
  * RPS (successful requests / wall span of the run) is one number per run, so it has no
  * per-request distribution: its CI is null and only the across-seed spread is given.
@@ -133,12 +134,14 @@ function ttfts(rs: readonly BenchRecord[]): number[] {
 
 /**
  * Prompt and cached tokens of successful requests. Engines report `cached_tokens: null` (or omit
- * it) when nothing was cached, so null counts as 0 — unless no request of the set reported it at
- * all: then the engine does not report cache hits and the share is unknown (empty result).
+ * it) when nothing was cached, so null counts as 0, if `reports`: some request of the whole run
+ * reported cached tokens. If none did, the engine does not report cache hits and the share is
+ * unknown (empty result). Deciding that per run, not per seed or point, keeps a seed or point
+ * that had no hit at 0% instead of unknown.
  */
-function tokenPairs(rs: readonly BenchRecord[]): TokenPair[] {
-  if (!rs.some((r) => r.cached_tokens !== null)) return [];
-  return rs.filter((r) => r.status === 200 && r.prompt_tokens)
+function tokenPairs(rs: readonly BenchRecord[], reports: boolean): TokenPair[] {
+  if (!reports) return [];
+  return rs.filter((r) => r.status === 200 && r.error === null && r.prompt_tokens)
     .map((r) => ({ prompt: r.prompt_tokens!, cached: r.cached_tokens ?? 0 }));
 }
 
@@ -159,6 +162,7 @@ export function buildReport(records: readonly BenchRecord[], opts: ReportOptions
   const resamples = opts.resamples ?? 1000;
   const reference = opts.reference ?? "prefixaware";
   const bopts = () => ({ resamples, rng: new SeededRng(opts.seed ?? 1) });
+  const reportsCached = records.some((r) => r.cached_tokens !== null);
   const strategies = uniq(records.map((r) => r.strategy));
   const sessions = uniq(records.map((r) => r.sessions)).sort((a, b) => a - b);
   const seeds = uniq(records.map((r) => r.seed)).sort((a, b) => a - b);
@@ -199,7 +203,7 @@ export function buildReport(records: readonly BenchRecord[], opts: ReportOptions
         };
       };
       const pct = (p: number) => (xs: readonly number[]) => percentile(xs, p);
-      const pairs = tokenPairs(pooled);
+      const pairs = tokenPairs(pooled, reportsCached);
       points.push({
         strategy: st,
         sessions: s,
@@ -209,7 +213,7 @@ export function buildReport(records: readonly BenchRecord[], opts: ReportOptions
         kvCached: metric(
           null,
           null,
-          (rs) => cachedShare(tokenPairs(rs)),
+          (rs) => cachedShare(tokenPairs(rs, reportsCached)),
           bootstrap(pairs, cachedShare, bopts()),
         ),
         ttftP50: metric(t, pct(50), (rs) => percentile(ttfts(rs), 50)),

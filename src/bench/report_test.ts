@@ -163,3 +163,19 @@ Deno.test("null cached tokens count as 0; no report at all means unknown", () =>
   assert(Number.isNaN(p.kvCached.value));
   assert(renderMarkdown(buildReport(none, { resamples: 20 })).includes("| p | 4 | n/a |"));
 });
+
+Deno.test("a seed or a point with no cache hit reads 0%, not unknown, when the run reports hits", () => {
+  // Seed 1 hits (50 of 100 tokens), seed 2 never does; the engine sends null when nothing hit.
+  const recs = [
+    ...run("p", 4, 1, 10, 50),
+    ...run("p", 4, 2, 10, 0).map((r) => ({ ...r, cached_tokens: null })),
+    ...run("p", 8, 1, 10, 0).map((r) => ({ ...r, cached_tokens: null })),
+  ];
+  const rep = buildReport(recs, { resamples: 20 });
+  const [four, eight] = rep.points;
+  close(four.kvCached.value, 250 / 1000);
+  assertEquals(four.kvCached.perSeed, [0.5, 0]);
+  close(four.kvCached.seedMean, 0.25);
+  assertEquals(eight.kvCached.value, 0);
+  assert(!renderMarkdown(rep).includes("n/a"), "no unknown where the share is known to be 0");
+});

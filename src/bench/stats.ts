@@ -16,7 +16,7 @@
 import { SeededRng } from "../util/rng.ts";
 import type { Rng } from "../util/rng.ts";
 
-/** Percentile of already sorted values (ascending); NaN when empty. */
+/** Percentile of already sorted values (ascending, no NaN); NaN when empty. */
 export function percentileSorted(s: ArrayLike<number>, p: number): number {
   if (!(p >= 0 && p <= 100)) throw new RangeError(`percentile must be in [0, 100], got ${p}`);
   const n = s.length;
@@ -24,12 +24,21 @@ export function percentileSorted(s: ArrayLike<number>, p: number): number {
   const h = (n - 1) * p / 100;
   const lo = Math.floor(h);
   const hi = Math.min(lo + 1, n - 1);
-  return s[lo] + (h - lo) * (s[hi] - s[lo]);
+  const w = h - lo;
+  // At an exact rank the value itself: 0 · (∞ − x) would be NaN.
+  return w === 0 ? s[lo] : s[lo] + w * (s[hi] - s[lo]);
 }
 
-/** Percentile (p in [0, 100]) of unsorted values, numpy's linear method; NaN when empty. */
+/**
+ * Percentile (p in [0, 100]) of unsorted values, numpy's linear method; NaN when empty. A NaN
+ * among the values is a RangeError: it would sort last and quietly become the top percentiles.
+ */
 export function percentile(xs: readonly number[], p: number): number {
-  return percentileSorted(Float64Array.from(xs).sort(), p);
+  const s = Float64Array.from(xs).sort();
+  if (s.length > 0 && Number.isNaN(s[s.length - 1])) {
+    throw new RangeError("percentile of values that include NaN");
+  }
+  return percentileSorted(s, p);
 }
 
 /** Arithmetic mean; NaN when empty. */

@@ -35,6 +35,20 @@ Deno.test("percentile of small arrays with literal values", () => {
   assert(Number.isNaN(percentile([], 50)));
 });
 
+Deno.test("percentile with infinite values at and between ranks; NaN values are refused", () => {
+  assertEquals(percentile([1, Infinity], 0), 1);
+  assertEquals(percentile([1, 2, Infinity], 50), 2);
+  assertEquals(percentile([1, 2, Infinity], 100), Infinity);
+  assertEquals(percentile([1, Infinity], 50), Infinity);
+  let threw: unknown = null;
+  try {
+    percentile([NaN, 1, 2], 50);
+  } catch (err) {
+    threw = err;
+  }
+  assert(threw instanceof RangeError, "a NaN among the values is refused");
+});
+
 Deno.test("mean and sample stddev", () => {
   close(mean([2, 4, 4, 4, 5, 5, 7, 9]), 5);
   close(stddev([2, 4, 4, 4, 5, 5, 7, 9]), Math.sqrt(32 / 7));
