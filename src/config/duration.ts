@@ -37,6 +37,15 @@ const DURATION_PART = new RegExp(`(${NUMBER})(ns|us|µs|μs|ms|s|m|h)`, "y");
 const SIZE = new RegExp(`^(${NUMBER}) ?([A-Za-z]+)$`);
 
 /**
+ * The longest duration a config value may take: 2³¹ − 1 ms, about 24.8 days. Every duration in
+ * the config ends up in a timer, and a longer `setTimeout` fires after 1 ms instead.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/** What a config error says about {@link MAX_DURATION_MS}. */
+export const MAX_DURATION_TEXT = "at most 2147483647 ms (about 24.8 days, the longest timer)";
+
+/**
  * Parses a duration to milliseconds.
  *
  * A string is a sequence of decimal numbers each with a unit (`ns`, `us`/`µs`, `ms`, `s`, `m`,

@@ -35,7 +35,7 @@ import {
 import type { DnsRecordType } from "../discovery/dns_discovery.ts";
 import type { StrategyParams } from "../strategies/types.ts";
 import { resolveSyncConfig, SYNC_ENV, type SyncConfig } from "../sync/section.ts";
-import { parseByteSize, parseDuration } from "./duration.ts";
+import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseByteSize, parseDuration } from "./duration.ts";
 import type { RouterConfig, WorkerConfig } from "./types.ts";
 import { clip, show as showValue, unknownKeys } from "./validate.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -106,6 +106,7 @@ const duration = (positive: boolean): Check => {
     } else {
       return want;
     }
+    if (ms > MAX_DURATION_MS) return new Expected(`must be ${MAX_DURATION_TEXT}`);
     return ms < 0 || (positive && ms === 0) ? want : ms;
   };
 };
@@ -192,7 +193,17 @@ const seed: Check = (v) => Number.isSafeInteger(v) ? v : new Expected("must be a
 /** Router API keys: printable ASCII without spaces, so they fit `Authorization: Bearer <key>`. */
 const ROUTER_KEY_RE = /^[\x21-\x7e]+$/;
 
+/** What `ROUTER_AUTH_API_KEYS` gives when it holds no key: refused, not an empty list. */
+const NO_ENV_KEYS = Symbol("no keys");
+
 const apiKeyList: Check = (v) => {
+  if (v === NO_ENV_KEYS) {
+    // A secret that failed to mount often arrives as an empty variable: it must not open the router.
+    return new Expected(
+      "must hold at least one key when set (unset it to use the config's)",
+      false,
+    );
+  }
   const want = new Expected(
     "must be a list of keys of printable ASCII characters without spaces",
     false,
@@ -248,6 +259,12 @@ const f = (
 const commaList = (text: string): string[] =>
   text.split(",").map((s) => s.trim()).filter((s) => s !== "");
 
+/** `ROUTER_AUTH_API_KEYS`: a comma list; with no key at all, refused (see `apiKeyList`). */
+const envKeys = (text: string): unknown => {
+  const keys = commaList(text);
+  return keys.length > 0 ? keys : NO_ENV_KEYS;
+};
+
 /** An environment value holding a YAML flow mapping (`{a: 1}`); anything else stays text. */
 const flowMapping = (text: string): unknown => {
   const doc = parseDocument(text);
@@ -291,7 +308,7 @@ const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
     f("addr", "addr", nullable(listenAddr), null),
   ],
   auth: [
-    f("api_keys", "apiKeys", apiKeyList, [], commaList),
+    f("api_keys", "apiKeys", apiKeyList, [], envKeys),
     f("api_keys_file", "apiKeysFile", nullable(filePath), null),
     f("protect_metrics", "protectMetrics", bool, false),
     f("forward_client_auth", "forwardClientAuth", bool, false),

@@ -201,6 +201,14 @@ Deno.test("parseConfig reports each invalid value with its path and value", () =
     ],
     ["router: {seed: 1.5}", "router.seed must be an integer or null, got 1.5"],
     ["health: {interval: fast}", `health.interval must be a ${msWant}, got "fast"`],
+    [
+      "health: {interval: 1000h}",
+      `health.interval must be at most 2147483647 ms (about 24.8 days, the longest timer), got "1000h"`,
+    ],
+    [
+      "server: {shutdown_timeout: 2147484}",
+      "server.shutdown_timeout must be at most 2147483647 ms (about 24.8 days, the longest timer), got 2147484",
+    ],
     ["health: {path: health}", `health.path must be a path starting with "/", got "health"`],
     ["health: {path: '/a b'}", `health.path must be a path starting with "/", got "/a b"`],
     ["health: {timeout: 0}", `health.timeout must be a positive ${msWant}, got 0`],
@@ -377,7 +385,12 @@ Deno.test("auth keys come from the list, ROUTER_AUTH_API_KEYS and api_keys_file 
       parseConfig(ONE_WORKER, { ROUTER_AUTH_API_KEYS: "a,b" }).auth.apiKeys,
       ["a", "b"],
     );
-    assert.deepEqual(parseConfig(ONE_WORKER, { ROUTER_AUTH_API_KEYS: "" }).auth.apiKeys, []);
+    for (const empty of ["", " , "]) {
+      // An empty variable (a secret that failed to mount) must not turn auth off.
+      assert.deepEqual(errorsOf(() => parseConfig(yaml, { ROUTER_AUTH_API_KEYS: empty })), [
+        "ROUTER_AUTH_API_KEYS must hold at least one key when set (unset it to use the config's)",
+      ]);
+    }
     assert.deepEqual(
       parseConfig(ONE_WORKER, { ROUTER_AUTH_API_KEYS_FILE: `${dir}/keys` }).auth.apiKeys,
       ["file-key-1", "file-key-2"],

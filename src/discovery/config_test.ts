@@ -54,6 +54,9 @@ Deno.test("resolveDiscoveryConfig: every problem with its path", () => {
       'discovery.dns.scheme must be http or https, got "ftp"',
     ],
   );
+  assert.deepEqual(resolveDiscoveryConfig({ interval: "1000h" }).errors, [
+    'discovery.interval must be at most 2147483647 ms (about 24.8 days, the longest timer), got "1000h"',
+  ]);
   assert.deepEqual(
     resolveDiscoveryConfig({
       mode: "kubernetes",

@@ -30,7 +30,7 @@
  * @module
  */
 
-import { parseDuration } from "../config/duration.ts";
+import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/duration.ts";
 import type { RouterConfig, WorkerConfig } from "../config/types.ts";
 import { mapping, show, unknownKeys } from "../config/validate.ts";
 import type { DnsRecordType } from "./dns_discovery.ts";
@@ -94,6 +94,9 @@ export function resolveDiscoveryConfig(
     if (!(intervalMs > 0)) throw new RangeError();
   } catch {
     errors.push(`${path}.interval must be a positive duration such as "10s", got ${show(iv)}`);
+  }
+  if (intervalMs > MAX_DURATION_MS) {
+    errors.push(`${path}.interval must be ${MAX_DURATION_TEXT}, got ${show(iv)}`);
   }
   const workerRaw = mapping(s.worker ?? {}, `${path}.worker`, errors) ?? {};
 

@@ -95,6 +95,13 @@ for (const name of [...STRATEGY_NAMES]) {
     assert.notEqual(createStrategy(name, PARAMS), a);
   });
 
+  Deno.test(`${name}: an option it does not know is an error, not ignored`, () => {
+    assert.throws(
+      () => createStrategy(name, { ...PARAMS, options: { no_such_option: 1 } }),
+      new RegExp(`^RangeError: strategy ${name} has no option "no_such_option"`),
+    );
+  });
+
   Deno.test(`${name}: picks only from the given candidates, never an excluded worker`, () => {
     const s = createStrategy(name, PARAMS);
     const rng = new SeededRng(7);

@@ -11,6 +11,7 @@
 
 import type { Rng } from "../util/rng.ts";
 import type { Candidate, Decision, PickContext, Strategy, StrategyParams } from "./types.ts";
+import { resolveOptions } from "./strategy_options.ts";
 
 /** Reason reported by {@linkcode LeastLoadedStrategy}. */
 export const LEAST_LOADED_REASON = "least-loaded";
@@ -56,6 +57,7 @@ export class LeastLoadedStrategy implements Strategy {
 }
 
 /** Factory for the registry; leastloaded takes no parameters. */
-export function createLeastLoaded(_params: StrategyParams): Strategy {
+export function createLeastLoaded(params: StrategyParams): Strategy {
+  resolveOptions("leastloaded", {}, params.options); // it has none: any given is a mistake
   return new LeastLoadedStrategy();
 }

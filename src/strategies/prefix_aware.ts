@@ -25,6 +25,7 @@
 import { shuffle } from "../util/rng.ts";
 import { LEAST_LOADED_REASON, pickLeastLoaded } from "./least_loaded.ts";
 import type { Candidate, Decision, PickContext, Strategy, StrategyParams } from "./types.ts";
+import { resolveOptions } from "./strategy_options.ts";
 
 /** Reason when the longest match is taken. */
 export const LONGEST_PREFIX_REASON = "longest-prefix";
@@ -102,5 +103,7 @@ function checkCount(name: string, value: number): number {
 
 /** Factory for the registry. */
 export function createPrefixAware(params: StrategyParams): Strategy {
+  // Its parameters are router keys (min_match_chunks, saturation_inflight), not options.
+  resolveOptions("prefixaware", {}, params.options);
   return new PrefixAwareStrategy(params);
 }

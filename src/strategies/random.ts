@@ -8,6 +8,7 @@
  */
 
 import type { Decision, PickContext, Strategy, StrategyParams } from "./types.ts";
+import { resolveOptions } from "./strategy_options.ts";
 
 /** Reason reported by {@linkcode RandomStrategy}. */
 export const RANDOM_REASON = "random";
@@ -25,6 +26,7 @@ export class RandomStrategy implements Strategy {
 }
 
 /** Factory for the registry; random takes no parameters. */
-export function createRandom(_params: StrategyParams): Strategy {
+export function createRandom(params: StrategyParams): Strategy {
+  resolveOptions("random", {}, params.options); // it has none: any given is a mistake
   return new RandomStrategy();
 }

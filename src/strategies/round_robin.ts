@@ -13,6 +13,7 @@
  */
 
 import type { Candidate, Decision, PickContext, Strategy, StrategyParams } from "./types.ts";
+import { resolveOptions } from "./strategy_options.ts";
 
 /** Reason reported by {@linkcode RoundRobinStrategy}. */
 export const ROUND_ROBIN_REASON = "round-robin";
@@ -41,6 +42,7 @@ export class RoundRobinStrategy implements Strategy {
 }
 
 /** Factory for the registry; roundrobin takes no parameters. */
-export function createRoundRobin(_params: StrategyParams): Strategy {
+export function createRoundRobin(params: StrategyParams): Strategy {
+  resolveOptions("roundrobin", {}, params.options); // it has none: any given is a mistake
   return new RoundRobinStrategy();
 }

@@ -52,4 +52,10 @@ Deno.test("resolveSyncConfig: every problem with its path; passwords not shown",
     'sync.redis.catch_up must be a duration such as "30s" or "5m", got "soon"',
   ]);
   assert.deepEqual(resolveSyncConfig([1]).errors, ["sync must be a mapping, got [1]"]);
+  assert.deepEqual(
+    resolveSyncConfig({ redis: { url: "redis://x", catch_up: "1000h" } }).errors,
+    [
+      'sync.redis.catch_up must be at most 2147483647 ms (about 24.8 days, the longest timer), got "1000h"',
+    ],
+  );
 });

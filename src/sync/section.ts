@@ -23,7 +23,7 @@
  * @module
  */
 
-import { parseDuration } from "../config/duration.ts";
+import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/duration.ts";
 import { mapping, show, unknownKeys } from "../config/validate.ts";
 
 export { show };
@@ -100,6 +100,9 @@ export function resolveSyncConfig(
     catchUpMs = parseDuration(cu);
   } catch {
     errors.push(`${rpath}.catch_up must be a duration such as "30s" or "5m", got ${show(cu)}`);
+  }
+  if (catchUpMs > MAX_DURATION_MS) {
+    errors.push(`${rpath}.catch_up must be ${MAX_DURATION_TEXT}, got ${show(cu)}`);
   }
   return {
     value: {
