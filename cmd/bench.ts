@@ -139,15 +139,38 @@ export async function main(args: string[]): Promise<number> {
     workers: num(values.workers, 4),
     profile: values.profile ?? "a100-7b",
     timeScale: num(values["time-scale"], demo ? 0.5 : 1),
-    workerUrls: values["workers-url"] ? list(values["workers-url"], [] as string[]) : undefined,
+    workerUrls: values["workers-url"] !== undefined
+      ? list(values["workers-url"], [] as string[])
+      : undefined,
     model: values.model,
     offline: values.offline === true,
   };
-  if (!opts.workerUrls && !opts.offline) {
-    opts.thinkMs = opts.thinkMs! * opts.timeScale;
-    opts.staggerMs = opts.staggerMs! * opts.timeScale;
-  }
   const problems: string[] = [];
+  if (opts.strategies.length === 0) problems.push("--strategies must name at least one strategy");
+  for (const [k, xs] of [["sessions", opts.sessions], ["seeds", opts.seeds]] as const) {
+    const min = k === "seeds" ? 0 : 1;
+    if (xs.length === 0 || !xs.every((x) => Number.isSafeInteger(x) && x >= min)) {
+      problems.push(
+        `--${k} must be a comma list of integers >= ${min}, got "${values[k] ?? ""}"`,
+      );
+    }
+  }
+  for (const [k, v] of [["think-ms", opts.thinkMs!], ["stagger-ms", opts.staggerMs!]] as const) {
+    if (!(Number.isFinite(v) && v >= 0)) {
+      problems.push(`--${k} must be a number >= 0, got "${values[k]}"`);
+    }
+  }
+  if (!(Number.isFinite(opts.timeScale) && opts.timeScale! > 0)) {
+    problems.push(`--time-scale must be a number > 0, got "${values["time-scale"]}"`);
+  }
+  if (opts.workerUrls !== undefined) {
+    if (opts.workerUrls.length === 0) problems.push("--workers-url must list at least one URL");
+    for (const u of opts.workerUrls) {
+      if (!/^https?:\/\/[^/\s]+/.test(u) || !URL.canParse(u)) {
+        problems.push(`--workers-url: "${u}" is not an http:// or https:// URL`);
+      }
+    }
+  }
   for (const s of opts.strategies) {
     if (!STRATEGY_NAMES.includes(s)) {
       problems.push(`unknown strategy "${s}"; valid: ${STRATEGY_NAMES.join(", ")}`);
@@ -193,6 +216,10 @@ export async function main(args: string[]): Promise<number> {
   if (problems.length > 0) {
     for (const p of problems) console.error(`error: ${p}`);
     return 2;
+  }
+  if (!opts.workerUrls && !opts.offline) {
+    opts.thinkMs = opts.thinkMs! * opts.timeScale!;
+    opts.staggerMs = opts.staggerMs! * opts.timeScale!;
   }
 
   const name = values.name ?? (demo ? "demo" : `sweep-${new Date().toISOString().slice(0, 10)}`);

@@ -5,7 +5,9 @@
  *     --url http://127.0.0.1:8080 [--concurrency N] [--out results.jsonl] [--timeout-ms 300000]
  *
  * Records go to `--out` or stdout as JSONL; a one-line summary goes to stderr. Ctrl-C stops new
- * requests, cancels those in flight, and still writes what was recorded.
+ * requests, cancels those in flight, and still writes what was recorded. Exit code: 0; 1 when no
+ * request succeeded; 2 for bad arguments or an `--out` that cannot be written (checked first);
+ * 130 after Ctrl-C.
  *
  * @module
  */
@@ -16,7 +18,8 @@ import { parseTraceJsonl } from "../src/bench/traces.ts";
 import { mean, percentile } from "../src/bench/stats.ts";
 
 const USAGE =
-  "Usage: replay --trace FILE --url URL [--concurrency N] [--out FILE] [--timeout-ms N]";
+  "Usage: replay --trace FILE --url URL [--concurrency N] [--out FILE] [--timeout-ms N]\n" +
+  "Exit code: 0; 1 when no request succeeded; 2 for bad arguments; 130 after Ctrl-C.";
 
 function posInt(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -49,6 +52,15 @@ async function main(args: string[]): Promise<number> {
     throw new Error(`--url must be an http(s) URL, got "${values.url ?? ""}"`);
   }
   const entries = parseTraceJsonl(await Deno.readTextFile(values.trace));
+  // Opened before the first request, so a bad path fails now, not after the whole replay.
+  let out: Deno.FsFile | null = null;
+  if (values.out) {
+    try {
+      out = await Deno.open(values.out, { write: true, create: true, truncate: true });
+    } catch (err) {
+      throw new Error(`cannot write --out ${values.out}: ${(err as Error).message}`);
+    }
+  }
   const ctrl = new AbortController();
   const onSignal = () => ctrl.abort();
   Deno.addSignalListener("SIGINT", onSignal);
@@ -68,9 +80,14 @@ async function main(args: string[]): Promise<number> {
   });
   Deno.removeSignalListener("SIGINT", onSignal);
   if (tty) console.error();
-  const jsonl = recordsToJsonl(records);
-  if (values.out) await Deno.writeTextFile(values.out, jsonl);
-  else await Deno.stdout.write(new TextEncoder().encode(jsonl));
+  const jsonl = new TextEncoder().encode(recordsToJsonl(records));
+  if (out !== null) {
+    try {
+      await out.write(jsonl);
+    } finally {
+      out.close();
+    }
+  } else await Deno.stdout.write(jsonl);
   const ok = records.filter((r) => r.status === 200 && r.error === null);
   const ttft = ok.flatMap((r) => (r.ttft_ms === null ? [] : [r.ttft_ms]));
   const prompt = ok.reduce((s, r) => s + (r.prompt_tokens ?? 0), 0);
@@ -82,7 +99,8 @@ async function main(args: string[]): Promise<number> {
         prompt ? (100 * cached / prompt).toFixed(1) : "n/a"
       }%`,
   );
-  return ctrl.signal.aborted ? 130 : 0;
+  if (ctrl.signal.aborted) return 130;
+  return records.length > 0 && ok.length === 0 ? 1 : 0; // nothing succeeded: say so to scripts
 }
 
 if (import.meta.main) {

@@ -31,7 +31,8 @@ import {
   withDiscoveredWorkers,
 } from "../src/discovery/mod.ts";
 import { createStrategy, STRATEGY_NAMES } from "../src/strategies/mod.ts";
-import { type Router, startRouter } from "../src/router/mod.ts";
+import { type Router, type RunningRouter, startRouter } from "../src/router/mod.ts";
+import { errorMessage } from "../src/util/errors.ts";
 import {
   createPrefixSync,
   type PrefixSync,
@@ -101,7 +102,7 @@ export async function main(args: string[]): Promise<number> {
   }
   let port: number | undefined;
   if (values.port !== undefined) {
-    port = Number(values.port);
+    port = values.port.trim() === "" ? NaN : Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       console.error(`error: --port must be an integer in 0..65535, got "${values.port}"`);
       return 2;
@@ -118,7 +119,13 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
 
-  const running = await startRouter(config, { port });
+  let running: RunningRouter;
+  try {
+    running = await startRouter(config, { port });
+  } catch (err) {
+    console.error(`error: ${errorMessage(err)}`);
+    return 1;
+  }
   console.log(`listening on ${running.url}`);
   const router = running.router;
   // The router's logger is replaced when a reload changes the level or format.

@@ -44,6 +44,15 @@ function num(name: string, v: string | undefined, min = 0): number | undefined {
   return n;
 }
 
+/** `num`, for a count: a whole number. */
+function int(name: string, v: string | undefined, min = 0): number | undefined {
+  const n = num(name, v, min);
+  if (n !== undefined && !Number.isSafeInteger(n)) {
+    throw new Error(`--${name} must be an integer ≥ ${min}, got "${v}"`);
+  }
+  return n;
+}
+
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -78,13 +87,13 @@ async function main(args: string[]): Promise<number> {
     errorRate,
     addedLatencyMs: num("added-latency-ms", values["added-latency-ms"]),
     refuseConnections: values["refuse-connections"],
-    dieAfterChunks: num("die-after-chunks", values["die-after-chunks"]),
+    dieAfterChunks: int("die-after-chunks", values["die-after-chunks"]),
     stallMs: num("stall-ms", values["stall-ms"]),
   };
   const timeScale = num("time-scale", values["time-scale"])!;
   if (timeScale <= 0) throw new Error(`--time-scale must be > 0, got "${values["time-scale"]}"`);
-  const port = num("port", values.port)!;
-  if (!Number.isInteger(port) || port > 65535) {
+  const port = int("port", values.port)!;
+  if (port > 65535) {
     throw new Error(`--port must be an integer 0..65535, got "${values.port}"`);
   }
   const worker = await startSimWorker({
@@ -95,8 +104,8 @@ async function main(args: string[]): Promise<number> {
     id: values.id,
     model: values.model,
     faults,
-    seed: num("seed", values.seed),
-    defaultMaxTokens: num("max-tokens", values["max-tokens"], 1),
+    seed: int("seed", values.seed),
+    defaultMaxTokens: int("max-tokens", values["max-tokens"], 1),
   });
   console.log(`listening on ${worker.url}`);
   const { promise: stopped, resolve } = Promise.withResolvers<string>();

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { configFromWorkers, type ConfigOverrides, type WorkerInput } from "../src/config/mod.ts";
-import { Logger, type RunningRouter, startRouter } from "../src/router/mod.ts";
+import { ListenError, Logger, type RunningRouter, startRouter } from "../src/router/mod.ts";
 import { ManualClock } from "../src/util/clock.ts";
 import { chunkHashes, parseRequest } from "../src/prefix/mod.ts";
 import {
@@ -564,6 +564,35 @@ Deno.test("half-open breaker: a straggler's client leaving keeps the probe slot 
   } finally {
     gate.resolve();
     await h.close();
+  }
+});
+
+Deno.test("a port in use is a ListenError naming the address and the key; nothing is left listening", async () => {
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (busy.addr as Deno.NetAddr).port;
+  try {
+    const quiet = { logger: new Logger("error", "json", () => {}) };
+    const main = configFromWorkers([refusedUrl()], {
+      server: { addr: `127.0.0.1:${port}` },
+      health: { intervalMs: 0 },
+    });
+    await assert.rejects(
+      startRouter(main, quiet),
+      (err: unknown) =>
+        err instanceof ListenError &&
+        err.message.startsWith(`cannot listen on 127.0.0.1:${port} (server.addr): `) &&
+        /in use/i.test(err.message),
+    );
+    // The metrics listener fails after the main one is up: the main one is closed again (the
+    // test's resource sanitizer would report it otherwise).
+    const admin = configFromWorkers([refusedUrl()], {
+      server: { addr: "127.0.0.1:0" },
+      metrics: { addr: `127.0.0.1:${port}` },
+      health: { intervalMs: 0 },
+    });
+    await assert.rejects(startRouter(admin, quiet), /\(metrics\.addr\): .*in use/i);
+  } finally {
+    busy.close();
   }
 });
 

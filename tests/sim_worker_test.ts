@@ -304,4 +304,13 @@ Deno.test("cmd/sim-worker prints its URL first and exits cleanly on SIGTERM", as
   }).output();
   assert.equal(help.code, 0);
   assert.match(new TextDecoder().decode(help.stdout), /--profile NAME/);
+
+  // A count that is not whole is refused at start, not by every request later.
+  for (const [flag, value] of [["--max-tokens", "1.5"], ["--seed", "1.5"], ["--port", "1.5"]]) {
+    const bad = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "cmd/sim-worker.ts", flag, value],
+    }).output();
+    assert.equal(bad.code, 2, flag);
+    assert.match(new TextDecoder().decode(bad.stderr), new RegExp(`${flag} must be an integer`));
+  }
 });

@@ -7,8 +7,8 @@
  *   default). Defaults are written in YAML form and go through the same checks as user values.
  * - Unknown keys are errors at every level. A key set to `null` is an error unless the key is
  *   nullable; a whole section may be empty (`metrics:` with every key commented out).
- * - Env overrides: `ROUTER_<SECTION>_<KEY>` (upper-case) sets `<section>.<key>` for every scalar key
- *   outside `workers`; router keys also have a short form `ROUTER_<KEY>` (`ROUTER_STRATEGY`). The
+ * - Env overrides: `ROUTER_<SECTION>_<KEY>` (upper-case) sets `<section>.<key>` for every key of
+ *   server, router, health, logging, metrics and auth (sync has its two, discovery none); router keys also have a short form `ROUTER_<KEY>` (`ROUTER_STRATEGY`). The
  *   value is read as a YAML scalar (`8`, `true`, `null`, `"quoted"`), and errors name the variable.
  *   Setting both forms to different values is an error. Other `ROUTER_*` variables are ignored, so
  *   entry points may use the prefix for their own flags (`ROUTER_CONFIG`).

@@ -12,7 +12,7 @@ export {
 export { jsonTooDeep, readBody, SCAN_MIN_BYTES, valueTooDeep } from "./limits.ts";
 export { ApiKeyAuth, equalsFixedTime } from "./auth.ts";
 export { type FailureKind, FaultMetrics } from "./fault_metrics.ts";
-export { type RunningRouter, type StartOptions, startRouter } from "./server.ts";
+export { ListenError, type RunningRouter, type StartOptions, startRouter } from "./server.ts";
 export { Backend } from "./pool.ts";
 export {
   candidatesFor,
