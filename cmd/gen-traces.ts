@@ -20,10 +20,14 @@ const USAGE = `Usage: gen-traces --shape ${SHAPES.join("|")} [--sessions N] [--t
   [--system-bytes N] [--max-tokens N] [--model NAME] [--think-ms N] [--stagger-ms N]
   [--docs N] [--doc-bytes N] [--docs-per-request N] [--out FILE] [--summary]`;
 
-function int(name: string, v: string | undefined, dflt: number): number {
+/** Flag `name` as an integer (default `dflt`), at least `min` when given. */
+function int(name: string, v: string | undefined, dflt: number, min = -Infinity): number {
   if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got "${v}"`);
+  const n = v.trim() === "" ? NaN : Number(v);
+  if (!Number.isSafeInteger(n) || n < min) {
+    const floor = min === -Infinity ? "" : ` >= ${min}`;
+    throw new Error(`--${name} must be an integer${floor}, got "${v}"`);
+  }
   return n;
 }
 
@@ -58,17 +62,17 @@ function main(args: string[]): number {
   }
   const trace = generateTrace({
     shape: values.shape as Shape,
-    sessions: int("sessions", values.sessions, 8),
-    turns: int("turns", values.turns, 8),
+    sessions: int("sessions", values.sessions, 8, 1),
+    turns: int("turns", values.turns, 8, 1),
     seed: int("seed", values.seed, 1),
-    systemBytes: int("system-bytes", values["system-bytes"], 6144),
-    maxTokens: int("max-tokens", values["max-tokens"], 64),
+    systemBytes: int("system-bytes", values["system-bytes"], 6144, 1),
+    maxTokens: int("max-tokens", values["max-tokens"], 64, 1),
     model: values.model,
-    thinkMs: int("think-ms", values["think-ms"], 0),
-    staggerMs: int("stagger-ms", values["stagger-ms"], 0),
-    docs: int("docs", values.docs, 32),
-    docBytes: int("doc-bytes", values["doc-bytes"], 2048),
-    docsPerRequest: int("docs-per-request", values["docs-per-request"], 3),
+    thinkMs: int("think-ms", values["think-ms"], 0, 0),
+    staggerMs: int("stagger-ms", values["stagger-ms"], 0, 0),
+    docs: int("docs", values.docs, 32, 1),
+    docBytes: int("doc-bytes", values["doc-bytes"], 2048, 1),
+    docsPerRequest: int("docs-per-request", values["docs-per-request"], 3, 1),
   });
   const jsonl = traceToJsonl(trace);
   if (values.out) Deno.writeTextFileSync(values.out, jsonl);

@@ -178,12 +178,13 @@ Deno.test("replay records HTTP errors and unreachable servers", async () => {
   assert(r.error !== null && r.error.length > 0);
 });
 
-Deno.test("replay: the first token of a tool call or of reasoning counts, a role-only chunk does not", async () => {
+Deno.test("replay: the first token of a tool call or of reasoning counts, a role-only chunk does not; a stream cut before [DONE] is an error", async () => {
   // Answers with no `content` at all: a tool call, or reasoning then nothing (a cut-off thinker).
   const deltas: Record<string, Record<string, unknown>> = {
     tool: { tool_calls: [{ index: 0, id: "c1", type: "function", function: { name: "f" } }] },
     think: { reasoning_content: "Let me see" },
     silent: {},
+    cut: { content: "Hel" }, // and then the connection ends: no usage, no [DONE]
   };
   const enc = new TextEncoder();
   const server = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, async (req) => {
@@ -195,8 +196,10 @@ Deno.test("replay: the first token of a tool call or of reasoning counts, a role
         c.enqueue(event({ choices: [{ index: 0, delta: { role: "assistant", content: "" } }] }));
         await new Promise((r) => setTimeout(r, 30));
         c.enqueue(event({ choices: [{ index: 0, delta: deltas[kind] }] }));
-        c.enqueue(event({ choices: [], usage: { prompt_tokens: 10, completion_tokens: 1 } }));
-        c.enqueue(enc.encode("data: [DONE]\n\n"));
+        if (kind !== "cut") {
+          c.enqueue(event({ choices: [], usage: { prompt_tokens: 10, completion_tokens: 1 } }));
+          c.enqueue(enc.encode("data: [DONE]\n\n"));
+        }
         c.close();
       },
     });
@@ -206,6 +209,10 @@ Deno.test("replay: the first token of a tool call or of reasoning counts, a role
     const url = `http://127.0.0.1:${server.addr.port}`;
     for (const kind of Object.keys(deltas)) {
       const [r] = await replayTrace(smallTrace(1, 1), { url, headers: { "x-test-session": kind } });
+      if (kind === "cut") {
+        assertEquals(r.error, "Stream ended without data: [DONE]", "a cut stream is no success");
+        continue;
+      }
       assertEquals([r.status, r.error], [200, null], kind);
       if (kind === "silent") assertEquals(r.ttft_ms, null, "no generated token, no TTFT");
       else {assert(

@@ -7,8 +7,10 @@
  *   session started).
  * - Every request streams with `stream_options.include_usage`, whatever the trace says; the SSE
  *   body is parsed incrementally as bytes arrive.
- * - TTFT is the time from sending the request to the first non-empty `delta.content`; total is the
- *   time to the end of the stream. Backend and reason come from `X-Router-Backend` and
+ * - TTFT is the time from sending the request to the first generated token: the first non-empty
+ *   `delta.content`, reasoning (`reasoning_content`, `reasoning`) or tool call, the rule the
+ *   router's tap uses; total is the time to the end of the stream. A stream that ends without
+ *   `data: [DONE]` was cut, and its record carries an error. Backend and reason come from `X-Router-Backend` and
  *   `X-Router-Reason`; prompt, cached and completion tokens from the usage chunk
  *   (`usage.prompt_tokens_details.cached_tokens`).
  * - Multiturn histories are replayed as the trace gives them: earlier assistant turns are the
@@ -181,8 +183,12 @@ export async function sendRequest(
       return rec;
     }
     const parser = new SseParser();
+    let ended = false;
     const handle = (data: string) => {
-      if (data === "[DONE]") return;
+      if (data === "[DONE]") {
+        ended = true;
+        return;
+      }
       let chunk: StreamChunk;
       try {
         chunk = JSON.parse(data);
@@ -211,6 +217,8 @@ export async function sendRequest(
       reader.releaseLock();
     }
     for (const d of parser.end()) handle(d);
+    // OpenAI-compatible engines end every stream with `data: [DONE]`: without it, it was cut.
+    if (!ended) rec.error ??= "Stream ended without data: [DONE]";
     return rec;
   } catch (err) {
     rec.error = ctrl.signal.aborted ? errorText(ctrl.signal.reason) : errorText(err);

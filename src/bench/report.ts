@@ -6,7 +6,8 @@
  *   seeds (TTFT p50/p95/p99/mean over successful requests; KV-cached share Σcached/Σprompt over
  *   successful requests, a null `cached_tokens` counting as 0 when the run reports cache hits at
  *   all, each request resampled as a pair);
- * - `seedMean ± seedStd`: mean and sample stddev of the metric computed per seed.
+ * - `seedMean ± seedStd`: mean and sample stddev of the metric computed per seed (the stddev is
+ *   NaN, shown n/a, with one seed).
  * RPS (successful requests / wall span of the run) is one number per run, so it has no
  * per-request distribution: its CI is null and only the across-seed spread is given.
  *
@@ -199,7 +200,7 @@ export function buildReport(records: readonly BenchRecord[], opts: ReportOptions
           ciHi: est ? est.hi : null,
           perSeed: ps,
           seedMean: mean(ps),
-          seedStd: stddev(ps),
+          seedStd: seedSpread(ps),
         };
       };
       const pct = (p: number) => (xs: readonly number[]) => percentile(xs, p);
@@ -280,7 +281,7 @@ export function buildReport(records: readonly BenchRecord[], opts: ReportOptions
       firstLastHi: fl.hi,
       leastSquares: slope(ps.map((p) => p.sessions), ps.map((p) => p.ttftP50.value)),
       seedMean: mean(perSeed),
-      seedStd: stddev(perSeed),
+      seedStd: seedSpread(perSeed),
     });
   }
 
@@ -334,6 +335,11 @@ export function buildReport(records: readonly BenchRecord[], opts: ReportOptions
 // ---------------------------------------------------------------------------------------------
 // Markdown
 
+/** Sample stddev over seeds; NaN (shown n/a) with one seed, where there is no spread to show. */
+function seedSpread(xs: readonly number[]): number {
+  return xs.length < 2 ? NaN : stddev(xs);
+}
+
 function num(x: number | null, digits = 1): string {
   return x === null || !Number.isFinite(x) ? "n/a" : x.toFixed(digits);
 }
@@ -363,7 +369,7 @@ export function renderMarkdown(r: Report): string {
     "",
     `Brackets: 95% percentile-bootstrap CI (B=${r.resamples}) over per-request values pooled ` +
       "across seeds. `±`: mean ± sample stddev of the per-seed values. TTFT is the time to the " +
-      "first streamed content token, successful requests only. KV cached = Σ cached / Σ prompt " +
+      "first streamed token of output (content, reasoning or a tool call), successful requests only. KV cached = Σ cached / Σ prompt " +
       "tokens as the engine reported them (a null `cached_tokens` counts as 0). RPS = successful requests / wall span of a run (one " +
       "value per run, so no bootstrap CI).",
     "",

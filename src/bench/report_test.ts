@@ -177,5 +177,8 @@ Deno.test("a seed or a point with no cache hit reads 0%, not unknown, when the r
   assertEquals(four.kvCached.perSeed, [0.5, 0]);
   close(four.kvCached.seedMean, 0.25);
   assertEquals(eight.kvCached.value, 0);
-  assert(!renderMarkdown(rep).includes("n/a"), "no unknown where the share is known to be 0");
+  assert(Number.isNaN(eight.kvCached.seedStd), "one seed: no spread (n/a), not 0");
+  const md = renderMarkdown(rep);
+  assert(/\| p \| 8 \| 0\.0 /.test(md), "the point with no hit reads 0.0, not n/a");
+  assert(md.includes("| p | 4 | 25.0 [") && md.includes("25.0 ± 35.4"), "per-seed spread known");
 });

@@ -53,7 +53,8 @@ export interface ChatRequestBody {
 
 /**
  * One request of a trace. Entries of a session run in order; each waits `delay_ms` after the
- * previous entry of its session finished (the first: after the replay started).
+ * previous entry of its session finished (the first: after its session started, which is the
+ * replay's start unless the replay's `concurrency` holds the session back).
  */
 export interface TraceEntry {
   session_id: string;

@@ -30,6 +30,7 @@ import { EngineError, EngineModel, type EngineStats } from "./engine.ts";
 import { getProfile } from "./profiles.ts";
 import type { EngineParams, RequestRecord, StepResult, TraceRequest } from "./types.ts";
 import { errorMessage } from "../util/errors.ts";
+import { percentile } from "../bench/stats.ts";
 
 /** Options of {@linkcode simulate}. */
 export interface SimulateOptions {
@@ -86,11 +87,12 @@ export interface SimulateResult {
   readonly workers: ReadonlyArray<{ readonly id: string; readonly stats: EngineStats }>;
 }
 
-/** Quantile `q` (0..1) of `values` by nearest rank; NaN when empty. */
+/**
+ * Quantile `q` (0..1) of `values`, by the bench report's definition (numpy's linear method, see
+ * `src/bench/stats.ts`), so `simulate` and `bench` agree on the same records; NaN when empty.
+ */
 export function quantile(values: readonly number[], q: number): number {
-  if (values.length === 0) return NaN;
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
+  return percentile(values, q * 100);
 }
 
 /** Summary figures of `records`. */
