@@ -40,6 +40,20 @@ export async function startServer(
   };
 }
 
+/**
+ * A JSON worker that holds every request until `release()` (then answers `name`): keeps requests
+ * in flight for as long as a test needs.
+ */
+export async function heldWorker(name = "held"): Promise<TestServer & { release: () => void }> {
+  const gate = Promise.withResolvers<void>();
+  const server = await startServer(async (req) => {
+    await req.arrayBuffer();
+    await gate.promise;
+    return Response.json(chatCompletion(name));
+  });
+  return { ...server, release: () => gate.resolve() };
+}
+
 /** A URL on which nothing listens: connecting fails at once. */
 export function refusedUrl(): string {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

@@ -12,6 +12,7 @@ import { configFromWorkers, type ConfigOverrides, type WorkerInput } from "../sr
 import {
   chatBody,
   chatCompletion,
+  heldWorker,
   jsonLines,
   readAll,
   routerHarness,
@@ -252,17 +253,8 @@ function config(workers: WorkerInput[], overrides: ConfigOverrides = {}) {
 }
 
 Deno.test("Router.reload keeps a kept worker's prefix index, breaker and in-flight count, and applies the rest", async () => {
-  const release = Promise.withResolvers<void>();
-  const held = await startServer(async (req) => {
-    await req.arrayBuffer();
-    await release.promise;
-    return Response.json(chatCompletion("held"));
-  });
-  const other = await startServer(async (req) => {
-    await req.arrayBuffer();
-    await release.promise;
-    return Response.json(chatCompletion("other"));
-  });
+  const held = await heldWorker("held");
+  const other = await heldWorker("other");
   const third = await startServer(async (req) => {
     await req.arrayBuffer();
     return Response.json(chatCompletion("third"));
@@ -301,7 +293,8 @@ Deno.test("Router.reload keeps a kept worker's prefix index, breaker and in-flig
     assert.equal(busy.inflight, 1);
     assert.equal(r.inflight, 1);
 
-    release.resolve();
+    held.release();
+    other.release();
     const res = await pending;
     assert.equal(res.status, 200);
     await res.body?.cancel();
@@ -317,18 +310,14 @@ Deno.test("Router.reload keeps a kept worker's prefix index, breaker and in-flig
     }
     assert.deepEqual([...seen].sort(), [busy.id, "w3"].sort());
   } finally {
-    release.resolve();
+    held.release();
+    other.release();
     await h.close();
   }
 });
 
 Deno.test("Router.reload removing a busy worker: let go when its request ends, its gauges leave /metrics", async () => {
-  const release = Promise.withResolvers<void>();
-  const held = await startServer(async (req) => {
-    await req.arrayBuffer();
-    await release.promise;
-    return Response.json(chatCompletion("held"));
-  });
+  const held = await heldWorker();
   const other = await namedWorker("other");
   const h = await routerHarness([held.url], {}, { closeAlso: [held, other] });
   try {
@@ -340,7 +329,7 @@ Deno.test("Router.reload removing a busy worker: let go when its request ends, i
     assert.deepEqual(s.removed, ["w1"]);
     assert.equal(r.retiredWorkers, 1, "held while its request runs");
 
-    release.resolve();
+    held.release();
     await (await pending).body?.cancel();
     assert.ok(
       await waitFor(() => r.retiredWorkers === 0),
@@ -356,18 +345,13 @@ Deno.test("Router.reload removing a busy worker: let go when its request ends, i
       "counters of the removed worker stay",
     );
   } finally {
-    release.resolve();
+    held.release();
     await h.close();
   }
 });
 
 Deno.test("Router.reload keeps a kept worker's load for cost-model strategies under its new index", async () => {
-  const release = Promise.withResolvers<void>();
-  const held = await startServer(async (req) => {
-    await req.arrayBuffer();
-    await release.promise;
-    return Response.json(chatCompletion("held"));
-  });
+  const held = await heldWorker();
   const other = await namedWorker("other");
   const h = await routerHarness([held.url], { router: { strategy: "costaware" } }, {
     closeAlso: [held, other],
@@ -390,14 +374,14 @@ Deno.test("Router.reload keeps a kept worker's load for cost-model strategies un
     assert.equal(after.prefilling, 1, "the request in flight still counts on its worker");
     assert.equal(after.pendingPrefillTokens, before.pendingPrefillTokens);
     assert.equal(r.backends[0].load?.prefilling, 0, "the new worker starts empty");
-    release.resolve();
+    held.release();
     await (await pending).body?.cancel();
     assert.ok(await waitFor(() => r.inflight === 0));
     const settled = busy.load;
     assert.equal(settled?.prefilling, 0, "it settles on its worker's new index");
     assert.equal(settled?.decoding, 0);
   } finally {
-    release.resolve();
+    held.release();
     await h.close();
   }
 });

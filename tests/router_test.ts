@@ -15,6 +15,7 @@ import {
   bytes,
   chatBody,
   chatCompletion,
+  heldWorker,
   refusedUrl,
   sseChunk,
   sseUsage,
@@ -340,12 +341,7 @@ Deno.test("bad requests get OpenAI errors: 404, 405 with Allow, 400 bad JSON, 40
 });
 
 Deno.test("max_inflight is enforced: a worker at its cap is not admitted, even when it holds the prefix", async () => {
-  const release = Promise.withResolvers<void>();
-  const stalling = await startServer(async (req) => {
-    await req.arrayBuffer();
-    await release.promise;
-    return Response.json(chatCompletion("slow"));
-  });
+  const stalling = await heldWorker("slow");
   const other = await jsonWorker("other");
   const h = await harness([{ url: stalling.url, maxInflight: 1 }, other], {
     router: { strategy: "prefixaware", saturationInflight: 0 },
@@ -359,13 +355,13 @@ Deno.test("max_inflight is enforced: a worker at its cap is not admitted, even w
     const res = await post(h, chatBody("two"));
     assert.equal(res.headers.get("x-router-backend"), "w2");
     await res.body?.cancel();
-    release.resolve();
+    stalling.release();
     const first = await held;
     assert.equal(first.headers.get("x-router-backend"), "w1");
     assert.equal(first.headers.get("x-router-reason"), "longest-prefix");
     await first.body?.cancel();
   } finally {
-    release.resolve();
+    stalling.release();
     await stalling.close();
     await h.close();
   }
