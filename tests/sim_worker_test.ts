@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { answerText } from "../src/sim/engine.ts";
+import { answerText, EngineModel } from "../src/sim/engine.ts";
+import { getProfile } from "../src/sim/profiles.ts";
+import { chatPromptText } from "../src/sim/chat_template.ts";
 import { type SimWorker, startSimWorker } from "../src/sim/server.ts";
 
 const SYSTEM = "You are a helpful assistant. ".repeat(200); // ~5.8 KB
@@ -141,6 +143,29 @@ Deno.test("non-streaming chat and legacy completions, models, health, metrics, 4
   }, { id: "w0" });
 });
 
+Deno.test("legacy completions: token-id prompts cache by 16 ids a block; a batch of prompts is a 400", async () => {
+  await withWorker(async (w) => {
+    const ids = Array.from({ length: 1000 }, (_, i) => (i * 7919) % 151_000);
+    const usage = async (prompt: unknown) => {
+      const res = await post(w, "/v1/completions", { prompt, max_tokens: 1 });
+      assert.equal(res.status, 200);
+      return (await res.json()).usage;
+    };
+    assert.equal((await usage(ids)).prompt_tokens, 1000);
+    // The repeat: every full block of 16 ids (62 of them), as vLLM reports it.
+    assert.equal((await usage([ids])).prompt_tokens_details.cached_tokens, 992);
+    // Sharing the first 40 ids: two full blocks, not more.
+    const other = [...ids.slice(0, 40), ...ids.slice(40).map((x) => x + 1)];
+    assert.equal((await usage(other)).prompt_tokens_details.cached_tokens, 32);
+
+    const batch = await post(w, "/v1/completions", { prompt: ["one", "two"], max_tokens: 1 });
+    assert.equal(batch.status, 400);
+    const err = (await batch.json()).error;
+    assert.equal(err.param, "prompt");
+    assert.match(err.message, /one prompt per request/);
+  });
+});
+
 Deno.test("requests longer than the context are rejected with 400 like vLLM", async () => {
   await withWorker(async (w) => {
     const res = await post(w, "/v1/completions", { prompt: "x".repeat(9000), max_tokens: 10 });
@@ -257,6 +282,28 @@ Deno.test("fault: stall_ms sends headers, then waits before the first chunk", as
     assert.ok(tFirst >= 200, `first chunk after ${tFirst} ms`);
     while (!(await reader.read()).done) { /* drain */ }
   }, { faults: { stallMs: 200 } });
+});
+
+Deno.test("the time scale holds over many short steps: wall time follows model time × scale", async () => {
+  // 256 decode steps of about 10 ms of model time each, at scale 0.01: 0.1 ms of wall time per
+  // step, far below what a timer can wait. One timer per step took at least 4 ms each (nested
+  // timers are clamped), over a second for this answer.
+  const body = chatBody({ max_tokens: 256, stream: false });
+  const engine = new EngineModel(getProfile("a100-7b").params);
+  engine.submit({ prompt: chatPromptText(body), maxTokens: 256 });
+  let modelMs = 0;
+  for (let r = engine.step(0); r !== undefined; r = engine.step(modelMs)) modelMs = r.endMs;
+  await withWorker(async (w) => {
+    const t0 = performance.now();
+    const res = await post(w, "/v1/chat/completions", body);
+    assert.equal((await res.json()).usage.completion_tokens, 256);
+    const wall = performance.now() - t0;
+    const expected = modelMs * 0.01;
+    assert.ok(
+      wall < 3 * expected + 200,
+      `wall ${wall.toFixed(0)} ms for ${expected.toFixed(0)} ms`,
+    );
+  });
 });
 
 Deno.test("shutdown ends open streams and stops the engine loop", async () => {

@@ -32,16 +32,46 @@ export function chatPromptText(body: Record<string, unknown>): string {
   return routingText(body, "chat") + GENERATION_PROMPT;
 }
 
-/** Prompt of a legacy completion request, with the real token count for a token-id prompt. */
+/** Four printable characters for each token id: 64 symbols, 6 bits each. */
+const ID_SYMBOLS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/**
+ * The text the model sees for a token-id prompt: four bytes per id (ids below 2²⁴, any real
+ * vocabulary), so the engine's four bytes a token make each id one token and every 16 ids one
+ * block, as in vLLM. The ids' decimal text ("1,22,333") would put blocks across ids.
+ */
+function idText(ids: readonly number[]): string {
+  let s = "";
+  for (const id of ids) {
+    const v = id & 0xffffff;
+    s += ID_SYMBOLS[v >> 18] + ID_SYMBOLS[(v >> 12) & 63] + ID_SYMBOLS[(v >> 6) & 63] +
+      ID_SYMBOLS[v & 63];
+  }
+  return s;
+}
+
+/**
+ * Prompt of a legacy completion request, with the real token count for a token-id prompt. One
+ * prompt per request: a batch (several strings or id lists) is a 400, since the simulator answers
+ * one sequence per request where OpenAI and vLLM answer one choice per prompt.
+ */
 export function completionPrompt(
   body: Record<string, unknown>,
 ): { text: string; promptTokens?: number } {
-  const text = routingText(body, "completion");
   const p = body.prompt;
-  const ids = Array.isArray(p) && p.length === 1 && Array.isArray(p[0]) ? p[0] : p;
-  if (Array.isArray(ids) && ids.length > 0 && typeof ids[0] === "number") {
-    return { text, promptTokens: ids.length };
+  if (
+    Array.isArray(p) && p.length > 1 && p.every((x) => typeof x === "string" || Array.isArray(x))
+  ) {
+    throw new BadRequestError(
+      `the simulator takes one prompt per request, got a batch of ${p.length}`,
+      "prompt",
+    );
   }
+  const ids = Array.isArray(p) && p.length === 1 && Array.isArray(p[0]) ? p[0] : p;
+  if (Array.isArray(ids) && ids.length > 0 && ids.every((x) => typeof x === "number")) {
+    return { text: idText(ids as number[]), promptTokens: ids.length };
+  }
+  const text = routingText(body, "completion");
   if (text === "") throw new BadRequestError("prompt must not be empty", "prompt");
   return { text };
 }

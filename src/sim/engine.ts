@@ -460,10 +460,10 @@ export class EngineModel {
       all.set(seq.bytes);
       all.set(answer, seq.bytes.length);
       const keys = keysOf(all, this.#blockBytes, full);
-      // Only extend a prompt whose own blocks are all registered (duplicates break the chain).
-      if (seq.pinned.length === seq.keys.length) {
-        for (let i = seq.keys.length; i < keys.length; i++) this.#hashBlock(seq, keys[i]);
-      }
+      // Also when some prompt blocks stayed private duplicates (another sequence prefilled the
+      // same blocks in the same step and hashed them first): keys are chained hashes of the
+      // bytes, so the cached copies carry the same chain. vLLM caches on past duplicates too.
+      for (let i = seq.keys.length; i < keys.length; i++) this.#hashBlock(seq, keys[i]);
     }
     const ri = this.#running.indexOf(seq);
     if (ri >= 0) this.#running.splice(ri, 1);

@@ -201,6 +201,22 @@ Deno.test("the answer's blocks are cached under the prompt + answer chain", () =
   assert.equal(r2.done.cachedTokens, 14 * 16);
 });
 
+Deno.test("two sequences prefilling the same blocks in one step both get their answers cached", () => {
+  const e = new EngineModel(BASE);
+  const system = text("system", 1600);
+  const pa = system + "user:" + text("question a", 200) + "\nassistant:";
+  const pb = system + "user:" + text("question b", 200) + "\nassistant:";
+  e.submit({ prompt: pa, maxTokens: 40 });
+  e.submit({ prompt: pb, maxTokens: 40 }); // same step: b's system blocks stay private copies
+  drain(e);
+  const tokens = (p: string) => Math.floor(new TextEncoder().encode(p).length / 4);
+  for (const p of [pa, pb]) {
+    const next = p + answerText(40) + "\nuser:more\nassistant:";
+    // Every full block with KV, the answer's included: (prompt + 39) / 16 blocks.
+    assert.equal(e.peekCachedTokens(next), Math.floor((tokens(p) + 39) / 16) * 16);
+  }
+});
+
 Deno.test("cancel frees a sequence's blocks; requests that can never fit are rejected", () => {
   const e = new EngineModel({ ...BASE, capacityBlocks: 64, maxModelLen: 2048 });
   const id = e.submit({ prompt: text("c", 800), maxTokens: 100 });
