@@ -83,15 +83,22 @@ Deno.test("StaticDiscovery reports the configured list once", async () => {
   assert.deepEqual(seen.map((ws) => ws.map((w) => w.id)), [["w1", "w2"]]);
 });
 
-Deno.test("DnsDiscovery re-resolves on its interval; NXDOMAIN empties, other failures keep", async () => {
+Deno.test("DnsDiscovery re-resolves on its interval; no records three times empties, other failures keep", async () => {
   type Answer = readonly string[] | Error;
+  const notFound = () => new Deno.errors.NotFound("no records found");
   const answers: Answer[] = [
     ["10.0.0.1", "10.0.0.2"],
     ["10.0.0.2", "10.0.0.1"], // same set, other order: no change reported
     ["10.0.0.2", "10.0.0.3"],
-    new Error("SERVFAIL"),
     new Error("timeout"),
-    new Deno.errors.NotFound("no such name"),
+    // Deno reports a SERVFAIL or REFUSED as NotFound too: one or two in a row keep the list...
+    notFound(),
+    notFound(),
+    ["10.0.0.2", "10.0.0.3"],
+    // ...three in a row (a headless Service with no ready pod) empty it.
+    notFound(),
+    notFound(),
+    notFound(),
     ["10.0.0.4"],
   ];
   const asked: [string, DnsRecordType][] = [];
@@ -126,7 +133,11 @@ Deno.test("DnsDiscovery re-resolves on its interval; NXDOMAIN empties, other fai
     [],
     ["10.0.0.4-8000"],
   ]);
-  assert.deepEqual(warnings, ["dns discovery lookup failed; keeping the last worker list"]);
+  assert.deepEqual(warnings, [
+    "dns discovery lookup failed; keeping the last worker list",
+    "dns discovery found no records; keeping the last worker list",
+    "dns discovery found no records; keeping the last worker list",
+  ]);
 });
 
 Deno.test("DnsDiscovery bounds a lookup that hangs and keeps the last list", async () => {

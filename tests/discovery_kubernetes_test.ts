@@ -47,6 +47,7 @@ async function fakeApiServer() {
   let rv = 100;
   let listCalls = 0;
   let failLists = 0;
+  let refuseWatches = 0;
   const watches: WatchRequest[] = [];
   const auth: string[] = [];
   let feed: ReadableStreamDefaultController<Uint8Array> | null = null;
@@ -73,6 +74,11 @@ async function fakeApiServer() {
         labelSelector: url.searchParams.get("labelSelector"),
         bookmarks: url.searchParams.get("allowWatchBookmarks"),
       });
+      if (refuseWatches > 0) {
+        return Response.json({ kind: "Status", code: refuseWatches, reason: "Forbidden" }, {
+          status: refuseWatches,
+        });
+      }
       const body = new ReadableStream<Uint8Array>({
         start(c) {
           feed = c;
@@ -110,6 +116,10 @@ async function fakeApiServer() {
     },
     failNextLists(n: number) {
       failLists = n;
+    },
+    /** Answers every watch with this status (403: RBAC without `watch`); 0: serve them. */
+    refuseWatchesWith(status: number) {
+      refuseWatches = status;
     },
     get watching() {
       return feed !== null;
@@ -232,6 +242,40 @@ Deno.test("KubernetesDiscovery: list, then watch events, rewatch, 410 relist, st
     await api.close();
   }
   assert.equal(api.watching, false, "stop closed the watch");
+});
+
+Deno.test("KubernetesDiscovery: lists that work with watches that fail still back off, one warning", async () => {
+  const api = await fakeApiServer();
+  api.pods.set("vllm-0", pod("vllm-0", { ip: "10.1.0.10" }));
+  api.refuseWatchesWith(403);
+  const warnings: string[] = [];
+  const infos: string[] = [];
+  const d = new KubernetesDiscovery({
+    namespace: NS,
+    labelSelector: SELECTOR,
+    port: 8000,
+    kubeConfig: kubeConfigFor(api.url),
+    backoffMs: 20,
+    maxBackoffMs: 2000,
+    logger: {
+      debug() {},
+      info: (m) => void infos.push(m),
+      warn: (m) => void warnings.push(m),
+      error() {},
+    },
+  });
+  try {
+    await d.start(() => {});
+    await new Promise((r) => setTimeout(r, 700));
+  } finally {
+    await d.stop();
+    await api.close();
+  }
+  // Doubling from 20 ms: 20 + 40 + 80 + 160 + 320 = 620 ms, so about six tries; without the
+  // doubling (20 ms each, plus the requests) it was dozens.
+  assert.ok(api.watches.length <= 8, `${api.watches.length} watches in 700 ms`);
+  assert.equal(warnings.length, 1, "one warning for the run of failures");
+  assert.deepEqual(infos.filter((m) => m.includes("recovered")), [], "a list alone is no recovery");
 });
 
 Deno.test("KubernetesDiscovery: a failing API server is retried with backoff", async () => {

@@ -8,9 +8,11 @@
  *   higher values are backups); weights are ignored (the router balances by load); a target of
  *   `.` means "no service" and is skipped. The configured `port`, when set, overrides the record's.
  *   id `<target>-<port>`; the URL keeps the name, so TLS certificates for it keep working.
- * - A name that does not exist (NXDOMAIN: `Deno.errors.NotFound`) is an empty list: a headless
- *   Service with no ready pod answers that way. Any other failure (timeout, SERVFAIL) keeps the last
- *   list, logged once per run of failures: a flaky resolver must not empty the pool.
+ * - "No records" (`Deno.errors.NotFound`) empties the list only when {@link EMPTY_AFTER} lookups in
+ *   a row say so: a headless Service with no ready pod answers that way, but Deno reports SERVFAIL
+ *   and REFUSED from a flaky resolver as the same `NotFound`, and one of those must not empty the
+ *   pool. Until then the last list stays (logged once). Any other failure (a timeout) keeps the
+ *   last list too, logged once per run of failures.
  * - Each lookup is bounded by `timeoutMs` (default: the smaller of the interval and 5 s). The next
  *   lookup is scheduled after the previous one ended, so lookups never overlap.
  *
@@ -21,6 +23,9 @@ import type { DiscoveredWorker, Discovery, DiscoveryLogger, WorkersListener } fr
 import { quietLogger } from "./types.ts";
 import { isPort, workerIdFrom, WorkerList, workerUrl } from "./worker_list.ts";
 import { errorMessage } from "../util/errors.ts";
+
+/** Lookups in a row that must find no records before the worker list is emptied. */
+export const EMPTY_AFTER = 3;
 
 /** Record types DnsDiscovery reads. */
 export type DnsRecordType = "A" | "AAAA" | "SRV";
@@ -102,6 +107,8 @@ export class DnsDiscovery implements Discovery {
   #started = false;
   #stopped = false;
   #failing = false;
+  /** Lookups in a row that found no records. */
+  #empty = 0;
 
   constructor(options: DnsDiscoveryOptions) {
     if (options.name === "") throw new RangeError("dns name must not be empty");
@@ -158,11 +165,24 @@ export class DnsDiscovery implements Discovery {
       let workers: DiscoveredWorker[];
       try {
         workers = workersFromRecords(type, await this.#resolve(name, type, ctrl.signal), this.#o);
+        this.#empty = 0;
       } catch (err) {
         if (!(err instanceof Deno.errors.NotFound)) throw err;
         workers = [];
+        this.#empty++;
       }
       if (this.#stopped) return;
+      if (workers.length === 0 && this.#empty > 0 && this.#empty < EMPTY_AFTER) {
+        if (this.#empty === 1 && this.#list.current().length > 0) {
+          this.#log.warn("dns discovery found no records; keeping the last worker list", {
+            name,
+            type,
+            workers: this.#list.current().length,
+            empties_after: EMPTY_AFTER,
+          });
+        }
+        return;
+      }
       if (this.#failing) this.#log.info("dns discovery resolves again", { name, type });
       this.#failing = false;
       if (this.#list.update(workers)) {

@@ -140,19 +140,24 @@ export class KubernetesDiscovery implements Discovery {
           if (pod.metadata?.name) this.#pods.set(pod.metadata.name, pod);
         }
         this.#report();
-        if (failing) this.#log.info("kubernetes discovery recovered", { namespace });
-        failing = false;
-        backoff = base;
         firstDone();
         let rv = list.metadata?.resourceVersion ?? "";
         // Watch until the API server says the resourceVersion is gone, or something fails.
         while (!this.#stopped) {
           const opened = performance.now();
           const end = await this.#watch(rv, (next) => rv = next);
+          const lasted = performance.now() - opened;
+          // Healthy again only once a watch ended cleanly or stayed open a while: a list that
+          // works with a watch that fails at once (RBAC without `watch`) must keep backing off.
+          if (!this.#stopped && (end.error === null || lasted >= max)) {
+            if (failing) this.#log.info("kubernetes discovery recovered", { namespace });
+            failing = false;
+            backoff = base;
+          }
           if (this.#stopped || end.gone) break;
           if (end.error !== null) throw end.error;
           // A server that closes watches at once must not make this a busy loop.
-          if (performance.now() - opened < base) await this.#pause(base);
+          if (lasted < base) await this.#pause(base);
         }
       } catch (err) {
         if (this.#stopped) break;

@@ -23,7 +23,7 @@ Deno.test("resolveSyncConfig: defaults, values and env overrides", () => {
   const r = resolveSyncConfig(
     {
       replica_id: "a",
-      redis: { url: "redis://x", stream: "s", max_len: 10, catch_up: "2m", queue_max: 0 },
+      redis: { url: "redis://x", stream: "s", max_len: 10, catch_up: "2m", queue_max: 1 },
     },
     {
       ROUTER_SYNC_REDIS_URL: "rediss://:secret@redis.example:6380",
@@ -48,10 +48,14 @@ Deno.test("resolveSyncConfig: every problem with its path; passwords not shown",
     "unknown key sync.redis.extra",
     "sync.redis.url must be a redis:// or rediss:// URL",
     "sync.redis.max_len must be an integer >= 1, got 0",
-    "sync.redis.queue_max must be an integer >= 0, got -1",
+    "sync.redis.queue_max must be an integer >= 1, got -1",
     'sync.redis.catch_up must be a duration such as "30s" or "5m", got "soon"',
   ]);
   assert.deepEqual(resolveSyncConfig([1]).errors, ["sync must be a mapping, got [1]"]);
+  // 0 would leave no room for the record being published (it used to hang the request path).
+  assert.deepEqual(resolveSyncConfig({ redis: { url: "redis://x", queue_max: 0 } }).errors, [
+    "sync.redis.queue_max must be an integer >= 1, got 0",
+  ]);
   assert.deepEqual(
     resolveSyncConfig({ redis: { url: "redis://x", catch_up: "1000h" } }).errors,
     [

@@ -299,7 +299,8 @@ export class PrefixSync {
 
   #enqueue(p: Omit<Pending, "time">): void {
     if (this.#stopped) return;
-    const max = this.#o.queueMax ?? 10_000;
+    // At least one: the record itself waits here until the flush (0 looped forever).
+    const max = Math.max(1, this.#o.queueMax ?? 10_000);
     while (this.#queue.length >= max) {
       this.#queue.shift();
       this.#stats.dropped++;

@@ -92,7 +92,7 @@ export function resolveSyncConfig(
     errors.push(`${rpath}.stream must be a non-empty string, got ${show(stream)}`);
   }
   const maxLen = int(redis.max_len ?? 50_000, 1, `${rpath}.max_len`, errors);
-  const queueMax = int(redis.queue_max ?? 10_000, 0, `${rpath}.queue_max`, errors);
+  const queueMax = int(redis.queue_max ?? 10_000, 1, `${rpath}.queue_max`, errors);
   let catchUpMs = 0;
   const cu = redis.catch_up ?? 0;
   try {
