@@ -139,6 +139,8 @@ export async function main(args: string[]): Promise<number> {
   const sync = createPrefixSync(config.sync, router, {
     chunkSize: config.router.chunkSize,
     logger: log,
+    // With discovery the workers are not known yet: catching up now would ignore every record.
+    start: config.discovery.mode === "static",
   });
   if (sync !== null) registerSyncMetrics(router.metrics.registry, () => sync.stats());
   const discovery = createDiscovery(config.discovery, {
@@ -175,9 +177,12 @@ export async function main(args: string[]): Promise<number> {
 
   if (discovery.kind !== "static") {
     // Not awaited: a discovery that cannot look yet retries on its own, and signals must work.
-    discovery.start((workers) => void applyDiscovered(router, workers, ctx)).catch((err) =>
-      log.error("worker discovery failed to start", { error: String(err) })
-    );
+    // The sync starts once the first look was applied (or failed), so its catch-up finds the
+    // discovered workers.
+    discovery.start((workers) => void applyDiscovered(router, workers, ctx))
+      .catch((err) => log.error("worker discovery failed to start", { error: String(err) }))
+      .then(() => queue)
+      .finally(() => sync?.start());
   }
 
   const sig = await stop.promise;

@@ -222,6 +222,73 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "PrefixSync: a Redis that holds the connection but answers nothing counts as lost, then returns",
+  ignore,
+  async fn() {
+    const redis = await startRedisServer();
+    const a = fleet(["w1"]);
+    const warnings: string[] = [];
+    const s = attach(a, redis.url, "a", {
+      commandTimeoutMs: 300,
+      logger: { debug() {}, info() {}, error() {}, warn: (m) => void warnings.push(m) },
+    });
+    try {
+      s.start();
+      await until("connected", () => s.connected);
+      Deno.kill(redis.pid!, "SIGSTOP"); // the process holds its sockets and answers nothing
+      treeOf(a, "w1").insert(text("during", 4));
+      await until("seen as lost", () => !s.connected, 5000);
+      assert.equal(s.stats().disconnects, 1);
+      assert.deepEqual(warnings, [
+        "redis sync lost; routing on this replica's records only until it returns",
+      ]);
+      Deno.kill(redis.pid!, "SIGCONT");
+      await until("back", () => s.connected, 10_000);
+      await until("the record queued meanwhile is published", () => s.stats().published === 1);
+    } finally {
+      try {
+        Deno.kill(redis.pid!, "SIGCONT");
+      } catch { /* not running */ }
+      await s.stop();
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "PrefixSync: a replica restarted under the same id catches up on its previous life's records",
+  ignore,
+  async fn() {
+    const redis = await startRedisServer();
+    const before = fleet(["w1"]);
+    const after = fleet(["w1"]);
+    // The same id in both lives, as a pod name is across a container restart.
+    const first = attach(before, redis.url, "pod-0");
+    const second = attach(after, redis.url, "pod-0", { catchUpMs: 60_000 });
+    try {
+      first.start();
+      await until("first life connected", () => first.connected);
+      const h = text("earlier", 7);
+      treeOf(before, "w1").insert(h);
+      await until("published", () => first.stats().published === 1);
+      await first.stop();
+      second.start();
+      await until("caught up on its earlier life", () => treeOf(after, "w1").match(h) === 7);
+      // Its own new records are still its echo, not applied twice (the count would grow).
+      treeOf(after, "w1").insert(text("now", 5));
+      await until("published", () => second.stats().published === 1);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(second.stats().applied, 1, "only the earlier life's record was applied");
+    } finally {
+      await Promise.all([first.stop(), second.stop()]);
+      await redis.stop();
+    }
+  },
+});
+
 Deno.test("PrefixSync: never connected, routing unaffected; stop is prompt and leaks nothing", async () => {
   const a = fleet(["w1"]);
   const s = attach(a, `redis://127.0.0.1:${freePort()}`, "a");

@@ -3,6 +3,7 @@
  *
  * Fields (short names: every request writes one entry):
  * - `r` replica id, `w` worker id, `t` publisher wall time (ms since the epoch, decimal)
+ * - `i` the publishing process's incarnation (random per start); absent from older routers
  * - `h` the chunk-hash chain: the `Uint32Array` `[hi0, lo0, hi1, lo1, …]` as little-endian bytes in
  *   base64 (8 bytes per chunk, so about a third of the prompt's size for 32-byte chunks)
  * - `c` chunk size the hashes were made with (replicas with another chunk size ignore the record)
@@ -54,6 +55,7 @@ export function decodeHashes(text: string): ChunkHashes {
 /** The stream entry's fields, in XADD order (`field, value, field, value, …`). */
 export function recordFields(r: SyncRecord): string[] {
   const f = ["r", r.replica, "w", r.worker, "h", encodeHashes(r.hashes), "t", String(r.time)];
+  if (r.incarnation !== "") f.push("i", r.incarnation);
   if (r.chunkSize > 0) f.push("c", String(r.chunkSize));
   f.push("s", String(r.hashScheme));
   if (r.op === "truncate") f.push("o", "t", "k", String(r.keepChunks));
@@ -82,6 +84,7 @@ export function parseRecord(fields: readonly string[]): SyncRecord {
   const op = m.get("o") === "t" ? "truncate" : "insert";
   return {
     replica: need("r"),
+    incarnation: m.get("i") ?? "",
     worker: need("w"),
     op,
     hashes: decodeHashes(need("h")),

@@ -30,6 +30,7 @@ Deno.test("recordFields/parseRecord round-trip inserts and truncates", () => {
   const hashes = chunkHashes("hello world ".repeat(20), 32);
   const insert = {
     replica: "r1",
+    incarnation: "5f2c9a1e",
     worker: "w-2",
     op: "insert" as const,
     hashes,
@@ -43,6 +44,10 @@ Deno.test("recordFields/parseRecord round-trip inserts and truncates", () => {
   assert.deepEqual(parseRecord(f), insert);
   const truncate = { ...insert, op: "truncate" as const, keepChunks: 3, chunkSize: 0 };
   assert.deepEqual(parseRecord(recordFields(truncate)), truncate);
+  // A router before incarnations wrote none: "".
+  const older = { ...insert, incarnation: "" };
+  assert.ok(!recordFields(older).includes("i"));
+  assert.deepEqual(parseRecord(recordFields(older)), older);
 });
 
 Deno.test("parseRecord: a record without a hash scheme is scheme 1 (FNV-1a, before scheme 2)", () => {

@@ -24,10 +24,17 @@ export interface CreateSyncOptions {
   readonly chunkSize: number;
   readonly logger?: SyncLogger;
   readonly onStateChange?: (connected: boolean) => void;
+  /**
+   * Start at once (default). False: the caller calls `start()` later, e.g. once discovery has
+   * reported the workers, so the catch-up history finds them instead of being ignored as records
+   * about unknown workers.
+   */
+  readonly start?: boolean;
 }
 
 /**
- * A started `PrefixSync` attached to `router`, or null when sync is off. The caller owns it:
+ * A `PrefixSync` attached to `router` (started unless `opts.start` is false), or null when sync is
+ * off. The caller owns it:
  * `refresh()` after a reload, `stop()` on shutdown.
  */
 export function createPrefixSync(
@@ -47,6 +54,6 @@ export function createPrefixSync(
     logger: opts.logger,
     onStateChange: opts.onStateChange,
   });
-  sync.start();
+  if (opts.start !== false) sync.start();
   return sync;
 }

@@ -16,6 +16,8 @@ export interface RedisServerHandle {
   readonly port: number;
   /** Whether the process is running. */
   readonly running: boolean;
+  /** The process id while it runs (tests stop and continue it to hang the server). */
+  readonly pid: number | null;
   /** Stops the process (SIGTERM, then SIGKILL after 2 s) and waits for it to exit. */
   stop(): Promise<void>;
   /** Starts it again on the same port (empty: nothing was persisted). */
@@ -64,7 +66,6 @@ export function freePort(): number {
   return port;
 }
 
-/** Whether a Redis on `port` answers PING with PONG. */
 /**
  * The pid of the Redis server answering on `port` (from `INFO server`), or null when none answers.
  * Checking the pid, not just PING, makes sure the server that answers is the one we started: a
@@ -163,6 +164,9 @@ export async function startRedisServer(
     port,
     get running() {
       return child !== null;
+    },
+    get pid() {
+      return child?.pid ?? null;
     },
     stop: stopChild,
     async restart() {

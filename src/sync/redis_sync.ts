@@ -81,6 +81,12 @@ export interface PrefixSyncOptions {
   readonly blockMs?: number;
   /** Longest wait between reconnect attempts, ms; default 2000. */
   readonly reconnectMaxMs?: number;
+  /**
+   * A Redis that keeps the connection open but answers nothing (a hung server, a blackholed path)
+   * is given up after this long without a reply, ms, and reconnected: writes wait this long, a
+   * blocking read `blockMs` more. Default 5000.
+   */
+  readonly commandTimeoutMs?: number;
   /** Time `stop()` gives the last flush, ms; default 1000. */
   readonly stopFlushMs?: number;
   /** Wall clock for the record's `time` (ms since the epoch); default `Date.now`. */
@@ -89,6 +95,9 @@ export interface PrefixSyncOptions {
   /** Called on every change of `connected`. */
   readonly onStateChange?: (connected: boolean) => void;
 }
+
+/** Wait before writing again after a write failed, ms. */
+const RETRY_WRITE_MS = 100;
 
 /** A local record waiting to be written. */
 interface Pending {
@@ -171,6 +180,12 @@ export class PrefixSync {
   #connected = false;
   #flushing: Promise<void> | null = null;
   #flushScheduled = false;
+  /** Timer of the retry after a failed write (see `#flush`). */
+  #retry: ReturnType<typeof setTimeout> | null = null;
+  /** This process's incarnation, written into every record (see `SyncRecord.incarnation`). */
+  readonly #incarnation = crypto.randomUUID().slice(0, 8);
+  /** A command timed out: Redis holds the connection but answers nothing (see `#hungUp`). */
+  #hung = false;
   /** Last stream id read; null until the reader first connected. */
   #lastId: string | null = null;
   /** Set while a remote record is applied, so the `attach` taps do not publish it again. */
@@ -311,7 +326,7 @@ export class PrefixSync {
 
   /** Connects both connections (in the background) and starts the read loop. */
   start(): void {
-    if (this.#started) return;
+    if (this.#started || this.#stopped) return; // after stop(): stays stopped
     this.#started = true;
     const maxWait = this.#o.reconnectMaxMs ?? 2000;
     const common = {
@@ -325,10 +340,17 @@ export class PrefixSync {
       // RESP2: the reply shapes parsed here, and servers without HELLO (Redis < 6) work too.
       protocol: 2 as const,
     };
-    this.#writer = new Redis(this.#o.url, common);
-    this.#reader = new Redis(this.#o.url, common);
+    const timeout = this.#o.commandTimeoutMs ?? 5000;
+    this.#writer = new Redis(this.#o.url, { ...common, commandTimeout: timeout });
+    this.#reader = new Redis(this.#o.url, {
+      ...common,
+      commandTimeout: (this.#o.blockMs ?? 1000) + timeout,
+    });
     for (const c of [this.#writer, this.#reader]) {
-      c.on("ready", () => this.#onStatus());
+      c.on("ready", () => {
+        this.#hung = false;
+        this.#onStatus();
+      });
       c.on("close", () => this.#onStatus());
       c.on("end", () => this.#onStatus());
       // ioredis emits "error" for every failed connect; the state change says it once.
@@ -347,6 +369,8 @@ export class PrefixSync {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    this.#retry = null;
     if (!this.#started) {
       this.#untapAll?.();
       return;
@@ -372,7 +396,7 @@ export class PrefixSync {
     // The reader counts once it knows where to read from, so nothing published after
     // `connected` turned true can be missed.
     const up = this.#writer?.status === "ready" && this.#reader?.status === "ready" &&
-      this.#lastId !== null;
+      this.#lastId !== null && !this.#hung;
     this.#setConnected(up, false);
     if (this.#reader?.status === "ready") this.#wake?.();
   }
@@ -402,7 +426,7 @@ export class PrefixSync {
   }
 
   #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#flushing || !this.#connected) return;
+    if (this.#flushScheduled || this.#flushing || this.#retry !== null || !this.#connected) return;
     this.#flushScheduled = true;
     queueMicrotask(() => {
       this.#flushScheduled = false;
@@ -414,16 +438,32 @@ export class PrefixSync {
   #flush(): Promise<void> {
     // `.finally` runs on a later microtask, so `#flushing` is cleared after it was assigned even
     // when the writing finishes without awaiting anything.
-    this.#flushing ??= this.#write().catch((err) => {
+    let failed = false;
+    this.#flushing ??= this.#write().then((ok) => {
+      failed = !ok;
+    }, (err) => {
+      failed = true;
       this.#log.error("redis sync write failed", { error: errorMessage(err) });
     }).finally(() => {
       this.#flushing = null;
-      if (this.#queue.length > 0 && this.#connected && !this.#stopped) this.#scheduleFlush();
+      if (this.#queue.length === 0 || !this.#connected || this.#stopped) return;
+      if (!failed) {
+        this.#scheduleFlush();
+        return;
+      }
+      // A write that failed at once (a connection going down, not yet reported closed) must not
+      // be retried on the next microtask: that loop would starve the event loop that reports it.
+      this.#retry = setTimeout(() => {
+        this.#retry = null;
+        this.#scheduleFlush();
+      }, RETRY_WRITE_MS);
+      Deno.unrefTimer(this.#retry);
     });
     return this.#flushing;
   }
 
-  async #write(): Promise<void> {
+  /** Writes queued records; false when a batch failed (the rest wait for the next flush). */
+  async #write(): Promise<boolean> {
     const writer = this.#writer;
     const batchMax = this.#o.batchMax ?? 512;
     const maxLen = String(this.#o.maxLen ?? 50_000);
@@ -433,22 +473,31 @@ export class PrefixSync {
       const batch = this.#queue.take(batchMax);
       const pipe = writer.pipeline();
       for (const p of batch) {
-        const fields = recordFields({ ...p, replica: this.replicaId, chunkSize, hashScheme });
+        const fields = recordFields({
+          ...p,
+          replica: this.replicaId,
+          incarnation: this.#incarnation,
+          chunkSize,
+          hashScheme,
+        });
         pipe.call("XADD", this.stream, "MAXLEN", "~", maxLen, "*", ...fields);
       }
       let results: [Error | null, unknown][] | null;
       try {
         results = await pipe.exec();
-      } catch {
+      } catch (err) {
+        this.#hungUp(writer, err);
         results = null;
       }
+      for (const r of results ?? []) this.#hungUp(writer, r[0]);
       const failed = results === null ? batch : batch.filter((_, i) => results![i]?.[0] != null);
       this.#stats.published += batch.length - failed.length;
       if (failed.length > 0) {
         this.#requeue(failed);
-        break;
+        return false;
       }
     }
+    return true;
   }
 
   /** Puts failed records back in front, keeping the bound (the oldest go first). */
@@ -502,6 +551,7 @@ export class PrefixSync {
         }
       } catch (err) {
         if (this.#stopped) break;
+        this.#hungUp(reader, err);
         this.#log.debug("redis sync read failed", {
           error: errorMessage(err),
           last_id: this.#lastId,
@@ -510,6 +560,19 @@ export class PrefixSync {
         if (reader.status === "ready") await this.#pause(Math.min(1000, Number(block)));
       }
     }
+  }
+
+  /**
+   * After a command timed out (ioredis `commandTimeout`): Redis holds the connection open but
+   * answers nothing (a hung server, a blackholed path), which ioredis still calls ready. The sync
+   * counts as disconnected from now (warning, `router_sync_connected` 0, no writes) and drops the
+   * connection to reconnect; the next `ready` ends it.
+   */
+  #hungUp(client: Redis, err: unknown): void {
+    if (!(err instanceof Error && /timed out/i.test(err.message)) || this.#stopped) return;
+    this.#hung = true;
+    this.#onStatus();
+    if (client.status === "ready") client.disconnect(true);
   }
 
   /** Waits `ms`, or less when `stop()` wakes the loop. */
@@ -528,7 +591,11 @@ export class PrefixSync {
       this.#log.debug("redis sync record ignored", { error: errorMessage(err) });
       return;
     }
-    if (rec.replica === this.replicaId) return;
+    // The own echo; a record of this id from an earlier process (a restart) is history to apply.
+    if (
+      rec.replica === this.replicaId &&
+      (rec.incarnation === "" || rec.incarnation === this.#incarnation)
+    ) return;
     const chunkSize = this.#o.chunkSize ?? 0;
     const index = this.#o.indexFor(rec.worker);
     if (

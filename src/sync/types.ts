@@ -15,6 +15,12 @@ import type { ChunkHashes, PrefixIndex } from "../prefix/types.ts";
 export interface SyncRecord {
   /** Replica that made the decision. */
   readonly replica: string;
+  /**
+   * The publishing process (random per start), so a replica restarted under the same id (a pod
+   * name survives a container restart) applies its previous life's records; "" when the
+   * publisher did not say (routers before it): then a record with the own id counts as the own.
+   */
+  readonly incarnation: string;
   /** Worker id the request went to. */
   readonly worker: string;
   /**
