@@ -128,7 +128,7 @@ interface BackendSeries {
   readonly treeQueries: Counter.Internal;
   readonly treeEvictions: Counter.Internal;
   /** Last totals seen by `setPrefixTreeStats`, to turn them into counter increments. */
-  last: { inserts: number; queries: number; evictions: number } | null;
+  last: { inserts: number; queries: number; evictions: number; index: object | null } | null;
 }
 
 /** Children of the per-(strategy, backend) histograms. */
@@ -361,19 +361,27 @@ export class RouterMetrics {
 
   /**
    * Publishes a prefix index's counters. Sizes are set as gauges; the monotonic totals (inserts,
-   * queries, evictions) advance their counters by the difference from the last call. A total
-   * smaller than the last one means the index was replaced; its whole total is then added.
+   * queries, evictions) advance their counters by the difference from the last call. A new
+   * `index` (a reload replaced the tree) starts from zero: its whole totals are added, even when
+   * they already passed the old tree's. Without `index`, a total smaller than the last one is
+   * taken as a replacement.
    */
-  setPrefixTreeStats(backend: string, stats: PrefixIndexStats): void {
+  setPrefixTreeStats(backend: string, stats: PrefixIndexStats, index: object | null = null): void {
     const s = this.#backend(backend);
     s.treeChunks.set(stats.chunks);
     s.treeTerminals.set(stats.terminals);
     s.treeMaxChunks.set(stats.maxChunks);
-    const last = s.last ?? { inserts: 0, queries: 0, evictions: 0 };
+    const same = s.last !== null && s.last.index === index;
+    const last = same ? s.last! : { inserts: 0, queries: 0, evictions: 0 };
     s.treeInserts.inc(delta(last.inserts, stats.inserts));
     s.treeQueries.inc(delta(last.queries, stats.queries));
     s.treeEvictions.inc(delta(last.evictions, stats.evictions));
-    s.last = { inserts: stats.inserts, queries: stats.queries, evictions: stats.evictions };
+    s.last = {
+      inserts: stats.inserts,
+      queries: stats.queries,
+      evictions: stats.evictions,
+      index,
+    };
   }
 
   /** Backends with per-backend series. */

@@ -190,6 +190,15 @@ Deno.test("prefix tree stats: gauges are set, counters advance by the totals' de
   assert.equal(value(s, "router_prefix_tree_queries_total", w1), 35);
   assert.equal(value(s, "router_prefix_tree_evictions_total", w1), 2);
   assert.equal(value(s, "router_prefix_tree_chunks", w1), 5);
+
+  // Named indexes: a replacement whose totals already passed the old one's still counts whole.
+  const before = {};
+  const after = {};
+  m.setPrefixTreeStats("w3", stats(10, 10, 0), before);
+  m.setPrefixTreeStats("w3", stats(15, 15, 0), after); // a reload's new tree, already past 10
+  m.setPrefixTreeStats("w3", stats(16, 16, 0), after);
+  s = parse(await m.render());
+  assert.equal(value(s, "router_prefix_tree_inserts_total", { backend: "w3" }), 10 + 16);
 });
 
 Deno.test("render declares every metric with its type", async () => {

@@ -455,7 +455,7 @@ export class Router {
       this.metrics.setInflight(b.id, b.inflight);
       this.metrics.setBackendUp(b.id, b.up);
       this.metrics.setBreakerState(b.id, b.breaker.stateCode);
-      this.metrics.setPrefixTreeStats(b.id, b.prefix.stats());
+      this.metrics.setPrefixTreeStats(b.id, b.prefix.stats(), b.prefix);
     }
     return new Response(await this.metrics.render(), {
       headers: { "content-type": this.metrics.contentType },

@@ -11,8 +11,9 @@ import type { Candidate } from "./types.ts";
 
 /**
  * Index of a uniformly random entry among those with `costs[i] ≤ min × (1 + epsilon)` (only the
- * exact minimum when `epsilon` is 0); `-1` when `n` is 0. One rng draw when there is more than one
- * such entry, none otherwise.
+ * exact minimum when `epsilon` is 0); `-1` when `n` is 0. A NaN cost counts as +∞ (a bad load
+ * figure must not leave the pick without a worker), so when no cost is finite every entry ties.
+ * One rng draw when there is more than one such entry, none otherwise.
  */
 export function pickNearMin(
   costs: ArrayLike<number>,
@@ -21,20 +22,21 @@ export function pickNearMin(
   rng: Rng,
 ): number {
   if (n === 0) return -1;
-  let min = costs[0];
-  for (let i = 1; i < n; i++) if (costs[i] < min) min = costs[i];
-  const bound = epsilon > 0 ? min + Math.abs(min) * epsilon : min;
+  let min = Infinity;
+  for (let i = 0; i < n; i++) if (costs[i] < min) min = costs[i]; // false for NaN
+  const bound = epsilon > 0 && Number.isFinite(min) ? min + Math.abs(min) * epsilon : min;
+  const near = (c: number) => c <= bound || (bound === Infinity && Number.isNaN(c));
   let ties = 0;
   let only = -1;
   for (let i = 0; i < n; i++) {
-    if (costs[i] <= bound) {
+    if (near(costs[i])) {
       ties++;
       only = i;
     }
   }
   if (ties === 1) return only;
   let k = rng.int(ties);
-  for (let i = 0; i < n; i++) if (costs[i] <= bound && k-- === 0) return i;
+  for (let i = 0; i < n; i++) if (near(costs[i]) && k-- === 0) return i;
   return only; // unreachable: k < ties
 }
 

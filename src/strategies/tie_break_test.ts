@@ -43,6 +43,16 @@ const NEAR_MIN: {
     want: 1,
   },
   { name: "empty", costs: [], eps: 0, rng: noRng, want: -1 },
+  // A NaN cost (a bad load figure) counts as +∞: it never wins, and never leaves no pick.
+  { name: "NaN first, the finite one wins", costs: [NaN, 2, 3], eps: 0.1, rng: noRng, want: 1 },
+  { name: "a single NaN candidate is still picked", costs: [NaN], eps: 0, rng: noRng, want: 0 },
+  {
+    name: "all NaN or ∞: every one ties",
+    costs: [NaN, Infinity],
+    eps: 0.1,
+    rng: intRng(1, 2),
+    want: 1,
+  },
 ];
 
 for (const c of NEAR_MIN) {
