@@ -9,7 +9,8 @@
 
 import { parseArgs } from "node:util";
 import { parseTrace, simulate } from "../src/sim/offline.ts";
-import { PROFILE_NAMES } from "../src/sim/profiles.ts";
+import { getProfile, PROFILE_NAMES } from "../src/sim/profiles.ts";
+import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
 import { buildMultiTurnTrace } from "../src/sim/testing.ts";
 import type { TraceRequest } from "../src/sim/types.ts";
 
@@ -81,6 +82,22 @@ async function main(args: string[]): Promise<number> {
     throw new Error("give --trace FILE or --demo-sessions N (see --help)");
   }
   const strategies = values.strategy!.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  // Every flag is checked before the first line of output.
+  const params = {
+    workers: int("workers", values.workers, 1)!,
+    chunkSize: int("chunk-size", values["chunk-size"], 1),
+    minMatchChunks: int("min-match-chunks", values["min-match-chunks"], 0),
+    saturationInflight: int("saturation-inflight", values["saturation-inflight"], 0),
+    kvBudgetChunks: int("kv-budget", values["kv-budget"], 0),
+    seed: int("seed", values.seed, 0),
+  };
+  if (strategies.length === 0) throw new Error("--strategy must name at least one strategy");
+  for (const s of strategies) {
+    if (!STRATEGY_NAMES.includes(s)) {
+      throw new Error(`unknown strategy "${s}"; valid: ${STRATEGY_NAMES.join(", ")}`);
+    }
+  }
+  getProfile(values.profile!); // throws on an unknown profile
   const out: string[] = [];
   if (!values.json) {
     console.log(
@@ -89,17 +106,7 @@ async function main(args: string[]): Promise<number> {
   }
   for (const strategy of strategies) {
     const t0 = performance.now();
-    const res = simulate({
-      trace,
-      workers: int("workers", values.workers, 1)!,
-      profile: values.profile,
-      strategy,
-      chunkSize: int("chunk-size", values["chunk-size"], 1),
-      minMatchChunks: int("min-match-chunks", values["min-match-chunks"], 0),
-      saturationInflight: int("saturation-inflight", values["saturation-inflight"], 0),
-      kvBudgetChunks: int("kv-budget", values["kv-budget"], 0),
-      seed: int("seed", values.seed, 0),
-    });
+    const res = simulate({ trace, profile: values.profile, strategy, ...params });
     const s = res.summary;
     if (values.json) {
       console.log(JSON.stringify({ strategy, ...s, wallMs: performance.now() - t0 }));

@@ -629,11 +629,12 @@ function resolve(
   // Keys from auth.api_keys_file join auth.api_keys. A configured file without keys is an error:
   // the router would otherwise run open while its operator believes it is protected.
   const auth = out.auth as Record<string, unknown>;
-  if (typeof auth.apiKeysFile === "string" && Array.isArray(auth.apiKeys)) {
+  // The file is read even when the list itself is invalid: all errors are reported together.
+  if (typeof auth.apiKeysFile === "string") {
     const file = readKeysFile(auth.apiKeysFile, opts.source);
     if (typeof file === "string") {
       problem("auth.api_keys_file", auth.apiKeysFile, new Expected(file));
-    } else auth.apiKeys = [...new Set([...auth.apiKeys, ...file])];
+    } else if (Array.isArray(auth.apiKeys)) auth.apiKeys = [...new Set([...auth.apiKeys, ...file])];
   }
 
   // Cross-field: the strategy takes its options (only once everything it is built from is valid).

@@ -387,7 +387,8 @@ Deno.test("auth keys come from the list, ROUTER_AUTH_API_KEYS and api_keys_file 
     );
     for (const empty of ["", " , "]) {
       // An empty variable (a secret that failed to mount) must not turn auth off.
-      assert.deepEqual(errorsOf(() => parseConfig(yaml, { ROUTER_AUTH_API_KEYS: empty })), [
+      const listed = `auth: {api_keys: [list-key]}\n${ONE_WORKER}`;
+      assert.deepEqual(errorsOf(() => parseConfig(listed, { ROUTER_AUTH_API_KEYS: empty })), [
         "ROUTER_AUTH_API_KEYS must hold at least one key when set (unset it to use the config's)",
       ]);
     }
@@ -404,6 +405,16 @@ Deno.test("auth keys come from the list, ROUTER_AUTH_API_KEYS and api_keys_file 
       `auth.api_keys_file line 2 must be one key of printable ASCII characters without spaces, got "${dir}/bad"`,
     ]);
     assert.match(fileErr("missing")[0], /^auth\.api_keys_file cannot be read \(/);
+    // A bad list does not hide the file's problem: both are reported.
+    assert.deepEqual(
+      errorsOf(() =>
+        parseConfig(`auth: {api_keys: ["a b"], api_keys_file: ${dir}/empty}\n${ONE_WORKER}`)
+      ),
+      [
+        "auth.api_keys must be a list of keys of printable ASCII characters without spaces",
+        `auth.api_keys_file must hold at least one key, got "${dir}/empty"`,
+      ],
+    );
     assert.deepEqual(errorsOf(() => parseConfig(ONE_WORKER, { ROUTER_AUTH_API_KEYS: "a b" })), [
       "ROUTER_AUTH_API_KEYS must be a list of keys of printable ASCII characters without spaces",
     ]);
