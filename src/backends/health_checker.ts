@@ -78,6 +78,8 @@ export class HealthChecker {
   readonly #up = new Map<string, boolean>();
   readonly #inflight = new Set<AbortController>();
   #running = false;
+  /** Bumped by every start and stop: a round of an earlier run never re-arms the timer. */
+  #run = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #round: Promise<void> | undefined;
 
@@ -113,7 +115,8 @@ export class HealthChecker {
   start(): void {
     if (this.#running || this.#intervalMs <= 0) return;
     this.#running = true;
-    this.#tick();
+    this.#run++;
+    this.#tick(this.#run);
   }
 
   /**
@@ -122,6 +125,7 @@ export class HealthChecker {
    */
   async stop(): Promise<void> {
     this.#running = false;
+    this.#run++;
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
@@ -135,11 +139,15 @@ export class HealthChecker {
     await Promise.all(this.#targets.map((t) => this.#probe(t)));
   }
 
-  #tick(): void {
+  #tick(run: number): void {
     this.#timer = undefined;
     const round = this.checkOnce().finally(() => {
       if (this.#round === round) this.#round = undefined;
-      if (this.#running) this.#timer = setTimeout(() => this.#tick(), this.#intervalMs);
+      // Only the current run re-arms: after stop() then start(), the old round's end must not
+      // start a second loop (probing twice as often, one timer lost to the next stop()).
+      if (this.#running && run === this.#run) {
+        this.#timer = setTimeout(() => this.#tick(run), this.#intervalMs);
+      }
     });
     this.#round = round;
   }

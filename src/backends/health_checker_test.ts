@@ -269,6 +269,37 @@ Deno.test("start probes periodically and stop ends the loop", async () => {
   }
 });
 
+Deno.test("stop then start without waiting leaves one loop, and a final stop ends it", async () => {
+  const srv = serve(async () => {
+    await new Promise((r) => setTimeout(r, 20)); // the first round is still out at the restart
+    return new Response("ok");
+  });
+  const hc = new HealthChecker({
+    targets: [{ id: "w", url: srv.url, breaker: breaker(new ManualClock()) }],
+    intervalMs: 50,
+    timeoutMs: 1000,
+    path: "/health",
+  });
+  try {
+    hc.start();
+    await new Promise((r) => setTimeout(r, 5));
+    const stopped = hc.stop(); // a restart that does not wait
+    hc.start();
+    await stopped;
+    const from = srv.hits.length;
+    await new Promise((r) => setTimeout(r, 350));
+    // One loop: a round of about 20 ms every 50 ms, so about five; two loops made about ten.
+    assert.ok(srv.hits.length - from <= 7, `${srv.hits.length - from} probes in 350 ms`);
+    await hc.stop();
+    const after = srv.hits.length;
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(srv.hits.length, after, "no probe after stop()");
+  } finally {
+    await hc.stop();
+    await srv.close();
+  }
+});
+
 Deno.test("stop aborts an in-flight probe and drops its result", async () => {
   let release!: () => void;
   const gate = new Promise<void>((r) => release = r);

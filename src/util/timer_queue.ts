@@ -16,7 +16,8 @@
  * - The timer is unref'd (`Deno.unrefTimer`): a deadline never keeps the process alive by itself.
  *   What it guards (a socket read, a body read) is pending work that does.
  * - When the timer fires, every entry due within `slackMs` is removed, then its callback runs (a
- *   callback may schedule again). A callback that throws goes to `reportError`, as an uncaught
+ *   callback may schedule again). An entry that an earlier callback of the same firing cancelled
+ *   or moved is skipped: cancel removes it and schedule moves it, whenever they are called. A callback that throws goes to `reportError`, as an uncaught
  *   error in a timer callback would (Deno ends the process unless an `error` listener prevents
  *   it); when it is prevented, the other callbacks still run.
  * - Times are `performance.now()` milliseconds, as real-time timers need; a test's manual clock
@@ -29,10 +30,13 @@
 export interface TimerEntry {
   /** Due time, `performance.now()` ms; Infinity while not scheduled. */
   at: number;
-  /** Slot in the heap; -1 while not scheduled. */
+  /** Slot in the heap; -1 while not scheduled; -2 while due, in a firing, not fired yet. */
   pos: number;
   readonly fire: () => void;
 }
+
+/** `TimerEntry.pos` of an entry taken from the heap by a firing and not fired yet. */
+const TAKEN = -2;
 
 /** The longest delay `setTimeout` honours, ms. */
 const MAX_DELAY_MS = 2 ** 31 - 1;
@@ -86,7 +90,10 @@ export class TimerQueue {
   /** Removes `e` if it is scheduled. */
   cancel(e: TimerEntry): void {
     const i = e.pos;
-    if (i < 0) return;
+    if (i < 0) {
+      if (i === TAKEN) e.pos = -1; // due in this firing: it will not fire now
+      return;
+    }
     const h = this.#heap;
     const last = h.pop()!;
     e.pos = -1;
@@ -122,9 +129,12 @@ export class TimerQueue {
     while (h.length > 0 && h[0].at <= limit) {
       const e = h[0];
       this.cancel(e);
+      e.pos = TAKEN;
       due.push(e);
     }
     for (const e of due) {
+      if (e.pos !== TAKEN) continue; // cancelled, or scheduled again, by an earlier callback
+      e.pos = -1;
       try {
         e.fire();
       } catch (err) {

@@ -43,6 +43,30 @@ Deno.test("timer queue: due entries fire in time order; cancelled ones never; mo
   });
 });
 
+Deno.test("timer queue: a callback that cancels or moves another entry due in the same firing wins", async () => {
+  await held(async () => {
+    const q = new TimerQueue();
+    const fired: string[] = [];
+    const cancelled = TimerQueue.entry(() => fired.push("cancelled"));
+    const moved = TimerQueue.entry(() => fired.push("moved"));
+    const first = TimerQueue.entry(() => {
+      fired.push("first");
+      q.cancel(cancelled);
+      q.schedule(moved, performance.now() + 60);
+    });
+    const t = performance.now() + 10;
+    q.schedule(first, t);
+    q.schedule(cancelled, t + 0.2); // all three fall in one firing (1 ms of slack)
+    q.schedule(moved, t + 0.4);
+    await sleep(40);
+    assert.deepEqual(fired, ["first"], "the cancelled one never fires, the moved one not yet");
+    assert.equal(q.size, 1);
+    await sleep(80);
+    assert.deepEqual(fired, ["first", "moved"], "the moved one fires once, at its new time");
+    assert.equal(cancelled.pos, -1);
+  });
+});
+
 Deno.test("timer queue: one timer for deadlines started in due order; re-armed only when an earlier one comes", () => {
   {
     const real = globalThis.setTimeout;
