@@ -96,6 +96,9 @@ export interface PrefixSyncOptions {
   readonly onStateChange?: (connected: boolean) => void;
 }
 
+/** The largest sequence number of a stream entry id (`<ms>-<seq>`, seq a 64-bit integer). */
+const MAX_SEQ = "18446744073709551615";
+
 /** Wait before writing again after a write failed, ms. */
 const RETRY_WRITE_MS = 100;
 
@@ -526,7 +529,11 @@ export class PrefixSync {
         if (this.#lastId === null) {
           const [sec, usec] = await reader.time();
           const ms = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-          this.#lastId = `${Math.max(0, ms - (this.#o.catchUpMs ?? 0))}-0`;
+          // XREAD returns entries after the id given. `<from>-0` would skip an entry that Redis
+          // numbered `<from>-0`: one published in the very millisecond this replica read the clock.
+          // Starting after the last id of the millisecond before takes all of `from`.
+          const from = Math.max(0, ms - (this.#o.catchUpMs ?? 0));
+          this.#lastId = from > 0 ? `${from - 1}-${MAX_SEQ}` : "0-0";
           this.#onStatus();
         }
         const res = await reader.call(
