@@ -392,7 +392,7 @@ export class H1Pool {
     }
 
     const { status, statusText, headers } = head;
-    const noBody = method === "HEAD" || bodiless(status);
+    const noBody = method === "HEAD" || isNullBodyStatus(status);
     if (noBody) {
       finish(!head.close);
       return { status, statusText, headers, whole: null, body: null };
@@ -475,7 +475,7 @@ export class H1Pool {
       headers.push([name, value]);
     }
     if (coded) length = -1;
-    if (!chunked && length < 0 && status >= 200 && !bodiless(status)) close = true;
+    if (!chunked && length < 0 && status >= 200 && !isNullBodyStatus(status)) close = true;
     return { status, statusText, headers, length, chunked, close };
   }
 
@@ -617,9 +617,12 @@ export interface BodySource {
 }
 
 /**
- * Whether a `Response` with this status must have a null body (Fetch's "null body status"; 101
- * and 103 never reach a caller). A 205 may still arrive with framing (`content-length: 0`), and
- * whatever it carries is dropped.
+ * Statuses whose answer ends with its head, whatever it says: 204 and 304 (RFC 9112 §6.3), and
+ * 205, which carries no content (RFC 9110 §15.3.6) and which hyper, behind `Deno.serve` and others,
+ * sends without `Content-Length` on a connection it keeps open (read to the close, it would never
+ * end). They are also Fetch's "null body statuses" (101 and 103 never reach a caller): a
+ * `Response` with one must have a null body. Bytes a worker sends after such a head anyway keep
+ * the connection out of the pool.
  */
 export function isNullBodyStatus(status: number): boolean {
   return status === 204 || status === 205 || status === 304;
@@ -635,16 +638,6 @@ export function toStream(src: BodySource): ReadableStream<Uint8Array> {
     },
     cancel: (reason) => src.cancel(reason),
   }, { highWaterMark: 0 });
-}
-
-/**
- * Statuses whose answer ends with its head whatever it says: 204 and 304 (RFC 9112 §6.3), and 205,
- * which carries no content (RFC 9110 §15.3.6) and which hyper, behind `Deno.serve` and others,
- * sends without `Content-Length` on a connection it keeps open: read to the close, it would never
- * end. Bytes a worker sends after such a head anyway keep the connection out of the pool.
- */
-function bodiless(status: number): boolean {
-  return status === 204 || status === 304 || status === 205;
 }
 
 /** Index of the CRLFCRLF that ends a head in `b[from, to)`, or -1. */

@@ -558,8 +558,9 @@ export class Router {
     let last: Failure | null = null;
     // Set by `failed` (a closure), so declared without narrowing.
     let retryFrom = null as Backend | null;
-    /** The worker and reason of the attempt that failed last: named on the router's error answer. */
-    let lastTried: [string, string][] = [];
+    /** The worker and reason of the last attempt: named on the router's error answer. */
+    let lastBackend: string | null = null;
+    let lastReason = "";
 
     for (let attempt = 0; attempt <= maxRetries; attempt++) {
       // Deciding is synchronous: the list, the strategy and the indices belong to one config.
@@ -600,7 +601,8 @@ export class Router {
       retryFrom = null;
       const reason = attempt === 0 ? decided : `retry-after-${decided}`;
       tried.add(backend);
-      lastTried = [["x-router-backend", backend.id], ["x-router-reason", reason]];
+      lastBackend = backend.id;
+      lastReason = reason;
       recordDecision(backend, hashes);
       backend.inflight++;
       const probe = backend.breaker.acquire();
@@ -616,7 +618,7 @@ export class Router {
         backend.inflight--;
         tracker.onDone(ticket); // no-op when the response path already settled it
         // A worker a reload removed (and disposed) is held only while its requests run.
-        if (backend.inflight === 0) this.#retired.delete(backend);
+        if (this.#retired.size > 0 && backend.inflight === 0) this.#retired.delete(backend);
       };
 
       /** Records a failed attempt against the worker; a retry may follow. */
@@ -736,7 +738,11 @@ export class Router {
         headers: idHeader,
       })
       : errorResponse(last.error, last.message, {
-        headers: [...Object.entries(idHeader), ...lastTried],
+        headers: lastBackend === null ? idHeader : {
+          ...idHeader,
+          "x-router-backend": lastBackend,
+          "x-router-reason": lastReason,
+        },
         code: codeOf(last),
       });
     log(() => ({ status: res.status, error: last?.message ?? "no worker admitted" }));

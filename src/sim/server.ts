@@ -90,11 +90,6 @@ class RealTimeLoop {
     this.#timeScale = timeScale;
   }
 
-  /** Engine time now, ms. */
-  now(): number {
-    return (performance.now() - this.#t0) / this.#timeScale;
-  }
-
   /** Submits and subscribes; throws `EngineError`. */
   submit(
     prompt: string,

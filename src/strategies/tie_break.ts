@@ -25,19 +25,23 @@ export function pickNearMin(
   let min = Infinity;
   for (let i = 0; i < n; i++) if (costs[i] < min) min = costs[i]; // false for NaN
   const bound = epsilon > 0 && Number.isFinite(min) ? min + Math.abs(min) * epsilon : min;
-  const near = (c: number) => c <= bound || (bound === Infinity && Number.isNaN(c));
   let ties = 0;
   let only = -1;
   for (let i = 0; i < n; i++) {
-    if (near(costs[i])) {
+    if (near(costs[i], bound)) {
       ties++;
       only = i;
     }
   }
   if (ties === 1) return only;
   let k = rng.int(ties);
-  for (let i = 0; i < n; i++) if (near(costs[i]) && k-- === 0) return i;
+  for (let i = 0; i < n; i++) if (near(costs[i], bound) && k-- === 0) return i;
   return only; // unreachable: k < ties
+}
+
+/** Whether cost `c` is within `bound`; a NaN cost only when every cost is, or is +∞. */
+function near(c: number, bound: number): boolean {
+  return c <= bound || (bound === Infinity && Number.isNaN(c));
 }
 
 /** A reusable Float64Array of at least `n` entries (grown by doubling). */

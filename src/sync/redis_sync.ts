@@ -317,8 +317,7 @@ export class PrefixSync {
 
   #enqueue(p: Omit<Pending, "time">): void {
     if (this.#stopped) return;
-    // At least one: the record itself waits here until the flush (0 looped forever).
-    const max = Math.max(1, this.#o.queueMax ?? 10_000);
+    const max = this.#queueMax;
     while (this.#queue.length >= max) {
       this.#queue.shift();
       this.#stats.dropped++;
@@ -503,9 +502,14 @@ export class PrefixSync {
     return true;
   }
 
+  /** Records kept at most: at least one, the record itself waits here until the flush. */
+  get #queueMax(): number {
+    return Math.max(1, this.#o.queueMax ?? 10_000);
+  }
+
   /** Puts failed records back in front, keeping the bound (the oldest go first). */
   #requeue(failed: Pending[]): void {
-    const max = this.#o.queueMax ?? 10_000;
+    const max = this.#queueMax;
     const room = Math.max(0, max - this.#queue.length);
     const keep = failed.length > room ? failed.slice(failed.length - room) : failed;
     this.#stats.dropped += failed.length - keep.length;
