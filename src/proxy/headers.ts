@@ -118,7 +118,10 @@ export interface UpstreamHeaderOptions {
  * Headers for the upstream request, without any worker credentials (see {@link withApiKey}).
  * @throws RouterError `bad_request` when the client's headers exceed `opts.maxBytes`
  */
-export function upstreamHeaders(client: Headers, opts: UpstreamHeaderOptions): HeaderList {
+export function upstreamHeaders(
+  client: Headers | HeaderList,
+  opts: UpstreamHeaderOptions,
+): HeaderList {
   const h = stripHopByHop(
     client,
     opts.forwardClientAuth ? DROP_UPSTREAM : DROP_UPSTREAM_AUTH,

@@ -21,6 +21,8 @@
  * @module
  */
 
+import type { BodySource } from "../http/types.ts";
+
 /** Bytes kept from the end of the body to parse `usage` from. */
 const TAIL_BYTES = 8192;
 
@@ -78,16 +80,20 @@ const lenient = new TextDecoder();
 const STREAMING = { stream: true };
 
 /**
- * Wraps an upstream body in a stream that forwards every chunk and reports once when it ends. The
+ * Wraps an upstream body in a source that forwards every chunk and reports once when it ends. The
  * caller has already read the first chunk from `reader` (to know that the upstream answered before
  * committing the response): `first` goes out first, and counts as the first byte at the time of
  * this call; null when nothing was read yet.
+ *
+ * The source is pulled by the router's HTTP server (`src/http/`): one `read` per chunk sent, no JS
+ * stream in between. A failing upstream read either throws (the server cuts the response short) or,
+ * for SSE with `errorEvent`, yields one error event and then ends.
  */
-export function tapReader(
-  reader: Pick<ReadableStreamDefaultReader<Uint8Array>, "read" | "cancel">,
+export function tapSource(
+  reader: BodySource,
   first: Uint8Array | null,
   opts: TapOptions,
-): ReadableStream<Uint8Array> {
+): BodySource {
   const start = opts.start ?? opts.now();
   const decoder = new TextDecoder();
   let bytes = 0;
@@ -96,6 +102,7 @@ export function tapReader(
   const tail = new TailKeeper();
   let carry = "";
   let settled = false;
+  let ended = false;
 
   const finish = (outcome: TapResult["outcome"], error: unknown) => {
     if (settled) return;
@@ -122,45 +129,63 @@ export function tapReader(
   let pending = first;
   if (pending !== null) note(pending);
 
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
+  return {
+    async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
       if (pending !== null) {
-        controller.enqueue(pending);
+        const value = pending;
         pending = null;
-        return;
+        return { done: false, value };
       }
+      if (ended || settled) return DONE;
       let r: ReadableStreamReadResult<Uint8Array>;
       try {
         r = await reader.read();
       } catch (err) {
-        if (settled) return; // cancelled by the client meanwhile
+        if (settled) return DONE; // cancelled by the client meanwhile
         const event = opts.sse && opts.errorEvent ? opts.errorEvent(err) : null;
         finish("error", err);
-        if (event === null) {
-          controller.error(err);
-          return;
-        }
+        if (event === null) throw err;
+        ended = true;
         // A partial event would swallow ours: end it first (an extra blank line is harmless).
         const sep = endsWithBlankLine(tail.bytes()) ? "" : "\n\n";
-        controller.enqueue(encoder.encode(`${sep}${sseErrorEvent(event)}`));
-        controller.close();
-        return;
+        return { done: false, value: encoder.encode(`${sep}${sseErrorEvent(event)}`) };
       }
       if (r.done) {
+        ended = true;
         finish("done", null);
-        controller.close();
-        return;
+        return DONE;
       }
       opts.onChunk?.();
       note(r.value);
-      controller.enqueue(r.value);
+      return r;
     },
-    cancel(reason) {
+    cancel(reason?: unknown): Promise<void> {
+      pending = null;
       finish("cancelled", reason);
       return reader.cancel(reason).catch(() => {});
     },
+  };
+}
+
+/** {@link tapSource} as a byte stream (for `fetch`-style consumers and tests). */
+export function tapReader(
+  reader: BodySource,
+  first: Uint8Array | null,
+  opts: TapOptions,
+): ReadableStream<Uint8Array> {
+  const src = tapSource(reader, first, opts);
+  return new ReadableStream<Uint8Array>({
+    pull: async (ctl) => {
+      const r = await src.read();
+      if (r.done) ctl.close();
+      else ctl.enqueue(r.value);
+    },
+    cancel: (reason) => src.cancel(reason),
   }, { highWaterMark: 0 });
 }
+
+/** The end-of-body read result (shared: never mutated). */
+const DONE: ReadableStreamReadResult<Uint8Array> = { done: true, value: undefined };
 
 /**
  * What {@link tapReader} would report for a body that is already whole in memory (a small answer

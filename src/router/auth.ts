@@ -14,7 +14,7 @@
  * @module
  */
 
-import { errorResponse } from "../util/errors.ts";
+import { type ErrorReply, errorReply } from "../util/errors.ts";
 
 /** Paths that never need a key. */
 const OPEN_PATHS = new Set(["/healthz", "/readyz"]);
@@ -52,13 +52,14 @@ export class ApiKeyAuth {
   }
 
   /** The 401 answer, in OpenAI's shape. */
-  static unauthorized(headers?: HeadersInit): Response {
-    const h = new Headers(headers);
-    h.set("www-authenticate", 'Bearer realm="llm-cache-router"');
-    return errorResponse(
+  static unauthorized(): ErrorReply {
+    return errorReply(
       "unauthorized",
       "Missing or invalid API key: send Authorization: Bearer <key>",
-      { code: "invalid_api_key", headers: h },
+      {
+        code: "invalid_api_key",
+        headers: [["www-authenticate", 'Bearer realm="llm-cache-router"']],
+      },
     );
   }
 }

@@ -1,6 +1,8 @@
 /**
- * `router_upstream_failures_total{backend,kind}`: every failure verdict the router gives a worker
- * (each one also goes to the worker's circuit breaker), by what went wrong. With
+ * `router_upstream_failures_total{backend,kind}`: every failed upstream attempt, by what went
+ * wrong. Failures up to the first body byte (and a status ≥ 500) also go to the worker's circuit
+ * breaker; a failure after it (`stream-error`, `idle-timeout` mid-body) does not: the worker did
+ * answer, and a hung stream is cut by its own deadline. With
  * `router_retries_total` (failures that were retried elsewhere) and `router_requests_total` (what
  * clients got) it tells the whole story of a fault.
  *
@@ -42,7 +44,7 @@ export class FaultMetrics {
     const existing = registry.getSingleMetric(NAME);
     this.#counter = existing instanceof Counter ? existing : new Counter({
       name: NAME,
-      help: "Failure verdicts given to backends (each also fed to the circuit breaker), by kind",
+      help: "Failed upstream attempts by kind (connect and first-byte failures also count against the circuit breaker)",
       labelNames: ["backend", "kind"],
       registers: [registry],
     });

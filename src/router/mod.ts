@@ -2,13 +2,7 @@
  * The router: request handler, worker pool, routing step and server lifecycle.
  * @module
  */
-export {
-  type ClientInfo,
-  type ReloadSummary,
-  Router,
-  type RouterDeps,
-  RouterShutdown,
-} from "./router.ts";
+export { type ReloadSummary, Router, type RouterDeps, RouterShutdown } from "./router.ts";
 export { jsonTooDeep, readBody, SCAN_MIN_BYTES, valueTooDeep } from "./limits.ts";
 export { ApiKeyAuth, equalsFixedTime } from "./auth.ts";
 export { type FailureKind, FaultMetrics } from "./fault_metrics.ts";

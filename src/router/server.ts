@@ -11,6 +11,7 @@ import type { RouterConfig } from "../config/types.ts";
 import { parseListenAddr } from "../config/mod.ts";
 import { Router, type RouterDeps } from "./router.ts";
 import { errorMessage } from "../util/errors.ts";
+import { fromDenoRequest, toResponse } from "./deno_adapter.ts";
 
 /** Time aborted streams get to end after the shutdown timeout, ms. */
 const ABORT_GRACE_MS = 1000;
@@ -66,7 +67,7 @@ export async function startRouter(
         router.logger.error("unhandled error", { error: String(err) });
         return new Response(null, { status: 500 });
       },
-    }, router.handle);
+    }, (req, info) => router.handle(fromDenoRequest(req, info)).then(toResponse));
   } catch (err) {
     throw new ListenError("server.addr", hostname, port, err);
   }
@@ -80,7 +81,7 @@ export async function startRouter(
         hostname: a.hostname,
         port: a.port,
         onListen: (addr) => adminReady.resolve(addr.port),
-      }, router.handleAdmin);
+      }, (req, info) => router.handleAdmin(fromDenoRequest(req, info)).then(toResponse));
     } catch (err) {
       server.shutdown(); // the main listener is up: free it before the error surfaces
       throw new ListenError("metrics.addr", a.hostname, a.port, err);

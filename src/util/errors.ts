@@ -74,6 +74,41 @@ export function responseForError(err: unknown, headers?: HeadersInit): Response 
   return errorResponse("internal", `Internal error: ${message}`, { headers });
 }
 
+/** A reply in the shape of the router's own HTTP server (`src/http/types.ts`). */
+export interface ErrorReply {
+  readonly status: number;
+  readonly headers: [string, string][];
+  readonly body: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * OpenAI-shaped error reply for the router's own server: the same body and status as
+ * {@link errorResponse}, with `headers` (lower-case names) after `content-type`.
+ */
+export function errorReply(
+  kind: ErrorKind,
+  message: string,
+  opts: { param?: string | null; code?: string | null; headers?: [string, string][] } = {},
+): ErrorReply {
+  const headers: [string, string][] = [["content-type", "application/json"]];
+  if (opts.headers) { for (const h of opts.headers) headers.push(h); }
+  return {
+    status: ERROR_KINDS[kind].status,
+    headers,
+    body: encoder.encode(errorBody(kind, message, opts.param ?? null, opts.code ?? null)),
+  };
+}
+
+/** Reply for a thrown value: a `RouterError` keeps its kind, anything else is a 500. */
+export function replyForError(err: unknown, headers?: [string, string][]): ErrorReply {
+  if (err instanceof RouterError) {
+    return errorReply(err.kind, err.message, { param: err.param, code: err.code, headers });
+  }
+  return errorReply("internal", `Internal error: ${errorMessage(err)}`, { headers });
+}
+
 /** A thrown value's message for logs and error bodies: an `Error`'s message (its name when the
  * message is empty), anything else as a string. */
 export function errorMessage(err: unknown): string {

@@ -1,0 +1,102 @@
+/**
+ * The `candidates` and `choose` stages: which workers may take this attempt, which one does, and
+ * recording the choice.
+ *
+ * Candidates: the current workers the request has not tried yet that are admitted (health check
+ * passed, breaker admits, under `max_inflight`; see `Backend.admits`).
+ *
+ * Choose: a request whose session (`router.session_header`) is pinned goes to its pinned worker
+ * while that worker is a candidate (reason `session-affinity`); otherwise the strategy picks among
+ * the candidates (`select.ts`). Either way the session is pinned to the choice. A retry's reason is
+ * `retry-after-<reason>`. Recording (the chosen worker's prefix index now holds the request's
+ * prefix) is a separate step, {@link record}, taken when the attempt begins.
+ *
+ * Cost: one `PrefixIndex.match` per candidate when the strategy uses prefixes (one for the chosen
+ * worker otherwise, for the access log and prediction feedback), one map lookup for the session.
+ *
+ * @module
+ */
+
+import type { ChunkHashes } from "../prefix/mod.ts";
+import type { Backend } from "./pool.ts";
+import { decide, recordDecision } from "./select.ts";
+import type { RouterState } from "./state.ts";
+
+/** Reason of a request sent to its session's pinned worker. */
+export const SESSION_REASON = "session-affinity";
+
+/** The worker an attempt goes to, and why. */
+export interface Choice {
+  readonly backend: Backend;
+  /** `X-Router-Reason`, e.g. `longest-prefix` or `retry-after-least-loaded`. */
+  readonly reason: string;
+  /** Chunks of the request's prefix the router believes the worker holds. */
+  readonly match: number;
+}
+
+/** What `choose` needs of the request. */
+export interface ChooseInput {
+  readonly hashes: ChunkHashes;
+  readonly sessionId: string | null;
+}
+
+/** The workers an attempt may go to: admitted ones not tried yet. */
+export function candidates(backends: readonly Backend[], tried: ReadonlySet<Backend>): Backend[] {
+  const out: Backend[] = [];
+  for (const b of backends) if (!tried.has(b) && b.admits()) out.push(b);
+  return out;
+}
+
+/** Whether some admitted worker is left untried. */
+export function anyCandidate(backends: readonly Backend[], tried: ReadonlySet<Backend>): boolean {
+  for (const b of backends) if (!tried.has(b) && b.admits()) return true;
+  return false;
+}
+
+/**
+ * Chooses the worker of the next attempt (see the module comment); null when no candidate is left.
+ * @param retry whether an earlier attempt of this request failed
+ * @param now the request's start on the router's clock (strategies read no clock of their own)
+ */
+export function choose(
+  state: RouterState,
+  req: ChooseInput,
+  tried: ReadonlySet<Backend>,
+  retry: boolean,
+  now: number,
+): Choice | null {
+  const backends = state.backends;
+  const pinned = req.sessionId === null ? undefined : state.sessions.get(req.sessionId);
+  let backend: Backend;
+  let reason: string;
+  let match: number;
+  if (
+    pinned !== undefined && backends[pinned.index] === pinned && !tried.has(pinned) &&
+    pinned.admits()
+  ) {
+    backend = pinned;
+    reason = SESSION_REASON;
+    match = pinned.prefix.match(req.hashes);
+  } else {
+    const strategy = state.strategy;
+    const decision = decide({
+      strategy,
+      targets: candidates(backends, tried),
+      hashes: req.hashes,
+      chunkSize: state.config.router.chunkSize,
+      rng: state.rng,
+      now,
+    });
+    if (!decision) return null;
+    backend = backends[decision.candidate.index];
+    reason = decision.reason;
+    match = strategy.usesPrefix ? decision.candidate.match : backend.prefix.match(req.hashes);
+  }
+  if (req.sessionId !== null) state.sessions.set(req.sessionId, backend);
+  return { backend, reason: retry ? `retry-after-${reason}` : reason, match };
+}
+
+/** Records that the chosen worker will now hold the request's prefix. */
+export function record(choice: Choice, hashes: ChunkHashes): void {
+  recordDecision(choice.backend, hashes);
+}

@@ -1,0 +1,83 @@
+/**
+ * Failed attempts, classified: what went wrong with one upstream try (for the breaker, the
+ * failure counter and the retry decision), and how the client is answered when no retry follows.
+ *
+ * @module
+ */
+
+import { UpstreamTimeout, UpstreamUnreachable } from "../proxy/deadlines.ts";
+import { type ErrorKind, errorMessage } from "../util/errors.ts";
+import type { FailureKind } from "./fault_metrics.ts";
+
+/** Abort reason of attempts cut short by `abortInflight` (shutdown deadline reached). */
+export class RouterShutdown extends Error {
+  constructor() {
+    super("Router is shutting down");
+    this.name = "RouterShutdown";
+  }
+}
+
+/** A failed attempt, classified. */
+export interface Failure {
+  readonly kind: FailureKind;
+  /** How the client is answered when no retry follows. */
+  readonly error: ErrorKind;
+  readonly message: string;
+  /** OpenAI `code` of that answer; default: the kind in snake case (`idle_timeout`). */
+  readonly code?: string;
+}
+
+/** Classifies a failed attempt from its deadline's abort reason and the error thrown. */
+export function classify(reason: unknown, err: unknown, gotHeaders: boolean, id: string): Failure {
+  if (reason instanceof UpstreamTimeout) {
+    return { kind: reason.kind, error: "timeout", message: reason.message };
+  }
+  if (reason instanceof UpstreamUnreachable) {
+    return { kind: "connect-error", error: "upstream_failed", message: reason.message };
+  }
+  if (reason instanceof RouterShutdown) {
+    return {
+      kind: "stream-error",
+      error: "no_worker",
+      message: reason.message,
+      code: "shutting_down",
+    };
+  }
+  return gotHeaders
+    ? {
+      kind: "stream-error",
+      error: "upstream_failed",
+      message: `Worker ${id} failed before its first byte: ${errorMessage(err)}`,
+    }
+    : {
+      kind: "connect-error",
+      error: "upstream_failed",
+      message: `Worker ${id} failed: ${errorMessage(err)}`,
+    };
+}
+
+/** Classifies a body that broke after the response started. */
+export function midStreamFailure(reason: unknown, err: unknown, id: string): Failure {
+  if (reason instanceof UpstreamTimeout || reason instanceof RouterShutdown) {
+    return classify(reason, err, true, id);
+  }
+  return {
+    kind: "stream-error",
+    error: "upstream_failed",
+    message: `Worker ${id} failed mid-stream: ${errorMessage(err)}`,
+  };
+}
+
+/** The failure of a worker that answered `status` (≥ 500) when a retry follows. */
+export function statusFailure(id: string, status: number): Failure {
+  return {
+    kind: "status-5xx",
+    error: "upstream_failed",
+    message: `Worker ${id} answered ${status}`,
+  };
+}
+
+/** OpenAI `code` of a failure's answer. */
+export function codeOf(f: Failure): string {
+  return f.code ?? f.kind.replaceAll("-", "_");
+}

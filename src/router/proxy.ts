@@ -1,0 +1,131 @@
+/**
+ * The request's way through the router, for a proxied endpoint: the stages wired together.
+ *
+ * ```
+ * parse (plan.ts) → [ candidates + choose (choose.ts) → attempt (attempt.ts) ]* → relay (relay.ts)
+ * ```
+ *
+ * `parse` turns the request into a plan once. Then up to `1 + router.max_retries` attempts: each
+ * chooses a worker among the candidates not tried yet, begins (records the choice), and sends. An
+ * answer goes to `relay`, which streams it back and settles the attempt when the body is over. A
+ * failed attempt settles at once and the next one tries another worker, while the endpoint's retry
+ * rule allows it and no byte reached the client (the router holds the reply back until the first
+ * body byte). When no attempt answers, the router answers itself: 503 when no worker could be
+ * tried, else the last failure's 502/504 naming the worker and reason of the last attempt.
+ *
+ * A request whose client left (or that a shutdown cut short) before the worker answered is never
+ * retried, and gets no breaker verdict on the worker.
+ *
+ * @module
+ */
+
+import type { Reply, ServerRequest } from "../http/types.ts";
+import type { HeaderList } from "../proxy/headers.ts";
+import { errorMessage, errorReply, replyForError } from "../util/errors.ts";
+import { Attempt } from "./attempt.ts";
+import { anyCandidate, choose } from "./choose.ts";
+import type { ProxyEndpoint } from "./endpoints.ts";
+import { codeOf, type Failure } from "./failures.ts";
+import { parse, requestIdOf, type RequestPlan } from "./plan.ts";
+import type { Backend } from "./pool.ts";
+import { relay } from "./relay.ts";
+import { RequestLog } from "./settle.ts";
+import type { RouterState } from "./state.ts";
+
+/** Serves one request for a proxied endpoint; never throws. */
+export async function proxy(
+  state: RouterState,
+  req: ServerRequest,
+  endpoint: ProxyEndpoint,
+): Promise<Reply> {
+  const t0 = state.clock.now();
+  // One config for the whole request, even if a reload lands meanwhile.
+  const config = state.config;
+  const requestId = requestIdOf(req);
+  const log = new RequestLog(
+    state.logger,
+    state.clock,
+    requestId,
+    req.path,
+    state.strategy.name,
+    t0,
+  );
+  let plan: RequestPlan;
+  try {
+    plan = await parse(req, endpoint, config, requestId);
+  } catch (err) {
+    const res = replyForError(err, [["x-request-id", requestId]]);
+    log.write(() => ({ status: res.status, error: errorMessage(err) }));
+    return res;
+  }
+
+  const maxRetries = config.router.maxRetries;
+  const tried = new Set<Backend>();
+  let last: Failure | null = null;
+  let lastChoice: { backend: Backend; reason: string } | null = null;
+  for (let n = 0; n <= maxRetries; n++) {
+    log.strategy = state.strategy.name;
+    const choice = choose(state, plan, tried, n > 0, t0);
+    if (choice === null) break;
+    // A retry is counted once it actually happens, against the worker that failed.
+    if (last !== null && lastChoice !== null) {
+      state.metrics.incRetry(lastChoice.backend.id, last.kind);
+    }
+    tried.add(choice.backend);
+    lastChoice = choice;
+    const att = Attempt.begin(state, plan, choice, req.signal);
+    const sent = await att.send(plan, () => n < maxRetries && anyCandidate(state.backends, tried));
+    if (sent.ok) return relay(state, plan, att, sent.answer, log, t0);
+    if (sent.failure === null) {
+      att.settle();
+      return goneReply(sent.gone, att, log, requestId);
+    }
+    att.failed(sent.failure, requestId);
+    att.settle();
+    last = sent.failure;
+  }
+  return routerError(last, lastChoice, log, requestId);
+}
+
+/** The answer to a request the client left (it will not read it) or a shutdown cut short. */
+function goneReply(
+  gone: "client" | "shutdown",
+  att: Attempt,
+  log: RequestLog,
+  requestId: string,
+): Reply {
+  const client = gone === "client";
+  log.write(() => ({
+    backend: att.backend.id,
+    reason: att.reason,
+    match_chunks: att.match,
+    status: client ? 499 : 503,
+    error: client ? "client closed request" : "router shutting down",
+  }));
+  const headers: HeaderList = [["x-request-id", requestId]];
+  return client
+    ? errorReply("bad_request", "Client closed request", { headers })
+    : errorReply("no_worker", "Router is shutting down", { headers, code: "shutting_down" });
+}
+
+/** The router's own answer when no attempt answered: 503 with none tried, else the last failure. */
+function routerError(
+  last: Failure | null,
+  lastChoice: { backend: Backend; reason: string } | null,
+  log: RequestLog,
+  requestId: string,
+): Reply {
+  const headers: HeaderList = [["x-request-id", requestId]];
+  const res = last === null
+    ? errorReply("no_worker", "No worker is available to serve this request", { headers })
+    : errorReply(last.error, last.message, {
+      headers: lastChoice === null ? headers : [
+        ...headers,
+        ["x-router-backend", lastChoice.backend.id],
+        ["x-router-reason", lastChoice.reason],
+      ],
+      code: codeOf(last),
+    });
+  log.write(() => ({ status: res.status, error: last?.message ?? "no worker admitted" }));
+  return res;
+}

@@ -1,0 +1,147 @@
+/**
+ * The `relay` stage: a worker's answer → the client's reply, streamed through the usage tap; when
+ * the body is over (ended, failed, or cancelled by the client) the attempt settles and the request
+ * is counted and logged, once.
+ *
+ * Headers: the worker's, without hop-by-hop fields and those the router sets itself, plus
+ * `X-Router-Backend`, `X-Router-Reason` and `X-Request-ID`.
+ *
+ * Body: nothing for a status that has none (or an empty body); the bytes themselves when the whole
+ * answer came with its head (no stream either side); else a tapped source the server pulls from.
+ * A body that fails after the reply started ends the stream: SSE bodies with an OpenAI-shaped
+ * error event (`usage_tap.ts`), others cut short.
+ *
+ * Verdicts: a status below 500 is a success for the worker's breaker as soon as the head and first
+ * byte arrived; a status ≥ 500 that nobody retried is a failure. A failure after the first byte
+ * gives no breaker verdict (the worker answered; a hung stream is caught by the idle deadline) but
+ * is counted in `router_upstream_failures_total`.
+ *
+ * @module
+ */
+
+import type { BodySource, Reply } from "../http/types.ts";
+import { downstreamHeaders } from "../proxy/headers.ts";
+import { isNullBodyStatus } from "../proxy/h1_client.ts";
+import { type TapResult, tapSource, tapWhole } from "../proxy/usage_tap.ts";
+import { errorBody } from "../util/errors.ts";
+import type { Answer, Attempt } from "./attempt.ts";
+import { codeOf, midStreamFailure, RouterShutdown, statusFailure } from "./failures.ts";
+import type { RequestPlan } from "./plan.ts";
+import { RequestLog, round } from "./settle.ts";
+import type { RouterState } from "./state.ts";
+
+/** Builds the client's reply from `answer`; see the module comment. */
+export function relay(
+  state: RouterState,
+  plan: RequestPlan,
+  att: Attempt,
+  answer: Answer,
+  log: RequestLog,
+  t0: number,
+): Reply {
+  const { backend, reason, deadlines } = att;
+  const { upstream, reader, first, whole, sse } = answer;
+  const status = upstream.status;
+  const headers = downstreamHeaders(upstream.headers);
+  headers.push(
+    ["x-router-backend", backend.id],
+    ["x-router-reason", reason],
+    ["x-request-id", plan.requestId],
+  );
+  if (status < 500) att.succeeded();
+  const now = () => state.clock.now();
+  const onFirstToken = () => state.tracker.onFirstToken(att.ticket, now() - att.dispatchedAt);
+
+  const done = (tapped: TapResult) => {
+    // A client that disconnects aborts the upstream read too; count that as the client's doing.
+    const r: TapResult = att.clientGone && tapped.outcome === "error"
+      ? { ...tapped, outcome: "cancelled" }
+      : tapped;
+    if (r.outcome === "error" && !(deadlines.reason instanceof RouterShutdown)) {
+      const f = midStreamFailure(deadlines.reason, r.error, backend.id);
+      if (status >= 500) att.failed(f, null);
+      else state.faults.inc(backend.id, f.kind); // counted; the breaker already heard a success
+    } else if (r.outcome === "done" && status >= 500) {
+      att.failed(statusFailure(backend.id, status), null);
+    }
+    att.settle(r.usage);
+    finishRequest(state, att, log, status, r, t0);
+  };
+
+  if (isNullBodyStatus(status) || first === null || (reader === null && !whole)) {
+    // No body, or a status that has none (a 205 may still come framed with `content-length: 0`):
+    // whatever the worker sent for it is dropped.
+    reader?.cancel().catch(() => {});
+    done(EMPTY_TAP);
+    return { status, statusText: upstream.statusText, headers, body: null };
+  }
+  if (whole || reader === null) {
+    done(tapWhole(first, { now, start: t0, onFirstToken }));
+    return { status, statusText: upstream.statusText, headers, body: first };
+  }
+  const body: BodySource = tapSource(reader, first, {
+    now,
+    start: t0,
+    sse,
+    onChunk: () => deadlines.chunk(),
+    onFirstToken,
+    errorEvent: (err) => {
+      const f = midStreamFailure(deadlines.reason, err, backend.id);
+      return errorBody(f.error, f.message, null, codeOf(f));
+    },
+    onDone: done,
+  });
+  return { status, statusText: upstream.statusText, headers, body };
+}
+
+/** The tap result of an answer without a body. */
+const EMPTY_TAP: TapResult = {
+  outcome: "done",
+  bytes: 0,
+  firstByteMs: null,
+  firstTokenMs: null,
+  usage: null,
+  error: null,
+};
+
+/** Counts and logs a proxied request whose reply is over. */
+function finishRequest(
+  state: RouterState,
+  att: Attempt,
+  log: RequestLog,
+  status: number,
+  r: TapResult,
+  t0: number,
+): void {
+  const { backend, reason, match, deadlines } = att;
+  const cachedTokens = r.usage?.cachedTokens ?? null;
+  if (r.usage) state.metrics.addUpstreamTokens(backend.id, r.usage.promptTokens, cachedTokens ?? 0);
+  const shown = r.outcome === "cancelled" ? 499 : status;
+  state.metrics.observeRequest({
+    strategy: log.strategy,
+    backend: backend.id,
+    reason,
+    status: shown,
+    durationS: (state.clock.now() - t0) / 1000,
+    ttfbS: r.firstByteMs === null ? null : r.firstByteMs / 1000,
+    matchChunks: match,
+    bytes: r.bytes,
+    cacheHit: match > 0,
+  });
+  log.write(() => ({
+    backend: backend.id,
+    reason,
+    match_chunks: match,
+    status: shown,
+    ttft_ms: r.firstTokenMs === null ? null : round(r.firstTokenMs),
+    ttfb_ms: r.firstByteMs === null ? null : round(r.firstByteMs),
+    bytes: r.bytes,
+    prompt_tokens: r.usage?.promptTokens ?? null,
+    cached_tokens: cachedTokens,
+    error: r.outcome === "done"
+      ? null
+      : r.outcome === "cancelled"
+      ? "client closed request"
+      : midStreamFailure(deadlines.reason, r.error, backend.id).message,
+  }));
+}
