@@ -44,7 +44,8 @@ export class FaultMetrics {
     const existing = registry.getSingleMetric(NAME);
     this.#counter = existing instanceof Counter ? existing : new Counter({
       name: NAME,
-      help: "Failed upstream attempts by kind (connect and first-byte failures also count against the circuit breaker)",
+      help:
+        "Failed upstream attempts by kind (connect and first-byte failures also count against the circuit breaker)",
       labelNames: ["backend", "kind"],
       registers: [registry],
     });

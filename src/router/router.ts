@@ -13,35 +13,31 @@ import type { RouterConfig } from "../config/types.ts";
 import { HealthChecker } from "../backends/mod.ts";
 import type { Reply, ServerRequest } from "../http/types.ts";
 import { RouterMetrics } from "../metrics/mod.ts";
-import { createStrategy } from "../strategies/mod.ts";
 import type { Strategy } from "../strategies/types.ts";
-import { type Clock, systemClock } from "../util/clock.ts";
+import type { Clock } from "../util/clock.ts";
 import { errorReply, replyForError } from "../util/errors.ts";
-import { type Rng, SeededRng } from "../util/rng.ts";
+import type { Rng } from "../util/rng.ts";
 import { ApiKeyAuth } from "./auth.ts";
 import { ADMIN_ENDPOINTS, type Endpoint, endpointFor, ENDPOINTS } from "./endpoints.ts";
-import { FaultMetrics } from "./fault_metrics.ts";
 import { RouterShutdown } from "./failures.ts";
-import { LoadTracker } from "./load_tracker.ts";
 import { healthz, metrics, models, readyz } from "./local.ts";
 import { Logger } from "./logger.ts";
 import { Backend } from "./pool.ts";
 import { proxy } from "./proxy.ts";
 import { applyWorkers, type ReloadSummary, sameStrategy } from "./reload.ts";
-import { SessionPins } from "./sessions.ts";
-import type { RouterState } from "./state.ts";
+import {
+  newRouterState,
+  type RouterDeps,
+  type RouterState,
+  strategyFor,
+  wireLoad,
+} from "./state.ts";
+
+export type { RouterDeps } from "./state.ts";
 
 export { RouterShutdown } from "./failures.ts";
 export type { ReloadSummary } from "./reload.ts";
 export { SESSION_REASON } from "./choose.ts";
-
-/** Injected collaborators of a router. */
-export interface RouterDeps {
-  readonly clock?: Clock;
-  readonly rng?: Rng;
-  readonly logger?: Logger;
-  readonly metrics?: RouterMetrics;
-}
 
 /** The request handler and the state it routes with. */
 export class Router {
@@ -55,36 +51,11 @@ export class Router {
   #reloading: Promise<unknown> = Promise.resolve();
 
   constructor(config: RouterConfig, deps: RouterDeps = {}) {
-    this.clock = deps.clock ?? systemClock;
-    this.rng = deps.rng ??
-      new SeededRng(config.router.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]);
     this.#ownLogger = deps.logger === undefined;
-    this.metrics = deps.metrics ?? new RouterMetrics();
-    const backends = config.workers.map((w, i) => new Backend(i, w, this.clock));
-    this.#state = {
-      clock: this.clock,
-      rng: this.rng,
-      metrics: this.metrics,
-      faults: new FaultMetrics(this.metrics.registry),
-      config,
-      logger: deps.logger ?? new Logger(config.logging.level, config.logging.format),
-      auth: new ApiKeyAuth(config.auth.apiKeys, config.auth.protectMetrics),
-      backends,
-      strategy: strategyFor(config),
-      tracker: new LoadTracker({ workers: Math.max(1, backends.length) }),
-      sessions: new SessionPins<Backend>(),
-      retired: new Set(),
-      attempts: new Set(),
-    };
-    this.#wireLoad();
-  }
-
-  /** Hands the workers the tracker's figures when the strategy reads load. */
-  #wireLoad(): void {
-    const s = this.#state;
-    const tracker = s.tracker;
-    const source = s.strategy.usesLoad ? (i: number) => tracker.load(i) : null;
-    for (const b of s.backends) b.loadSource = source;
+    this.#state = newRouterState(config, deps);
+    this.clock = this.#state.clock;
+    this.rng = this.#state.rng;
+    this.metrics = this.#state.metrics;
   }
 
   /** Sessions pinned to a worker now. */
@@ -218,7 +189,7 @@ export class Router {
     const strategy = sameStrategy(prev, next) ? s.strategy : strategyFor(next);
     // From here on nothing throws.
     const summary = applyWorkers(s, next, strategy);
-    this.#wireLoad();
+    wireLoad(s);
     s.auth = new ApiKeyAuth(next.auth.apiKeys, next.auth.protectMetrics);
     if (
       this.#ownLogger &&
@@ -310,12 +281,4 @@ export class Router {
         return models(s);
     }
   }
-}
-
-function strategyFor(config: RouterConfig): Strategy {
-  return createStrategy(config.router.strategy, {
-    minMatchChunks: config.router.minMatchChunks,
-    saturationInflight: config.router.saturationInflight,
-    options: config.router.strategyOptions,
-  });
 }

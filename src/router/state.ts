@@ -9,17 +9,18 @@
  */
 
 import type { RouterConfig } from "../config/types.ts";
-import type { RouterMetrics } from "../metrics/mod.ts";
+import { RouterMetrics } from "../metrics/mod.ts";
 import type { AttemptDeadlines } from "../proxy/deadlines.ts";
+import { createStrategy } from "../strategies/mod.ts";
 import type { Strategy } from "../strategies/types.ts";
-import type { Clock } from "../util/clock.ts";
-import type { Rng } from "../util/rng.ts";
-import type { ApiKeyAuth } from "./auth.ts";
-import type { FaultMetrics } from "./fault_metrics.ts";
-import type { LoadTracker } from "./load_tracker.ts";
-import type { Logger } from "./logger.ts";
-import type { Backend } from "./pool.ts";
-import type { SessionPins } from "./sessions.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
+import { type Rng, SeededRng } from "../util/rng.ts";
+import { ApiKeyAuth } from "./auth.ts";
+import { FaultMetrics } from "./fault_metrics.ts";
+import { LoadTracker } from "./load_tracker.ts";
+import { Logger } from "./logger.ts";
+import { Backend } from "./pool.ts";
+import { SessionPins } from "./sessions.ts";
 
 /** What the request stages read and update; see the module comment. */
 export interface RouterState {
@@ -40,4 +41,53 @@ export interface RouterState {
   readonly retired: Set<Backend>;
   /** Deadlines of the attempts in flight, for `abortInflight`. */
   readonly attempts: Set<AttemptDeadlines>;
+}
+
+/** Injected collaborators of a router. */
+export interface RouterDeps {
+  readonly clock?: Clock;
+  readonly rng?: Rng;
+  readonly logger?: Logger;
+  readonly metrics?: RouterMetrics;
+}
+
+/** A router's state for `config`: its workers built, nothing started. */
+export function newRouterState(config: RouterConfig, deps: RouterDeps = {}): RouterState {
+  const clock = deps.clock ?? systemClock;
+  const metrics = deps.metrics ?? new RouterMetrics();
+  const backends = config.workers.map((w, i) => new Backend(i, w, clock));
+  const state: RouterState = {
+    clock,
+    rng: deps.rng ??
+      new SeededRng(config.router.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]),
+    metrics,
+    faults: new FaultMetrics(metrics.registry),
+    config,
+    logger: deps.logger ?? new Logger(config.logging.level, config.logging.format),
+    auth: new ApiKeyAuth(config.auth.apiKeys, config.auth.protectMetrics),
+    backends,
+    strategy: strategyFor(config),
+    tracker: new LoadTracker({ workers: Math.max(1, backends.length) }),
+    sessions: new SessionPins<Backend>(),
+    retired: new Set(),
+    attempts: new Set(),
+  };
+  wireLoad(state);
+  return state;
+}
+
+/** Hands the workers the tracker's figures when the strategy reads load (after any swap). */
+export function wireLoad(state: RouterState): void {
+  const tracker = state.tracker;
+  const source = state.strategy.usesLoad ? (i: number) => tracker.load(i) : null;
+  for (const b of state.backends) b.loadSource = source;
+}
+
+/** The strategy `config` names, built with its parameters. */
+export function strategyFor(config: RouterConfig): Strategy {
+  return createStrategy(config.router.strategy, {
+    minMatchChunks: config.router.minMatchChunks,
+    saturationInflight: config.router.saturationInflight,
+    options: config.router.strategyOptions,
+  });
 }
