@@ -47,6 +47,11 @@ import {
   type SyncRecord,
 } from "./types.ts";
 import { errorMessage } from "../util/errors.ts";
+import { tapIndex, untap } from "./index_tap.ts";
+import { Queue } from "./queue.ts";
+import { closeClient, defaultReplicaId, redactRedisUrl } from "./redis_util.ts";
+
+export { defaultReplicaId, redactRedisUrl };
 
 export { DEFAULT_STREAM };
 
@@ -109,62 +114,6 @@ interface Pending {
   readonly hashes: ChunkHashes;
   readonly keepChunks: number;
   readonly time: number;
-}
-
-/** FIFO with O(1) push, shift and unshift of a batch, bounded by the owner. */
-class Queue<T> {
-  #items: T[] = [];
-  #head = 0;
-
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-  push(x: T): void {
-    this.#items.push(x);
-  }
-  shift(): T | undefined {
-    if (this.#head >= this.#items.length) return undefined;
-    const x = this.#items[this.#head];
-    this.#items[this.#head++] = undefined as T;
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    return x;
-  }
-  /** Takes up to `n` items from the front. */
-  take(n: number): T[] {
-    const out: T[] = [];
-    while (out.length < n && this.length > 0) out.push(this.shift()!);
-    return out;
-  }
-  /** Puts `xs` back at the front, in order. */
-  unshift(xs: readonly T[]): void {
-    if (xs.length === 0) return;
-    this.#items = [...xs, ...this.#items.slice(this.#head)];
-    this.#head = 0;
-  }
-}
-
-/** Hides the password of a Redis URL for logs. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparsable url)";
-  }
-}
-
-/** A replica id that is unique per process: `$HOSTNAME` (the pod name in Kubernetes) + pid. */
-export function defaultReplicaId(): string {
-  let host = "router";
-  try {
-    host = Deno.env.get("HOSTNAME") || Deno.hostname();
-  } catch { /* no env or sys permission: keep the fallback */ }
-  const rand = crypto.getRandomValues(new Uint16Array(1))[0].toString(16).padStart(4, "0");
-  return `${host}-${Deno.pid}-${rand}`;
 }
 
 /** Shares routing records between router replicas through a Redis stream. */
@@ -257,38 +206,14 @@ export class PrefixSync {
    */
   tap(workerId: string, index: PrefixIndex): void {
     if (this.#stopped) return;
-    const tapped = TAPS.get(index);
-    if (tapped?.sync === this && tapped.worker === workerId) return;
-    if (tapped) untap(index);
-    const insert = index.insert;
-    const truncate = index.truncate;
-    const wrapped = {
-      insert: (hashes: ChunkHashes): void => {
-        insert.call(index, hashes);
+    tapIndex(index, this, workerId, {
+      insert: (hashes) => {
         if (!this.#applying) this.publish(workerId, hashes);
       },
-      truncate: (hashes: ChunkHashes, keepChunks: number): void => {
-        truncate!.call(index, hashes, keepChunks);
+      truncate: (hashes, keepChunks) => {
         if (!this.#applying) this.publishTruncate(workerId, hashes, keepChunks);
       },
-    };
-    const own = {
-      insert: Object.getOwnPropertyDescriptor(index, "insert"),
-      truncate: Object.getOwnPropertyDescriptor(index, "truncate"),
-    };
-    Object.defineProperty(index, "insert", {
-      value: wrapped.insert,
-      configurable: true,
-      writable: true,
     });
-    if (truncate) {
-      Object.defineProperty(index, "truncate", {
-        value: wrapped.truncate,
-        configurable: true,
-        writable: true,
-      });
-    }
-    TAPS.set(index, { sync: this, worker: workerId, own });
   }
 
   /** Whether both Redis connections are ready. */
@@ -626,40 +551,4 @@ export class PrefixSync {
     this.#stats.applied++;
     this.#stats.lastLagMs = Math.max(0, this.#now() - rec.time);
   }
-}
-
-/** Which sync wrapped an index, and the own properties it replaced (restored by `untap`). */
-const TAPS = new WeakMap<PrefixIndex, {
-  sync: PrefixSync;
-  worker: string;
-  own: { insert?: PropertyDescriptor; truncate?: PropertyDescriptor };
-}>();
-
-/** Removes a `tap` wrapper from `index`, restoring what was there before. */
-function untap(index: PrefixIndex): void {
-  const t = TAPS.get(index);
-  if (!t) return;
-  TAPS.delete(index);
-  for (const key of ["insert", "truncate"] as const) {
-    const d = t.own[key];
-    if (d) Object.defineProperty(index, key, d);
-    else delete (index as unknown as Record<string, unknown>)[key];
-  }
-}
-
-/** Disconnects `c` and waits (at most 1 s) until its socket, if any, is closed. */
-function closeClient(c: Redis): Promise<void> {
-  if (c.status === "end") return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(done, 1000);
-    c.once("end", done);
-    // Between reconnect attempts there is no socket: nothing will report its closing.
-    const live = c.status === "connecting" || c.status === "connect" || c.status === "ready";
-    c.disconnect();
-    if (!live || (c.status as string) === "end") done();
-    function done() {
-      clearTimeout(timer);
-      resolve();
-    }
-  });
 }
