@@ -588,3 +588,38 @@ Deno.test("a stream's first event is held only until the worker's first byte, th
     await h.close();
   }
 });
+
+Deno.test("a worker's own non-JSON error page reaches the client in OpenAI's error shape", async () => {
+  const page = "<html><head><title>502 Bad Gateway</title></head><body>" +
+    "<center><h1>502 Bad Gateway</h1></center><hr><center>nginx/1.22.1</center></body></html>";
+  let status = 502;
+  const worker = await startServer(async (req) => {
+    await req.arrayBuffer();
+    return status === 502
+      ? new Response(page, { status, headers: { "content-type": "text/html" } })
+      : new Response("model not here\n", { status, headers: { "content-type": "text/plain" } });
+  });
+  const h = await routerHarness([worker.url], { router: { maxRetries: 0 } }, {
+    closeAlso: [worker],
+  });
+  try {
+    const res = await h.post(chatBody("x"));
+    assert.equal(res.status, 502);
+    assert.equal(res.headers.get("content-type"), "application/json");
+    assert.equal(res.headers.get("x-router-backend"), "w1");
+    const body = await res.json();
+    assert.equal(body.error.type, "upstream_error");
+    assert.equal(body.error.code, "upstream_error_page");
+    assert.match(body.error.message, /^Worker w1 answered 502 Bad Gateway: 502 Bad Gateway 502/);
+    assert.ok(!body.error.message.includes("<"), body.error.message);
+    status = 404;
+    const missing = await h.post(chatBody("x"));
+    assert.equal(missing.status, 404);
+    const err = (await missing.json()).error;
+    assert.equal(err.type, "not_found_error");
+    assert.equal(err.message, "Worker w1 answered 404 Not Found: model not here");
+    assert.ok(await waitFor(() => h.router.inflight === 0));
+  } finally {
+    await h.close();
+  }
+});

@@ -20,7 +20,7 @@
  */
 
 import type { BodySource, Reply } from "../http/types.ts";
-import { downstreamHeaders } from "../proxy/headers.ts";
+import { downstreamHeaders, type HeaderList, headerValue } from "../proxy/headers.ts";
 import { isNullBodyStatus } from "../proxy/h1_client.ts";
 import { type TapResult, tapSource, tapWhole } from "../proxy/usage_tap.ts";
 import { errorBody } from "../util/errors.ts";
@@ -68,6 +68,15 @@ export function relay(
     finishRequest(state, att, log, status, r, t0);
   };
 
+  if (status >= 400 && !isNullBodyStatus(status) && !speaksJson(upstream.headers)) {
+    // A worker's own error page (an nginx HTML 502, a plain-text 404) in OpenAI's shape, so that
+    // OpenAI clients raise a readable error instead of failing to parse it.
+    reader?.cancel().catch(() => {});
+    done({ ...EMPTY_TAP, bytes: first?.length ?? 0 });
+    const wrapped = errorPageReply(backend.id, status, upstream.statusText, first);
+    for (const [n, v] of headers) if (n !== "content-type") wrapped.headers.push([n, v]);
+    return wrapped;
+  }
   if (isNullBodyStatus(status) || first === null || (reader === null && !whole)) {
     // No body, or a status that has none (a 205 may still come framed with `content-length: 0`):
     // whatever the worker sent for it is dropped.
@@ -92,6 +101,55 @@ export function relay(
     onDone: done,
   });
   return { status, statusText: upstream.statusText, headers, body };
+}
+
+/** Whether a worker's answer is JSON or an event stream (by its content type). */
+function speaksJson(headers: HeaderList): boolean {
+  const type = headerValue(headers, "content-type")?.split(";")[0].trim().toLowerCase() ?? "";
+  return type === "application/json" || type.endsWith("+json") || type === "text/event-stream";
+}
+
+/** OpenAI error types by the worker's status; anything else ≥ 500 is the worker's failure. */
+const TYPE_OF_STATUS: Record<number, string> = {
+  401: "authentication_error",
+  403: "permission_error",
+  404: "not_found_error",
+  429: "rate_limit_error",
+};
+
+/** Longest excerpt of a worker's error page put in the message, characters. */
+const EXCERPT_CHARS = 200;
+
+/**
+ * The OpenAI-shaped reply for a worker's non-JSON error answer: the worker's status, and a short
+ * excerpt of its first body bytes (tags and control characters dropped) in the message.
+ */
+export function errorPageReply(
+  id: string,
+  status: number,
+  statusText: string,
+  first: Uint8Array | null,
+): { status: number; statusText: string; headers: HeaderList; body: Uint8Array } {
+  const text = first === null ? "" : new TextDecoder().decode(first.subarray(0, 4 * EXCERPT_CHARS));
+  const excerpt = text.replace(/<[^>]*>/g, " ").replace(/[\x00-\x1f\x7f\s]+/g, " ").trim()
+    .slice(0, EXCERPT_CHARS);
+  const type = TYPE_OF_STATUS[status] ??
+    (status >= 500 ? "upstream_error" : "invalid_request_error");
+  const head = `Worker ${id} answered ${status}${statusText ? ` ${statusText}` : ""}`;
+  const body = JSON.stringify({
+    error: {
+      message: excerpt === "" ? head : `${head}: ${excerpt}`,
+      type,
+      param: null,
+      code: "upstream_error_page",
+    },
+  });
+  return {
+    status,
+    statusText,
+    headers: [["content-type", "application/json"]],
+    body: new TextEncoder().encode(body),
+  };
 }
 
 /** The tap result of an answer without a body. */
