@@ -23,9 +23,19 @@
 
 import { RouterError } from "../util/errors.ts";
 import { fnv1a64Hex } from "./chunker.ts";
+import { messagesText, rerankText, responsesText, scoreText } from "./endpoint_text.ts";
 
-/** Which OpenAI endpoint a body belongs to. */
-export type RequestKind = "chat" | "completion";
+/** How a body's routing text is read: which endpoint family it belongs to (`endpoint_text.ts`). */
+export type RequestKind =
+  | "chat"
+  | "completion"
+  | "responses"
+  | "messages"
+  | "embeddings"
+  | "pooling"
+  | "rerank"
+  | "score"
+  | "none";
 
 /** What the router needs from a request body. */
 export interface ParsedRequest {
@@ -37,6 +47,8 @@ export interface ParsedRequest {
   readonly includeUsage: boolean;
   /** The routing text (see the module rule). */
   readonly text: string;
+  /** `previous_response_id` of a Responses API body, or null. */
+  readonly previousResponseId: string | null;
 }
 
 /** Type name for messages: `null`, `array`, or `typeof`. */
@@ -119,41 +131,41 @@ function chatText(body: Record<string, unknown>): string {
 
 const PROMPT_TYPES = "a string, an array of strings, an array of token ids or an array of those";
 
-function tokenIds(ids: unknown[], path: string): string {
+function tokenIds(ids: unknown[], path: string, param: string): string {
   for (let i = 0; i < ids.length; i++) {
     if (!Number.isInteger(ids[i])) {
-      throw bad("prompt", `${path}[${i}] must be an integer token id, got ${typeName(ids[i])}`);
+      throw bad(param, `${path}[${i}] must be an integer token id, got ${typeName(ids[i])}`);
     }
   }
   return ids.join(",");
 }
 
-function completionText(body: Record<string, unknown>): string {
-  const prompt = body.prompt;
+/** The text of a completion `prompt` (or an embeddings `input`, named by `param`). */
+function promptText(prompt: unknown, param = "prompt"): string {
   if (typeof prompt === "string") return prompt;
   if (!Array.isArray(prompt)) {
-    throw bad("prompt", `prompt must be ${PROMPT_TYPES}, got ${typeName(prompt)}`);
+    throw bad(param, `${param} must be ${PROMPT_TYPES}, got ${typeName(prompt)}`);
   }
   if (prompt.length === 0) return "";
   const first: unknown = prompt[0];
-  if (typeof first === "number") return tokenIds(prompt, "prompt");
+  if (typeof first === "number") return tokenIds(prompt, param, param);
   const lines: string[] = new Array(prompt.length);
   for (let i = 0; i < prompt.length; i++) {
     const item: unknown = prompt[i];
     if (typeof first === "string") {
       if (typeof item !== "string") {
-        throw bad("prompt", `prompt[${i}] must be a string, got ${typeName(item)}`);
+        throw bad(param, `${param}[${i}] must be a string, got ${typeName(item)}`);
       }
       lines[i] = item;
     } else if (Array.isArray(first)) {
       if (!Array.isArray(item)) {
-        throw bad("prompt", `prompt[${i}] must be an array of token ids, got ${typeName(item)}`);
+        throw bad(param, `${param}[${i}] must be an array of token ids, got ${typeName(item)}`);
       }
-      lines[i] = tokenIds(item, `prompt[${i}]`);
+      lines[i] = tokenIds(item, `${param}[${i}]`, param);
     } else {
       throw bad(
-        "prompt",
-        `prompt[0] must be a string, a token id or an array of token ids, got ${typeName(first)}`,
+        param,
+        `${param}[0] must be a string, a token id or an array of token ids, got ${typeName(first)}`,
       );
     }
   }
@@ -168,7 +180,30 @@ export function routingText(body: unknown, kind: RequestKind): string {
   if (!isObject(body)) {
     throw bad(null, `Request body must be a JSON object, got ${typeName(body)}`);
   }
-  return kind === "chat" ? chatText(body) : completionText(body);
+  return textOf(body, kind);
+}
+
+/** The routing text of `body` read as `kind`. */
+function textOf(body: Record<string, unknown>, kind: RequestKind): string {
+  switch (kind) {
+    case "chat":
+      return chatText(body);
+    case "completion":
+      return promptText(body.prompt);
+    case "responses":
+      return responsesText(body);
+    case "messages":
+      return messagesText(body);
+    case "embeddings":
+    case "pooling":
+      return body.input === undefined ? "" : promptText(body.input, "input");
+    case "rerank":
+      return rerankText(body);
+    case "score":
+      return scoreText(body);
+    case "none":
+      return "";
+  }
 }
 
 /**
@@ -195,6 +230,9 @@ export function parseRequest(kind: RequestKind, json: unknown): ParsedRequest {
     model,
     stream: stream === true,
     includeUsage,
-    text: kind === "chat" ? chatText(json) : completionText(json),
+    text: textOf(json, kind),
+    previousResponseId: typeof json.previous_response_id === "string"
+      ? json.previous_response_id
+      : null,
   };
 }

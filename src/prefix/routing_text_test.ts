@@ -94,11 +94,17 @@ Deno.test("parseRequest: reads model, stream and include_usage", () => {
       stream_options: { include_usage: true },
       messages: [{ role: "user", content: "hi" }],
     }),
-    { model: "qwen", stream: true, includeUsage: true, text: "user:hi\n" },
+    {
+      model: "qwen",
+      stream: true,
+      includeUsage: true,
+      text: "user:hi\n",
+      previousResponseId: null,
+    },
   );
   assert.deepEqual(
     parseRequest("completion", { prompt: "p", stream: null, model: null }),
-    { model: undefined, stream: false, includeUsage: false, text: "p" },
+    { model: undefined, stream: false, includeUsage: false, text: "p", previousResponseId: null },
   );
   assert.deepEqual(
     parseRequest("completion", {
@@ -106,7 +112,7 @@ Deno.test("parseRequest: reads model, stream and include_usage", () => {
       stream: false,
       stream_options: { include_usage: 1 },
     }),
-    { model: undefined, stream: false, includeUsage: false, text: "p" },
+    { model: undefined, stream: false, includeUsage: false, text: "p", previousResponseId: null },
   );
 });
 
