@@ -326,7 +326,9 @@ Deno.test("hostile worker: differing or bad Content-Lengths are the worker's fai
     framed(`content-length: 99999999999999999999\r\n`),
     framed(`content-length: ${n}\r\ncontent-length: \r\n`),
   ]);
-  const worker = replyWorker(() => framed(`content-length: ${n}, ${n}\r\ncontent-length: ${n}\r\n`));
+  const worker = replyWorker(() =>
+    framed(`content-length: ${n}, ${n}\r\ncontent-length: ${n}\r\n`)
+  );
   const h = await routerHarness([worker.url], { router: { maxRetries: 0 } }, {
     closeAlso: [worker],
   });
