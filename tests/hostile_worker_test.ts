@@ -160,6 +160,9 @@ async function assertRefusedHeads(cases: readonly Uint8Array[]): Promise<void> {
       assert.equal(JSON.parse(text).error.type, "upstream_error", `case ${i}`);
       assert.equal(bad.requests, 1, `case ${i}: the bad head reached the router`);
       await assertAlive(alone.url);
+      const m = await alone.metrics();
+      assert.equal(sample(m, "router_upstream_failures_total", { kind: "connect-error" }), 1);
+      assert.equal(alone.router.backends[0].breaker.consecutiveFailures, 1);
     } finally {
       await alone.close();
     }
@@ -179,6 +182,8 @@ async function assertRefusedHeads(cases: readonly Uint8Array[]): Promise<void> {
         assert.equal(JSON.parse(text).choices[0].message.content, "hello");
       }
       assert.ok(bad.requests >= 1, `case ${i}: the bad worker was tried`);
+      const m = await h.metrics();
+      assert.equal(sample(m, "router_retries_total", { backend: "w1" }), bad.requests);
     } finally {
       await h.close();
     }
