@@ -27,6 +27,8 @@
 import { DONE } from "./h1_body.ts";
 import type { BodySource, H1Answer } from "./h1_client.ts";
 
+type Pair = ReadableWritablePair<Uint8Array, Uint8Array>;
+
 /** Coded bytes fed to the decoder at once, at most. */
 export const SLICE_BYTES = 1024;
 
@@ -75,13 +77,8 @@ export function decodeContent(answer: H1Answer): H1Answer {
   const input = slices(answer.whole, answer.body);
   let stream: ReadableStream<Uint8Array> = input.stream;
   for (const format of formats) {
-    // Typed for any BufferSource on its writable side; it is given Uint8Arrays.
-    const decoder = new DecompressionStream(
-      format as CompressionFormat,
-    ) as unknown as ReadableWritablePair<
-      Uint8Array,
-      Uint8Array
-    >;
+    // Typed as taking any BufferSource; it is given Uint8Arrays.
+    const decoder = new DecompressionStream(format as CompressionFormat) as unknown as Pair;
     stream = stream.pipeThrough(decoder);
   }
   const reader = stream.getReader();
