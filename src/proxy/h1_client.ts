@@ -6,6 +6,11 @@
  * and body with one socket write and parses the response head in JS, so a request costs a few
  * `read`/`write` ops and nothing else.
  *
+ * The pieces: `h1_head.ts` checks and parses a response head (RFC 9112, byte by byte),
+ * `h1_body.ts` frames its body, `h1_conn.ts` holds one connection and its buffer,
+ * `content_coding.ts` undoes a content coding the worker applied although asked not to. This file
+ * is the pool and one request's exchange.
+ *
  * Rules:
  * - Idle connections wait in a LIFO stack (the warmest first), at most `maxIdle` of them, and are
  *   not reused after `idleTtlMs` (below uvicorn's and llama-server's 5 s keep-alive, so the
@@ -13,24 +18,33 @@
  *   returned. An idle connection keeps a read pending (unref'd: it does not hold the process
  *   open), so one the worker closes, or sends anything on (a `408` before closing), is closed and
  *   dropped as soon as that read ends, not handed to the next request.
- * - A request is sent once. If the connection fails after the whole request was written and
- *   before an answer, the worker may have run it (read it, worked, died), so it is not replayed:
- *   the failure goes to the caller, whose retry policy decides (the router's tries another
- *   worker). Go's `net/http` and nginx do not replay a sent POST either.
+ * - A request that fails on a REUSED connection because the worker closed it (end of stream,
+ *   `ECONNRESET`, `EPIPE`) before any byte of an answer came back is sent once more, on a fresh
+ *   connection. That is the keep-alive race: the worker closed the idle connection (its keep-alive
+ *   timer, or a worker that closes after every answer without saying `Connection: close`) while
+ *   the request was on its way, and the close reached us after we took the connection. A worker
+ *   that closes a connection has not read the request on it (uvicorn and cpp-httplib close only an
+ *   idle connection; the kernel answers the request's bytes with a reset), so no GPU work runs
+ *   twice. The residual risk: a worker that read the request, worked on it, and then closed the
+ *   connection without a byte while it still accepts new ones; then the request runs twice on that
+ *   worker (a dead worker refuses the fresh connection, so nothing runs twice). The router would
+ *   have sent the same request to another worker anyway (a failure before the first byte is
+ *   retried there), so this adds no new kind of replay; it keeps one worker's keep-alive race from
+ *   being a 502 and a breaker failure. Never after a timeout or the caller's abort, never for a
+ *   fresh connection, never after any byte of an answer (a `100 Continue` included), never twice.
  * - A worker that answers early (a `413`, say) and closes without reading the whole request makes
  *   the write fail; the answer that arrived is still read and handed over, and the connection is
  *   not reused.
- * - Response framing as RFC 9112 §6.3 says: no body for 1xx, 204 and 304 (nor for 205, which has
- *   none and which hyper sends unframed on a kept connection); `Transfer-Encoding`
- *   overrides `Content-Length`: chunked last means chunked (extensions and trailers skipped, the
- *   CRLF after each chunk checked), any other coding last means up to the close; then
- *   `Content-Length`; otherwise up to the close. 1xx heads are skipped; a head over `maxHeadBytes`
- *   or with obsolete line folding (a line that starts with a space or tab) is an error.
+ * - Heads are checked as `h1_head.ts` says (status line, token names, values without control
+ *   characters, obs-text kept as bytes, one framing); 1xx heads are skipped, a `101` or a head
+ *   over `maxHeadBytes` is an error. Bodies are framed as `h1_body.ts` says.
  * - A connection goes back to the pool only after its body was read to the end with nothing left
  *   over and neither side said `Connection: close`. A cancelled body, an abort or any error
  *   closes it.
  * - The caller's `signal` aborts the connect and closes the socket at any later point, which
  *   fails a pending read; the body stream then errors and the caller's deadline logic says why.
+ * - `send` hands over the answer decoded from `gzip`, `deflate` or `br` (see `content_coding.ts`);
+ *   any other content coding is passed on with its `Content-Encoding`.
  *
  * Cost: one `Deno.connect` per new connection; per request one encoded head, one write, and one
  * read for a small answer (more for long streams). `send` hands the answer over as a plain
@@ -40,8 +54,25 @@
  * @module
  */
 
+import type { BodySource } from "../http/types.ts";
+import { bodySource, toStream } from "./h1_body.ts";
+import { Conn } from "./h1_conn.ts";
+import { decodeContent } from "./content_coding.ts";
+import {
+  CR,
+  H1ProtocolError,
+  type Head,
+  headEnd,
+  isNullBodyStatus,
+  LF,
+  parseHead,
+} from "./h1_head.ts";
+
+export type { BodySource };
+export { H1ProtocolError, isNullBodyStatus };
+export { toStream };
+
 const encoder = new TextEncoder();
-const latin1 = new TextDecoder("latin1");
 
 /** Settings of one pool. */
 export interface H1PoolOptions {
@@ -59,7 +90,7 @@ export interface H1PoolOptions {
 export interface H1Answer {
   readonly status: number;
   readonly statusText: string;
-  /** In arrival order, names lower case. */
+  /** In arrival order, names lower case, values one char a byte (obs-text as latin1). */
   readonly headers: [string, string][];
   /**
    * The whole body when it arrived with the head (a `Content-Length` answer that came in the
@@ -70,124 +101,17 @@ export interface H1Answer {
   readonly body: BodySource | null;
 }
 
-/** The worker's answer broke HTTP/1.1 framing, or the connection ended early. */
-export class H1ProtocolError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "H1ProtocolError";
+/** The connection ended before any byte of the answer's head. */
+class ClosedBeforeHead extends H1ProtocolError {
+  constructor() {
+    super("connection closed before the response head");
   }
 }
 
-const CR = 13;
-const LF = 10;
-/** The end-of-body read result (shared: it is never mutated). */
-const DONE: ReadableStreamReadResult<Uint8Array> = { done: true, value: undefined };
-/** A header name (RFC 9110 §5.1 token). */
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
-/** Characters a header value may not hold (what `Headers` refuses). */
-const BAD_VALUE_RE = /[\0\r\n]/;
-/** A reason phrase (RFC 9112 §4): tab, space, visible ASCII, obs-text. */
-const REASON_RE = /^[\t\x20-\x7e\x80-\xff]*$/;
-
-/** One TCP connection and its read buffer (`buf[start, end)` holds unread bytes). */
-class Conn {
-  buf = new Uint8Array(16 * 1024);
-  start = 0;
-  end = 0;
-  closed = false;
-  idleSince = 0;
-  /** In the pool's idle stack now. */
-  idle = false;
-  /** The read started when the connection went idle; the next `fill` takes its result. */
-  #ahead: Promise<number | null> | null = null;
-
-  constructor(readonly sock: Deno.TcpConn) {}
-
-  /**
-   * Marks the connection idle and starts a read on it (into the empty buffer). If that read ends
-   * while the connection is still idle (the worker closed it, failed it, or sent bytes nobody
-   * asked for), `onWake` runs; if the connection was taken first, the read is its answer's first.
-   */
-  watch(onWake: (c: Conn) => void): void {
-    this.start = this.end = 0;
-    this.idle = true;
-    this.sock.unref();
-    const read = this.sock.read(this.buf);
-    this.#ahead = read;
-    const woke = () => {
-      if (this.idle) onWake(this);
-    };
-    read.then(woke, woke);
-  }
-
-  /** Takes the connection out of the idle stack for a request. */
-  wake(): void {
-    this.idle = false;
-    this.sock.ref();
-  }
-
-  /** Reads more bytes into the buffer; false at end of stream. */
-  async fill(limit: number): Promise<boolean> {
-    if (this.#ahead !== null) {
-      // Started while idle, into the empty buffer (`watch`).
-      const read = this.#ahead;
-      this.#ahead = null;
-      const n = await read;
-      if (n === null) return false;
-      this.end += n;
-      return true;
-    }
-    if (this.start === this.end) this.start = this.end = 0;
-    if (this.end === this.buf.length) {
-      if (this.start > 0) {
-        this.buf.copyWithin(0, this.start, this.end);
-        this.end -= this.start;
-        this.start = 0;
-      } else {
-        if (this.buf.length >= limit) throw new H1ProtocolError("response head is too large");
-        const grown = new Uint8Array(Math.min(this.buf.length * 2, limit));
-        grown.set(this.buf);
-        this.buf = grown;
-      }
-    }
-    const n = await this.sock.read(this.buf.subarray(this.end));
-    if (n === null) return false;
-    this.end += n;
-    return true;
-  }
-
-  /** Copies out and consumes `n` buffered bytes. */
-  take(n: number): Uint8Array<ArrayBuffer> {
-    const out = this.buf.slice(this.start, this.start + n);
-    this.start += n;
-    return out;
-  }
-
-  /** Index of the next CRLF at or after `from`, or -1. */
-  lineEnd(from: number): number {
-    const b = this.buf;
-    for (let i = from; i + 1 < this.end; i++) if (b[i] === CR && b[i + 1] === LF) return i;
-    return -1;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    try {
-      this.sock.close();
-    } catch { /* already closed */ }
-  }
-}
-
-/** What the response head says. */
-interface Head {
-  status: number;
-  statusText: string;
-  headers: [string, string][];
-  /** -1: none given. */
-  length: number;
-  chunked: boolean;
-  close: boolean;
+/** Whether `err` says the worker closed the connection (and not that we did, or a deadline). */
+function closedByPeer(err: unknown): boolean {
+  return err instanceof ClosedBeforeHead || err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.BrokenPipe;
 }
 
 /** Keep-alive HTTP/1.1 connections to one `host:port`; see the module comment. */
@@ -244,9 +168,13 @@ export class H1Pool {
   }
 
   /**
-   * Sends one request and resolves with the answer once its head arrived; the body streams.
+   * Sends one request and resolves with the answer once its head arrived; the body streams,
+   * decoded from a content coding the worker applied (`content_coding.ts`). A reused connection
+   * the worker closed before answering is retried once on a fresh one (module comment).
    * `headers` must not carry framing or connection headers (`host`, `content-length`,
    * `transfer-encoding`, `connection`): those are this client's, and are skipped if present.
+   * @throws H1ProtocolError for a head or framing the worker got wrong, or a connection that
+   *   ended before the head; the socket's error when it failed; the signal's reason on abort
    */
   async send(
     method: string,
@@ -258,8 +186,17 @@ export class H1Pool {
     if (this.#closed) throw new H1ProtocolError("client is closed");
     signal.throwIfAborted();
     const wire = this.#encode(method, path, headers, body);
-    const conn = this.#takeIdle() ?? await this.#connect(signal);
-    return await this.#exchange(conn, wire, method, signal);
+    const reused = this.#takeIdle();
+    if (reused !== null) {
+      try {
+        return decodeContent(await this.#exchange(reused, wire, method, signal));
+      } catch (err) {
+        // The keep-alive race (module comment): once more on a fresh connection, and only then.
+        if (!closedByPeer(err) || reused.heard || signal.aborted || this.#closed) throw err;
+      }
+    }
+    const fresh = await this.#connect(signal);
+    return decodeContent(await this.#exchange(fresh, wire, method, signal));
   }
 
   /** Closes idle connections now and busy ones when their request ends; later requests fail. */
@@ -376,9 +313,7 @@ export class H1Pool {
         } catch (err) {
           throw writeError !== null && !(err instanceof H1ProtocolError) ? writeError : err;
         }
-        if (parsed === null) {
-          throw writeError ?? new H1ProtocolError("connection closed before the response head");
-        }
+        if (parsed === null) throw writeError ?? new ClosedBeforeHead();
         if (parsed.status >= 200) {
           head = parsed;
           if (writeError !== null) head.close = true; // the rest of the request is still unsent
@@ -403,11 +338,11 @@ export class H1Pool {
       finish(!head.close);
       return { status, statusText, headers, whole, body: null };
     }
-    const body = this.#bodySource(conn, head, finish);
+    const body = bodySource(conn, head, this.#maxHead, finish);
     return { status, statusText, headers, whole: null, body };
   }
 
-  /** Parses one response head; null when the connection ended before any byte of it. */
+  /** Reads and parses one response head; null when the connection ended before any byte of it. */
   async #readHead(conn: Conn): Promise<Head | null> {
     let end: number;
     for (;;) {
@@ -423,227 +358,8 @@ export class H1Pool {
         throw new H1ProtocolError("connection closed inside the response head");
       }
     }
-    const text = latin1.decode(conn.buf.subarray(conn.start, end));
+    const head = parseHead(conn.buf, conn.start, end);
     conn.start = end + 4;
-    const lines = text.split("\r\n");
-    const statusLine = lines[0];
-    const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(statusLine);
-    if (!m) throw new H1ProtocolError(`bad status line ${JSON.stringify(statusLine.slice(0, 80))}`);
-    const status = Number(m[2]);
-    // What a `Response` would refuse is refused here, inside the attempt, so that a malformed head
-    // is the worker's failure (retried, counted) and not an error after the attempt ended.
-    if (status < 100 || status > 599) throw new H1ProtocolError(`bad status ${status}`);
-    const statusText = m[3] ?? "";
-    if (!REASON_RE.test(statusText)) {
-      throw new H1ProtocolError(`bad reason phrase ${JSON.stringify(statusText.slice(0, 80))}`);
-    }
-    const headers: [string, string][] = [];
-    let length = -1;
-    let chunked = false;
-    let coded = false; // a Transfer-Encoding was given: it overrides any Content-Length
-    let close = m[1] === "0";
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
-      const c0 = line.charCodeAt(0);
-      if (c0 === 0x20 || c0 === 0x09) {
-        // obs-fold (RFC 9112 §5.2): a gateway rejects it rather than guess the field's value.
-        throw new H1ProtocolError(`obsolete line folding ${JSON.stringify(line.slice(0, 80))}`);
-      }
-      const colon = line.indexOf(":");
-      if (colon <= 0) {
-        throw new H1ProtocolError(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
-      }
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      if (!TOKEN_RE.test(name) || BAD_VALUE_RE.test(value)) {
-        throw new H1ProtocolError(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
-      }
-      if (name === "content-length") {
-        if (!/^\d+$/.test(value) || (length >= 0 && Number(value) !== length)) {
-          throw new H1ProtocolError(`bad content-length ${JSON.stringify(value)}`);
-        }
-        length = Number(value);
-      } else if (name === "transfer-encoding") {
-        coded = true;
-        chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
-        if (!chunked) close = true; // another coding last: the body runs to the close
-      } else if (name === "connection") {
-        const v = value.toLowerCase();
-        if (v.includes("close")) close = true;
-        else if (m[1] === "0" && v.includes("keep-alive")) close = false;
-      }
-      headers.push([name, value]);
-    }
-    if (coded) length = -1;
-    if (!chunked && length < 0 && status >= 200 && !isNullBodyStatus(status)) close = true;
-    return { status, statusText, headers, length, chunked, close };
+    return head;
   }
-
-  /**
-   * The body as a pull source: each `read` returns the next piece as it arrives (no JS stream in
-   * between; {@link toStream} makes one for callers that want it). Reads must not overlap.
-   */
-  #bodySource(
-    conn: Conn,
-    head: Head,
-    finish: (reusable: boolean) => void,
-  ): BodySource {
-    let left = head.length; // Content-Length mode; -1: to the close
-    let chunkLeft = 0; // chunked mode: data bytes left in the current chunk
-    let crlfLeft = 0; // chunked mode: the CRLF after the chunk's data still to skip
-    let settled = false;
-    let ended = false;
-    const settle = (reusable: boolean) => {
-      if (settled) return;
-      settled = true;
-      finish(reusable);
-    };
-    const max = this.#maxHead;
-    const end = (reusable: boolean) => {
-      ended = true;
-      settle(reusable);
-      return DONE;
-    };
-    const piece = (value: Uint8Array): ReadableStreamReadResult<Uint8Array> => ({
-      done: false,
-      value,
-    });
-    /** Ensures a full line is buffered and returns its end. */
-    const line = async (): Promise<number> => {
-      let at: number;
-      while ((at = conn.lineEnd(conn.start)) < 0) {
-        if (!await conn.fill(max)) {
-          throw new H1ProtocolError("connection closed inside a chunked body");
-        }
-      }
-      return at;
-    };
-    const next = async (): Promise<ReadableStreamReadResult<Uint8Array>> => {
-      if (!head.chunked) {
-        if (left === 0) return end(!head.close);
-        if (conn.start === conn.end && !await conn.fill(max)) {
-          if (left < 0) return end(false);
-          throw new H1ProtocolError(`connection closed with ${left} body bytes missing`);
-        }
-        const have = conn.end - conn.start;
-        const n = left < 0 ? have : Math.min(left, have);
-        const value = conn.take(n);
-        if (left > 0) {
-          left -= n;
-          // Settled at once, so the connection is back in the pool before the last piece is used.
-          if (left === 0) settle(!head.close);
-        }
-        return piece(value);
-      }
-      for (;;) {
-        while (crlfLeft > 0) {
-          if (conn.start === conn.end && !await conn.fill(max)) {
-            throw new H1ProtocolError("connection closed inside a chunked body");
-          }
-          if (conn.buf[conn.start] !== (crlfLeft === 2 ? CR : LF)) {
-            throw new H1ProtocolError("chunk data not followed by CRLF");
-          }
-          conn.start++;
-          crlfLeft--;
-        }
-        if (chunkLeft > 0) {
-          if (conn.start === conn.end && !await conn.fill(max)) {
-            throw new H1ProtocolError("connection closed inside a chunked body");
-          }
-          const n = Math.min(chunkLeft, conn.end - conn.start);
-          const value = conn.take(n);
-          chunkLeft -= n;
-          if (chunkLeft === 0) crlfLeft = 2;
-          return piece(value);
-        }
-        const at = await line();
-        const sizeLine = latin1.decode(conn.buf.subarray(conn.start, at));
-        const semi = sizeLine.indexOf(";"); // chunk extensions follow a ';'
-        const sizeText = (semi < 0 ? sizeLine : sizeLine.slice(0, semi)).trim();
-        if (!/^[0-9a-fA-F]{1,12}$/.test(sizeText)) {
-          throw new H1ProtocolError(`bad chunk size ${JSON.stringify(sizeText.slice(0, 20))}`);
-        }
-        const size = parseInt(sizeText, 16);
-        conn.start = at + 2;
-        if (size === 0) {
-          // Trailer fields up to an empty line; skipped.
-          for (;;) {
-            const t = await line();
-            const empty = t === conn.start;
-            conn.start = t + 2;
-            if (empty) break;
-          }
-          return end(!head.close);
-        }
-        chunkLeft = size;
-      }
-    };
-    let failure: unknown = null;
-    return {
-      read: async () => {
-        if (failure !== null) throw failure; // a broken body stays broken
-        if (ended || settled) {
-          // Ended, cancelled, or a Content-Length body whose last piece went out (its connection
-          // may already carry another request): nothing more to read.
-          ended = true;
-          return DONE;
-        }
-        try {
-          return await next();
-        } catch (err) {
-          ended = true;
-          failure = err;
-          settle(false);
-          throw err;
-        }
-      },
-      cancel: () => {
-        ended = true;
-        settle(false);
-        return Promise.resolve();
-      },
-    };
-  }
-}
-
-/**
- * A body read piece by piece: what `ReadableStreamDefaultReader` offers, without a stream behind
- * it. `read` resolves `{ done: true }` at the end and rejects if the body broke; `cancel` gives
- * the rest up.
- */
-export interface BodySource {
-  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
-  cancel(reason?: unknown): Promise<void>;
-}
-
-/**
- * Statuses whose answer ends with its head, whatever it says: 204 and 304 (RFC 9112 §6.3), and
- * 205, which carries no content (RFC 9110 §15.3.6) and which hyper, behind `Deno.serve` and others,
- * sends without `Content-Length` on a connection it keeps open (read to the close, it would never
- * end). They are also Fetch's "null body statuses" (101 and 103 never reach a caller): a
- * `Response` with one must have a null body. Bytes a worker sends after such a head anyway keep
- * the connection out of the pool.
- */
-export function isNullBodyStatus(status: number): boolean {
-  return status === 204 || status === 205 || status === 304;
-}
-
-/** `src` as a byte stream, pulled only as the consumer reads. */
-export function toStream(src: BodySource): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    pull: async (ctl) => {
-      const r = await src.read();
-      if (r.done) ctl.close();
-      else ctl.enqueue(r.value);
-    },
-    cancel: (reason) => src.cancel(reason),
-  }, { highWaterMark: 0 });
-}
-
-/** Index of the CRLFCRLF that ends a head in `b[from, to)`, or -1. */
-function headEnd(b: Uint8Array, from: number, to: number): number {
-  for (let i = from; i + 3 < to; i++) {
-    if (b[i] === CR && b[i + 1] === LF && b[i + 2] === CR && b[i + 3] === LF) return i;
-  }
-  return -1;
 }

@@ -134,7 +134,10 @@ export function upstreamHeaders(
   if (opts.host) h.push(["x-forwarded-host", opts.host]);
   h.push(["x-forwarded-proto", opts.proto]);
   h.push(["x-request-id", opts.requestId]);
-  // The tap reads usage from the body; a compressed body would hide it.
+  // Whatever the client accepts, the worker is asked for an uncompressed body: the router taps it
+  // for the first token and `usage` (cache feedback, metrics), which a compressed body hides, and
+  // then it sends it on as it came. A worker that compresses anyway is decoded by the HTTP/1.1
+  // client (`content_coding.ts`). `fetch`, given this header, decodes nothing.
   h.push(["accept-encoding", "identity"]);
   h.push(["content-type", "application/json"]);
   return h;
@@ -154,11 +157,15 @@ export function withApiKey(base: HeaderList, apiKey: string | null): HeaderList 
 /**
  * Upstream response headers that do not describe the body we re-stream, and those the router sets
  * itself: a worker that echoes `X-Request-ID` (vLLM with `--enable-request-id-headers`) or a
- * router in front of the worker would otherwise double them (`abc, abc`).
+ * router in front of the worker would otherwise double them (`abc, abc`). The body's framing is
+ * the router's own (`content-length`). `content-encoding` stays: the body goes out as it arrived
+ * here, so a header still present still describes it. The HTTP/1.1 client has already decoded
+ * (and dropped the header of) `gzip`, `deflate` and `br`; what remains is a coding it does not
+ * know, or anything on the `fetch` path, which decodes nothing since the router asks for
+ * `identity`. Dropping it, as this list once did, sent coded bytes labelled as plain ones.
  */
 const DROP_DOWNSTREAM = new Set([
   "content-length",
-  "content-encoding",
   "x-request-id",
   "x-router-backend",
   "x-router-reason",
