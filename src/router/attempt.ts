@@ -18,6 +18,7 @@
  */
 
 import type { BodySource } from "../http/types.ts";
+import { decodeContent } from "../proxy/content_coding.ts";
 import { AttemptDeadlines } from "../proxy/deadlines.ts";
 import { headerValue, withApiKey } from "../proxy/headers.ts";
 import type { H1Answer } from "../proxy/h1_client.ts";
@@ -124,14 +125,14 @@ export class Attempt {
       const h1 = this.#state.config.router.upstreamClient === "native" ? b.h1() : null;
       upstream = h1 !== null
         ? await h1.send("POST", b.basePath + plan.target, headers, plan.body, d.signal)
-        : fromFetch(
+        : decodeContent(fromFetch(
           await fetch(b.url + plan.target, {
             method: "POST",
             headers,
             body: plan.body,
             signal: d.signal,
           }),
-        );
+        ));
       d.headers();
       if (upstream.status >= 500 && retry5xx()) {
         await upstream.body?.cancel().catch(() => {});
