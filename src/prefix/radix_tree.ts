@@ -36,7 +36,13 @@
  * `insert` is the same walk plus O(1) per path node for the LRU moves, one copy of the new suffix
  * and one node per split. An eviction is O(1) plus a copy when two edges merge.
  *
- * Memory: `insert` copies the part of `hashes` it keeps (callers may reuse their buffers); edges
+ * Memory: a held chunk costs {@link CHUNK_BYTES} bytes of hash, a node about {@link NODE_BYTES}
+ * (the node object, its edge array, its entry in the parent's child map, LRU links; measured in
+ * docs/performance.md). `maxChunks` bounds the first, `maxNodes` the second, so a tree holds at most
+ * `maxChunks × CHUNK_BYTES + maxNodes × NODE_BYTES` bytes whatever the shape of what is inserted
+ * (prompts that differ only in their last chunk make one node per chunk), plus the nodes of the
+ * path just inserted, which is never evicted (one per turn of a conversation, say).
+ * `insert` copies the part of `hashes` it keeps (callers may reuse their buffers); edges
  * created by splits are `subarray` views of that copy. A node that loses a child re-copies its edge
  * when the edge covers less than half of its buffer, so evicted tails do not stay reachable.
  *
@@ -50,12 +56,22 @@ export interface RadixTreeOptions {
   /** Capacity in chunks (the worker's `kv_budget`); 0 = unbounded. */
   readonly maxChunks: number;
   /**
+   * Nodes at most (0 = unbounded): the budget on the node overhead that `maxChunks` does not see
+   * (see "Memory" above); least-recently-used leaves are evicted while either bound is passed.
+   */
+  readonly maxNodes?: number;
+  /**
    * Sequences are chained hashes (as `chunkHashes` makes them): equal hashes at chunk `i` mean equal
    * prefixes up to `i`. Lets `match` skip whole edges; gives the same answers for such sequences
    * (up to 64-bit hash collisions, which the index already treats as equal prefixes). Default false.
    */
   readonly chained?: boolean;
 }
+
+/** Bytes of one held chunk (two 32-bit hash halves). */
+export const CHUNK_BYTES = 8;
+/** Bytes of one node, measured (docs/performance.md, "Memory bound"), rounded up. */
+export const NODE_BYTES = 340;
 
 /** Counts from a full walk of the tree, for tests and debugging. */
 export interface RadixTreeRecount {
@@ -123,7 +139,10 @@ function chainedCommon(edge: Uint32Array, hashes: ChunkHashes, at: number, lim: 
 /** Per-worker prefix index: a compressed radix tree with LRU eviction over its leaves. */
 export class RadixTree implements PrefixIndex {
   #maxChunks: number;
+  readonly #maxNodes: number;
   readonly #chained: boolean;
+  /** Nodes besides the root (= the LRU list's length). */
+  #nodes = 0;
   #root = new Node(EMPTY, null);
   /** LRU list: head = least recently used, tail = most recently used. */
   #head: Node | null = null;
@@ -141,6 +160,11 @@ export class RadixTree implements PrefixIndex {
       throw new RangeError(`maxChunks must be a non-negative integer, got ${max}`);
     }
     this.#maxChunks = max;
+    const maxNodes = options.maxNodes ?? 0;
+    if (!Number.isInteger(maxNodes) || maxNodes < 0) {
+      throw new RangeError(`maxNodes must be a non-negative integer, got ${maxNodes}`);
+    }
+    this.#maxNodes = maxNodes;
     this.#chained = options.chained ?? false;
   }
 
@@ -207,7 +231,7 @@ export class RadixTree implements PrefixIndex {
     for (let x: Node | null = node; x !== this.#root && x !== null; x = x.parent) {
       this.#listMoveToTail(x);
     }
-    if (this.#maxChunks > 0) this.#evictTo(this.#maxChunks, node);
+    if (this.#maxChunks > 0 || this.#maxNodes > 0) this.#evictTo(this.#maxChunks, node);
   }
 
   /**
@@ -219,12 +243,16 @@ export class RadixTree implements PrefixIndex {
       throw new RangeError(`maxChunks must be a non-negative integer, got ${maxChunks}`);
     }
     this.#maxChunks = maxChunks;
-    if (maxChunks > 0) this.#evictTo(maxChunks, null);
+    if (maxChunks > 0 || this.#maxNodes > 0) this.#evictTo(maxChunks, null);
   }
 
-  /** Evicts LRU leaves until at most `max` chunks are held, never `keep` (the path just inserted). */
+  /**
+   * Evicts LRU leaves until at most `max` chunks (0: no bound) and `maxNodes` nodes are held,
+   * never `keep` (the path just inserted).
+   */
   #evictTo(max: number, keep: Node | null): void {
-    while (this.#chunks > max) {
+    const maxNodes = this.#maxNodes;
+    while ((max > 0 && this.#chunks > max) || (maxNodes > 0 && this.#nodes > maxNodes)) {
       const lru = this.#head;
       // Unreachable while the list invariant holds: the path just inserted fits the budget.
       if (lru === null || lru === keep) break;
@@ -292,14 +320,25 @@ export class RadixTree implements PrefixIndex {
     this.#tail = null;
     this.#chunks = 0;
     this.#terminals = 0;
+    this.#nodes = 0;
   }
 
-  /** Current size counters. */
   /** Chunks held now. */
   get chunks(): number {
     return this.#chunks;
   }
 
+  /** Nodes held now (besides the root). */
+  get nodes(): number {
+    return this.#nodes;
+  }
+
+  /** What the tree holds now is at most worth this many bytes (see "Memory"). */
+  get bytes(): number {
+    return this.#chunks * CHUNK_BYTES + this.#nodes * NODE_BYTES;
+  }
+
+  /** Current size counters. */
   stats(): PrefixIndexStats {
     return {
       chunks: this.#chunks,
@@ -360,6 +399,9 @@ export class RadixTree implements PrefixIndex {
       listed++;
     }
     if (listed !== nodes) throw new Error(`LRU list has ${listed} nodes, tree has ${nodes}`);
+    if (nodes !== this.#nodes) {
+      throw new Error(`node counter says ${this.#nodes}, tree has ${nodes}`);
+    }
     return { chunks, terminals, nodes, leaves };
   }
 
@@ -540,6 +582,7 @@ export class RadixTree implements PrefixIndex {
   // ---- LRU list ----
 
   #listAppend(x: Node): void {
+    this.#nodes++;
     x.prev = this.#tail;
     x.next = null;
     if (this.#tail === null) this.#head = x;
@@ -548,6 +591,7 @@ export class RadixTree implements PrefixIndex {
   }
 
   #listRemove(x: Node): void {
+    this.#nodes--;
     if (x.prev === null) this.#head = x.next;
     else x.prev.next = x.next;
     if (x.next === null) this.#tail = x.prev;
@@ -563,6 +607,7 @@ export class RadixTree implements PrefixIndex {
   }
 
   #listInsertAfter(anchor: Node, x: Node): void {
+    this.#nodes++;
     x.prev = anchor;
     x.next = anchor.next;
     if (anchor.next === null) this.#tail = x;

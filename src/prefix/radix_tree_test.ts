@@ -606,3 +606,41 @@ Deno.test("RadixTree: resize evicts least-recently-used leaves down to the new c
   assert.equal(tree.stats().chunks, 9);
   assert.throws(() => tree.resize(-1), RangeError);
 });
+
+Deno.test("RadixTree property: a node budget bounds nodes and bytes whatever the shape; the last insert stays", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 2, max: 8 }),
+      fc.array(fc.oneof(insertOrMatch, truncateOp), { maxLength: 40 }),
+      (maxNodes, ops) => {
+        const tree = new RadixTree({ maxChunks: 0, maxNodes });
+        let lastPath = 0;
+        for (const o of ops) {
+          const h = toHashes(o.seq);
+          if (o.op === "insert") {
+            tree.insert(h);
+            assert.equal(tree.match(h), o.seq.length, "just inserted is held");
+            lastPath = o.seq.length;
+          } else if (o.op === "truncate") tree.truncate(h, o.keep);
+          else tree.match(h);
+          const re = tree.recount();
+          // The path just inserted is never evicted: at most one node per chunk of it beyond.
+          assert.ok(re.nodes <= maxNodes + lastPath, `${re.nodes} nodes over ${maxNodes}`);
+          assert.equal(tree.nodes, re.nodes);
+          assert.equal(tree.bytes, re.chunks * 8 + re.nodes * 340);
+        }
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+Deno.test("RadixTree: prompts that differ only in their last chunk are bounded by maxNodes", () => {
+  const tree = new RadixTree({ maxChunks: 1_000_000, maxNodes: 100, chained: true });
+  const shared = Array.from({ length: 50 }, (_, i) => i + 1);
+  for (let i = 0; i < 10_000; i++) tree.insert(s(...shared, 1_000 + i));
+  assert.ok(tree.nodes <= 100, `${tree.nodes} nodes`);
+  assert.ok(tree.bytes <= 100 * 340 + 8 * tree.chunks);
+  assert.equal(tree.match(s(...shared, 1_000 + 9_999)), 51, "the latest insert is held");
+  assert.throws(() => new RadixTree({ maxChunks: 0, maxNodes: -1 }), RangeError);
+});
