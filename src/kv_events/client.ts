@@ -42,7 +42,12 @@ export async function connectZmtp(
     tcp.setNoDelay(true);
   } catch { /* not fatal */ }
   const conn = new ZmtpConnection(tcp, options, handlers);
-  await conn.start();
+  try {
+    await conn.start();
+  } catch (e) {
+    await conn.finished();
+    throw e;
+  }
   return conn;
 }
 

@@ -67,6 +67,8 @@ export interface ZmtpOptions {
 
 /** Callbacks of one connection. */
 export interface ZmtpHandlers {
+  /** The handshake completed (called before any message is handed over). */
+  ready?(peer: PeerInfo): void;
   /** A complete message after the handshake. */
   message?(frames: Uint8Array[]): void;
   /** A command other than READY, PING, PONG and ERROR (SUBSCRIBE, CANCEL, unknown ones). */
@@ -120,6 +122,8 @@ export class ZmtpConnection {
   #qHead = 0;
   #queuedBytes = 0;
   #writing = false;
+  #readP: Promise<void> = Promise.resolve();
+  #writeP: Promise<void> = Promise.resolve();
   #drainWaiters: DrainWaiter[] = [];
   #started = false;
   /** Messages dropped at the high-water mark. */
@@ -148,7 +152,7 @@ export class ZmtpConnection {
     const timeout = this.#opts.handshakeTimeoutMs ?? 5000;
     this.#handshakeTimer = setTimeout(() => this.close("handshake timed out"), timeout);
     this.#enqueue(greeting(this.#opts.asServer ?? false));
-    this.#readLoop();
+    this.#readP = this.#readLoop();
     return this.#ready.promise;
   }
 
@@ -160,6 +164,12 @@ export class ZmtpConnection {
   /** Resolves with the reason once the connection closed. */
   get closed(): Promise<string> {
     return this.#closedP.promise;
+  }
+
+  /** Resolves once closed and both socket loops have ended (no read or write op left). */
+  async finished(): Promise<void> {
+    await this.closed;
+    await Promise.all([this.#readP, this.#writeP]);
   }
 
   /** Whether the connection was closed. */
@@ -312,7 +322,9 @@ export class ZmtpConnection {
     clearTimeout(this.#handshakeTimer);
     this.#startHeartbeat();
     this.#ready.resolve();
-    return null;
+    const peer = this.#peer;
+    this.#call(() => this.#handlers.ready?.(peer));
+    return this.#closedReason === null ? null : "closed";
   }
 
   #onMessage(frames: Uint8Array[]): string | null {
@@ -343,7 +355,7 @@ export class ZmtpConnection {
     if (this.#closedReason !== null) return false;
     this.#queue.push(bytes);
     this.#queuedBytes += bytes.length;
-    if (!this.#writing) this.#writeLoop();
+    if (!this.#writing) this.#writeP = this.#writeLoop();
     return true;
   }
 

@@ -94,7 +94,7 @@ export async function requestReplay(
     );
     const opened = await Promise.race([opening, done.promise.then(() => null)]);
     if (opened === null) {
-      opening.then((c) => c.close(), () => {});
+      await opening.then((c) => (c.close(), c.finished()), () => {});
       return { ok: false, reason: (await done.promise) ?? "replay ended" };
     }
     conn = opened;
@@ -107,6 +107,7 @@ export async function requestReplay(
   } finally {
     clearTimeout(timer);
     conn?.close("replay done");
+    await conn?.finished();
     options.onConnection?.(null);
   }
 }

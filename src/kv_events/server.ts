@@ -48,6 +48,8 @@ class ZmtpListener {
   #listener: Deno.TcpListener | null = null;
   #loop: Promise<void> | null = null;
   readonly peers = new Set<ZmtpConnection>();
+  /** Connections whose socket loops may still run (closed ones until they finish). */
+  readonly #live = new Set<ZmtpConnection>();
   /** Connections refused because `maxPeers` were open. */
   refused = 0;
   /** Connections whose handshake failed. */
@@ -89,6 +91,9 @@ class ZmtpListener {
       tcp,
       { ...this.#opts, socketType: this.#type, asServer: true },
       {
+        ready: () => {
+          if (!this.#hooks.ready(conn)) conn.close("refused by the socket");
+        },
         message: (frames) => this.#hooks.message(conn, frames),
         command: (name, data) => this.#hooks.command(conn, name, data),
         closed: () => {
@@ -98,12 +103,9 @@ class ZmtpListener {
       },
     );
     this.peers.add(conn);
-    conn.start().then(
-      () => {
-        if (!this.#hooks.ready(conn)) conn.close("refused by the socket");
-      },
-      () => this.failedHandshakes++,
-    );
+    this.#live.add(conn);
+    conn.finished().then(() => this.#live.delete(conn));
+    conn.start().catch(() => this.failedHandshakes++);
   }
 
   /** Stops accepting and closes every peer. */
@@ -115,8 +117,9 @@ class ZmtpListener {
         l.close();
       } catch { /* closed */ }
     }
-    for (const p of [...this.peers]) p.close("socket stopped");
-    await this.#loop;
+    const live = [...this.#live];
+    for (const p of live) p.close("socket stopped");
+    await Promise.all([this.#loop, ...live.map((p) => p.finished())]);
     this.#loop = null;
   }
 }
@@ -165,6 +168,13 @@ export class PubServer {
   /** Connected subscribers (handshake done). */
   get subscribers(): number {
     return this.#subs.size;
+  }
+
+  /** Subscriptions over all peers (a subscriber's arrive just after its handshake). */
+  get subscriptions(): number {
+    let n = 0;
+    for (const list of this.#subs.values()) n += list.length;
+    return n;
   }
 
   /** Bytes queued for all peers together. */

@@ -23,6 +23,9 @@
  *   Otherwise (or without replay) `clear("reconnect")` and a cold start.
  * - Connecting retries with exponential back-off: base × 2^(attempt-1), capped at `maxMs`, times
  *   a jitter factor in [0.5, 1); the attempt count resets once a message arrives.
+ * - A gap at the end of a burst shows only when the next batch comes, which may be long on an
+ *   idle engine: so with replay, after `tailCheckMs` (default 2 s) without a message following
+ *   some traffic, one replay from last + 1 is made; what it returns is applied as for a gap.
  * - While a replay runs, live messages wait in a queue of at most `maxPending` (default 10 000);
  *   past it they are dropped (counted) and show up as a gap afterwards.
  * - A batch that does not decode is dropped and counted (`malformed`), and its seq still counts
@@ -76,6 +79,11 @@ export interface KvEventSubscriberOptions {
   readonly replayTimeoutMs?: number;
   readonly maxReplayBatches?: number;
   readonly maxPending?: number;
+  /**
+   * With replay: after this long without a message (following some), replay from last + 1 once
+   * to find batches the PUB dropped at the end of a burst; 0 turns it off. Default 2000 ms.
+   */
+  readonly tailCheckMs?: number;
   readonly limits?: FrameLimits;
   /** Wall clock in ms, for lag; default `Date.now`. */
   readonly wallClock?: () => number;
@@ -103,7 +111,10 @@ export interface SubscriberCounters {
 /** The state of a subscription. */
 export type SubscriberState = "stopped" | "connecting" | "connected";
 
-type Pending = { readonly frames: Uint8Array[] } | { readonly reconnected: true };
+type Pending =
+  | { readonly frames: Uint8Array[] }
+  | { readonly reconnected: true }
+  | { readonly tailCheck: true };
 
 /** One worker's subscription; see the module comment. */
 export class KvEventSubscriber {
@@ -137,6 +148,10 @@ export class KvEventSubscriber {
   #warm = false;
   /** Live seqs in (floor, ceiling] were applied by a reconnect's replay: skip them once. */
   #dup: { floor: number; ceiling: number } | null = null;
+  #tailTimer: ReturnType<typeof setInterval> | undefined;
+  /** Live messages since the last tail check was queued (0 = quiet). */
+  #heard = 0;
+  #tailQueued = true;
 
   constructor(options: KvEventSubscriberOptions) {
     this.#o = options;
@@ -168,12 +183,24 @@ export class KvEventSubscriber {
     if (this.#running) return;
     this.#running = true;
     this.#loops = [this.#connectLoop(), this.#processLoop()];
+    const tailMs = this.#o.tailCheckMs ?? 2000;
+    if (this.#o.replayEndpoint && tailMs > 0) {
+      this.#tailTimer = setInterval(() => {
+        // Quiet for a whole period after some traffic: ask once whether the tail was dropped.
+        if (this.#heard === 0 && !this.#tailQueued) {
+          this.#tailQueued = true;
+          this.#enqueue({ tailCheck: true }, true);
+        }
+        this.#heard = 0;
+      }, tailMs);
+    }
   }
 
   /** Stops and waits until no socket, timer or loop is left. */
   async stop(): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
+    clearInterval(this.#tailTimer);
     this.#sleep?.wake();
     this.#conn?.close("subscriber stopped");
     this.#replayConn?.close("subscriber stopped");
@@ -197,13 +224,20 @@ export class KvEventSubscriber {
           handshakeTimeoutMs: this.#o.connectTimeoutMs ?? 3000,
           heartbeatIntervalMs: this.#o.heartbeatIntervalMs ?? 1000,
           heartbeatTimeoutMs: this.#o.heartbeatTimeoutMs,
-        }, { message: (frames) => this.#enqueue({ frames }) });
+        }, {
+          message: (frames) => {
+            this.#heard++;
+            this.#tailQueued = false;
+            this.#enqueue({ frames });
+          },
+        });
       } catch {
         await this.#backoff();
         continue;
       }
       if (!this.#running) {
         conn.close("subscriber stopped");
+        await conn.finished();
         break;
       }
       this.#conn = conn;
@@ -214,7 +248,7 @@ export class KvEventSubscriber {
       }
       connectedBefore = true;
       subscribe(conn, this.#topic);
-      await conn.closed;
+      await conn.finished();
       this.#conn = null;
       if (this.#running) await this.#backoff();
     }
@@ -253,6 +287,7 @@ export class KvEventSubscriber {
       }
       try {
         if ("reconnected" in item) await this.#resync();
+        else if ("tailCheck" in item) await this.#tailCheck();
         else await this.#handle(item.frames);
       } catch {
         this.counters.sinkErrors++; // a defect here must not end the loop
@@ -316,14 +351,36 @@ export class KvEventSubscriber {
       const r = await this.#replay(last);
       if (r.ok && r.batches.length > 0 && r.batches[0].seq === last && contiguous(r.batches)) {
         if (sameBytes(r.batches[0].payload, lastPayload)) {
-          for (const b of r.batches.slice(1)) this.#apply(b.seq, b.payload);
-          // The new connection's live stream may repeat what the replay just applied.
-          this.#dup = { floor: last, ceiling: this.#last ?? last };
+          this.#applyAhead(last, r.batches.slice(1));
           return;
         }
       }
     }
     this.#clear("reconnect");
+  }
+
+  /** When quiet (module comment): replay from last + 1 to find a dropped tail. */
+  async #tailCheck(): Promise<void> {
+    const last = this.#last;
+    if (last === null) return;
+    const r = await this.#replay(last + 1);
+    if (!r.ok || r.batches.length === 0 || this.#last !== last) return;
+    this.counters.gaps++;
+    if (r.batches[0].seq === last + 1 && contiguous(r.batches)) {
+      this.#applyAhead(last, r.batches);
+    } else {
+      this.#clear("gap");
+      if (contiguous(r.batches)) this.#applyAhead(last, r.batches);
+    }
+  }
+
+  /**
+   * Applies replayed batches beyond what live messages brought; the live stream may still
+   * deliver some of them (they were in flight), so seqs in (floor, last applied] are skipped once.
+   */
+  #applyAhead(floor: number, batches: readonly ReplayedBatch[]): void {
+    for (const b of batches) this.#apply(b.seq, b.payload);
+    if (batches.length > 0) this.#dup = { floor, ceiling: batches[batches.length - 1].seq };
   }
 
   async #replay(start: number): Promise<ReplayResult> {
