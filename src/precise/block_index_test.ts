@@ -345,6 +345,15 @@ Deno.test("WorkerBlocks: random stores, removals and predictions agree with a pl
   );
 });
 
+Deno.test("WorkerBlocks: one own hash keeps at most 4 engine hashes (no unbounded probe chain)", () => {
+  const w = new WorkerBlocks(1000, 10);
+  for (let e = 0; e < 50; e++) w.store(9, e, 7, 7, 0);
+  assert.equal(w.blocks, 4);
+  assert.equal(w.lookup(7, 7, 0), 1);
+  for (let e = 46; e < 50; e++) assert.ok(w.remove(9, e, 0));
+  assert.equal(w.lookup(7, 7, 0), 0);
+});
+
 Deno.test("WorkerBlocks: clear() gives the memory back", () => {
   const w = new WorkerBlocks(100_000, 100);
   for (let i = 0; i < 50_000; i++) w.store(1, i, 2, i, 0);

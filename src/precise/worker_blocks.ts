@@ -8,7 +8,8 @@
  *   tier: GPU, CPU, other). BlockStored sets a tier bit (on a new slot, or an existing one for
  *   that engine hash), BlockRemoved clears one; a slot with no tier left is freed. Several engine
  *   hashes may map to one own hash (the engine keyed by something the router does not see): each
- *   is its own slot, and the own hash matches while any of them is held.
+ *   is its own slot (at most 4 per own hash; a fifth frees the first), and the own hash matches
+ *   while any of them is held.
  * - A predicted slot has an own hash, no engine hash and an expiry time; it matches until then.
  *   A real store of the same own hash frees the prediction (confirmed). Predictions sit in a ring
  *   of `maxPredicted`; expired ones are freed from the ring's head by `sweep`, and predicting into
@@ -46,6 +47,8 @@ export interface SlotBudget {
 
 const NO_BUDGET: SlotBudget = { reserve() {}, change() {} };
 const MIN_CAP = 256;
+/** Most slots (engine hashes) kept for one own hash. */
+const MAX_DUPLICATES = 4;
 
 /** `to` with `from` copied into its start. */
 function grown<T extends { set(a: ArrayLike<number>): void }>(from: ArrayLike<number>, to: T): T {
@@ -130,6 +133,7 @@ export class WorkerBlocks {
       return;
     }
     this.#confirm(oHi, oLo);
+    this.#capDuplicates(oHi, oLo);
     s = this.#alloc();
     this.#ownHi[s] = oHi;
     this.#ownLo[s] = oLo;
@@ -287,6 +291,28 @@ export class WorkerBlocks {
     for (let s = this.#findPredicted(hi, lo); s >= 0; s = this.#findPredicted(hi, lo)) {
       this.#free1(s);
     }
+  }
+
+  /**
+   * Keeps at most `MAX_DUPLICATES - 1` other slots of one own hash when a new one is added:
+   * same tokens under ever new engine hashes (a buggy or hostile engine) would otherwise grow one
+   * probe chain without bound. The slot freed loses only its engine-hash mapping.
+   */
+  #capDuplicates(hi: number, lo: number): void {
+    const t = this.#ownT;
+    if (t.length === 0) return;
+    let count = 0;
+    let first = -1;
+    for (let b = bucketOf(hi, lo, this.#mask);; b = (b + 1) & this.#mask) {
+      const e = t[b];
+      if (e === 0) break;
+      const s = e - 1;
+      if (this.#ownHi[s] === hi && this.#ownLo[s] === lo && this.#tiers[s] !== PREDICTED) {
+        if (first < 0) first = s;
+        count++;
+      }
+    }
+    if (count >= MAX_DUPLICATES) this.#free1(first);
   }
 
   #findPredicted(hi: number, lo: number): number {
