@@ -485,3 +485,27 @@ Deno.test("kv e2e: a late subscriber replays what the engine kept and starts war
     await rig.pub.stop();
   }
 });
+
+Deno.test("kv e2e: stop() during a replay that is never answered ends it at once", async () => {
+  const pub = new PubServer({ endpoint: "tcp://127.0.0.1:0" });
+  const port = pub.start();
+  const silentRouter = fakePeer("ROUTER", drain);
+  const index = newIndex();
+  const sub = subscriber(index, { pub: null!, port, replayPort: silentRouter.port }, {
+    replayTimeoutMs: 120_000,
+  });
+  try {
+    await waitFor(() => pub.subscriptions >= 1, "the subscription");
+    pub.publish([new TextEncoder().encode("kv"), seqBytes(5), encodeBatch(0, [])]); // cold start: replay from 0
+    await waitFor(() => sub.counters.replays === 1, "the replay request");
+    await waitFor(() => silentRouter.accepted() === 1, "the replay connection");
+    const t0 = performance.now();
+    await sub.stop();
+    assert.ok(performance.now() - t0 < 30_000, "stop waited for the replay timeout");
+    assert.equal(sub.counters.replayFailures, 1);
+  } finally {
+    await sub.stop();
+    await silentRouter.close();
+    await pub.stop();
+  }
+});

@@ -15,6 +15,8 @@ import { subscriptionBody } from "./zmtp.ts";
 export interface ConnectOptions extends ZmtpOptions {
   /** TCP connect limit, ms (default 5000); the handshake has its own. */
   readonly connectTimeoutMs?: number;
+  /** Aborts the connect or the handshake (the socket is closed, the call throws). */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -27,26 +29,36 @@ export async function connectZmtp(
   handlers: ZmtpHandlers = {},
 ): Promise<ZmtpConnection> {
   const { hostname, port } = parseEndpoint(endpoint);
+  const outer = options.signal;
+  if (outer?.aborted) throw new Error(`connect to ${endpoint} aborted`);
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), options.connectTimeoutMs ?? 5000);
+  const onAbort = () => abort.abort();
+  outer?.addEventListener("abort", onAbort, { once: true });
   let tcp: Deno.TcpConn;
   try {
     tcp = await Deno.connect({ hostname, port, signal: abort.signal });
   } catch (e) {
+    if (outer?.aborted) throw new Error(`connect to ${endpoint} aborted`);
     if (abort.signal.aborted) throw new Error(`connect to ${endpoint} timed out`);
     throw e;
   } finally {
     clearTimeout(timer);
+    outer?.removeEventListener("abort", onAbort);
   }
   try {
     tcp.setNoDelay(true);
   } catch { /* not fatal */ }
   const conn = new ZmtpConnection(tcp, options, handlers);
+  const onAbortHandshake = () => conn.close("aborted");
+  outer?.addEventListener("abort", onAbortHandshake, { once: true });
   try {
     await conn.start();
   } catch (e) {
     await conn.finished();
     throw e;
+  } finally {
+    outer?.removeEventListener("abort", onAbortHandshake);
   }
   return conn;
 }

@@ -33,11 +33,11 @@ export interface ReplayOptions {
   readonly timeoutMs?: number;
   /** Default 100 000. */
   readonly maxBatches?: number;
-  /** Sum of payloads; default 256 MiB. */
+  /** Sum of payloads; default 64 MiB. */
   readonly maxBytes?: number;
   readonly limits?: FrameLimits;
-  /** Called with the connection once open, so an owner can close it early (on stop). */
-  readonly onConnection?: (conn: ZmtpConnection | null) => void;
+  /** Ends the replay early (as failed), closing its socket; for an owner's stop. */
+  readonly signal?: AbortSignal;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -66,12 +66,14 @@ export async function requestReplay(
 ): Promise<ReplayResult> {
   const timeoutMs = options.timeoutMs ?? 5000;
   const maxBatches = options.maxBatches ?? 100_000;
-  const maxBytes = options.maxBytes ?? 256 * 1024 * 1024;
+  const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
   const batches: ReplayedBatch[] = [];
   let bytes = 0;
   const done = Promise.withResolvers<string | null>();
   const timer = setTimeout(() => done.resolve(`replay timed out after ${timeoutMs} ms`), timeoutMs);
   let conn: ZmtpConnection | null = null;
+  const onAbort = () => done.resolve("replay aborted");
+  options.signal?.addEventListener("abort", onAbort, { once: true });
   const onMessage = (frames: Uint8Array[]): void => {
     const f = frames.length === 3 && frames[0].length === 0 ? frames.slice(1) : frames;
     const seq = f.length === 2 ? readSeq(f[0]) : null;
@@ -98,7 +100,6 @@ export async function requestReplay(
       return { ok: false, reason: (await done.promise) ?? "replay ended" };
     }
     conn = opened;
-    options.onConnection?.(conn);
     conn.send([EMPTY, seqBytes(start)]);
     const failure = await done.promise;
     return failure === null ? { ok: true, batches } : { ok: false, reason: failure };
@@ -106,8 +107,8 @@ export async function requestReplay(
     return { ok: false, reason: `replay failed: ${e instanceof Error ? e.message : String(e)}` };
   } finally {
     clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
     conn?.close("replay done");
     await conn?.finished();
-    options.onConnection?.(null);
   }
 }

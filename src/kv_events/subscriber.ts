@@ -137,7 +137,7 @@ export class KvEventSubscriber {
   #running = false;
   #state: SubscriberState = "stopped";
   #conn: ZmtpConnection | null = null;
-  #replayConn: ZmtpConnection | null = null;
+  #abort = new AbortController();
   #sleep: Sleep | null = null;
   #loops: Promise<void>[] = [];
   #pending: Pending[] = [];
@@ -182,6 +182,7 @@ export class KvEventSubscriber {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#abort = new AbortController();
     this.#loops = [this.#connectLoop(), this.#processLoop()];
     const tailMs = this.#o.tailCheckMs ?? 2000;
     if (this.#o.replayEndpoint && tailMs > 0) {
@@ -202,8 +203,8 @@ export class KvEventSubscriber {
     this.#running = false;
     clearInterval(this.#tailTimer);
     this.#sleep?.wake();
+    this.#abort.abort();
     this.#conn?.close("subscriber stopped");
-    this.#replayConn?.close("subscriber stopped");
     this.#wakeProcessor?.();
     await Promise.all(this.#loops);
     this.#loops = [];
@@ -224,6 +225,7 @@ export class KvEventSubscriber {
           handshakeTimeoutMs: this.#o.connectTimeoutMs ?? 3000,
           heartbeatIntervalMs: this.#o.heartbeatIntervalMs ?? 1000,
           heartbeatTimeoutMs: this.#o.heartbeatTimeoutMs,
+          signal: this.#abort.signal,
         }, {
           message: (frames) => {
             this.#heard++;
@@ -257,11 +259,13 @@ export class KvEventSubscriber {
   async #backoff(): Promise<void> {
     if (!this.#running) return;
     this.#attempt++;
-    const base = this.#o.reconnectBaseMs ?? 100;
-    const cap = this.#o.reconnectMaxMs ?? 5000;
-    const delay = Math.min(cap, base * 2 ** Math.min(this.#attempt - 1, 30));
-    const jitter = 0.5 + (this.#o.random ?? Math.random)() / 2;
-    this.#sleep = sleep(delay * jitter);
+    const delay = reconnectDelay(
+      this.#attempt,
+      this.#o.reconnectBaseMs ?? 100,
+      this.#o.reconnectMaxMs ?? 5000,
+      (this.#o.random ?? Math.random)(),
+    );
+    this.#sleep = sleep(delay);
     await this.#sleep.promise;
     this.#sleep = null;
   }
@@ -391,10 +395,7 @@ export class KvEventSubscriber {
       timeoutMs: this.#o.replayTimeoutMs ?? 5000,
       maxBatches: this.#o.maxReplayBatches,
       limits: this.#o.limits,
-      onConnection: (c) => {
-        this.#replayConn = c;
-        if (c !== null && !this.#running) c.close("subscriber stopped");
-      },
+      signal: this.#abort.signal,
     });
     if (!r.ok) this.counters.replayFailures++;
     return r;
@@ -430,6 +431,15 @@ export class KvEventSubscriber {
       this.counters.sinkErrors++;
     }
   }
+}
+
+/**
+ * Wait before connect attempt `attempt` (1 = the first retry): `base × 2^(attempt-1)` capped at
+ * `max`, times a jitter factor `0.5 + r / 2` for `r` uniform in [0, 1), so replicas that lost the
+ * same engine do not reconnect in step.
+ */
+export function reconnectDelay(attempt: number, baseMs: number, maxMs: number, r: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attempt, 1) - 1, 30)) * (0.5 + r / 2);
 }
 
 function contiguous(batches: readonly ReplayedBatch[]): boolean {
