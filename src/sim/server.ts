@@ -18,6 +18,15 @@
  * A client that disconnects (stream cancel or request abort) cancels its sequence in the engine,
  * which frees its KV blocks.
  *
+ * API server time: before the engine sees a request, it waits its turn at a one-at-a-time API
+ * front end (`ApiFrontend`: the profile's `apiOverheadMs` plus `tokenizeMsPerToken` per prompt
+ * token, in model time, so scaled), as vLLM's API server applies the chat template and tokenizes
+ * in one process before the engine core gets the request. A request over the model's length is
+ * refused (400) after that time, as vLLM refuses it after tokenizing.
+ *
+ * vLLM sampling fields honoured: `ignore_eos` (the answer runs to `max_tokens`) and `min_tokens`;
+ * other answers end at the engine's end-of-sequence model (`answerLength`).
+ *
  * Fault knobs (wall-clock ms, not scaled): `errorRate` (500 with an OpenAI error body, drawn from
  * a seeded rng), `addedLatencyMs` (before handling), `refuseConnections` (the listener is closed;
  * the port is kept and reopened when the knob is turned off), `dieAfterChunks` (the stream errors
@@ -29,8 +38,16 @@
 
 import { errorResponse, RouterError } from "../util/errors.ts";
 import { SeededRng } from "../util/rng.ts";
-import { BadRequestError, chatPromptText, completionPrompt, maxTokensOf } from "./chat_template.ts";
-import { EngineError, EngineModel } from "./engine.ts";
+import type { AnswerLengthModel } from "./answer_length.ts";
+import {
+  BadRequestError,
+  chatPromptText,
+  completionPrompt,
+  maxTokensOf,
+  samplingOf,
+} from "./chat_template.ts";
+import { EngineError, EngineModel, type EngineRequest } from "./engine.ts";
+import { ApiFrontend } from "./frontend.ts";
 import { getProfile } from "./profiles.ts";
 import type { EngineEvent, EngineParams, FaultOptions, StepResult } from "./types.ts";
 
@@ -55,6 +72,12 @@ export interface SimWorkerOptions {
   readonly defaultMaxTokens?: number;
   /** Overrides of the profile's engine parameters (tests). */
   readonly params?: Partial<EngineParams>;
+  /** Overrides the profile's `max_model_len` (`--max-model-len`). */
+  readonly maxModelLen?: number;
+  /** Lengths of answers the request does not fix. Default geometric, mean 200. */
+  readonly answerLength?: AnswerLengthModel;
+  /** Same-step prefix sharing as vLLM `"v1"` (default) or `"v0"`. */
+  readonly prefixSharing?: "v1" | "v0";
 }
 
 /** A running sim worker. */
@@ -90,14 +113,14 @@ class RealTimeLoop {
     this.#timeScale = timeScale;
   }
 
+  /** Engine time now. */
+  now(): number {
+    return (performance.now() - this.#t0) / this.#timeScale;
+  }
+
   /** Submits and subscribes; throws `EngineError`. */
-  submit(
-    prompt: string,
-    promptTokens: number | undefined,
-    maxTokens: number,
-    fn: Listener,
-  ): number {
-    const id = this.#engine.submit({ prompt, promptTokens, maxTokens });
+  submit(req: EngineRequest, fn: Listener): number {
+    const id = this.#engine.submit({ ...req, arrivalMs: this.now() });
     this.#listeners.set(id, fn);
     this.#kick();
     return id;
@@ -196,7 +219,14 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
   if (!(timeScale > 0) || !Number.isFinite(timeScale)) {
     throw new RangeError(`time scale must be a positive number, got ${timeScale}`);
   }
-  const engine = new EngineModel({ ...profile.params, ...opts.params });
+  const params = { ...profile.params, ...opts.params };
+  if (opts.maxModelLen !== undefined) params.maxModelLen = opts.maxModelLen;
+  const engine = new EngineModel(params, {
+    answerLength: opts.answerLength,
+    prefixSharing: opts.prefixSharing,
+    seed: opts.seed,
+  });
+  const frontend = new ApiFrontend(params);
   const loop = new RealTimeLoop(engine, timeScale);
   const hostname = opts.hostname ?? "127.0.0.1";
   const model = opts.model ?? `sim-${profile.name}`;
@@ -265,14 +295,19 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
     if ((f.errorRate ?? 0) > 0 && rng.next() < f.errorRate!) {
       return errorResponse("internal", "simulated engine failure", { code: "simulated_error" });
     }
-    let prompt: string;
-    let promptTokens: number | undefined;
-    let maxTokens: number;
+    let engineReq: EngineRequest;
     try {
+      let prompt: string;
+      let promptTokens: number | undefined;
       if (kind === "chat") prompt = chatPromptText(body);
       else ({ text: prompt, promptTokens } = completionPrompt(body));
-      maxTokens = maxTokensOf(body, defaultMaxTokens);
-      engine.validate({ prompt, promptTokens, maxTokens });
+      const maxTokens = maxTokensOf(body, defaultMaxTokens);
+      engineReq = { prompt, promptTokens, maxTokens, ...samplingOf(body) };
+      // The API server's turn: template and tokenizer run before the engine sees the request.
+      const now = loop.now();
+      const wait = frontend.admit(now, promptTokens ?? engine.countTokens(prompt)) - now;
+      if (wait > 0) await sleep(wait * timeScale);
+      engine.validate(engineReq);
     } catch (err) {
       if (err instanceof BadRequestError) {
         return errorResponse("bad_request", err.message, { param: err.param });
@@ -283,21 +318,20 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
       if (err instanceof RouterError) {
         return errorResponse(err.kind, err.message, { param: err.param, code: err.code });
       }
+      if (closing) return errorResponse("no_worker", "sim worker is shutting down");
       throw err;
     }
     const reqId = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${id}-${++seqNo}`;
     const so = body.stream_options as Record<string, unknown> | undefined;
     const includeUsage = so !== null && typeof so === "object" && so.include_usage === true;
-    const args = { kind, reqId, prompt, promptTokens, maxTokens, includeUsage, faults: f };
+    const args = { kind, reqId, req: engineReq, includeUsage, faults: f };
     return body.stream === true ? streamResponse(args) : jsonResponse(args);
   }
 
   interface Args {
     kind: "chat" | "text";
     reqId: string;
-    prompt: string;
-    promptTokens: number | undefined;
-    maxTokens: number;
+    req: EngineRequest;
     includeUsage: boolean;
     faults: FaultOptions;
   }
@@ -380,7 +414,7 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
       stall = undefined;
       if (finished) return;
       try {
-        seq = loop.submit(a.prompt, a.promptTokens, a.maxTokens, (ev) => {
+        seq = loop.submit(a.req, (ev) => {
           if (!finished) onEvent(ev, out);
         });
       } catch (err) {
@@ -513,12 +547,18 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
       "Tokens generated.",
       s.generationTokensTotal,
     );
+    lines.push(
+      "# HELP vllm:request_success_total Requests finished.",
+      "# TYPE vllm:request_success_total counter",
+      `vllm:request_success_total{model_name="${model}",finished_reason="stop"} ${s.requestsFinishedStop}`,
+      `vllm:request_success_total{model_name="${model}",finished_reason="length"} ` +
+        s.requestsFinishedLength,
+    );
     metric(
-      "vllm:request_success_total",
+      "vllm:num_preemptions_total",
       "counter",
-      "Requests finished.",
-      s.requestsFinished,
-      `{model_name="${model}",finished_reason="length"}`,
+      "Running requests preempted for want of KV blocks (recomputed later).",
+      s.preemptions,
     );
     metric("sim_requests_cancelled_total", "counter", "Requests cancelled.", s.requestsCancelled);
     metric("sim_kv_cache_capacity_blocks", "gauge", "KV cache capacity.", s.capacityBlocks);
