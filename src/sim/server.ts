@@ -48,8 +48,10 @@ import {
 } from "./chat_template.ts";
 import { EngineError, EngineModel, type EngineRequest } from "./engine.ts";
 import { ApiFrontend } from "./frontend.ts";
+import { metricsText } from "./metrics_text.ts";
+import { RealTimeLoop } from "./real_time_loop.ts";
 import { getProfile } from "./profiles.ts";
-import type { EngineEvent, EngineParams, FaultOptions, StepResult } from "./types.ts";
+import type { EngineEvent, EngineParams, FaultOptions } from "./types.ts";
 
 /** Options of {@linkcode startSimWorker}. */
 export interface SimWorkerOptions {
@@ -96,95 +98,7 @@ export interface SimWorker {
   shutdown(): Promise<void>;
 }
 
-type Listener = (ev: EngineEvent) => void;
 type Timer = ReturnType<typeof setTimeout>;
-
-/** Runs the engine in real time with one timer, only while it has work. */
-class RealTimeLoop {
-  readonly #engine: EngineModel;
-  readonly #timeScale: number;
-  readonly #listeners = new Map<number, Listener>();
-  readonly #t0 = performance.now();
-  #timer: Timer | undefined;
-  #stopped = false;
-
-  constructor(engine: EngineModel, timeScale: number) {
-    this.#engine = engine;
-    this.#timeScale = timeScale;
-  }
-
-  /** Engine time now. */
-  now(): number {
-    return (performance.now() - this.#t0) / this.#timeScale;
-  }
-
-  /** Submits and subscribes; throws `EngineError`. */
-  submit(req: EngineRequest, fn: Listener): number {
-    const id = this.#engine.submit({ ...req, arrivalMs: this.now() });
-    this.#listeners.set(id, fn);
-    this.#kick();
-    return id;
-  }
-
-  /** Unsubscribes and frees the sequence if still in the engine. */
-  cancel(id: number): void {
-    this.#listeners.delete(id);
-    this.#engine.cancel(id);
-  }
-
-  stop(): void {
-    this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-
-  /**
-   * Runs steps while there is work. A step that follows another starts when that one was due
-   * (`from`), not when its timer fired, and steps already overdue run at once, in this loop:
-   * timers here fire a millisecond or two late, and nested ones are clamped to at least 4 ms (the
-   * HTML timer rule Deno follows), so a chain of one timer per step made the engine more than
-   * twice as slow as its time scale at 0.1, and twenty times at 0.01. Steps keep their model-time
-   * durations; only their delivery in wall time is caught up.
-   */
-  #kick(from = performance.now()): void {
-    if (this.#timer !== undefined || this.#stopped) return;
-    for (let n = 0; n < MAX_STEPS_AT_ONCE && !this.#stopped; n++) {
-      const r = this.#engine.step((from - this.#t0) / this.#timeScale);
-      if (r === undefined) return;
-      const due = from + r.durationMs * this.#timeScale;
-      const wait = due - performance.now();
-      if (wait > 0) {
-        this.#timer = setTimeout(() => {
-          this.#timer = undefined;
-          this.#deliver(r);
-          this.#kick(due);
-        }, wait);
-        return;
-      }
-      this.#deliver(r); // overdue: its events go out now, and the next step follows
-      from = due;
-    }
-    // A long backlog: let the event loop breathe, then go on from where the clock is.
-    if (!this.#stopped) this.#timer = setTimeout(() => (this.#timer = undefined, this.#kick(from)));
-  }
-
-  #deliver(r: StepResult): void {
-    for (const ev of r.events) {
-      const fn = this.#listeners.get(ev.id);
-      if (ev.kind === "done") this.#listeners.delete(ev.id);
-      if (fn !== undefined) {
-        try {
-          fn(ev);
-        } catch (err) {
-          console.error(`sim worker listener failed: ${err}`);
-        }
-      }
-    }
-  }
-}
-
-/** Overdue steps run back to back before the loop yields to the event loop. */
-const MAX_STEPS_AT_ONCE = 256;
 
 const encoder = new TextEncoder();
 
@@ -518,54 +432,7 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
   }
 
   function metrics(): Response {
-    const s = engine.stats();
-    const l = `{model_name="${model}"}`;
-    const lines: string[] = [];
-    const metric = (name: string, type: string, help: string, value: number, labels = l) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${value}`);
-    };
-    metric("vllm:num_requests_running", "gauge", "Requests in the running batch.", s.running);
-    metric("vllm:num_requests_waiting", "gauge", "Requests waiting in the queue.", s.waiting);
-    metric("vllm:kv_cache_usage_perc", "gauge", "KV cache usage, 1 = full.", s.usage);
-    metric("vllm:gpu_cache_usage_perc", "gauge", "KV cache usage (older name).", s.usage);
-    metric(
-      "vllm:prefix_cache_queries_total",
-      "counter",
-      "Prompt tokens looked up in the prefix cache.",
-      s.prefixCacheQueries,
-    );
-    metric(
-      "vllm:prefix_cache_hits_total",
-      "counter",
-      "Prompt tokens found in the prefix cache (cached tokens).",
-      s.prefixCacheHits,
-    );
-    metric("vllm:prompt_tokens_total", "counter", "Prompt tokens processed.", s.promptTokensTotal);
-    metric(
-      "vllm:generation_tokens_total",
-      "counter",
-      "Tokens generated.",
-      s.generationTokensTotal,
-    );
-    lines.push(
-      "# HELP vllm:request_success_total Requests finished.",
-      "# TYPE vllm:request_success_total counter",
-      `vllm:request_success_total{model_name="${model}",finished_reason="stop"} ${s.requestsFinishedStop}`,
-      `vllm:request_success_total{model_name="${model}",finished_reason="length"} ` +
-        s.requestsFinishedLength,
-    );
-    metric(
-      "vllm:num_preemptions_total",
-      "counter",
-      "Running requests preempted for want of KV blocks (recomputed later).",
-      s.preemptions,
-    );
-    metric("sim_requests_cancelled_total", "counter", "Requests cancelled.", s.requestsCancelled);
-    metric("sim_kv_cache_capacity_blocks", "gauge", "KV cache capacity.", s.capacityBlocks);
-    metric("sim_kv_cache_cached_blocks", "gauge", "Hashed blocks held.", s.cachedBlocks);
-    metric("sim_kv_cache_evicted_blocks_total", "counter", "Blocks evicted.", s.evictedBlocks);
-    metric("sim_engine_steps_total", "counter", "Engine steps run.", s.steps);
-    return new Response(lines.join("\n") + "\n", {
+    return new Response(metricsText(engine.stats(), model), {
       headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
     });
   }
