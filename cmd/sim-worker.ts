@@ -10,6 +10,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { ANSWER_LENGTH_FORMS, parseAnswerLength } from "../src/sim/answer_length.ts";
 import { PROFILE_NAMES } from "../src/sim/profiles.ts";
 import { startSimWorker } from "../src/sim/server.ts";
 import type { FaultOptions } from "../src/sim/types.ts";
@@ -26,7 +27,13 @@ Options:
   --id ID                  worker id (default sim-PORT)
   --model NAME             model id served (default sim-PROFILE)
   --max-tokens N           max_tokens when a request gives none (default 64)
-  --seed N                 seed of the fault rng (default 1)
+  --max-model-len N        override the profile's max model length (tokens)
+  --answer-length DIST     lengths of answers the request does not fix: ${ANSWER_LENGTH_FORMS}
+                           (default geometric:200, capped at max_tokens; ignore_eos and
+                           min_tokens in a request are honoured)
+  --prefix-sharing V       v1 (default) or v0: whether requests scheduled in the same step share
+                           a prefix one of them computes
+  --seed N                 seed of the fault rng and of the answer lengths (default 1)
   --error-rate P           answer this share of requests with 500 (0..1)
   --added-latency-ms MS    delay before handling each request
   --refuse-connections     do not accept connections (the port stays reserved)
@@ -64,6 +71,9 @@ async function main(args: string[]): Promise<number> {
       id: { type: "string" },
       model: { type: "string" },
       "max-tokens": { type: "string" },
+      "max-model-len": { type: "string" },
+      "answer-length": { type: "string" },
+      "prefix-sharing": { type: "string" },
       seed: { type: "string" },
       "error-rate": { type: "string" },
       "added-latency-ms": { type: "string" },
@@ -92,6 +102,11 @@ async function main(args: string[]): Promise<number> {
   };
   const timeScale = num("time-scale", values["time-scale"])!;
   if (timeScale <= 0) throw new Error(`--time-scale must be > 0, got "${values["time-scale"]}"`);
+  const sharing = values["prefix-sharing"];
+  if (sharing !== undefined && sharing !== "v0" && sharing !== "v1") {
+    throw new Error(`--prefix-sharing must be v0 or v1, got "${sharing}"`);
+  }
+  const answer = values["answer-length"];
   const port = int("port", values.port)!;
   if (port > 65535) {
     throw new Error(`--port must be an integer 0..65535, got "${values.port}"`);
@@ -106,6 +121,9 @@ async function main(args: string[]): Promise<number> {
     faults,
     seed: int("seed", values.seed),
     defaultMaxTokens: int("max-tokens", values["max-tokens"], 1),
+    maxModelLen: int("max-model-len", values["max-model-len"], 1),
+    answerLength: answer === undefined ? undefined : parseAnswerLength(answer),
+    prefixSharing: sharing as "v0" | "v1" | undefined,
   });
   console.log(`listening on ${worker.url}`);
   const { promise: stopped, resolve } = Promise.withResolvers<string>();

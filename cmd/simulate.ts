@@ -2,13 +2,14 @@
  * simulate: replays a trace offline (virtual time, no HTTP) against N simulated engines through
  * the real strategies, and prints one summary line per strategy (see src/sim/offline.ts).
  *
- *   deno task simulate --trace traces/multi-turn.jsonl --workers 4 --strategy prefixaware,roundrobin
+ *   deno task simulate --trace traces/multi-turn.jsonl --workers 4 --strategies prefixaware,roundrobin
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { parseTrace, simulate } from "../src/sim/offline.ts";
+import { ANSWER_LENGTH_FORMS, parseAnswerLength } from "../src/sim/answer_length.ts";
+import { parseTrace, simulate, type SimulateResult } from "../src/sim/offline.ts";
 import { getProfile, PROFILE_NAMES } from "../src/sim/profiles.ts";
 import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
 import { buildMultiTurnTrace } from "../src/sim/testing.ts";
@@ -19,26 +20,39 @@ const HELP = `Usage: simulate [options]
 Replays a JSONL trace in virtual time against simulated engines, routed by the real strategies.
 
 Options:
-  --trace FILE               JSONL trace ({"session_id","delay_ms","pattern","body"} per line)
+  --trace FILE               JSONL trace, one {"session_id","pattern","body"} a line with either
+                             "delay_ms" (closed loop) or "arrival_ms" (open loop) on every line,
+                             and optionally "output_tokens"
   --demo-sessions N          instead of --trace: the built-in test trace (6 turns, 6 KB shared
                              system prompt) with N sessions
   --workers N                engines (default 4)
   --profile NAME             ${PROFILE_NAMES.join(", ")} (default a100-7b)
-  --strategy A[,B...]        strategies to compare (default prefixaware,roundrobin,random)
+  --max-model-len N          override the profile's max model length (tokens)
+  --answer-length DIST       lengths of answers the trace does not fix: ${ANSWER_LENGTH_FORMS}
+                             (default geometric:200, capped at max_tokens)
+  --prefix-sharing V         v1 (default: a prefix computed in a step is reused by requests
+                             scheduled after it) or v0 (each computes it)
+  --strategies A[,B...]      strategies to compare (default prefixaware,roundrobin,random);
+                             --strategy is an alias
   --chunk-size N             router chunk size in bytes (default 32)
   --min-match-chunks N       prefixaware min_match_chunks (default 2)
   --saturation-inflight N    prefixaware valve, 0 = off (default 8)
-  --kv-budget N              prefix index budget per worker in chunks (default: engine capacity)
+  --kv-budget N              prefix index budget per worker in chunks (default 0 = unbounded, as
+                             the router's kv_budget; prediction feedback shrinks it)
+  --no-feedback              keep the index budget fixed (no prediction feedback)
   --seed N                   routing seed (default 1)
   --out FILE                 write the per-request records as JSONL (strategy added per line)
   --json                     print summaries as JSON lines instead of a table
   -h, --help                 show this help
+
+Columns: ttft and total in ms (p50, p95, p99), tpot = time per output token after the first (ms),
+queue = time in the engine's queue (ms), preempt = preemptions, evicted = KV blocks evicted.
 `;
 
 function int(name: string, v: string | undefined, min: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (v.trim() === "" || !Number.isInteger(n) || n < min) {
+  if (v.trim() === "" || !Number.isSafeInteger(n) || n < min) {
     throw new Error(`--${name} must be an integer ≥ ${min}, got "${v}"`);
   }
   return n;
@@ -46,6 +60,49 @@ function int(name: string, v: string | undefined, min: number): number | undefin
 
 function fmt(n: number, digits = 0): string {
   return Number.isFinite(n) ? n.toFixed(digits) : "-";
+}
+
+const COLUMNS: Array<[string, number]> = [
+  ["strategy", 15],
+  ["requests", 8],
+  ["errors", 6],
+  ["kv_cached", 9],
+  ["ttft_p50", 8],
+  ["ttft_p95", 8],
+  ["ttft_p99", 8],
+  ["tpot_p50", 8],
+  ["tpot_p95", 8],
+  ["queue_p50", 9],
+  ["queue_p95", 9],
+  ["total_p50", 9],
+  ["total_p95", 9],
+  ["preempt", 7],
+  ["evicted", 8],
+  ["makespan_s", 10],
+];
+
+function row(strategy: string, res: SimulateResult): string {
+  const s = res.summary;
+  const cells = [
+    strategy,
+    String(s.requests),
+    String(s.errors),
+    `${fmt(100 * s.kvCachedShare, 1)}%`,
+    fmt(s.ttftP50Ms),
+    fmt(s.ttftP95Ms),
+    fmt(s.ttftP99Ms),
+    fmt(s.tpotP50Ms, 1),
+    fmt(s.tpotP95Ms, 1),
+    fmt(s.queueP50Ms),
+    fmt(s.queueP95Ms),
+    fmt(s.totalP50Ms),
+    fmt(s.totalP95Ms),
+    String(res.totals.preemptions),
+    String(res.totals.evictedBlocks),
+    fmt(s.makespanMs / 1000, 1),
+  ];
+  return cells.map((c, i) => i === 0 ? c.padEnd(COLUMNS[i][1]) : c.padStart(COLUMNS[i][1]))
+    .join(" ");
 }
 
 async function main(args: string[]): Promise<number> {
@@ -56,11 +113,16 @@ async function main(args: string[]): Promise<number> {
       "demo-sessions": { type: "string" },
       workers: { type: "string", default: "4" },
       profile: { type: "string", default: "a100-7b" },
-      strategy: { type: "string", default: "prefixaware,roundrobin,random" },
+      "max-model-len": { type: "string" },
+      "answer-length": { type: "string" },
+      "prefix-sharing": { type: "string" },
+      strategies: { type: "string" },
+      strategy: { type: "string" },
       "chunk-size": { type: "string" },
       "min-match-chunks": { type: "string" },
       "saturation-inflight": { type: "string" },
       "kv-budget": { type: "string" },
+      "no-feedback": { type: "boolean", default: false },
       seed: { type: "string" },
       out: { type: "string" },
       json: { type: "boolean", default: false },
@@ -73,6 +135,38 @@ async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  if (values.strategies !== undefined && values.strategy !== undefined) {
+    throw new Error("give --strategies or its alias --strategy, not both");
+  }
+  const list = values.strategies ?? values.strategy ?? "prefixaware,roundrobin,random";
+  const strategies = list.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const sharing = values["prefix-sharing"];
+  if (sharing !== undefined && sharing !== "v0" && sharing !== "v1") {
+    throw new Error(`--prefix-sharing must be v0 or v1, got "${sharing}"`);
+  }
+  // Every flag is checked before the trace is read and before the first line of output.
+  const params = {
+    workers: int("workers", values.workers, 1)!,
+    profile: values.profile!,
+    maxModelLen: int("max-model-len", values["max-model-len"], 1),
+    answerLength: values["answer-length"] === undefined
+      ? undefined
+      : parseAnswerLength(values["answer-length"]),
+    prefixSharing: sharing as "v0" | "v1" | undefined,
+    chunkSize: int("chunk-size", values["chunk-size"], 1),
+    minMatchChunks: int("min-match-chunks", values["min-match-chunks"], 0),
+    saturationInflight: int("saturation-inflight", values["saturation-inflight"], 0),
+    kvBudgetChunks: int("kv-budget", values["kv-budget"], 0),
+    feedback: !values["no-feedback"],
+    seed: int("seed", values.seed, 0),
+  };
+  if (strategies.length === 0) throw new Error("--strategies must name at least one strategy");
+  for (const s of strategies) {
+    if (!STRATEGY_NAMES.includes(s)) {
+      throw new Error(`unknown strategy "${s}"; valid: ${STRATEGY_NAMES.join(", ")}`);
+    }
+  }
+  getProfile(params.profile); // throws on an unknown profile
   let trace: TraceRequest[];
   if (values.trace !== undefined) {
     trace = parseTrace(await Deno.readTextFile(values.trace));
@@ -81,49 +175,20 @@ async function main(args: string[]): Promise<number> {
   } else {
     throw new Error("give --trace FILE or --demo-sessions N (see --help)");
   }
-  const strategies = values.strategy!.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  // Every flag is checked before the first line of output.
-  const params = {
-    workers: int("workers", values.workers, 1)!,
-    chunkSize: int("chunk-size", values["chunk-size"], 1),
-    minMatchChunks: int("min-match-chunks", values["min-match-chunks"], 0),
-    saturationInflight: int("saturation-inflight", values["saturation-inflight"], 0),
-    kvBudgetChunks: int("kv-budget", values["kv-budget"], 0),
-    seed: int("seed", values.seed, 0),
-  };
-  if (strategies.length === 0) throw new Error("--strategy must name at least one strategy");
-  for (const s of strategies) {
-    if (!STRATEGY_NAMES.includes(s)) {
-      throw new Error(`unknown strategy "${s}"; valid: ${STRATEGY_NAMES.join(", ")}`);
-    }
-  }
-  getProfile(values.profile!); // throws on an unknown profile
   const out: string[] = [];
   if (!values.json) {
     console.log(
-      "strategy        requests errors kv_cached ttft_p50 ttft_p95 total_p50 total_p95 makespan_s",
+      COLUMNS.map(([name, w], i) => i === 0 ? name.padEnd(w) : name.padStart(w)).join(" "),
     );
   }
   for (const strategy of strategies) {
     const t0 = performance.now();
-    const res = simulate({ trace, profile: values.profile, strategy, ...params });
-    const s = res.summary;
+    const res = simulate({ trace, strategy, ...params });
     if (values.json) {
-      console.log(JSON.stringify({ strategy, ...s, wallMs: performance.now() - t0 }));
+      const wallMs = performance.now() - t0;
+      console.log(JSON.stringify({ strategy, ...res.summary, ...res.totals, wallMs }));
     } else {
-      console.log(
-        [
-          strategy.padEnd(15),
-          String(s.requests).padStart(8),
-          String(s.errors).padStart(6),
-          `${fmt(100 * s.kvCachedShare, 1)}%`.padStart(9),
-          fmt(s.ttftP50Ms).padStart(8),
-          fmt(s.ttftP95Ms).padStart(8),
-          fmt(s.totalP50Ms).padStart(9),
-          fmt(s.totalP95Ms).padStart(9),
-          fmt(s.makespanMs / 1000, 1).padStart(10),
-        ].join(" "),
-      );
+      console.log(row(strategy, res));
     }
     if (values.out !== undefined) {
       for (const r of res.records) out.push(JSON.stringify({ strategy, ...r }));

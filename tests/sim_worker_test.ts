@@ -15,11 +15,21 @@ function chatBody(extra: Record<string, unknown> = {}, user = "hello there") {
   };
 }
 
+/**
+ * A worker whose answers run to max_tokens unless `opts` says otherwise, so tests can count
+ * tokens (the default model ends answers at end-of-sequence; tested on its own below).
+ */
 async function withWorker(
   fn: (w: SimWorker) => Promise<void>,
   opts: Partial<Parameters<typeof startSimWorker>[0]> = {},
 ): Promise<void> {
-  const w = await startSimWorker({ profile: "a100-7b", timeScale: 0.01, port: 0, ...opts });
+  const w = await startSimWorker({
+    profile: "a100-7b",
+    timeScale: 0.01,
+    port: 0,
+    answerLength: { kind: "max" },
+    ...opts,
+  });
   try {
     await fn(w);
   } finally {
@@ -289,7 +299,7 @@ Deno.test("the time scale holds over many short steps: wall time follows model t
   // step, far below what a timer can wait. One timer per step took at least 4 ms each (nested
   // timers are clamped), over a second for this answer.
   const body = chatBody({ max_tokens: 256, stream: false });
-  const engine = new EngineModel(getProfile("a100-7b").params);
+  const engine = new EngineModel(getProfile("a100-7b").params, { answerLength: { kind: "max" } });
   engine.submit({ prompt: chatPromptText(body), maxTokens: 256 });
   let modelMs = 0;
   for (let r = engine.step(0); r !== undefined; r = engine.step(modelMs)) modelMs = r.endMs;
@@ -304,6 +314,44 @@ Deno.test("the time scale holds over many short steps: wall time follows model t
       `wall ${wall.toFixed(0)} ms for ${expected.toFixed(0)} ms`,
     );
   });
+});
+
+Deno.test("answers end at end-of-sequence by default; ignore_eos, min_tokens and max_model_len", async () => {
+  await withWorker(async (w) => {
+    const lengths: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const j =
+        await (await post(w, "/v1/chat/completions", chatBody({ max_tokens: 4000 }, `q${i}`)))
+          .json();
+      assert.ok(j.usage.completion_tokens < 4000);
+      assert.equal(j.choices[0].finish_reason, "stop");
+      lengths.push(j.usage.completion_tokens);
+    }
+    assert.ok(new Set(lengths).size > 3, `lengths ${lengths}`);
+    const full = await (await post(w, "/v1/chat/completions", chatBody({ ignore_eos: true })))
+      .json();
+    assert.equal(full.usage.completion_tokens, 8);
+    assert.equal(full.choices[0].finish_reason, "length");
+    const min = await (await post(
+      w,
+      "/v1/chat/completions",
+      chatBody({ min_tokens: 700, max_tokens: 800 }),
+    )).json();
+    assert.ok(min.usage.completion_tokens >= 700);
+    const bad = await post(w, "/v1/chat/completions", chatBody({ ignore_eos: "yes" }));
+    assert.equal(bad.status, 400);
+    assert.equal((await bad.json()).error.param, "ignore_eos");
+    // --max-model-len: 6 000 tokens here, so the ~1.5 k-token prompt + 5 000 is refused.
+    const metrics = await (await fetch(w.url + "/metrics")).text();
+    assert.match(metrics, /^vllm:request_success_total\{[^}]*finished_reason="stop"\} 1[23]$/m);
+    assert.match(metrics, /^vllm:request_success_total\{[^}]*finished_reason="length"\} [12]$/m);
+    assert.match(metrics, /^vllm:num_preemptions_total\{[^}]*\} 0$/m);
+    const long = await post(w, "/v1/chat/completions", chatBody({ max_tokens: 5000 }));
+    assert.equal(long.status, 400);
+    assert.match((await long.json()).error.message, /maximum context length is 6000 tokens/);
+    const models = await (await fetch(w.url + "/v1/models")).json();
+    assert.equal(models.data[0].max_model_len, 6000);
+  }, { answerLength: undefined, maxModelLen: 6000 });
 });
 
 Deno.test("shutdown ends open streams and stops the engine loop", async () => {

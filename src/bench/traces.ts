@@ -20,15 +20,30 @@
  * index, so a session's content does not depend on how many sessions the trace has. Delays come
  * from a separate stream, so timing options never change content.
  *
+ * Answer lengths: with `outputTokens` (a distribution, src/sim/answer_length.ts) every request gets
+ * `output_tokens` drawn from it (its own stream), capped at `maxTokens`, and a multiturn answer in
+ * the next turn's history is that many tokens long. Without it, lines carry no length and the
+ * answers in histories are `maxTokens` long. Lengths are in the simulated engine's tokens: the
+ * text is ASCII, and the engine counts 4 bytes a token (`bytesPerToken`), so an answer of L tokens
+ * is 4 L bytes.
+ *
+ * Timing: `generateTrace` writes closed-loop traces (`delay_ms`); `toOpenLoop` gives the same
+ * requests open-loop arrival times (`arrival_ms`, Poisson at a rate). The format and its checks
+ * are in trace_format.ts.
+ *
  * @module
  */
 
 import { SeededRng } from "../util/rng.ts";
 import type { Rng } from "../util/rng.ts";
+import { type AnswerLengthModel, drawAnswerLength } from "../sim/answer_length.ts";
 import { percentile } from "./stats.ts";
+import { parseTraceLines } from "./trace_format.ts";
 import type {
+  AnyTraceEntry,
   ChatMessage,
   ChatRequestBody,
+  OpenTraceEntry,
   Pattern,
   Shape,
   ToolCall,
@@ -63,6 +78,8 @@ export interface TraceOptions {
   docsPerRequest?: number;
   /** RAG: Zipf exponent of document popularity (default 1.1). */
   zipfS?: number;
+  /** Answer lengths to draw `output_tokens` from (default none: lines carry no length). */
+  outputTokens?: AnswerLengthModel | null;
 }
 
 const VOCABULARY = (
@@ -183,6 +200,7 @@ function resolve(opts: TraceOptions): Resolved {
     docBytes: 2048,
     docsPerRequest: 3,
     zipfS: 1.1,
+    outputTokens: null,
     ...stripUndefined(opts),
   } as Resolved;
   const ints: (keyof Resolved)[] = ["sessions", "turns", "systemBytes", "maxTokens", "docs"];
@@ -224,14 +242,32 @@ function varied(rng: Rng, lo: number, hi: number): number {
   return Math.round(lo * Math.pow(hi / lo, rng.next()));
 }
 
-function multiturnSession(o: Resolved, sys: string, i: number): ChatRequestBody[] {
+/** Answer lengths of one session's `n` requests, or null when the trace fixes none. */
+function outputLengths(o: Resolved, pattern: Pattern, i: number, n: number): number[] | null {
+  if (o.outputTokens === null) return null;
+  const rng = deriveRng(o.seed, "output", pattern, i);
+  const out: number[] = [];
+  for (let k = 0; k < n; k++) {
+    out.push(Math.min(o.maxTokens, drawAnswerLength(o.outputTokens, rng)));
+  }
+  return out;
+}
+
+function multiturnSession(
+  o: Resolved,
+  sys: string,
+  i: number,
+  lengths: number[] | null,
+): ChatRequestBody[] {
   const rng = deriveRng(o.seed, "multiturn", i);
   const history: ChatMessage[] = [{ role: "system", content: sys }];
   const out: ChatRequestBody[] = [];
   for (let k = 0; k < o.turns; k++) {
     history.push({ role: "user", content: wordText(rng, varied(rng, 40, 800)) });
     out.push(body(o, history));
-    history.push({ role: "assistant", content: wordText(rng, o.maxTokens * 4) });
+    // 4 ASCII bytes per token of the simulated engine.
+    const answerBytes = (lengths?.[k] ?? o.maxTokens) * 4;
+    history.push({ role: "assistant", content: wordText(rng, answerBytes) });
   }
   return out;
 }
@@ -359,9 +395,10 @@ export function generateTrace(opts: TraceOptions): TraceEntry[] {
   for (let i = 0; i < o.sessions; i++) {
     const pattern: Pattern = o.shape === "mixed" ? PATTERNS[i % PATTERNS.length] : o.shape;
     let bodies: ChatRequestBody[];
+    const lengths = outputLengths(o, pattern, i, o.turns);
     switch (pattern) {
       case "multiturn":
-        bodies = multiturnSession(o, sys, i);
+        bodies = multiturnSession(o, sys, i, lengths);
         break;
       case "tool-loop":
         bodies = toolLoopSession(o, sys, i);
@@ -376,7 +413,9 @@ export function generateTrace(opts: TraceOptions): TraceEntry[] {
     }
     const ds = delays(o, pattern, i, bodies.length);
     bodies.forEach((b, k) => {
-      out.push({ session_id: `${pattern}-${i}`, delay_ms: ds[k], pattern, body: b });
+      const e: TraceEntry = { session_id: `${pattern}-${i}`, delay_ms: ds[k], pattern, body: b };
+      if (lengths !== null) e.output_tokens = lengths[k];
+      out.push(e);
     });
   }
   return out;
@@ -404,8 +443,39 @@ export interface TraceSummary {
   promptBytes: { min: number; p50: number; max: number };
 }
 
+/**
+ * The requests of a closed-loop trace sent open loop: arrivals form a Poisson process of
+ * `ratePerSec` requests a second (exponential gaps from a stream of `seed`), handed out turn by
+ * turn across sessions (every session's first request, then every second one, ...), so a
+ * session's requests keep their order and sessions progress side by side. Returned in arrival
+ * order.
+ */
+export function toOpenLoop(
+  entries: readonly TraceEntry[],
+  ratePerSec: number,
+  seed: number,
+): OpenTraceEntry[] {
+  if (!(ratePerSec > 0) || !Number.isFinite(ratePerSec)) {
+    throw new RangeError(`arrival rate must be a positive number, got ${ratePerSec}`);
+  }
+  const turn = new Map<string, number>();
+  const order = entries.map((e, idx) => {
+    const k = turn.get(e.session_id) ?? 0;
+    turn.set(e.session_id, k + 1);
+    return { e, k, idx };
+  });
+  order.sort((a, b) => a.k - b.k || a.idx - b.idx);
+  const rng = deriveRng(seed, "arrivals");
+  let t = 0;
+  return order.map(({ e }, n) => {
+    if (n > 0) t += -Math.log(1 - rng.next()) * 1000 / ratePerSec;
+    const { delay_ms: _, ...rest } = e;
+    return { ...rest, arrival_ms: Math.round(t) };
+  });
+}
+
 /** Counts and prompt sizes of a trace. */
-export function summarizeTrace(entries: readonly TraceEntry[]): TraceSummary {
+export function summarizeTrace(entries: readonly AnyTraceEntry[]): TraceSummary {
   const sizes = entries.map((e) => promptBytes(e.body));
   const byPattern: Record<string, number> = {};
   for (const e of entries) byPattern[e.pattern] = (byPattern[e.pattern] ?? 0) + 1;
@@ -422,26 +492,26 @@ export function summarizeTrace(entries: readonly TraceEntry[]): TraceSummary {
 }
 
 /** One JSON object a line. */
-export function traceToJsonl(entries: readonly TraceEntry[]): string {
+export function traceToJsonl(entries: readonly AnyTraceEntry[]): string {
   return entries.map((e) => JSON.stringify(e)).join("\n") + (entries.length ? "\n" : "");
 }
 
-/** Parses JSONL (blank lines skipped); errors name the line. */
+/**
+ * Parses a closed-loop trace (blank lines skipped); errors name the line. An open-loop trace
+ * (`arrival_ms`) is an error: the HTTP replay runs sessions closed loop.
+ */
 export function parseTraceJsonl(text: string): TraceEntry[] {
-  const out: TraceEntry[] = [];
-  text.split("\n").forEach((line, i) => {
-    if (line.trim() === "") return;
-    let e: TraceEntry;
-    try {
-      e = JSON.parse(line);
-    } catch (err) {
-      throw new SyntaxError(`Trace line ${i + 1} is not JSON: ${(err as Error).message}`);
-    }
-    if (typeof e?.session_id !== "string" || typeof e.body !== "object" || e.body === null) {
-      throw new SyntaxError(`Trace line ${i + 1} lacks session_id or body`);
-    }
-    if (typeof e.delay_ms !== "number") e.delay_ms = 0;
-    out.push(e);
-  });
-  return out;
+  const { lines, timing } = parseTraceLines(text);
+  if (timing === "open") {
+    throw new SyntaxError(
+      "trace is open loop (arrival_ms on every line); this replays closed-loop traces " +
+        "(delay_ms) only: run open-loop traces with simulate",
+    );
+  }
+  return lines as unknown as TraceEntry[];
+}
+
+/** Parses a trace of either timing (trace_format.ts); errors name the line. */
+export function parseAnyTraceJsonl(text: string): AnyTraceEntry[] {
+  return parseTraceLines(text).lines as unknown as AnyTraceEntry[];
 }

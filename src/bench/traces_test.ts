@@ -1,10 +1,12 @@
 import { assert, assertEquals } from "./test_util.ts";
 import {
   generateTrace,
+  parseAnyTraceJsonl,
   parseTraceJsonl,
   promptBytes,
   summarizeTrace,
   systemPrompt,
+  toOpenLoop,
   traceToJsonl,
   wordText,
   zipfSample,
@@ -12,6 +14,9 @@ import {
 import type { ChatMessage, TraceEntry } from "./types.ts";
 import { SHAPES } from "./types.ts";
 import { SeededRng } from "../util/rng.ts";
+import { chatPromptText } from "../sim/chat_template.ts";
+import { EngineModel } from "../sim/engine.ts";
+import { getProfile } from "../sim/profiles.ts";
 
 function bySession(entries: TraceEntry[]): Map<string, TraceEntry[]> {
   const m = new Map<string, TraceEntry[]>();
@@ -160,4 +165,72 @@ Deno.test("summary and JSONL round trip", () => {
   assertEquals(s.promptBytes.min, Math.min(...t.map((e) => promptBytes(e.body))));
   assert(s.promptBytes.min >= 500 && s.promptBytes.max >= s.promptBytes.p50);
   assertEquals(parseTraceJsonl(traceToJsonl(t)), t);
+});
+
+Deno.test("output lengths: drawn per request, capped, and sizing the answers in histories", () => {
+  const maxTokens = 300;
+  const t = generateTrace({
+    shape: "multiturn",
+    sessions: 6,
+    turns: 5,
+    seed: 3,
+    maxTokens,
+    outputTokens: { kind: "geometric", mean: 80 },
+  });
+  const lengths = t.map((e) => e.output_tokens!);
+  assert(lengths.every((n) => Number.isInteger(n) && n >= 1 && n <= maxTokens));
+  assert(new Set(lengths).size > 10, "lengths vary");
+  const mean = lengths.reduce((a, b) => a + b, 0) / lengths.length;
+  assert(mean < maxTokens / 2, `mean ${mean}`);
+  const engine = new EngineModel(getProfile("a100-7b").params);
+  const count = (m: ChatMessage[]) => engine.countTokens(chatPromptText({ messages: m }) as string);
+  for (const [, turns] of bySession(t)) {
+    for (let k = 0; k + 1 < turns.length; k++) {
+      const answer = turns[k + 1].body.messages.at(-2)!;
+      assertEquals(answer.role, "assistant");
+      // L tokens of answer are 4 L ASCII bytes: what the simulated engine counts.
+      assertEquals(new TextEncoder().encode(answer.content!).length, 4 * turns[k].output_tokens!);
+      const before = count(turns[k + 1].body.messages.slice(0, -2));
+      const after = count(turns[k + 1].body.messages.slice(0, -1));
+      // Plus the template's "assistant:" and newline: 11 bytes, 2 or 3 tokens after rounding.
+      const extra = after - before - turns[k].output_tokens!;
+      assert(extra === 2 || extra === 3, `answer counted as ${extra} extra tokens`);
+    }
+  }
+  // Without a distribution lines carry no length and answers are max_tokens long (as before).
+  const plain = generateTrace({ shape: "multiturn", sessions: 1, turns: 2, seed: 3 });
+  assert(plain.every((e) => e.output_tokens === undefined));
+});
+
+Deno.test("open loop: Poisson arrivals at the rate, session order kept; replay refuses them", () => {
+  const closed = generateTrace({ shape: "mixed", sessions: 8, turns: 25, seed: 1 });
+  const open = toOpenLoop(closed, 20, 9);
+  assertEquals(open.length, closed.length);
+  assert(open.every((e) => !("delay_ms" in e) && e.arrival_ms >= 0));
+  for (let i = 1; i < open.length; i++) assert(open[i].arrival_ms >= open[i - 1].arrival_ms);
+  const span = open.at(-1)!.arrival_ms / 1000;
+  const rate = (open.length - 1) / span;
+  assert(rate > 15 && rate < 26, `rate ${rate}`);
+  for (const [, reqs] of bySession(open as unknown as TraceEntry[])) {
+    const mine = closed.filter((e) => e.session_id === reqs[0].session_id);
+    assertEquals(reqs.map((r) => r.body), mine.map((r) => r.body));
+  }
+  const jsonl = traceToJsonl(open);
+  assertEquals(parseAnyTraceJsonl(jsonl), open);
+  let msg = "";
+  try {
+    parseTraceJsonl(jsonl);
+  } catch (err) {
+    msg = (err as Error).message;
+  }
+  assert(/open loop/.test(msg), msg);
+  // A line without timing is an error now, not a silent delay of 0.
+  const line = JSON.stringify({ session_id: "a", pattern: "single", body: closed[0].body });
+  let missing = "";
+  try {
+    parseTraceJsonl(line);
+  } catch (err) {
+    missing = (err as Error).message;
+  }
+  assert(/neither delay_ms/.test(missing), missing);
 });

@@ -49,6 +49,8 @@ export interface ChatRequestBody {
   stream: true;
   stream_options: { include_usage: true };
   tools?: ToolDef[];
+  /** vLLM's `ignore_eos`: the answer runs to `max_tokens` (imported traces with known lengths). */
+  ignore_eos?: boolean;
 }
 
 /**
@@ -61,7 +63,26 @@ export interface TraceEntry {
   delay_ms: number;
   pattern: Pattern;
   body: ChatRequestBody;
+  /** Tokens the answer has (≤ `max_tokens`), when the trace fixes it; the offline simulator uses it. */
+  output_tokens?: number;
 }
+
+/**
+ * One request of an open-loop trace: sent at `arrival_ms` from the start of the run, whatever
+ * happened to the requests before it. A trace is either closed loop (`delay_ms` on every line) or
+ * open loop (`arrival_ms` on every line).
+ */
+export interface OpenTraceEntry {
+  session_id: string;
+  arrival_ms: number;
+  /** A generated pattern, or another label (`mooncake` for imported traces). */
+  pattern: Pattern | string;
+  body: ChatRequestBody;
+  output_tokens?: number;
+}
+
+/** A line of either kind of trace. */
+export type AnyTraceEntry = TraceEntry | OpenTraceEntry;
 
 /** What one request did, as the client saw it. Times in ms; `start_ms` from the replay's start. */
 export interface RequestRecord {

@@ -88,3 +88,31 @@ export function maxTokensOf(body: Record<string, unknown>, fallback: number): nu
   }
   return v;
 }
+
+/** vLLM's sampling fields the simulator honours: `ignore_eos` and `min_tokens`; validated. */
+export function samplingOf(
+  body: Record<string, unknown>,
+): { ignoreEos?: boolean; minTokens?: number } {
+  const out: { ignoreEos?: boolean; minTokens?: number } = {};
+  const ie = body.ignore_eos;
+  if (ie !== undefined && ie !== null) {
+    if (typeof ie !== "boolean") {
+      throw new BadRequestError(
+        `ignore_eos must be a boolean, got ${JSON.stringify(ie)}`,
+        "ignore_eos",
+      );
+    }
+    out.ignoreEos = ie;
+  }
+  const mt = body.min_tokens;
+  if (mt !== undefined && mt !== null) {
+    if (typeof mt !== "number" || !Number.isInteger(mt) || mt < 0) {
+      throw new BadRequestError(
+        `min_tokens must be an integer ≥ 0, got ${JSON.stringify(mt)}`,
+        "min_tokens",
+      );
+    }
+    out.minTokens = mt;
+  }
+  return out;
+}

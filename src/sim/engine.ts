@@ -1,57 +1,69 @@
 /**
- * EngineModel: a vLLM-like engine with automatic prefix caching, as a pure state machine driven by
- * its caller's clock. Nothing here reads a clock or starts a timer.
+ * EngineModel: a vLLM V1-like engine with automatic prefix caching, as a pure state machine driven
+ * by its caller's clock. Nothing here reads a clock or starts a timer.
  *
  * Tokens. A prompt's token count is `floor(utf8Bytes / bytesPerToken)` (at least 1) unless the
  * caller gives the real count. Rounding down makes full token blocks and full byte windows agree:
  * block `i` covers bytes `[i × blockBytes, (i + 1) × blockBytes)` with
- * `blockBytes = blockSize × bytesPerToken` (64 by default), and its hash is the router's chained
- * 64-bit hash of every byte before its end (`chunkHashes` from src/prefix/chunker.ts), as vLLM chains block
- * hashes. Only full blocks are hashed, hence cacheable.
+ * `blockBytes = blockSize × bytesPerToken` (64 by default), and its key is the router's chained
+ * 64-bit hash of every byte before its end (`chunkHashes` from src/prefix/chunker.ts), as vLLM
+ * chains block hashes. Only full blocks are hashed, hence cacheable.
  *
- * KV cache. `capacityBlocks` blocks. A hashed block has a reference count: blocks used by running
- * sequences are pinned; at zero a block joins an LRU of free cached blocks and stays reusable until
- * evicted, least-recently-freed first. A sequence's blocks are released tail first (as vLLM does),
- * so the tail of a prefix is evicted before its head. Unhashed blocks (partial blocks, reserved room
- * for the answer) are private to a sequence and uncached when freed. Free unhashed room is used
- * before any cached block is evicted.
+ * KV cache (src/sim/kv_cache.ts). `capacityBlocks` blocks; hashed blocks are reference counted,
+ * free ones wait in an LRU until evicted; a sequence releases its blocks tail first.
  *
- * Prefix reuse. At admission (not at submit: the cache changes while a request waits) a sequence
- * pins the longest run of its prompt's block hashes that is cached. As in vLLM, at least the last
- * prompt token is always computed (it produces the first output token), so the hit is capped at
- * `floor((promptTokens − 1) / blockSize)` blocks: a prompt that is an exact multiple of the block
- * size gets one block less than a full hit. `cached_tokens = reused blocks × blockSize`.
+ * Prefix reuse. At admission a sequence pins the longest run of its known tokens' block keys that
+ * is cached. At least the last token is always computed (it produces the next token), so the hit
+ * is capped at `floor((tokens − 1) / blockSize)` blocks. `cached_tokens` is the hit of the first
+ * admission, in tokens.
  *
- * Generated tokens. Blocks fill as the prompt is prefilled and are registered in the cache as soon
- * as they are full (chunked prefill included). The answer's blocks are registered when the sequence
- * finishes, hashed over prompt + answer bytes, so a follow-up turn that carries the answer in its
- * history (after the chat template's generation prompt) reuses them. The last sampled token has no
- * KV entry, as in vLLM.
+ * Answers. A request's answer has `outputTokens` tokens when the caller fixes it (a trace's
+ * `output_tokens`), `max_tokens` with `ignoreEos`, else a length drawn from the answer-length model
+ * (src/sim/answer_length.ts, default geometric with mean 200), at least `minTokens`; never more than
+ * `max_tokens`. It ends with `finish_reason` `"stop"` (end of sequence) or `"length"`.
  *
- * Scheduler. Continuous batching, vLLM v1 order: running sequences first (one token per decoding
- * sequence, the next prefill chunk for a sequence still prefilling), then waiting sequences in
- * arrival order while `maxNumSeqs` and the `maxNumBatchedTokens` budget allow (chunked prefill).
- * Admission reserves blocks for prompt + `max_tokens` up front; a request that does not fit waits
- * (head-of-line, FCFS). Deviation from vLLM, which allocates blocks on demand and preempts a running
- * sequence when it runs out: reserving means no preemption, and is what llama.cpp's fixed slots do.
+ * Blocks grow with the sequence, as in vLLM V1: each step a scheduled sequence gets the blocks its
+ * new tokens need. When the pool cannot supply them, the newest running sequence is preempted
+ * (V1's `running.pop()`) until they fit, the sequence itself last: its full blocks are hashed
+ * (over prompt + answer so far) and released, its progress reset, and it goes back to the head of
+ * the queue; readmitted, it reuses whatever of its blocks is still cached and recomputes the rest
+ * (prompt and the tokens already sent), then goes on where it stopped. No request is admitted in a
+ * step that preempted (V1 rule).
  *
- * Step time = `stepOverheadMs` + Σ over prefill chunks of n tokens starting at context s of
+ * Same-step sharing. `prefixSharing: "v1"` (default) hashes a sequence's blocks when it is
+ * scheduled, before the step runs, so a request scheduled after it in the same step reuses a prefix
+ * it computes (vLLM V1's `allocate_slots` caches blocks at scheduling; vLLM PR 29387). `"v0"` hashes
+ * blocks once computed: requests with the same new prefix admitted in one step each compute it
+ * (vLLM issue 9643). Answer blocks are hashed when the sequence finishes or is preempted, over
+ * prompt + answer bytes; the last sampled token has no KV entry.
+ *
+ * Scheduler, vLLM V1 order: running sequences first (one token per decoding sequence, the next
+ * chunk for one that is prefilling or recomputing), then waiting ones in arrival order while
+ * `maxNumSeqs`, the `maxNumBatchedTokens` budget and the pool allow (chunked prefill; a head that
+ * does not fit blocks the queue).
+ *
+ * Step time = `stepOverheadMs` + Σ over chunks of n tokens starting at context s of
  * `n × prefillMsPerToken + prefillMsPerTokenContext × n × (s + n / 2)` + Σ over decoding sequences
  * of `decodeMsPerSeq + decodeMsPerContextToken × context`. Cached tokens cost nothing.
  *
- * Driving it: `submit` queues a request and returns its id; `step(now)` runs one scheduler step
- * that starts at `now` and returns its duration and the events that happen at its end
- * (`now + durationMs`); the caller waits until then (real time or virtual), delivers the events and
- * calls `step` again while `hasWork()`. `cancel(id)` frees a sequence at once; events already
- * returned for it should be dropped by the caller.
+ * Driving it: `submit` queues a request; `step(now)` runs one step that starts at `now` and returns
+ * its duration and the events that happen at its end; the caller waits until then, delivers the
+ * events and calls `step` again while `hasWork()`. `cancel(id)` frees a sequence at once.
  *
- * Cost: `submit` hashes the prompt once (one pass over its bytes); a step is linear in the running
- * sequences plus the blocks it pins or frees.
+ * Cost: `submit` hashes the prompt once; a step is linear in the running sequences plus the blocks
+ * it pins or frees; a preemption or a finish hashes the sequence's bytes once more.
  *
  * @module
  */
 
 import { chunkHashes, utf8 } from "../prefix/chunker.ts";
+import { SeededRng } from "../util/rng.ts";
+import {
+  type AnswerLengthModel,
+  DEFAULT_ANSWER_LENGTH,
+  drawAnswerLength,
+} from "./answer_length.ts";
+import { KvCache } from "./kv_cache.ts";
 import type { EngineEvent, EngineParams, StepResult } from "./types.ts";
 
 /** A request as the engine takes it. */
@@ -60,8 +72,26 @@ export interface EngineRequest {
   readonly prompt: string | Uint8Array;
   /** Real prompt token count, when a tokenizer gave one; estimated from bytes otherwise. */
   readonly promptTokens?: number;
-  /** Tokens to generate, ≥ 1. */
+  /** Tokens to generate at most (`max_tokens`), ≥ 1. */
   readonly maxTokens: number;
+  /** Length of the answer, when the caller knows it (a trace's `output_tokens`); capped. */
+  readonly outputTokens?: number;
+  /** vLLM's `ignore_eos`: the answer runs to `maxTokens`. */
+  readonly ignoreEos?: boolean;
+  /** vLLM's `min_tokens`: no end of sequence before this many tokens. */
+  readonly minTokens?: number;
+  /** Engine time the request arrived, for its queue time. */
+  readonly arrivalMs?: number;
+}
+
+/** Options of the engine beyond its hardware parameters. */
+export interface EngineOptions {
+  /** Lengths of answers nothing fixes. Default geometric, mean 200. */
+  readonly answerLength?: AnswerLengthModel;
+  /** Seed of the answer-length draws. Default 1. */
+  readonly seed?: number;
+  /** When a prefix computed in a step becomes reusable: `"v1"` (default) or `"v0"`. */
+  readonly prefixSharing?: "v1" | "v0";
 }
 
 /** A request the engine can never serve (too long for the model or the cache); HTTP 400. */
@@ -83,14 +113,20 @@ export interface EngineStats {
   readonly cachedBlocks: number;
   /** `usedBlocks / capacityBlocks` (vLLM's KV cache usage: free cached blocks count as free). */
   readonly usage: number;
-  /** Prompt tokens of admitted requests (vLLM `prefix_cache_queries`). */
+  /** Tokens looked up at admissions (vLLM `prefix_cache_queries`). */
   readonly prefixCacheQueries: number;
-  /** Cached tokens of admitted requests (vLLM `prefix_cache_hits`). */
+  /** Cached tokens found at admissions (vLLM `prefix_cache_hits`). */
   readonly prefixCacheHits: number;
   readonly promptTokensTotal: number;
   readonly generationTokensTotal: number;
   readonly requestsFinished: number;
+  /** Of `requestsFinished`: ended at end-of-sequence. */
+  readonly requestsFinishedStop: number;
+  /** Of `requestsFinished`: ran to `max_tokens`. */
+  readonly requestsFinishedLength: number;
   readonly requestsCancelled: number;
+  /** Running sequences preempted for want of blocks (vLLM `num_preemptions`). */
+  readonly preemptions: number;
   readonly evictedBlocks: number;
   readonly steps: number;
 }
@@ -115,20 +151,24 @@ export function answerText(n: number, bytesPerToken = 4): string {
 interface Seq {
   readonly id: number;
   readonly bytes: Uint8Array;
-  /** Block keys of the prompt's full blocks. */
-  readonly keys: string[];
   readonly promptTokens: number;
   readonly maxTokens: number;
+  /** Length the answer will have (≤ maxTokens). */
+  readonly outputTokens: number;
+  readonly arrivalMs: number | null;
+  /** Keys of the full blocks of the known tokens (the prompt; on preemption, also the answer). */
+  keys: string[];
+  /** Cached tokens at the first admission; -1 before it. */
   cachedTokens: number;
-  /** Prompt tokens whose KV exists (cached or computed). */
+  /** Tokens whose KV exists or is being computed this step. */
   computed: number;
   generated: number;
-  /** Keys this sequence holds a reference on, in block order. */
-  pinned: string[];
-  /** Prompt blocks registered (pinned or hashed) so far. */
+  /** Leading blocks registered (hashed, or kept private as a duplicate). */
   registered: number;
-  /** Unhashed blocks held. */
+  pinned: string[];
   privateBlocks: number;
+  queueMs: number | null;
+  preemptions: number;
 }
 
 function keysOf(bytes: Uint8Array, blockBytes: number, maxBlocks: number): string[] {
@@ -139,15 +179,19 @@ function keysOf(bytes: Uint8Array, blockBytes: number, maxBlocks: number): strin
   return keys;
 }
 
+/** Tokens the sequence knows: prompt plus every token sampled so far. */
+function known(seq: Seq): number {
+  return seq.promptTokens + seq.generated;
+}
+
 /** A vLLM-like engine with a prefix-cached KV store, driven step by step. */
 export class EngineModel {
   readonly params: EngineParams;
   readonly #blockBytes: number;
-  /** Hashed blocks → reference count. */
-  readonly #refs = new Map<string, number>();
-  /** Hashed blocks with no reference, least recently freed first (Map keeps insertion order). */
-  readonly #lru = new Map<string, true>();
-  #privateBlocks = 0;
+  readonly #cache: KvCache;
+  readonly #answerLength: AnswerLengthModel;
+  readonly #rng: SeededRng;
+  readonly #v1: boolean;
   readonly #waiting: Seq[] = [];
   readonly #running: Seq[] = [];
   readonly #byId = new Map<number, Seq>();
@@ -156,24 +200,41 @@ export class EngineModel {
   #hits = 0;
   #promptTotal = 0;
   #genTotal = 0;
-  #finished = 0;
+  #finishedStop = 0;
+  #finishedLength = 0;
   #cancelled = 0;
-  #evicted = 0;
+  #preemptions = 0;
   #steps = 0;
 
-  constructor(params: EngineParams) {
+  constructor(params: EngineParams, options: EngineOptions = {}) {
     for (const [k, v] of Object.entries(params)) {
       if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
         throw new RangeError(`engine parameter ${k} must be a finite number ≥ 0, got ${v}`);
       }
     }
-    for (const k of ["blockSize", "bytesPerToken", "capacityBlocks", "maxNumSeqs"] as const) {
+    const ints = ["blockSize", "bytesPerToken", "capacityBlocks", "maxNumSeqs", "maxModelLen"];
+    for (const k of ints as Array<keyof EngineParams>) {
       if (!Number.isInteger(params[k]) || params[k] < 1) {
         throw new RangeError(`engine parameter ${k} must be a positive integer, got ${params[k]}`);
       }
     }
+    const room = params.capacityBlocks * params.blockSize;
+    if (params.maxModelLen > room) {
+      // vLLM refuses to start in this case, with about these words.
+      throw new RangeError(
+        `max model len ${params.maxModelLen} is larger than the maximum number of tokens that ` +
+          `can be stored in the KV cache (${room}); lower it or raise the capacity`,
+      );
+    }
+    if (options.prefixSharing !== undefined && !["v0", "v1"].includes(options.prefixSharing)) {
+      throw new RangeError(`prefix sharing must be v0 or v1, got ${options.prefixSharing}`);
+    }
     this.params = { ...params };
     this.#blockBytes = params.blockSize * params.bytesPerToken;
+    this.#cache = new KvCache(params.capacityBlocks);
+    this.#answerLength = options.answerLength ?? DEFAULT_ANSWER_LENGTH;
+    this.#rng = new SeededRng(options.seed ?? 1);
+    this.#v1 = (options.prefixSharing ?? "v1") === "v1";
   }
 
   /** Estimated token count of `prompt` at `bytesPerToken` (at least 1). */
@@ -201,12 +262,6 @@ export class EngineModel {
         "context_length_exceeded",
       );
     }
-    if (Math.ceil(total / p.blockSize) > p.capacityBlocks) {
-      throw new EngineError(
-        `request needs ${Math.ceil(total / p.blockSize)} KV blocks, cache has ${p.capacityBlocks}`,
-        "kv_cache_too_small",
-      );
-    }
     return promptTokens;
   }
 
@@ -214,19 +269,22 @@ export class EngineModel {
   submit(req: EngineRequest): number {
     const promptTokens = this.validate(req);
     const bytes = typeof req.prompt === "string" ? utf8(req.prompt).slice() : req.prompt.slice();
-    const fullBlocks = Math.floor(promptTokens / this.params.blockSize);
     const seq: Seq = {
       id: this.#nextId++,
       bytes,
-      keys: keysOf(bytes, this.#blockBytes, fullBlocks),
       promptTokens,
       maxTokens: req.maxTokens,
-      cachedTokens: 0,
+      outputTokens: this.#lengthOf(req),
+      arrivalMs: req.arrivalMs ?? null,
+      keys: keysOf(bytes, this.#blockBytes, Math.floor(promptTokens / this.params.blockSize)),
+      cachedTokens: -1,
       computed: 0,
       generated: 0,
-      pinned: [],
       registered: 0,
+      pinned: [],
       privateBlocks: 0,
+      queueMs: null,
+      preemptions: 0,
     };
     this.#waiting.push(seq);
     this.#byId.set(seq.id, seq);
@@ -250,92 +308,55 @@ export class EngineModel {
     const wi = this.#waiting.indexOf(seq);
     if (wi >= 0) this.#waiting.splice(wi, 1);
     const ri = this.#running.indexOf(seq);
-    if (ri >= 0) {
-      this.#running.splice(ri, 1);
-      this.#release(seq);
-    }
+    if (ri >= 0) this.#running.splice(ri, 1);
+    this.#cache.release(seq);
     this.#byId.delete(id);
     this.#cancelled++;
     return true;
   }
 
   /**
-   * Longest run of `prompt`'s full blocks cached now, in tokens, with the exact-multiple cap;
-   * what `cached_tokens` would be if the request were admitted now. Does not touch recency.
+   * Longest run of `prompt`'s full blocks cached now, in tokens, with the last-token cap; what
+   * `cached_tokens` would be if the request were admitted now. Does not touch recency.
    */
   peekCachedTokens(prompt: string | Uint8Array, promptTokens?: number): number {
     const n = promptTokens ?? this.countTokens(prompt);
     const bytes = typeof prompt === "string" ? utf8(prompt) : prompt;
     const keys = keysOf(bytes, this.#blockBytes, Math.floor(n / this.params.blockSize));
-    return this.#matchBlocks(keys, n) * this.params.blockSize;
+    return this.#cache.match(keys, this.#hitCap(n)) * this.params.blockSize;
   }
 
   /** Runs one step starting at `now`; `undefined` when there is nothing to do. */
   step(now: number): StepResult | undefined {
     if (!this.hasWork()) return undefined;
     const p = this.params;
-    let budget = p.maxNumBatchedTokens > 0 ? p.maxNumBatchedTokens : Infinity;
-    const chunks: Array<{ seq: Seq; n: number }> = [];
-    const decodes: Seq[] = [];
-    for (const seq of this.#running) {
-      if (budget <= 0) break;
-      if (seq.computed >= seq.promptTokens) {
-        decodes.push(seq);
-        budget -= 1;
-      } else {
-        const n = Math.min(seq.promptTokens - seq.computed, budget);
-        chunks.push({ seq, n });
-        budget -= n;
-      }
-    }
-    while (this.#waiting.length > 0 && this.#running.length < p.maxNumSeqs && budget > 0) {
-      const seq = this.#waiting[0];
-      if (!this.#admit(seq)) break;
-      this.#waiting.shift();
-      this.#running.push(seq);
-      const n = Math.min(seq.promptTokens - seq.computed, budget);
-      chunks.push({ seq, n });
-      budget -= n;
-    }
-    if (chunks.length === 0 && decodes.length === 0) {
-      // Nothing fits: only possible when the head of the queue waits for blocks that no running
-      // sequence will free, which validate() rules out. Report an idle step so drivers advance.
-      return undefined;
-    }
+    const budget = { left: p.maxNumBatchedTokens > 0 ? p.maxNumBatchedTokens : Infinity };
+    const scheduled: Array<{ seq: Seq; n: number; decode: boolean }> = [];
+    const preempted = this.#scheduleRunning(budget, scheduled);
+    if (!preempted) this.#admitWaiting(budget, scheduled, now);
+    if (scheduled.length === 0) return undefined;
 
     let ms = p.stepOverheadMs;
     let batched = 0;
-    for (const { seq, n } of chunks) {
-      const s = seq.computed;
-      ms += n * p.prefillMsPerToken + p.prefillMsPerTokenContext * n * (s + n / 2);
+    for (const { seq, n, decode } of scheduled) {
+      const s = seq.computed - n;
+      ms += decode
+        ? p.decodeMsPerSeq + p.decodeMsPerContextToken * (s + 1)
+        : n * p.prefillMsPerToken + p.prefillMsPerTokenContext * n * (s + n / 2);
       batched += n;
-    }
-    for (const seq of decodes) {
-      ms += p.decodeMsPerSeq + p.decodeMsPerContextToken * (seq.promptTokens + seq.generated);
-      batched += 1;
     }
     const end = now + ms;
     const events: EngineEvent[] = [];
-    const finished: Seq[] = [];
-    for (const { seq, n } of chunks) {
-      seq.computed += n;
-      this.#registerPrompt(seq);
-      if (seq.computed >= seq.promptTokens) {
-        events.push(this.#event(seq, "first_token", end, 0));
-        seq.generated = 1;
-        this.#genTotal++;
-        if (seq.generated >= seq.maxTokens) finished.push(seq);
-      }
-    }
-    for (const seq of decodes) {
-      events.push(this.#event(seq, "token", end, seq.generated));
+    for (const { seq } of scheduled) {
+      if (!this.#v1) this.#register(seq, seq.computed);
+      if (seq.computed < known(seq)) continue; // a prefill chunk that is not the last
+      events.push(this.#event(seq, seq.generated === 0 ? "first_token" : "token", end));
       seq.generated++;
       this.#genTotal++;
-      if (seq.generated >= seq.maxTokens) finished.push(seq);
-    }
-    for (const seq of finished) {
-      events.push(this.#event(seq, "done", end, seq.generated));
-      this.#finish(seq);
+      if (seq.generated >= seq.outputTokens) {
+        events.push(this.#event(seq, "done", end));
+        this.#finish(seq);
+      }
     }
     this.#steps++;
     return { startMs: now, durationMs: ms, endMs: end, batchedTokens: batched, events };
@@ -343,22 +364,24 @@ export class EngineModel {
 
   /** Current counters. */
   stats(): EngineStats {
-    const pinned = this.#refs.size - this.#lru.size;
-    const used = pinned + this.#privateBlocks;
+    const c = this.#cache;
     return {
       waiting: this.#waiting.length,
       running: this.#running.length,
       capacityBlocks: this.params.capacityBlocks,
-      usedBlocks: used,
-      cachedBlocks: this.#refs.size,
-      usage: used / this.params.capacityBlocks,
+      usedBlocks: c.used,
+      cachedBlocks: c.cached,
+      usage: c.used / this.params.capacityBlocks,
       prefixCacheQueries: this.#queries,
       prefixCacheHits: this.#hits,
       promptTokensTotal: this.#promptTotal,
       generationTokensTotal: this.#genTotal,
-      requestsFinished: this.#finished,
+      requestsFinished: this.#finishedStop + this.#finishedLength,
+      requestsFinishedStop: this.#finishedStop,
+      requestsFinishedLength: this.#finishedLength,
       requestsCancelled: this.#cancelled,
-      evictedBlocks: this.#evicted,
+      preemptions: this.#preemptions,
+      evictedBlocks: c.evicted,
       steps: this.#steps,
     };
   }
@@ -366,11 +389,150 @@ export class EngineModel {
   /** Whether the hashed block of `prompt`'s block `i` is cached (tests, introspection). */
   isBlockCached(prompt: string, i: number): boolean {
     const keys = keysOf(utf8(prompt), this.#blockBytes, i + 1);
-    return i < keys.length && this.#refs.has(keys[i]);
+    return i < keys.length && this.#cache.has(keys[i]);
   }
 
-  #event(seq: Seq, kind: EngineEvent["kind"], timeMs: number, index: number): EngineEvent {
+  /** Blocks sequence `id` holds now, or -1 when it is not in the engine (tests, introspection). */
+  blocksOf(id: number): number {
+    const seq = this.#byId.get(id);
+    return seq === undefined ? -1 : seq.pinned.length + seq.privateBlocks;
+  }
+
+  #lengthOf(req: EngineRequest): number {
+    let n: number;
+    if (req.ignoreEos === true) n = req.maxTokens;
+    else if (req.outputTokens !== undefined) n = req.outputTokens;
+    else n = Math.max(req.minTokens ?? 1, drawAnswerLength(this.#answerLength, this.#rng));
+    if (!(n >= 1)) n = 1;
+    return Math.min(Math.floor(n), req.maxTokens);
+  }
+
+  #hitCap(tokens: number): number {
+    return Math.floor((tokens - 1) / this.params.blockSize);
+  }
+
+  #blocksFor(tokens: number): number {
+    return Math.ceil(tokens / this.params.blockSize);
+  }
+
+  /**
+   * Schedules the running sequences in order, giving each the blocks its tokens need and
+   * preempting the newest ones when the pool runs short. Returns whether it preempted.
+   */
+  #scheduleRunning(
+    budget: { left: number },
+    out: Array<{ seq: Seq; n: number; decode: boolean }>,
+  ): boolean {
+    let preempted = false;
+    for (let i = 0; i < this.#running.length && budget.left > 0; i++) {
+      const seq = this.#running[i];
+      const n = Math.min(known(seq) - seq.computed, budget.left);
+      const need = this.#blocksFor(seq.computed + n) - seq.pinned.length - seq.privateBlocks;
+      let fits = true;
+      while (need > this.#cache.available) {
+        // The newest running sequence is the last; it was not scheduled yet in this step.
+        const victim = this.#running[this.#running.length - 1];
+        this.#preempt(victim);
+        preempted = true;
+        if (victim === seq) {
+          fits = false;
+          break;
+        }
+      }
+      if (!fits) break;
+      if (need > 0) this.#cache.allocate(seq, need);
+      const decode = seq.generated > 0 && n === 1 && seq.computed + 1 === known(seq);
+      seq.computed += n;
+      budget.left -= n;
+      out.push({ seq, n, decode });
+      if (this.#v1) this.#register(seq, seq.computed);
+    }
+    return preempted;
+  }
+
+  /** Admits waiting sequences in order while slots, budget and blocks allow. */
+  #admitWaiting(
+    budget: { left: number },
+    out: Array<{ seq: Seq; n: number; decode: boolean }>,
+    now: number,
+  ): void {
+    const B = this.params.blockSize;
+    while (
+      this.#waiting.length > 0 && this.#running.length < this.params.maxNumSeqs && budget.left > 0
+    ) {
+      const seq = this.#waiting[0];
+      const tokens = known(seq);
+      const k = this.#cache.match(seq.keys, this.#hitCap(tokens));
+      const n = Math.min(tokens - k * B, budget.left);
+      const need = this.#blocksFor(k * B + n) - k;
+      if (need > this.#cache.available - this.#cache.unreferenced(seq.keys, k)) break;
+      this.#waiting.shift();
+      this.#running.push(seq);
+      this.#cache.pinPrefix(seq, seq.keys, k);
+      this.#cache.allocate(seq, need);
+      seq.registered = k;
+      seq.computed = k * B + n;
+      if (seq.cachedTokens < 0) {
+        seq.cachedTokens = k * B;
+        this.#promptTotal += seq.promptTokens;
+        if (seq.arrivalMs !== null) seq.queueMs = Math.max(0, now - seq.arrivalMs);
+      }
+      this.#queries += tokens;
+      this.#hits += k * B;
+      budget.left -= n;
+      out.push({ seq, n, decode: false });
+      if (this.#v1) this.#register(seq, seq.computed);
+    }
+  }
+
+  /** Hashes the sequence's known full blocks up to `tokens` tokens of KV. */
+  #register(seq: Seq, tokens: number): void {
+    const full = Math.min(seq.keys.length, Math.floor(tokens / this.params.blockSize));
+    for (; seq.registered < full; seq.registered++) {
+      this.#cache.hash(seq, seq.keys[seq.registered]);
+    }
+  }
+
+  /** Extends `seq.keys` over the answer so far: prompt + answer bytes, chained. */
+  #extendKeys(seq: Seq): void {
+    const blocks = Math.floor(known(seq) / this.params.blockSize);
+    if (blocks <= seq.keys.length) return;
+    const answer = utf8(answerText(seq.generated, this.params.bytesPerToken));
+    const all = new Uint8Array(seq.bytes.length + answer.length);
+    all.set(seq.bytes);
+    all.set(answer, seq.bytes.length);
+    // Keys are chained hashes of the bytes, so the prompt's keys come out the same.
+    seq.keys = keysOf(all, this.#blockBytes, blocks);
+  }
+
+  /** Preemption by recompute: keeps what it computed in the cache, frees it, requeues it first. */
+  #preempt(seq: Seq): void {
+    this.#running.pop();
+    this.#extendKeys(seq);
+    this.#register(seq, seq.computed);
+    this.#cache.release(seq);
+    seq.registered = 0;
+    seq.computed = 0;
+    seq.preemptions++;
+    this.#preemptions++;
+    this.#waiting.unshift(seq);
+  }
+
+  #finish(seq: Seq): void {
+    // The answer's full blocks join the cache; the last sampled token has no KV entry.
+    this.#extendKeys(seq);
+    this.#register(seq, known(seq) - 1);
+    const ri = this.#running.indexOf(seq);
+    if (ri >= 0) this.#running.splice(ri, 1);
+    this.#cache.release(seq);
+    this.#byId.delete(seq.id);
+    if (seq.generated >= seq.maxTokens) this.#finishedLength++;
+    else this.#finishedStop++;
+  }
+
+  #event(seq: Seq, kind: EngineEvent["kind"], timeMs: number): EngineEvent {
     const done = kind === "done";
+    const index = seq.generated;
     return {
       id: seq.id,
       kind,
@@ -378,110 +540,11 @@ export class EngineModel {
       index,
       text: done ? "" : tokenText(index, this.params.bytesPerToken),
       promptTokens: seq.promptTokens,
-      cachedTokens: seq.cachedTokens,
+      cachedTokens: Math.max(0, seq.cachedTokens),
       completionTokens: done ? seq.generated : index + 1,
-      finishReason: done ? "length" : null,
+      finishReason: done ? (seq.generated >= seq.maxTokens ? "length" : "stop") : null,
+      queueMs: seq.queueMs,
+      preemptions: seq.preemptions,
     };
-  }
-
-  #freeBlocks(): number {
-    return this.params.capacityBlocks - this.#refs.size - this.#privateBlocks;
-  }
-
-  #matchBlocks(keys: readonly string[], promptTokens: number): number {
-    const cap = Math.floor((promptTokens - 1) / this.params.blockSize);
-    let k = 0;
-    while (k < keys.length && k < cap && this.#refs.has(keys[k])) k++;
-    return k;
-  }
-
-  /** Pins the cached prefix and reserves the rest; false (nothing changed) when it does not fit. */
-  #admit(seq: Seq): boolean {
-    const B = this.params.blockSize;
-    const k = this.#matchBlocks(seq.keys, seq.promptTokens);
-    const total = Math.ceil((seq.promptTokens + seq.maxTokens) / B);
-    const need = total - k;
-    let matchedFree = 0;
-    for (let i = 0; i < k; i++) if (this.#refs.get(seq.keys[i]) === 0) matchedFree++;
-    if (need > this.#freeBlocks() + this.#lru.size - matchedFree) return false;
-    for (let i = 0; i < k; i++) this.#ref(seq.keys[i]);
-    seq.pinned = seq.keys.slice(0, k);
-    seq.registered = k;
-    this.#evictFor(need);
-    this.#privateBlocks += need;
-    seq.privateBlocks = need;
-    seq.cachedTokens = k * B;
-    seq.computed = k * B;
-    this.#queries += seq.promptTokens;
-    this.#hits += seq.cachedTokens;
-    this.#promptTotal += seq.promptTokens;
-    return true;
-  }
-
-  #ref(key: string): void {
-    const r = this.#refs.get(key) ?? 0;
-    if (r === 0) this.#lru.delete(key);
-    this.#refs.set(key, r + 1);
-  }
-
-  #evictFor(need: number): void {
-    while (this.#freeBlocks() < need) {
-      const oldest = this.#lru.keys().next();
-      if (oldest.done) throw new Error("KV cache accounting broken: nothing left to evict");
-      this.#lru.delete(oldest.value);
-      this.#refs.delete(oldest.value);
-      this.#evicted++;
-    }
-  }
-
-  /** Turns a private block into the hashed block `key` (or keeps it private on a duplicate). */
-  #hashBlock(seq: Seq, key: string): void {
-    if (this.#refs.has(key) || seq.privateBlocks === 0) return;
-    seq.privateBlocks--;
-    this.#privateBlocks--;
-    this.#refs.set(key, 1);
-    seq.pinned.push(key);
-  }
-
-  #registerPrompt(seq: Seq): void {
-    const full = Math.min(seq.keys.length, Math.floor(seq.computed / this.params.blockSize));
-    for (; seq.registered < full; seq.registered++) this.#hashBlock(seq, seq.keys[seq.registered]);
-  }
-
-  #finish(seq: Seq): void {
-    // Register the answer's full blocks, hashed over prompt + answer bytes. The last sampled
-    // token has no KV entry.
-    const B = this.params.blockSize;
-    const withKv = seq.promptTokens + seq.generated - 1;
-    const full = Math.floor(withKv / B);
-    if (full > seq.keys.length) {
-      const answer = utf8(answerText(seq.generated - 1, this.params.bytesPerToken));
-      const all = new Uint8Array(seq.bytes.length + answer.length);
-      all.set(seq.bytes);
-      all.set(answer, seq.bytes.length);
-      const keys = keysOf(all, this.#blockBytes, full);
-      // Also when some prompt blocks stayed private duplicates (another sequence prefilled the
-      // same blocks in the same step and hashed them first): keys are chained hashes of the
-      // bytes, so the cached copies carry the same chain. vLLM caches on past duplicates too.
-      for (let i = seq.keys.length; i < keys.length; i++) this.#hashBlock(seq, keys[i]);
-    }
-    const ri = this.#running.indexOf(seq);
-    if (ri >= 0) this.#running.splice(ri, 1);
-    this.#release(seq);
-    this.#byId.delete(seq.id);
-    this.#finished++;
-  }
-
-  /** Unpins tail first, so the tail of a prefix is evicted before its head; frees private room. */
-  #release(seq: Seq): void {
-    for (let i = seq.pinned.length - 1; i >= 0; i--) {
-      const key = seq.pinned[i];
-      const r = (this.#refs.get(key) ?? 1) - 1;
-      this.#refs.set(key, r);
-      if (r === 0) this.#lru.set(key, true);
-    }
-    seq.pinned = [];
-    this.#privateBlocks -= seq.privateBlocks;
-    seq.privateBlocks = 0;
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The simulated engine: a vLLM-like engine model with a prefix-cached KV store
+ * The simulated engine: a vLLM V1-like engine model with a prefix-cached KV store
  * ({@linkcode EngineModel}), its profiles, the OpenAI-compatible sim worker
  * ({@linkcode startSimWorker}) and the offline simulator ({@linkcode simulate}).
  *
@@ -8,7 +8,16 @@
 
 export type * from "./types.ts";
 export { answerText, EngineError, EngineModel, tokenText } from "./engine.ts";
-export type { EngineRequest, EngineStats } from "./engine.ts";
+export type { EngineOptions, EngineRequest, EngineStats } from "./engine.ts";
+export {
+  ANSWER_LENGTH_FORMS,
+  DEFAULT_ANSWER_LENGTH,
+  drawAnswerLength,
+  formatAnswerLength,
+  parseAnswerLength,
+} from "./answer_length.ts";
+export type { AnswerLengthModel } from "./answer_length.ts";
+export { ApiFrontend } from "./frontend.ts";
 export { getProfile, PROFILE_NAMES, profileFigures, PROFILES } from "./profiles.ts";
 export type { EngineProfile, ProfileFigures } from "./profiles.ts";
 export { startSimWorker } from "./server.ts";

@@ -21,6 +21,14 @@ export interface EngineProfile {
   readonly params: EngineParams;
 }
 
+/**
+ * vLLM's API server time per request (docs/simulated-engine.md, "API server time"): about 1 ms of
+ * HTTP handling, validation, chat template and the hop to the engine core, plus about 2 µs per
+ * prompt token of tokenization (a fast tokenizer on one core; 131-token chat prompts measured
+ * 1.3–2.8 ms end to end on another OpenAI server, tenstorrent/tt-inference-server issue 2173).
+ */
+const VLLM_FRONTEND = { apiOverheadMs: 1, tokenizeMsPerToken: 0.002 } as const;
+
 const A100_7B: EngineProfile = {
   name: "a100-7b",
   description: "vLLM on one A100 80GB, Qwen2.5-7B-Instruct bf16",
@@ -47,7 +55,20 @@ const A100_7B: EngineProfile = {
     decodeMsPerSeq: 0.06,
     // KV read per context token: 57 344 B ÷ 2.0 TB/s ≈ 2.9e-5 ms.
     decodeMsPerContextToken: 2.9e-5,
+    ...VLLM_FRONTEND,
   },
+};
+
+/**
+ * The same engine with Qwen2.5's long-context setting: YaRN rope scaling, factor 4 over the
+ * native 32 768 positions (Qwen2.5 model card), so `max_model_len` 131 072. The KV cache is the
+ * card's: 896 000 tokens hold about 6.8 sequences of full length (7.3 GB each at 56 KiB a token).
+ */
+const A100_7B_128K: EngineProfile = {
+  name: "a100-7b-128k",
+  description: "vLLM on one A100 80GB, Qwen2.5-7B-Instruct bf16 with YaRN ×4 (128 k context)",
+  model: "Qwen/Qwen2.5-7B-Instruct",
+  params: { ...A100_7B.params, maxModelLen: 131_072 },
 };
 
 const A100_14B: EngineProfile = {
@@ -72,6 +93,7 @@ const A100_14B: EngineProfile = {
     decodeMsPerSeq: 0.12,
     // 196 608 B ÷ 2.0 TB/s ≈ 9.8e-5 ms per context token.
     decodeMsPerContextToken: 9.8e-5,
+    ...VLLM_FRONTEND,
   },
 };
 
@@ -100,12 +122,16 @@ const M1_1_5B: EngineProfile = {
     decodeMsPerSeq: 1,
     // 28 672 B ÷ ~180 GB/s ≈ 1.6e-4 ms per context token.
     decodeMsPerContextToken: 1.6e-4,
+    // llama-server parses and tokenizes in C++ on its HTTP thread: estimated at half of vLLM's.
+    apiOverheadMs: 0.5,
+    tokenizeMsPerToken: 0.001,
   },
 };
 
 /** Profiles by name. */
 export const PROFILES: Readonly<Record<string, EngineProfile>> = {
   [A100_7B.name]: A100_7B,
+  [A100_7B_128K.name]: A100_7B_128K,
   [A100_14B.name]: A100_14B,
   [M1_1_5B.name]: M1_1_5B,
 };

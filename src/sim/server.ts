@@ -18,6 +18,15 @@
  * A client that disconnects (stream cancel or request abort) cancels its sequence in the engine,
  * which frees its KV blocks.
  *
+ * API server time: before the engine sees a request, it waits its turn at a one-at-a-time API
+ * front end (`ApiFrontend`: the profile's `apiOverheadMs` plus `tokenizeMsPerToken` per prompt
+ * token, in model time, so scaled), as vLLM's API server applies the chat template and tokenizes
+ * in one process before the engine core gets the request. A request over the model's length is
+ * refused (400) after that time, as vLLM refuses it after tokenizing.
+ *
+ * vLLM sampling fields honoured: `ignore_eos` (the answer runs to `max_tokens`) and `min_tokens`;
+ * other answers end at the engine's end-of-sequence model (`answerLength`).
+ *
  * Fault knobs (wall-clock ms, not scaled): `errorRate` (500 with an OpenAI error body, drawn from
  * a seeded rng), `addedLatencyMs` (before handling), `refuseConnections` (the listener is closed;
  * the port is kept and reopened when the knob is turned off), `dieAfterChunks` (the stream errors
@@ -29,10 +38,20 @@
 
 import { errorResponse, RouterError } from "../util/errors.ts";
 import { SeededRng } from "../util/rng.ts";
-import { BadRequestError, chatPromptText, completionPrompt, maxTokensOf } from "./chat_template.ts";
-import { EngineError, EngineModel } from "./engine.ts";
+import type { AnswerLengthModel } from "./answer_length.ts";
+import {
+  BadRequestError,
+  chatPromptText,
+  completionPrompt,
+  maxTokensOf,
+  samplingOf,
+} from "./chat_template.ts";
+import { EngineError, EngineModel, type EngineRequest } from "./engine.ts";
+import { ApiFrontend } from "./frontend.ts";
+import { metricsText } from "./metrics_text.ts";
+import { RealTimeLoop } from "./real_time_loop.ts";
 import { getProfile } from "./profiles.ts";
-import type { EngineEvent, EngineParams, FaultOptions, StepResult } from "./types.ts";
+import type { EngineEvent, EngineParams, FaultOptions } from "./types.ts";
 
 /** Options of {@linkcode startSimWorker}. */
 export interface SimWorkerOptions {
@@ -55,6 +74,12 @@ export interface SimWorkerOptions {
   readonly defaultMaxTokens?: number;
   /** Overrides of the profile's engine parameters (tests). */
   readonly params?: Partial<EngineParams>;
+  /** Overrides the profile's `max_model_len` (`--max-model-len`). */
+  readonly maxModelLen?: number;
+  /** Lengths of answers the request does not fix. Default geometric, mean 200. */
+  readonly answerLength?: AnswerLengthModel;
+  /** Same-step prefix sharing as vLLM `"v1"` (default) or `"v0"`. */
+  readonly prefixSharing?: "v1" | "v0";
 }
 
 /** A running sim worker. */
@@ -73,95 +98,7 @@ export interface SimWorker {
   shutdown(): Promise<void>;
 }
 
-type Listener = (ev: EngineEvent) => void;
 type Timer = ReturnType<typeof setTimeout>;
-
-/** Runs the engine in real time with one timer, only while it has work. */
-class RealTimeLoop {
-  readonly #engine: EngineModel;
-  readonly #timeScale: number;
-  readonly #listeners = new Map<number, Listener>();
-  readonly #t0 = performance.now();
-  #timer: Timer | undefined;
-  #stopped = false;
-
-  constructor(engine: EngineModel, timeScale: number) {
-    this.#engine = engine;
-    this.#timeScale = timeScale;
-  }
-
-  /** Submits and subscribes; throws `EngineError`. */
-  submit(
-    prompt: string,
-    promptTokens: number | undefined,
-    maxTokens: number,
-    fn: Listener,
-  ): number {
-    const id = this.#engine.submit({ prompt, promptTokens, maxTokens });
-    this.#listeners.set(id, fn);
-    this.#kick();
-    return id;
-  }
-
-  /** Unsubscribes and frees the sequence if still in the engine. */
-  cancel(id: number): void {
-    this.#listeners.delete(id);
-    this.#engine.cancel(id);
-  }
-
-  stop(): void {
-    this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
-  }
-
-  /**
-   * Runs steps while there is work. A step that follows another starts when that one was due
-   * (`from`), not when its timer fired, and steps already overdue run at once, in this loop:
-   * timers here fire a millisecond or two late, and nested ones are clamped to at least 4 ms (the
-   * HTML timer rule Deno follows), so a chain of one timer per step made the engine more than
-   * twice as slow as its time scale at 0.1, and twenty times at 0.01. Steps keep their model-time
-   * durations; only their delivery in wall time is caught up.
-   */
-  #kick(from = performance.now()): void {
-    if (this.#timer !== undefined || this.#stopped) return;
-    for (let n = 0; n < MAX_STEPS_AT_ONCE && !this.#stopped; n++) {
-      const r = this.#engine.step((from - this.#t0) / this.#timeScale);
-      if (r === undefined) return;
-      const due = from + r.durationMs * this.#timeScale;
-      const wait = due - performance.now();
-      if (wait > 0) {
-        this.#timer = setTimeout(() => {
-          this.#timer = undefined;
-          this.#deliver(r);
-          this.#kick(due);
-        }, wait);
-        return;
-      }
-      this.#deliver(r); // overdue: its events go out now, and the next step follows
-      from = due;
-    }
-    // A long backlog: let the event loop breathe, then go on from where the clock is.
-    if (!this.#stopped) this.#timer = setTimeout(() => (this.#timer = undefined, this.#kick(from)));
-  }
-
-  #deliver(r: StepResult): void {
-    for (const ev of r.events) {
-      const fn = this.#listeners.get(ev.id);
-      if (ev.kind === "done") this.#listeners.delete(ev.id);
-      if (fn !== undefined) {
-        try {
-          fn(ev);
-        } catch (err) {
-          console.error(`sim worker listener failed: ${err}`);
-        }
-      }
-    }
-  }
-}
-
-/** Overdue steps run back to back before the loop yields to the event loop. */
-const MAX_STEPS_AT_ONCE = 256;
 
 const encoder = new TextEncoder();
 
@@ -196,7 +133,14 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
   if (!(timeScale > 0) || !Number.isFinite(timeScale)) {
     throw new RangeError(`time scale must be a positive number, got ${timeScale}`);
   }
-  const engine = new EngineModel({ ...profile.params, ...opts.params });
+  const params = { ...profile.params, ...opts.params };
+  if (opts.maxModelLen !== undefined) params.maxModelLen = opts.maxModelLen;
+  const engine = new EngineModel(params, {
+    answerLength: opts.answerLength,
+    prefixSharing: opts.prefixSharing,
+    seed: opts.seed,
+  });
+  const frontend = new ApiFrontend(params);
   const loop = new RealTimeLoop(engine, timeScale);
   const hostname = opts.hostname ?? "127.0.0.1";
   const model = opts.model ?? `sim-${profile.name}`;
@@ -265,14 +209,19 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
     if ((f.errorRate ?? 0) > 0 && rng.next() < f.errorRate!) {
       return errorResponse("internal", "simulated engine failure", { code: "simulated_error" });
     }
-    let prompt: string;
-    let promptTokens: number | undefined;
-    let maxTokens: number;
+    let engineReq: EngineRequest;
     try {
+      let prompt: string;
+      let promptTokens: number | undefined;
       if (kind === "chat") prompt = chatPromptText(body);
       else ({ text: prompt, promptTokens } = completionPrompt(body));
-      maxTokens = maxTokensOf(body, defaultMaxTokens);
-      engine.validate({ prompt, promptTokens, maxTokens });
+      const maxTokens = maxTokensOf(body, defaultMaxTokens);
+      engineReq = { prompt, promptTokens, maxTokens, ...samplingOf(body) };
+      // The API server's turn: template and tokenizer run before the engine sees the request.
+      const now = loop.now();
+      const wait = frontend.admit(now, promptTokens ?? engine.countTokens(prompt)) - now;
+      if (wait > 0) await sleep(wait * timeScale);
+      engine.validate(engineReq);
     } catch (err) {
       if (err instanceof BadRequestError) {
         return errorResponse("bad_request", err.message, { param: err.param });
@@ -283,21 +232,20 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
       if (err instanceof RouterError) {
         return errorResponse(err.kind, err.message, { param: err.param, code: err.code });
       }
+      if (closing) return errorResponse("no_worker", "sim worker is shutting down");
       throw err;
     }
     const reqId = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${id}-${++seqNo}`;
     const so = body.stream_options as Record<string, unknown> | undefined;
     const includeUsage = so !== null && typeof so === "object" && so.include_usage === true;
-    const args = { kind, reqId, prompt, promptTokens, maxTokens, includeUsage, faults: f };
+    const args = { kind, reqId, req: engineReq, includeUsage, faults: f };
     return body.stream === true ? streamResponse(args) : jsonResponse(args);
   }
 
   interface Args {
     kind: "chat" | "text";
     reqId: string;
-    prompt: string;
-    promptTokens: number | undefined;
-    maxTokens: number;
+    req: EngineRequest;
     includeUsage: boolean;
     faults: FaultOptions;
   }
@@ -380,7 +328,7 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
       stall = undefined;
       if (finished) return;
       try {
-        seq = loop.submit(a.prompt, a.promptTokens, a.maxTokens, (ev) => {
+        seq = loop.submit(a.req, (ev) => {
           if (!finished) onEvent(ev, out);
         });
       } catch (err) {
@@ -484,48 +432,7 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
   }
 
   function metrics(): Response {
-    const s = engine.stats();
-    const l = `{model_name="${model}"}`;
-    const lines: string[] = [];
-    const metric = (name: string, type: string, help: string, value: number, labels = l) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name}${labels} ${value}`);
-    };
-    metric("vllm:num_requests_running", "gauge", "Requests in the running batch.", s.running);
-    metric("vllm:num_requests_waiting", "gauge", "Requests waiting in the queue.", s.waiting);
-    metric("vllm:kv_cache_usage_perc", "gauge", "KV cache usage, 1 = full.", s.usage);
-    metric("vllm:gpu_cache_usage_perc", "gauge", "KV cache usage (older name).", s.usage);
-    metric(
-      "vllm:prefix_cache_queries_total",
-      "counter",
-      "Prompt tokens looked up in the prefix cache.",
-      s.prefixCacheQueries,
-    );
-    metric(
-      "vllm:prefix_cache_hits_total",
-      "counter",
-      "Prompt tokens found in the prefix cache (cached tokens).",
-      s.prefixCacheHits,
-    );
-    metric("vllm:prompt_tokens_total", "counter", "Prompt tokens processed.", s.promptTokensTotal);
-    metric(
-      "vllm:generation_tokens_total",
-      "counter",
-      "Tokens generated.",
-      s.generationTokensTotal,
-    );
-    metric(
-      "vllm:request_success_total",
-      "counter",
-      "Requests finished.",
-      s.requestsFinished,
-      `{model_name="${model}",finished_reason="length"}`,
-    );
-    metric("sim_requests_cancelled_total", "counter", "Requests cancelled.", s.requestsCancelled);
-    metric("sim_kv_cache_capacity_blocks", "gauge", "KV cache capacity.", s.capacityBlocks);
-    metric("sim_kv_cache_cached_blocks", "gauge", "Hashed blocks held.", s.cachedBlocks);
-    metric("sim_kv_cache_evicted_blocks_total", "counter", "Blocks evicted.", s.evictedBlocks);
-    metric("sim_engine_steps_total", "counter", "Engine steps run.", s.steps);
-    return new Response(lines.join("\n") + "\n", {
+    return new Response(metricsText(engine.stats(), model), {
       headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
     });
   }

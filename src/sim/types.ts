@@ -29,6 +29,13 @@ export interface EngineParams {
   readonly decodeMsPerSeq: number;
   /** Extra decode cost per token of the sequence's context, ms (KV read). */
   readonly decodeMsPerContextToken: number;
+  /**
+   * Fixed time the API server spends on a request before the engine core sees it, ms (HTTP
+   * parsing, validation, chat template, the hop to the engine core). Requests queue for it.
+   */
+  readonly apiOverheadMs: number;
+  /** Tokenization time per prompt token, ms, on top of `apiOverheadMs`. */
+  readonly tokenizeMsPerToken: number;
 }
 
 /** What happened to one sequence at the end of a step. */
@@ -46,8 +53,18 @@ export interface EngineEvent {
   readonly promptTokens: number;
   readonly cachedTokens: number;
   readonly completionTokens: number;
-  /** `"length"` on `done` (the model always runs to `max_tokens`); null otherwise. */
-  readonly finishReason: "length" | null;
+  /**
+   * On `done`: `"stop"` when the answer ended at end-of-sequence, `"length"` when it ran to
+   * `max_tokens`; null otherwise.
+   */
+  readonly finishReason: "length" | "stop" | null;
+  /**
+   * From the request's arrival at the engine to its first scheduled step, ms (vLLM's queue time);
+   * null when the request gave no arrival time.
+   */
+  readonly queueMs: number | null;
+  /** Times the sequence was preempted and recomputed so far. */
+  readonly preemptions: number;
 }
 
 /** One executed engine step. */
@@ -75,11 +92,21 @@ export interface FaultOptions {
   readonly stallMs?: number;
 }
 
-/** One line of a trace file. */
+/**
+ * One line of a trace file. A trace is closed loop (every line has `delay_ms`) or open loop
+ * (every line has `arrival_ms`), never both (`parseTrace` checks).
+ */
 export interface TraceRequest {
   readonly session_id: string;
-  /** Wait after the previous turn of the session completed (or from t = 0 for the first), ms. */
-  readonly delay_ms: number;
+  /**
+   * Closed loop: think time after the previous turn of the session completed (or from t = 0 for
+   * the first), ms.
+   */
+  readonly delay_ms?: number;
+  /** Open loop: when the request is sent, ms from the start of the run, whatever else happens. */
+  readonly arrival_ms?: number;
+  /** Tokens the answer has (≤ `max_tokens`); absent: drawn from the engine's answer lengths. */
+  readonly output_tokens?: number;
   /** Free-form label of the workload pattern. */
   readonly pattern: string;
   /** OpenAI chat completion request body. */
@@ -109,4 +136,8 @@ export interface RequestRecord {
   readonly completion_tokens: number;
   /** Error message, null on success. */
   readonly error: string | null;
+  /** Offline simulator only: time the request waited in the engine's queue, ms. */
+  readonly queue_ms?: number | null;
+  /** Offline simulator only: times the engine preempted the request. */
+  readonly preemptions?: number;
 }
