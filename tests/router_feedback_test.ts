@@ -193,3 +193,36 @@ Deno.test("load-blind strategies get no load figures", async () => {
     await h.close();
   }
 });
+
+Deno.test("a request the engine refuses (4xx) or that fails before its answer leaves no prefix on the worker", async () => {
+  let status = 200;
+  const worker = await startServer(async (req) => {
+    await req.arrayBuffer();
+    return status === 200
+      ? Response.json(chatCompletion("ok"))
+      : Response.json({ error: { message: "too long" } }, { status });
+  });
+  const h = await routerHarness([worker.url], { router: { maxRetries: 0 } }, {
+    closeAlso: [worker],
+  });
+  try {
+    const system = "You are a careful assistant. ".repeat(20);
+    const tree = h.router.backends[0].prefix;
+    await (await h.post(chatBody("first", { system }))).body?.cancel();
+    const held = tree.chunks;
+    assert.ok(held > 0);
+    status = 400;
+    const refused = await h.post(chatBody("a much longer follow-up ".repeat(10), { system }));
+    assert.equal(refused.status, 400);
+    await refused.body?.cancel();
+    assert.ok(await waitFor(() => h.router.inflight === 0));
+    assert.equal(tree.chunks, held, "the refused request's new chunks were taken back");
+    const text = parseRequest("chat", JSON.parse(chatBody("first", { system }))).text;
+    assert.equal(tree.match(chunkHashes(text, 32)), chunkCount(chunkHashes(text, 32)));
+    status = 503;
+    await (await h.post(chatBody("another one ".repeat(10), { system }))).body?.cancel();
+    assert.equal(tree.chunks, held, "a 5xx leaves nothing either");
+  } finally {
+    await h.close();
+  }
+});

@@ -66,6 +66,7 @@ export class Attempt {
   readonly recordedChunks: number;
   readonly #state: RouterState;
   readonly #client: AbortSignal;
+  readonly #plan: RequestPlan;
   /** The breaker's probe token of this attempt (0: not a probe). */
   readonly #probe: number;
   #judged = false;
@@ -75,6 +76,7 @@ export class Attempt {
     const backend = choice.backend;
     this.#state = state;
     this.#client = client;
+    this.#plan = plan;
     this.backend = backend;
     this.reason = choice.reason;
     this.match = choice.match;
@@ -162,6 +164,16 @@ export class Attempt {
       if (why instanceof RouterShutdown) return { ok: false, failure: null, gone: "shutdown" };
       return { ok: false, failure: classify(why, err, upstream !== null, b.id) };
     }
+  }
+
+  /**
+   * Takes back what `begin` recorded beyond what the worker already held: for an attempt the
+   * engine refused (a 4xx), or that failed before the engine could have computed the prefix, so
+   * the router does not believe the worker holds what it never computed.
+   */
+  unrecord(): void {
+    const hashes = this.#plan.hashes;
+    if (this.match < hashes.length >>> 1) this.backend.prefix.truncate?.(hashes, this.match);
   }
 
   /** The worker answered below 500: a success for its breaker. */

@@ -81,6 +81,7 @@ export async function proxy(
       return goneReply(sent.gone, att, log, requestId);
     }
     att.failed(sent.failure, requestId);
+    att.unrecord();
     att.settle();
     last = sent.failure;
   }

@@ -49,6 +49,8 @@ export function relay(
     ["x-request-id", plan.requestId],
   );
   if (status < 500) att.succeeded();
+  // The engine refused it (or failed): it holds nothing of this request.
+  if (status >= 400) att.unrecord();
   const now = () => state.clock.now();
   const onFirstToken = () => state.tracker.onFirstToken(att.ticket, now() - att.dispatchedAt);
 
