@@ -1,18 +1,20 @@
 /**
- * Section cache: text section → its token ids, least recently used first out, within a byte
- * budget.
+ * Section cache: text section → its token ids, within a byte budget, evicting the oldest entry
+ * not used since it was last passed over (second chance, an approximation of least recently used).
  *
- * Rule: an entry costs `2 × key length` (UTF-16) `+ 4 × ids` `+ ENTRY_OVERHEAD` bytes; after an
- * insert, the oldest entries go until the total is within `maxBytes`. An entry over an eighth of
- * the budget is not stored (one huge message must not flush every conversation). A hit moves the
- * entry to the newest end. Keys longer than `LONG_KEY` characters are prefixed with their FNV-1a
- * 64 hash: V8 hashes such long strings by their length alone, so many cached sections of the same
- * length would share one bucket and every lookup would compare whole strings; the prefix makes
- * those comparisons stop at the first characters.
+ * Rule: an entry costs `2 × key length` (UTF-16) `+ 4 × ids` `+ ENTRY_OVERHEAD` bytes. A hit only
+ * marks the entry; after an insert, while the total is over `maxBytes`, the oldest entry is looked
+ * at: a marked one is unmarked and moved to the newest end, an unmarked one is evicted. So a hit
+ * costs one lookup and no change to the map (moving every hit to the end, as a strict LRU does,
+ * made the map rehash its holes and took a quarter of the encode time). An entry over an eighth of
+ * the budget is not stored (one huge message must not flush every conversation). Keys longer than
+ * `LONG_KEY` characters are prefixed with their FNV-1a 64 hash: V8 hashes very long strings by
+ * their length alone, so many cached sections of the same length would share one bucket and every
+ * lookup would compare whole strings; the prefix makes those comparisons stop at once.
  *
  * Stored arrays are never handed out to be modified: callers copy them into a fresh result.
  *
- * Cost: one `Map` lookup per section (hashing the key once), plus a delete and a set on a hit.
+ * Cost: one `Map` lookup per section (hashing the key once); eviction amortised O(1) per insert.
  *
  * @module
  */
@@ -35,10 +37,17 @@ export interface SectionCacheStats {
   readonly evictions: number;
 }
 
-/** LRU map from section text to token ids under a byte budget. */
+interface Entry {
+  readonly ids: Uint32Array;
+  readonly cost: number;
+  /** Used since the eviction scan last passed it. */
+  used: boolean;
+}
+
+/** Map from section text to token ids under a byte budget (second-chance eviction). */
 export class SectionCache {
   readonly maxBytes: number;
-  readonly #map = new Map<string, Uint32Array>();
+  readonly #map = new Map<string, Entry>();
   #bytes = 0;
   #hits = 0;
   #misses = 0;
@@ -62,17 +71,16 @@ export class SectionCache {
     return 2 * key.length + 4 * ids.length + ENTRY_OVERHEAD;
   }
 
-  /** The ids of `key` (from {@linkcode SectionCache.key}), refreshing its recency; counts a hit or a miss. */
+  /** The ids of `key` (from {@linkcode SectionCache.key}), marking it used; counts a hit or a miss. */
   get(key: string): Uint32Array | undefined {
-    const ids = this.#map.get(key);
-    if (ids === undefined) {
+    const entry = this.#map.get(key);
+    if (entry === undefined) {
       this.#misses++;
       return undefined;
     }
     this.#hits++;
-    this.#map.delete(key);
-    this.#map.set(key, ids);
-    return ids;
+    entry.used = true;
+    return entry.ids;
   }
 
   /** Stores `ids` under `key` unless the entry is too large, then evicts down to the budget. */
@@ -82,17 +90,24 @@ export class SectionCache {
     const old = this.#map.get(key);
     if (old !== undefined) {
       this.#map.delete(key);
-      this.#bytes -= SectionCache.cost(key, old);
+      this.#bytes -= old.cost;
     }
-    this.#map.set(key, ids);
+    this.#map.set(key, { ids, cost, used: false });
     this.#bytes += cost;
     while (this.#bytes > this.maxBytes) {
-      const oldest = this.#map.keys().next();
+      const oldest = this.#map.entries().next();
       if (oldest.done) break;
-      const k = oldest.value;
-      this.#bytes -= SectionCache.cost(k, this.#map.get(k)!);
+      const [k, entry] = oldest.value;
       this.#map.delete(k);
-      this.#evictions++;
+      if (entry.used) {
+        // Second chance: unmark and move to the newest end. Each entry is moved at most once per
+        // pass, so the loop ends within two passes.
+        entry.used = false;
+        this.#map.set(k, entry);
+      } else {
+        this.#bytes -= entry.cost;
+        this.#evictions++;
+      }
     }
   }
 
@@ -122,7 +137,7 @@ export class SectionCache {
   /** Bytes recounted from the entries (tests compare it with `stats().bytes`). */
   recount(): number {
     let total = 0;
-    for (const [k, ids] of this.#map) total += SectionCache.cost(k, ids);
+    for (const [k, entry] of this.#map) total += SectionCache.cost(k, entry.ids);
     return total;
   }
 }

@@ -30,7 +30,10 @@
  */
 
 import { Tokenizer } from "@huggingface/tokenizers";
+import { speedUpByteLevel } from "./byte_level.ts";
+import { IdBuffer } from "./id_buffer.ts";
 import { SectionCache } from "./section_cache.ts";
+import { WORD_CACHE_BYTES, WordEncoder, wordReason } from "./word_encoder.ts";
 
 /** An entry of tokenizer.json's `added_tokens`. */
 interface AddedTokenJson {
@@ -80,33 +83,6 @@ function indexOfIds(outer: ArrayLike<number>, inner: ArrayLike<number>): number 
   return -1;
 }
 
-/** A growing output buffer of ids. */
-class IdBuffer {
-  ids: Uint32Array;
-  length = 0;
-  constructor(capacity: number) {
-    this.ids = new Uint32Array(Math.max(16, capacity));
-  }
-  #room(extra: number): void {
-    if (this.length + extra <= this.ids.length) return;
-    const next = new Uint32Array(Math.max(this.ids.length * 2, this.length + extra));
-    next.set(this.ids.subarray(0, this.length));
-    this.ids = next;
-  }
-  push(id: number): void {
-    this.#room(1);
-    this.ids[this.length++] = id;
-  }
-  append(ids: ArrayLike<number>): void {
-    this.#room(ids.length);
-    this.ids.set(ids, this.length);
-    this.length += ids.length;
-  }
-  result(): Uint32Array {
-    return this.ids.slice(0, this.length);
-  }
-}
-
 /** Encodes text with a Hugging Face tokenizer, reusing cached sections where that is exact. */
 export class SectionEncoder {
   /** The library tokenizer (encodes whole texts; the reference). */
@@ -120,24 +96,30 @@ export class SectionEncoder {
   readonly #strips = new Map<string, { lstrip: boolean; rstrip: boolean }>();
   #specialPrefix: Uint32Array | undefined;
   #specialSuffix: Uint32Array | undefined;
+  /** Encodes sections word by word, when that is exact (word_encoder.ts). */
+  readonly #words: WordEncoder | undefined;
 
   /**
    * @param tokenizerJson parsed tokenizer.json
    * @param tokenizerConfig parsed tokenizer_config.json
    * @param cache where sections are kept; a cache with a 0 budget turns the reuse off
+   * @param fastByteLevel install the equivalent, faster ByteLevel step (byte_level.ts)
    */
   constructor(
     tokenizerJson: Record<string, unknown>,
     tokenizerConfig: Record<string, unknown>,
     cache: SectionCache,
+    fastByteLevel = true,
   ) {
     this.tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig);
+    if (fastByteLevel) speedUpByteLevel(this.tokenizer);
     this.#cache = cache;
     const added = Array.isArray(tokenizerJson.added_tokens)
       ? tokenizerJson.added_tokens as AddedTokenJson[]
       : [];
     const normalizer = this.tokenizer.normalizer;
     const splitOn: string[] = [];
+    let normalizedAdded = 0;
     for (const token of added) {
       const special = token.special ?? false;
       const normalized = token.normalized ?? !special;
@@ -146,6 +128,7 @@ export class SectionEncoder {
         this.#strips.set(token.content, { lstrip: !!token.lstrip, rstrip: !!token.rstrip });
       }
       if (normalized && normalizer !== null) {
+        normalizedAdded++;
         const content = normalizer(token.content);
         this.#added.set(content, token.id);
         if (token.lstrip || token.rstrip) {
@@ -155,6 +138,9 @@ export class SectionEncoder {
         splitOn.push(token.content);
       }
     }
+    this.#words = wordReason(tokenizerConfig, this.tokenizer, normalizedAdded) === undefined
+      ? new WordEncoder(this.tokenizer, this.#added, Math.min(WORD_CACHE_BYTES, cache.maxBytes))
+      : undefined;
     splitOn.sort((a, b) => b.length - a.length);
     this.#splitter = splitOn.length === 0
       ? undefined
@@ -213,6 +199,12 @@ export class SectionEncoder {
     return undefined;
   }
 
+  /** Ids of one section (no added token inside): word by word where that is exact. */
+  #encodeSection(section: string): Uint32Array {
+    if (this.#words !== undefined) return this.#words.encode(section);
+    return Uint32Array.from(this.tokenizer.encode(section, { add_special_tokens: false }).ids);
+  }
+
   /** Ids of `text` encoded whole by the library (no cache). */
   encodeWhole(text: string, addSpecialTokens: boolean): Uint32Array {
     return Uint32Array.from(
@@ -263,7 +255,7 @@ export class SectionEncoder {
       if (ids !== undefined) {
         cachedTokens += ids.length;
       } else {
-        ids = Uint32Array.from(this.tokenizer.encode(section, { add_special_tokens: false }).ids);
+        ids = this.#encodeSection(section);
         encodedTokens += ids.length;
         cache.set(key, ids);
       }
