@@ -1,5 +1,6 @@
 /**
- * A growing buffer of token ids: doubles when full, copied once to its final length.
+ * A growing buffer of token ids: doubles when full; `result()` copies it to its final length.
+ * Owners reuse one buffer across calls by setting `length` to 0.
  *
  * @module
  */

@@ -34,8 +34,6 @@ import { SectionCache } from "./section_cache.ts";
 /** Byte budget of the word cache (pre-token → ids). */
 export const WORD_CACHE_BYTES = 4 * 1024 * 1024;
 
-const NO_IDS = new Uint32Array(0);
-
 /**
  * Why sections cannot be encoded word by word (see the module rule), or undefined when they can.
  * @param normalizedAdded added tokens matched after normalization
@@ -86,13 +84,16 @@ export class WordEncoder {
     this.#split = splitBeforeByteLevel(tok.pre_tokenizer);
   }
 
-  /** Ids of one section that has no added token inside. */
-  encode(section: string): Uint32Array {
+  /** Appends the ids of one section that has no added token inside to `out`. */
+  encodeInto(section: string, out: IdBuffer): void {
     const tok = this.#tok;
     const text = tok.normalizer === null ? section : tok.normalizer(section);
-    if (text.length === 0) return NO_IDS;
+    if (text.length === 0) return;
     const added = this.#added.get(text);
-    if (added !== undefined) return Uint32Array.of(added);
+    if (added !== undefined) {
+      out.push(added);
+      return;
+    }
     const options = { section_index: 0 };
     let pieces: string[];
     if (this.#split !== undefined) {
@@ -101,7 +102,6 @@ export class WordEncoder {
     } else {
       pieces = tok.pre_tokenizer === null ? [text] : tok.pre_tokenizer(text, options);
     }
-    const out = new IdBuffer(pieces.length * 2);
     for (let i = 0; i < pieces.length; i++) {
       const piece = pieces[i];
       const key = SectionCache.key(piece);
@@ -115,7 +115,6 @@ export class WordEncoder {
       }
       out.append(ids);
     }
-    return out.result();
   }
 
   /** The model's ids for pre-tokens, mapped as the library maps token strings. */
