@@ -246,7 +246,10 @@ export class ChatRenderer {
   readonly #toolUse: Template | undefined;
   readonly #base: Readonly<Record<string, unknown>>;
 
-  /** @throws Error when a template does not parse */
+  /**
+   * Parses the templates once.
+   * @throws Error when a template does not parse
+   */
   constructor(opts: ChatRendererOptions) {
     this.#template = new Template(opts.chatTemplate);
     this.#toolUse = opts.toolUseTemplate === undefined

@@ -167,7 +167,10 @@ export class EngineTokenizer implements RequestTokenizer {
   #inFlight = 0;
   #stats: { -readonly [K in keyof TokenizerStats]: TokenizerStats[K] } = { ...zeroStats() };
 
-  /** @throws Error when `url` is not an http(s) URL or a bound is not positive */
+  /**
+   * Checks the options; makes no call.
+   * @throws Error when `url` is not an http(s) URL or a bound is not positive
+   */
   constructor(opts: EngineTokenizerOptions) {
     const url = new URL(opts.url);
     if (url.protocol !== "http:" && url.protocol !== "https:") {

@@ -124,6 +124,7 @@ export class LocalTokenizer implements RequestTokenizer {
   } = { ...zeroStats() };
 
   /**
+   * Builds the tokenizer from parsed files (see {@linkcode loadLocalTokenizer} for paths).
    * @param tokenizerJson parsed tokenizer.json
    * @param tokenizerConfig parsed tokenizer_config.json
    * @throws Error when the files do not describe a tokenizer or a template does not parse

@@ -110,8 +110,11 @@ export function completionPrompt(body: Record<string, unknown>): CompletionPromp
 
 /** The chat flags that change the rendering, with vLLM's defaults. */
 export interface ChatFlags {
+  /** `add_generation_prompt` (default true). */
   readonly addGenerationPrompt: boolean;
+  /** `continue_final_message` (default false). */
   readonly continueFinalMessage: boolean;
+  /** `add_special_tokens` (default false for chat). */
   readonly addSpecialTokens: boolean;
 }
 

@@ -53,6 +53,7 @@ interface AddedTokenJson {
 
 /** The ids of one text and how many came from the cache. */
 export interface EncodeOutcome {
+  /** The ids, a fresh array. */
   readonly tokens: Uint32Array;
   /** Ids taken from the cache. */
   readonly cachedTokens: number;

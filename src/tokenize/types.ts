@@ -24,6 +24,7 @@ export type { RequestKind };
 
 /** One request to tokenize: the parsed JSON body of `/v1/chat/completions` or `/v1/completions`. */
 export interface TokenizeRequest {
+  /** Which endpoint the body was sent to. */
   readonly kind: RequestKind;
   /** The parsed JSON body, as the client sent it (never modified). */
   readonly body: unknown;
@@ -103,8 +104,13 @@ export type TokenizeErrorReason =
 
 /** The request's tokens cannot be had; route it approximately. */
 export class TokenizeError extends Error {
-  constructor(readonly reason: TokenizeErrorReason, message: string) {
+  /** Why (see {@linkcode TokenizeErrorReason}). */
+  readonly reason: TokenizeErrorReason;
+
+  /** An error with its reason and a message for logs. */
+  constructor(reason: TokenizeErrorReason, message: string) {
     super(message);
+    this.reason = reason;
     this.name = "TokenizeError";
   }
 }
