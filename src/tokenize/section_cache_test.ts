@@ -1,6 +1,7 @@
 /**
- * Section cache tests: least-recently-used order, the byte budget, oversize entries, long keys,
- * and the byte counter against a full recount on random operation sequences.
+ * Section cache tests: second-chance order, the byte budget, oversize entries, long keys, the byte
+ * counter against a full recount, and the cache against a slow obvious second-chance reference
+ * (an array in insertion order) on random operation sequences.
  *
  * @module
  */
@@ -88,5 +89,72 @@ Deno.test("SectionCache: bytes equal a recount and stay within the budget (prope
       },
     ),
     { numRuns: 200 },
+  );
+});
+
+/** Second chance spelled out: an array in insertion order, a used flag per key. */
+class ReferenceCache {
+  readonly order: string[] = [];
+  readonly entries = new Map<string, { n: number; used: boolean }>();
+  bytes = 0;
+  constructor(readonly maxBytes: number) {}
+  cost(key: string, n: number): number {
+    return SectionCache.cost(key, new Uint32Array(n));
+  }
+  get(key: string): number | undefined {
+    const e = this.entries.get(key);
+    if (e !== undefined) e.used = true;
+    return e?.n;
+  }
+  set(key: string, n: number): void {
+    if (this.cost(key, n) * 8 > this.maxBytes) return;
+    const old = this.entries.get(key);
+    if (old !== undefined) {
+      this.order.splice(this.order.indexOf(key), 1);
+      this.bytes -= this.cost(key, old.n);
+    }
+    this.order.push(key);
+    this.entries.set(key, { n, used: false });
+    this.bytes += this.cost(key, n);
+    while (this.bytes > this.maxBytes) {
+      const k = this.order.shift()!;
+      const e = this.entries.get(k)!;
+      if (e.used) {
+        e.used = false;
+        this.order.push(k);
+      } else {
+        this.entries.delete(k);
+        this.bytes -= this.cost(k, e.n);
+      }
+    }
+  }
+}
+
+Deno.test("SectionCache: holds exactly what a second-chance reference holds (property)", () => {
+  const op = fc.record({
+    key: fc.constantFrom("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"),
+    n: fc.integer({ min: 0, max: 8 }),
+    get: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 800, max: 3000 }),
+      fc.array(op, { maxLength: 200 }),
+      (budget, ops) => {
+        const cache = new SectionCache(budget);
+        const ref = new ReferenceCache(budget);
+        for (const o of ops) {
+          if (o.get) {
+            assert.equal(cache.get(o.key)?.length, ref.get(o.key));
+          } else {
+            cache.set(o.key, new Uint32Array(o.n));
+            ref.set(o.key, o.n);
+          }
+          assert.equal(cache.stats().bytes, ref.bytes);
+          assert.equal(cache.size, ref.entries.size);
+        }
+      },
+    ),
+    { numRuns: 300 },
   );
 });
