@@ -62,9 +62,14 @@ export interface LocalTokenizerOptions {
   readonly contentFormat?: "auto" | ContentFormat;
   /** vLLM's `--default-chat-template-kwargs`, e.g. `{enable_thinking: false}`. */
   readonly defaultChatTemplateKwargs?: Readonly<Record<string, unknown>>;
+  /** Longest prompt text encoded, in UTF-16 units; longer ones are `too_large`. Default 1 Mi. */
+  readonly maxChars?: number;
   /** Clock for the time counters, in milliseconds. Default `performance.now`. */
   readonly now?: () => number;
 }
+
+/** Default {@linkcode LocalTokenizerOptions.maxChars}: about 250 k tokens, 70 ms of prose. */
+export const DEFAULT_MAX_CHARS = 1024 * 1024;
 
 const SPECIAL_TOKEN_KEYS = [
   "bos_token",
@@ -119,6 +124,7 @@ export class LocalTokenizer implements RequestTokenizer {
   readonly #encoder: SectionEncoder;
   readonly #cache: SectionCache;
   readonly #now: () => number;
+  readonly #maxChars: number;
   #stats: {
     -readonly [K in keyof TokenizerStats]: TokenizerStats[K];
   } = { ...zeroStats() };
@@ -135,6 +141,7 @@ export class LocalTokenizer implements RequestTokenizer {
     }
     if (!isObject(tokenizerConfig)) throw new Error("tokenizer_config.json must be an object");
     this.#now = opts.now ?? (() => performance.now());
+    this.#maxChars = opts.maxChars ?? DEFAULT_MAX_CHARS;
     this.#cache = new SectionCache(opts.cacheBytes ?? DEFAULT_CACHE_BYTES);
     this.#encoder = new SectionEncoder(tokenizerJson, tokenizerConfig, this.#cache);
     const templates = configTemplates(tokenizerConfig);
@@ -158,8 +165,17 @@ export class LocalTokenizer implements RequestTokenizer {
     return this.#encoder.cacheOff;
   }
 
-  /** Ids of `text` (cached sections where possible). */
+  /**
+   * Ids of `text` (cached sections where possible).
+   * @throws TokenizeError `too_large` over `maxChars` or for one very long word
+   */
   encodeText(text: string, addSpecialTokens: boolean): EncodeOutcome {
+    if (text.length > this.#maxChars) {
+      throw new TokenizeError(
+        "too_large",
+        `A prompt of ${text.length} characters is over the ${this.#maxChars} encoded locally`,
+      );
+    }
     return this.#encoder.encode(text, addSpecialTokens);
   }
 
@@ -194,14 +210,14 @@ export class LocalTokenizer implements RequestTokenizer {
         const text = this.#renderer().render(body, flags);
         const rendered = this.#now();
         s.renderMs += rendered - start;
-        outcome = this.#encoder.encode(text, flags.addSpecialTokens);
+        outcome = this.encodeText(text, flags.addSpecialTokens);
         s.encodeMs += this.#now() - rendered;
       } else {
         const prompt = completionPrompt(body);
         if (prompt.ids !== undefined) {
           outcome = { tokens: prompt.ids, cachedTokens: 0, encodedTokens: 0 };
         } else {
-          outcome = this.#encoder.encode(prompt.text, flag(body, "add_special_tokens", true));
+          outcome = this.encodeText(prompt.text, flag(body, "add_special_tokens", true));
           s.encodeMs += this.#now() - start;
         }
       }

@@ -145,6 +145,19 @@ Deno.test("LocalTokenizer: completion prompts", async () => {
   await assert.rejects(tok.tokenize({ kind: "completion", body: "x" }), RouterError);
 });
 
+Deno.test("LocalTokenizer: one very long word is too_large, and the cache is left as it was", async () => {
+  const tok = await testTokenizer("qwen3");
+  const before = tok.stats().cacheEntries;
+  await assert.rejects(
+    tok.tokenize({ kind: "completion", body: { prompt: "Hello " + "a".repeat(3000) + " world" } }),
+    (e) =>
+      e instanceof TokenizeError && e.reason === "too_large" && /3001 characters/.test(e.message),
+  );
+  assert.equal(tok.stats().cacheEntries, before);
+  const ok = await tok.tokenize({ kind: "completion", body: { prompt: "a".repeat(2000) } });
+  assert.deepEqual(ids(ok.tokens), ids(tok.encodeWhole("a".repeat(2000), false)));
+});
+
 Deno.test("LocalTokenizer: chat flags reach the template and the encoder", async () => {
   const tok = await testTokenizer("qwen3");
   const messages = [{ role: "user", content: "Hi" }];
@@ -186,7 +199,10 @@ Deno.test("loadLocalTokenizer: errors name the path; a chat template file replac
       template,
       "{% for m in messages %}{{ m.content }}<|im_end|>{% endfor %}",
     );
-    const tok = await loadLocalTokenizer({ ...files, chatTemplate: template }, { cacheBytes: 0 });
+    const tok = await loadLocalTokenizer({ ...files, chatTemplate: template }, {
+      cacheBytes: 0,
+      maxChars: 40,
+    });
     assert.match(tok.cacheOff ?? "", /budget is 0/);
     const r = await tok.tokenize({
       kind: "chat",
@@ -194,6 +210,10 @@ Deno.test("loadLocalTokenizer: errors name the path; a chat template file replac
     });
     assert.deepEqual(ids(r.tokens), [9707, 1879, 151645]);
     assert.equal(tok.stats().cacheMaxBytes, 0);
+    await assert.rejects(
+      tok.tokenize({ kind: "completion", body: { prompt: "x".repeat(41) } }),
+      (e) => e instanceof TokenizeError && e.reason === "too_large",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

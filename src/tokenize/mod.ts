@@ -47,6 +47,7 @@ export type {
 export { TokenizeError } from "./types.ts";
 export {
   DEFAULT_CACHE_BYTES,
+  DEFAULT_MAX_CHARS,
   loadLocalTokenizer,
   LocalTokenizer,
   specialTokenVariables,

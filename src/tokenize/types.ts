@@ -97,7 +97,8 @@ export type TokenizeErrorReason =
   | "engine_failed"
   /** The engine did not answer in time. */
   | "timeout"
-  /** The engine's answer exceeded the size cap. */
+  /** The prompt (local: `maxChars`, or one word over 2048 characters, which BPE takes
+   * superlinear time on) or the engine's answer is over a size cap. */
   | "too_large"
   /** Too many engine calls in flight. */
   | "overloaded";
