@@ -11,10 +11,13 @@
  * `chatTemplate` (vLLM's `--chat-template`, or a model's chat_template.jinja). The template sees
  * the config's special tokens (`bos_token`, `eos_token`, ..., `additional_special_tokens`).
  *
- * Encoding reuses cached sections ({@linkcode SectionEncoder}): a follow-up turn runs BPE only on
- * what is new. Cost per follow-up turn of a 6 KB conversation: the template render (about
- * 0.15-0.2 ms) plus BPE on the new message; see tokenize_bench.ts. Loading a 10 MB tokenizer.json
- * takes about half a second and 100-200 MB of heap.
+ * Encoding reuses cached sections ({@linkcode SectionEncoder}): a follow-up turn runs the
+ * tokenizer only on what is new. Cost per follow-up turn of a 6-7 KB conversation (new answer and
+ * question of 700 characters): 0.19-0.25 ms at best, p75 0.36-0.48 ms on a busy 2-core machine,
+ * against 3-12 ms for a full re-tokenization (tokenize_bench.ts); the template render is 0.09-0.17
+ * ms of it. Limits: texts over `maxChars` and single words over 2048 characters are `too_large`.
+ * Loading Qwen3's 11 MB tokenizer.json takes about 0.7 s, 70 MiB of heap (160 MiB RSS).
+ * The work is synchronous: a 400 KB prompt seen for the first time holds the event loop ~70 ms.
  *
  * @module
  */
