@@ -24,8 +24,10 @@
  * message's text, as Hugging Face does.
  *
  * Known gaps: numbers are JSON-parsed by JavaScript, so `1.0` in tool parameters or arguments
- * prints as `1` where Python prints `1.0`, and integer-like object keys come first; a request's
- * own `chat_template` is `unsupported`.
+ * prints as `1` where Python prints `1.0`, and integer-like object keys come first; a boolean
+ * printed by a template reads `true` (Python: `True`); `strftime_now` (Llama 3.1+ templates) reads
+ * the router's clock and time zone, not the engine's; a request's own `chat_template` is
+ * `unsupported`. The rules follow vLLM (mid 2026); SGLang and llama.cpp render on their own terms.
  *
  * Cost: one pass over the messages (shallow copies), then the template interpreter: about
  * 0.09-0.17 ms for a 6 KB, 12-message conversation with Qwen3's template once warm (the
