@@ -1,0 +1,33 @@
+/**
+ * A growing buffer of token ids: doubles when full; `result()` copies it to its final length.
+ * Owners reuse one buffer across calls by setting `length` to 0.
+ *
+ * @module
+ */
+
+/** A growing output buffer of ids. */
+export class IdBuffer {
+  ids: Uint32Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.ids = new Uint32Array(Math.max(16, capacity));
+  }
+  #room(extra: number): void {
+    if (this.length + extra <= this.ids.length) return;
+    const next = new Uint32Array(Math.max(this.ids.length * 2, this.length + extra));
+    next.set(this.ids.subarray(0, this.length));
+    this.ids = next;
+  }
+  push(id: number): void {
+    this.#room(1);
+    this.ids[this.length++] = id;
+  }
+  append(ids: ArrayLike<number>): void {
+    this.#room(ids.length);
+    this.ids.set(ids, this.length);
+    this.length += ids.length;
+  }
+  result(): Uint32Array {
+    return this.ids.slice(0, this.length);
+  }
+}
