@@ -18,17 +18,19 @@
  * Comparison table, per sessions point: the reference strategy (`prefixaware`) against the
  * baseline with the lowest p50 TTFT at that point.
  *
- * Charts are SVG from ECharts' server-side renderer.
+ * Charts are SVG from ECharts' server-side renderer, drawn by `charts.ts`.
  *
  * @module
  */
 
-import * as echarts from "echarts";
 import { SeededRng } from "../util/rng.ts";
 import { bootstrap, bootstrapMany, cachedShare, mean, percentile, slope, stddev } from "./stats.ts";
 import type { TokenPair } from "./stats.ts";
 import type { BenchRecord } from "./types.ts";
 import { recordsToJsonl } from "./replay.ts";
+import { renderCharts } from "./charts.ts";
+
+export { renderCharts };
 
 /** One metric of one point. */
 export interface Metric {
@@ -470,104 +472,13 @@ export function renderMarkdown(r: Report): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Charts
+// Charts (drawn in charts.ts)
 
 const CHART_CAPTIONS: [string, string][] = [
-  ["ttft_p50.svg", "p50 TTFT vs sessions, 95% CI bands"],
-  ["kv_cached.svg", "KV cached vs sessions"],
-  ["ttft_cdf.svg", "TTFT CDF at the largest sessions point"],
+  ["ttft_p50.svg", "p50 TTFT vs concurrent sessions, 95% CI bands"],
+  ["kv_cached.svg", "KV cached share vs concurrent sessions, 95% CI bands"],
+  ["ttft_cdf.svg", "TTFT CDF at the largest sessions point, p50/p90/p99 marked"],
 ];
-
-const PALETTE = ["#5470c6", "#ee6666", "#91cc75", "#fac858", "#73c0de", "#3ba272", "#fc8452"];
-
-function renderChart(option: Record<string, unknown>, width = 800, height = 480): string {
-  const chart = echarts.init(null, null, { renderer: "svg", ssr: true, width, height });
-  try {
-    chart.setOption({ animation: false, color: PALETTE, backgroundColor: "#fff", ...option });
-    return chart.renderToSVGString();
-  } finally {
-    chart.dispose();
-  }
-}
-
-function base(title: string, xName: string, yName: string, legend: string[]) {
-  return {
-    title: { text: title, left: "center" },
-    legend: { data: legend, top: 30 },
-    grid: { top: 70, left: 70, right: 30, bottom: 50 },
-    xAxis: { type: "value", name: xName, nameLocation: "middle", nameGap: 28, scale: true },
-    yAxis: { type: "value", name: yName },
-  };
-}
-
-/** The three charts as SVG strings, keyed by file name. */
-export function renderCharts(r: Report): Record<string, string> {
-  const series: Record<string, unknown>[] = [];
-  r.strategies.forEach((st, i) => {
-    const color = PALETTE[i % PALETTE.length];
-    const ps = r.points.filter((p) => p.strategy === st && Number.isFinite(p.ttftP50.value));
-    const banded = ps.filter((p) => p.ttftP50.ciLo !== null && Number.isFinite(p.ttftP50.ciLo));
-    // The band: an invisible lower line, and the CI width stacked on it as a filled area.
-    series.push({
-      name: `${st} CI low`,
-      type: "line",
-      stack: `ci-${i}`,
-      symbol: "none",
-      lineStyle: { opacity: 0 },
-      data: banded.map((p) => [p.sessions, p.ttftP50.ciLo]),
-      silent: true,
-    });
-    series.push({
-      name: `${st} 95% CI`,
-      type: "line",
-      stack: `ci-${i}`,
-      symbol: "none",
-      lineStyle: { opacity: 0 },
-      areaStyle: { color, opacity: 0.18 },
-      data: banded.map((p) => [p.sessions, p.ttftP50.ciHi! - p.ttftP50.ciLo!]),
-      silent: true,
-    });
-    series.push({
-      name: st,
-      type: "line",
-      color,
-      symbolSize: 7,
-      data: ps.map((p) => [p.sessions, p.ttftP50.value]),
-    });
-  });
-  const ttft = renderChart({
-    ...base("p50 TTFT vs sessions (95% CI)", "sessions", "p50 TTFT (ms)", r.strategies),
-    series,
-  });
-
-  const kv = renderChart({
-    ...base("KV cached vs sessions", "sessions", "KV cached (%)", r.strategies),
-    yAxis: { type: "value", name: "KV cached (%)", min: 0, max: 100 },
-    series: r.strategies.map((st, i) => ({
-      name: st,
-      type: "line",
-      color: PALETTE[i % PALETTE.length],
-      symbolSize: 7,
-      data: r.points.filter((p) => p.strategy === st && Number.isFinite(p.kvCached.value))
-        .map((p) => [p.sessions, 100 * p.kvCached.value]),
-    })),
-  });
-
-  const top = r.cdf[0]?.sessions ?? 0;
-  const cdf = renderChart({
-    ...base(`TTFT CDF at ${top} sessions`, "TTFT (ms)", "fraction of requests", r.strategies),
-    yAxis: { type: "value", name: "fraction of requests", min: 0, max: 1 },
-    series: r.cdf.map((c) => ({
-      name: c.strategy,
-      type: "line",
-      step: "end",
-      symbol: "none",
-      color: PALETTE[r.strategies.indexOf(c.strategy) % PALETTE.length],
-      data: c.points,
-    })),
-  });
-  return { "ttft_p50.svg": ttft, "kv_cached.svg": kv, "ttft_cdf.svg": cdf };
-}
 
 /**
  * Writes `report.md`, `results.json`, `records.jsonl` and the chart SVGs into `dir` (created if

@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "./test_util.ts";
 import { buildReport, renderCharts, renderMarkdown, writeReport } from "./report.ts";
+import { sessionTicks, strategyStyles, timeBase } from "./charts.ts";
 import type { BenchRecord } from "./types.ts";
 
 /** Five sequential requests per run (0..500 ms → 10 RPS), constant TTFT and cache share. */
@@ -114,7 +115,7 @@ Deno.test("markdown tables carry the numbers", () => {
   assert(md.includes("| prefixaware | 4 → 8 | 5.00 ["), md);
   assert(md.includes("| 4 | 15.0 ["), md);
   assert(md.includes("| round-robin | 50.0 [50.0, 50.0] | -70.0 | 80.0 [80.0, 80.0] |"), md);
-  assert(md.includes("![p50 TTFT vs sessions, 95% CI bands](ttft_p50.svg)"));
+  assert(md.includes("![p50 TTFT vs concurrent sessions, 95% CI bands](ttft_p50.svg)"));
 });
 
 Deno.test("charts render as SVG with the series names", () => {
@@ -125,10 +126,114 @@ Deno.test("charts render as SVG with the series names", () => {
     assert(svg.trimEnd().endsWith("</svg>"), name);
     assert(svg.includes("prefixaware") && svg.includes("round-robin"), name);
   }
-  assert(charts["ttft_p50.svg"].includes("p50 TTFT vs sessions"));
-  // The CI bands: one translucent filled area per strategy.
-  assertEquals(charts["ttft_p50.svg"].match(/fill-opacity="0.18"/g)?.length, 2);
-  assert(charts["ttft_cdf.svg"].includes("TTFT CDF at 8 sessions"));
+  assert(charts["ttft_p50.svg"].includes("p50 TTFT vs concurrent sessions"));
+  assert(charts["ttft_cdf.svg"].includes("TTFT CDF at 8 concurrent sessions"));
+});
+
+Deno.test("charts: a CI band per strategy on the TTFT and the KV cached chart", () => {
+  const charts = renderCharts(buildReport(records(), { resamples: 50 }));
+  for (const name of ["ttft_p50.svg", "kv_cached.svg"]) {
+    assertEquals(charts[name].match(/fill-opacity="0.14"/g)?.length, 2, name);
+  }
+  assertEquals(charts["ttft_cdf.svg"].match(/fill-opacity="0.14"/g), null);
+});
+
+/** `[text, x, y]` of every SVG text element (its translate, or matrix offset). */
+function texts(svg: string): [string, number, number][] {
+  const out: [string, number, number][] = [];
+  for (const m of svg.matchAll(/<text ([^>]*)>([^<]*)<\/text>/g)) {
+    const at =
+      /translate\(([-\d.]+) ([-\d.]+)\)|matrix\([^,]+,[^,]+,[^,]+,[^,]+,([-\d.]+),([-\d.]+)\)/
+        .exec(m[1]);
+    if (at) out.push([m[2], Number(at[1] ?? at[3]), Number(at[2] ?? at[4])]);
+  }
+  return out;
+}
+
+Deno.test("charts: legend right of the plot, integer session ticks, units and time base", () => {
+  const rep = buildReport(records(), {
+    resamples: 50,
+    title: "t: multiturn trace, 4 × sim a100-7b (time scale 0.5), think 1000 ms",
+  });
+  const charts = renderCharts(rep);
+  for (const [name, svg] of Object.entries(charts)) {
+    const all = texts(svg);
+    const legend = all.filter(([t]) => rep.strategies.includes(t));
+    assertEquals(legend.length, 2, name);
+    // Every other label (ticks, axis names, title) lies left of the legend column or above it.
+    const plotRight = Math.max(...all.filter(([t]) => /^\d+$/.test(t)).map(([, x]) => x));
+    const titleBottom = Math.max(...all.filter(([t]) => t.startsWith("t:")).map(([, , y]) => y));
+    for (const [t, x, y] of legend) {
+      assert(x > plotRight, `${name}: legend ${t} at x=${x}, plot ends at ${plotRight}`);
+      assert(y > titleBottom, `${name}: legend ${t} at y=${y}, title ends at ${titleBottom}`);
+    }
+    assert(svg.includes("Times: wall clock at time scale 0.5"), name);
+  }
+  // The x axis's labels: the numbers lowest on the chart.
+  const ticks = (svg: string) => {
+    const nums = texts(svg).filter(([t]) => /^[\d.]+$/.test(t));
+    const bottom = Math.max(...nums.map(([, , y]) => y));
+    return nums.filter(([, , y]) => y === bottom).map(([t]) => t);
+  };
+  assertEquals(ticks(charts["ttft_p50.svg"]), ["4", "5", "6", "7", "8"]);
+  assertEquals(ticks(charts["kv_cached.svg"]), ["4", "5", "6", "7", "8"]);
+  assert(charts["ttft_p50.svg"].includes("p50 TTFT (ms)"));
+  assert(charts["kv_cached.svg"].includes("KV cached (% of prompt tokens)"));
+  assert(charts["ttft_cdf.svg"].includes("TTFT (ms)"));
+});
+
+Deno.test("strategy styles: fixed per name, no colour or marker shared in a report", () => {
+  const nine = [
+    "roundrobin",
+    "random",
+    "leastloaded",
+    "prefixaware",
+    "costaware",
+    "sglang-cache-aware",
+    "llmd-weighted",
+    "dynamo-cost",
+    "preble-e2",
+  ];
+  const styles = strategyStyles(nine);
+  assertEquals(new Set(styles.map((s) => s.color)).size, 9);
+  assertEquals(new Set(styles.map((s) => s.symbol)).size, 9);
+  // The same name looks the same in a report of other strategies, in any order.
+  assertEquals(strategyStyles(["dynamo-cost", "roundrobin"]), [styles[7], styles[0]]);
+  assertEquals(styles.slice(0, 3).map((s) => s.line), ["dashed", "dashed", "dashed"]);
+  // Names outside the table: stable, and never a style another strategy of the report has.
+  const other = ["mine-a", "mine-b", "mine-c", ...nine];
+  const os = strategyStyles(other);
+  assertEquals(os, strategyStyles(other));
+  assertEquals(new Set(os.map((s) => `${s.color} ${s.symbol}`)).size, other.length);
+  assertEquals(strategyStyles(["mine-a"]), [os[0]]);
+});
+
+Deno.test("session ticks: integer steps of 1, 2, 4, 5, 10, ... with at most 8 intervals", () => {
+  assertEquals(sessionTicks([4, 8, 12, 16, 24]), { min: 4, max: 24, interval: 4 });
+  assertEquals(sessionTicks([4, 8]), { min: 4, max: 8, interval: 1 });
+  assertEquals(sessionTicks([1, 3, 17]), { min: 0, max: 18, interval: 2 });
+  assertEquals(sessionTicks([10, 100]), { min: 0, max: 100, interval: 20 });
+  assertEquals(sessionTicks([16]), { min: 15, max: 17, interval: 1 });
+});
+
+Deno.test("time base: virtual, scaled wall clock or real engines, from the report title", () => {
+  assertEquals(
+    timeBase("x: multiturn trace, offline simulator, think 1000 ms"),
+    "Times: virtual (the offline simulator's model time, ms)",
+  );
+  assertEquals(
+    timeBase("x: 4 × sim a100-7b (time scale 0.5), think 1000 ms"),
+    "Times: wall clock at time scale 0.5 (every model duration × 0.5)",
+  );
+  assertEquals(
+    timeBase("x: 4 × sim a100-7b (time scale 1), think"),
+    "Times: wall clock, simulated workers in real time",
+  );
+  assertEquals(
+    timeBase("x: rag trace, 2 engines, think"),
+    "Times: wall clock against real engines",
+  );
+  assertEquals(timeBase("Benchmark"), "");
 });
 
 Deno.test("writeReport writes the report files", async () => {

@@ -37,6 +37,17 @@ const DURATION_PART = new RegExp(`(${NUMBER})(ns|us|µs|μs|ms|s|m|h)`, "y");
 const SIZE = new RegExp(`^(${NUMBER}) ?([A-Za-z]+)$`);
 
 /**
+ * Every duration string `parseDuration` accepts, as an ECMAScript pattern (for the config's JSON
+ * Schema): built from the same parts as the parser, so the two cannot disagree.
+ */
+export const DURATION_PATTERN = `^(?:0|(?:${NUMBER}(?:${
+  Object.keys(DURATION_UNITS).join("|")
+}))+)$`;
+
+/** Every byte-size string `parseByteSize` reads, as an ECMAScript pattern (see DURATION_PATTERN). */
+export const SIZE_PATTERN = `^${NUMBER} ?(?:${Object.keys(SIZE_UNITS).join("|")})$`;
+
+/**
  * The longest duration a config value may take: 2³¹ − 1 ms, about 24.8 days. Every duration in
  * the config ends up in a timer, and a longer `setTimeout` fires after 1 ms instead.
  */

@@ -15,19 +15,17 @@
 export type {
   DiscoveryConfig,
   LogLevel,
+  ParseOptions,
   RouterConfig,
   SyncConfig,
   WorkerConfig,
   WorkerTemplate,
 } from "./types.ts";
-export {
-  ConfigError,
-  configFromWorkers,
-  ENV_OVERRIDES,
-  loadConfig,
-  parseConfig,
-  parseListenAddr,
-} from "./load.ts";
-export type { ConfigOverrides, EnvOverride, ParseOptions, WorkerInput } from "./load.ts";
+export { configFromWorkers, loadConfig, parseConfig } from "./load.ts";
+export type { ConfigOverrides, WorkerInput } from "./load.ts";
+export { ConfigError } from "./config_error.ts";
+export { ENV_OVERRIDES } from "./env.ts";
+export type { EnvOverride } from "./env.ts";
+export { parseListenAddr } from "./checks.ts";
 export { parseByteSize, parseDuration } from "./duration.ts";
 export { restartKeys } from "./restart.ts";

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createStrategy, STRATEGY_NAMES } from "../strategies/mod.ts";
 import { DISCOVERY_STATIC } from "../discovery/section.ts";
 import { SYNC_OFF } from "../sync/section.ts";
-import { configFromWorkers, ENV_OVERRIDES, parseConfig } from "./load.ts";
+import { configFromWorkers, ENV_OVERRIDES, parseConfig } from "./mod.ts";
 import { restartKeys } from "./restart.ts";
 import type { RouterConfig } from "./types.ts";
 import { errorsOf, ONE_WORKER } from "./testing.ts";

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ConfigError } from "./load.ts";
+import { ConfigError } from "./config_error.ts";
 
 /** A config with one static worker and every other setting at its default. */
 export const ONE_WORKER = "workers:\n  - id: a\n    url: http://127.0.0.1:8001\n";

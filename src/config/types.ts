@@ -7,6 +7,7 @@
  */
 
 import type { DiscoveryConfig, WorkerTemplate } from "../discovery/section.ts";
+import type { StrategyParams } from "../strategies/types.ts";
 import type { SyncConfig } from "../sync/section.ts";
 
 export type { DiscoveryConfig, SyncConfig, WorkerTemplate };
@@ -132,4 +133,23 @@ export interface RouterConfig {
     /** Whether the client's `Authorization` header travels upstream (a worker `api_key` wins). */
     readonly forwardClientAuth: boolean;
   };
+}
+
+/** Options of `parseConfig`, `loadConfig`, `configFromWorkers` and `configSchema`. */
+export interface ParseOptions {
+  /** Valid `router.strategy` names (the strategy registry's); absent: any non-empty string. */
+  readonly strategies?: readonly string[];
+  /** Name of the text's origin (a file path), shown in the error message. */
+  readonly source?: string;
+  /**
+   * The strategy registry's `createStrategy`. When given, the strategy is built once with the
+   * config's parameters and `router.strategy_options`, and what it rejects is reported at
+   * `router.strategy_options`; absent: the options are only checked to be numbers.
+   */
+  readonly createStrategy?: (name: string, params: StrategyParams) => unknown;
+  /**
+   * `ROUTER_*` variables the entry point reads itself (besides `ROUTER_CONFIG`, always allowed):
+   * never reported as a mistyped override, however close to one they are.
+   */
+  readonly ownEnv?: readonly string[];
 }

@@ -2,10 +2,16 @@
  * Small checks shared by the config loader and the sections it delegates to (`sync:`,
  * `discovery:`). Messages follow the loader's form: `<path> <what is wrong>, got <value>`.
  *
- * This module imports nothing, so a section module can use it without loading anything heavy.
+ * Unknown keys are reported with the closest known key at the same level, when one is close
+ * (`unknown key router.stratgy, did you mean strategy?`; rule in `suggest.ts`).
+ *
+ * This module imports only `suggest.ts` (which imports nothing), so a section module can use it
+ * without loading anything heavy.
  *
  * @module
  */
+
+import { didYouMean } from "./suggest.ts";
 
 /** `v` as a mapping, or null after recording `<path> must be a mapping, got <v>`. */
 export function mapping(
@@ -20,14 +26,20 @@ export function mapping(
   return null;
 }
 
-/** Records `unknown key <path>.<k>` for each key of `m` not in `known`, in `m`'s key order. */
+/**
+ * Records `unknown key <path>.<k>` for each key of `m` not in `known`, in `m`'s key order, with
+ * `, did you mean <key>?` when a known key is close. `path` `""` is the document's top level.
+ */
 export function unknownKeys(
   m: Record<string, unknown>,
   known: readonly string[],
   path: string,
   errors: string[],
 ): void {
-  for (const k of Object.keys(m)) if (!known.includes(k)) errors.push(`unknown key ${path}.${k}`);
+  for (const k of Object.keys(m)) {
+    if (known.includes(k)) continue;
+    errors.push(`unknown key ${path === "" ? k : `${path}.${k}`}${didYouMean(k, known)}`);
+  }
 }
 
 /** A value as messages show it: strings quoted, structures as short JSON. */
