@@ -250,6 +250,48 @@ export const strategyOptions: Check = check(
   },
 );
 
+/** A model name as engines serve it: non-empty printable text of at most 512 characters. */
+const MODEL_RE = /^[^\x00-\x1f\x7f]{1,512}$/;
+
+/** `workers[].models`: a non-empty list of served model names, or null (learned from the worker). */
+export const modelList: Check = check(
+  orNull({ type: "array", minItems: 1, items: { type: "string", minLength: 1, maxLength: 512 } }),
+  (v) => {
+    if (v === null) return null;
+    const want = new Expected("must be a non-empty list of model names, or null");
+    if (!Array.isArray(v) || v.length === 0) return want;
+    for (const m of v) if (typeof m !== "string" || !MODEL_RE.test(m)) return want;
+    return [...new Set(v as string[])];
+  },
+);
+
+/** `router.model_aliases`: public model name → served name. */
+export const modelAliases: Check = check(
+  { type: "object", additionalProperties: { type: "string", minLength: 1, maxLength: 512 } },
+  (v) => {
+    const want = new Expected("must be a mapping of public model names to served model names");
+    if (!isMapping(v)) return want;
+    for (const [k, x] of Object.entries(v)) {
+      if (!MODEL_RE.test(k) || typeof x !== "string" || !MODEL_RE.test(x)) return want;
+    }
+    return { ...v };
+  },
+);
+
+/** A URL path such as `/v1/foo`: starts with `/`, no query, no spaces or control characters. */
+const PATH_RE = /^\/[\x21-\x7e]*$/;
+
+/** `router.passthrough_paths`: extra paths proxied to the model's least-loaded worker. */
+export const pathList: Check = check(
+  { type: "array", items: { type: "string", pattern: "^/[!-~]*$" } },
+  (v) => {
+    const want = new Expected(`must be a list of URL paths such as "/v1/foo" (no query)`);
+    if (!Array.isArray(v)) return want;
+    for (const p of v) if (typeof p !== "string" || !PATH_RE.test(p) || p.includes("?")) return want;
+    return [...new Set(v as string[])];
+  },
+);
+
 const TOKEN = "^[!#$%&'*+\\-.^_`|~0-9A-Za-z]*$";
 const TOKEN_RE = new RegExp(TOKEN);
 

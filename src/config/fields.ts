@@ -29,8 +29,11 @@ import {
   healthPath,
   int,
   listenAddr,
+  modelAliases,
+  modelList,
   nullable,
   oneOf,
+  pathList,
   seed,
   strategy,
   strategyOptions,
@@ -115,6 +118,37 @@ export const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
       64,
       "Deepest JSON nesting accepted in a request body (400 deeper).",
     ),
+    f(
+      "header_timeout",
+      "headerTimeoutMs",
+      duration(true),
+      "10s",
+      "Time a client gets to send a whole request head (a slow client is closed after it).",
+    ),
+    f(
+      "idle_timeout",
+      "idleTimeoutMs",
+      duration(true),
+      "60s",
+      "A client's kept-alive connection with no request in progress is closed after this.",
+    ),
+    f(
+      "max_connections",
+      "maxConnections",
+      int(1),
+      4096,
+      "Client connections open at most; more are closed at once. Keep it below the process's " +
+        "file-descriptor limit (docs/deploy.md).",
+    ),
+    f(
+      "drain_delay",
+      "drainDelayMs",
+      duration(false),
+      "5s",
+      "On SIGTERM, /readyz answers 503 at once while the listener keeps serving this long (load " +
+        "balancers take the pod out), then it closes and in-flight requests get " +
+        "shutdown_timeout to finish.",
+    ),
   ],
   router: [
     f(
@@ -173,6 +207,39 @@ export const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
       "x-session-id",
       "Request header whose value pins a session to the worker that served it, while that " +
         `worker is admitted (any strategy). "" turns session affinity off.`,
+    ),
+    f(
+      "retry_timeouts",
+      "retryTimeouts",
+      bool,
+      false,
+      "Whether an attempt that timed out after it was sent (first byte, whole request) is " +
+        "retried on another worker. Off: only failures where the worker cannot have started " +
+        "the request (connect) are retried, so a slow generation is not run twice.",
+    ),
+    f(
+      "index_max_bytes",
+      "indexMaxBytes",
+      byteSize(1024),
+      "256MiB",
+      "Memory all workers' prefix indexes may use together; each worker gets an equal share, " +
+        "bounding its chunks and nodes (docs/reliability.md).",
+    ),
+    f(
+      "model_aliases",
+      "modelAliases",
+      modelAliases,
+      {},
+      "Public model names mapped to the names the workers serve, e.g. {gpt-4o: llama-3.1-8b}.",
+      flowMapping,
+    ),
+    f(
+      "passthrough_paths",
+      "passthroughPaths",
+      pathList,
+      [],
+      "Extra paths proxied as they are to the least-loaded worker serving the body's model " +
+        "(or any worker when the body names none), e.g. [/v1/load_lora_adapter].",
     ),
     f(
       "upstream_client",
@@ -267,8 +334,18 @@ export const WORKER: readonly Field[] = [
     "kv_budget",
     "kvBudget",
     int(0),
-    0,
-    "Prefix index capacity in chunks (about KV cache tokens / tokens per chunk); 0 = unbounded.",
+    131072,
+    "Prefix index capacity in chunks: about the engine's KV cache tokens x 4 / chunk_size " +
+      "(131072 chunks of 32 bytes stand for about 1 M tokens); 0 = only router.index_max_bytes " +
+      "bounds it.",
+  ),
+  f(
+    "models",
+    "models",
+    modelList,
+    null,
+    "Models (and LoRA adapters) this worker serves; null = learned from its /v1/models, " +
+      "refreshed at the health interval.",
   ),
   f(
     "max_inflight",
@@ -280,9 +357,10 @@ export const WORKER: readonly Field[] = [
   f(
     "timeout",
     "timeoutMs",
-    duration(true),
-    "60s",
-    "Whole-request timeout: headers, body and stream together.",
+    duration(false),
+    "0s",
+    "Whole-request timeout: headers, body and stream together; 0s = none (a long generation " +
+      "is not cut; ttfb_timeout and idle_timeout catch a hung worker).",
   ),
   f(
     "connect_timeout",
@@ -295,7 +373,7 @@ export const WORKER: readonly Field[] = [
     "ttfb_timeout",
     "ttfbTimeoutMs",
     duration(false),
-    "0s",
+    "5m",
     "Time to the first response body byte; 504 (or a retry) when it passes. Non-streaming " +
       "requests get their first byte only when the whole answer is done. 0s = off.",
   ),
@@ -312,7 +390,8 @@ export const WORKER: readonly Field[] = [
     "breakerThreshold",
     int(1),
     5,
-    "Consecutive failures (transport errors, status >= 500) that open the circuit breaker.",
+    "Consecutive failures (connect errors, timeouts and broken bodies before the first byte, " +
+      "status >= 500) that open the circuit breaker.",
   ),
   f(
     "breaker_cooldown",

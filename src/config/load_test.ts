@@ -9,11 +9,12 @@ const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware"] as con
 
 /** A `workers[]` entry's defaults (all but id and url): also `discovery.worker`'s. */
 const WORKER_DEFAULTS = {
-  kvBudget: 0,
+  kvBudget: 131_072,
+  models: null,
   maxInflight: 0,
-  timeoutMs: 60_000,
+  timeoutMs: 0,
   connectTimeoutMs: 5_000,
-  ttfbTimeoutMs: 0,
+  ttfbTimeoutMs: 300_000,
   idleTimeoutMs: 30_000,
   breakerThreshold: 5,
   breakerCooldownMs: 30_000,
@@ -29,6 +30,10 @@ const DEFAULTS: RouterConfig = {
     maxBodyBytes: 8 * 1024 * 1024,
     maxHeaderBytes: 16 * 1024,
     maxJsonDepth: 64,
+    headerTimeoutMs: 10_000,
+    idleTimeoutMs: 60_000,
+    maxConnections: 4096,
+    drainDelayMs: 5_000,
   },
   router: {
     strategy: "prefixaware",
@@ -40,6 +45,10 @@ const DEFAULTS: RouterConfig = {
     strategyOptions: {},
     sessionHeader: "x-session-id",
     upstreamClient: "native",
+    retryTimeouts: false,
+    indexMaxBytes: 256 * 1024 * 1024,
+    modelAliases: {},
+    passthroughPaths: [],
   },
   health: { intervalMs: 5_000, path: "/health", timeoutMs: 2_000 },
   workers: [{ id: "a", url: "http://127.0.0.1:8001", ...WORKER_DEFAULTS }],
@@ -133,6 +142,7 @@ Deno.test("parseConfig accepts valid values in every form", () => {
     id: "x",
     url: "http://h:1",
     kvBudget: 4096,
+    models: null,
     maxInflight: 16,
     timeoutMs: 120_000,
     connectTimeoutMs: 250,
@@ -298,8 +308,11 @@ Deno.test("parseConfig reports each invalid worker with its index", () => {
     ["workers: [{id: a, url: 'http://h:1', max_inflight: 0.5}]", [
       "workers[0].max_inflight must be an integer >= 0, got 0.5",
     ]],
-    ["workers: [{id: a, url: 'http://h:1', timeout: 0s}]", [
-      `workers[0].timeout must be a positive duration such as "150ms", "1.5s" or "1h30m", or a number of seconds, got "0s"`,
+    ["workers: [{id: a, url: 'http://h:1', timeout: -1s}]", [
+      `workers[0].timeout must be a duration such as "150ms", "1.5s" or "1h30m", or a number of seconds, got "-1s"`,
+    ]],
+    ["workers: [{id: a, url: 'http://h:1', models: []}]", [
+      "workers[0].models must be a non-empty list of model names, or null, got []",
     ]],
     ["workers: [{id: a, url: 'http://h:1', breaker_threshold: 0}]", [
       "workers[0].breaker_threshold must be an integer >= 1, got 0",

@@ -174,7 +174,7 @@ Deno.test("discovery: static needs workers; dns and kubernetes need none and get
       "discovery.kubernetes.port must be a port 1..65535, got 0",
       "unknown key discovery.worker.id",
       `discovery.worker.max_inflight must be an integer >= 0, got -1`,
-      `discovery.worker.timeout must be a positive duration such as "150ms", "1.5s" or "1h30m", ` +
+      `discovery.worker.timeout must be a duration such as "150ms", "1.5s" or "1h30m", ` +
       `or a number of seconds, got "-1s"`,
     ],
   );

@@ -21,11 +21,13 @@ export interface WorkerConfig {
   readonly id: string;
   /** Base URL, `http(s)://host:port` (no trailing slash, no `/v1`). */
   readonly url: string;
-  /** Prefix index capacity in chunks; 0 = unbounded. */
+  /** Prefix index capacity in chunks; 0 = bounded by `router.index_max_bytes` only. */
   readonly kvBudget: number;
+  /** Models (and adapters) the worker serves; null = learned from its `/v1/models`. */
+  readonly models: readonly string[] | null;
   /** Requests in flight at most; 0 = no cap. A worker at its cap is not admitted. */
   readonly maxInflight: number;
-  /** Whole-request timeout in ms: headers, body and stream together. */
+  /** Whole-request timeout in ms: headers, body and stream together; 0 = none. */
   readonly timeoutMs: number;
   /**
    * Time allowed to connect, ms; 0 = off. Deno's `fetch` has no connect phase of its own, so the
@@ -60,6 +62,14 @@ export interface RouterConfig {
     readonly maxHeaderBytes: number;
     /** Deepest JSON nesting accepted in a request body (400 deeper). */
     readonly maxJsonDepth: number;
+    /** Time a client gets to send a whole request head, ms. */
+    readonly headerTimeoutMs: number;
+    /** A kept-alive client connection with no request is closed after this, ms. */
+    readonly idleTimeoutMs: number;
+    /** Client connections open at most. */
+    readonly maxConnections: number;
+    /** On SIGTERM: time /readyz answers 503 while the listener still serves, ms. */
+    readonly drainDelayMs: number;
   };
   readonly router: {
     readonly strategy: string;
@@ -89,6 +99,14 @@ export interface RouterConfig {
      * `fetch`. `https://` workers always go through `fetch`.
      */
     readonly upstreamClient: "native" | "fetch";
+    /** Whether an attempt that timed out after it was sent may be retried on another worker. */
+    readonly retryTimeouts: boolean;
+    /** Bytes all workers' prefix indexes may use together. */
+    readonly indexMaxBytes: number;
+    /** Public model name → served model name. */
+    readonly modelAliases: Readonly<Record<string, string>>;
+    /** Extra paths proxied to the least-loaded worker serving the model. */
+    readonly passthroughPaths: readonly string[];
   };
   readonly health: {
     /** Active health check period, ms; 0 = off. */

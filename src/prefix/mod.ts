@@ -16,7 +16,7 @@
 export type { ChunkHashes, PrefixIndex, PrefixIndexStats } from "./types.ts";
 export { chunkCount } from "./types.ts";
 export { chunkHashes, fnv1a64Hex, utf8 } from "./chunker.ts";
-export { RadixTree } from "./radix_tree.ts";
+export { CHUNK_BYTES, NODE_BYTES, RadixTree } from "./radix_tree.ts";
 export type { RadixTreeOptions, RadixTreeRecount } from "./radix_tree.ts";
 export { parseRequest, routingText } from "./routing_text.ts";
 export type { ParsedRequest, RequestKind } from "./routing_text.ts";

@@ -139,7 +139,7 @@ function chainedCommon(edge: Uint32Array, hashes: ChunkHashes, at: number, lim: 
 /** Per-worker prefix index: a compressed radix tree with LRU eviction over its leaves. */
 export class RadixTree implements PrefixIndex {
   #maxChunks: number;
-  readonly #maxNodes: number;
+  #maxNodes: number;
   readonly #chained: boolean;
   /** Nodes besides the root (= the LRU list's length). */
   #nodes = 0;
@@ -235,14 +235,19 @@ export class RadixTree implements PrefixIndex {
   }
 
   /**
-   * Changes the capacity to `maxChunks` (0 = unbounded) and evicts least-recently-used leaves until
-   * the tree fits. Used when the engine's reports show it holds less than the tree believes.
+   * Changes the capacity to `maxChunks` (0 = unbounded) and, when given, the node budget, and
+   * evicts least-recently-used leaves until the tree fits. Used when the engine's reports show it
+   * holds less than the tree believes, and when a reload changes the budgets.
    */
-  resize(maxChunks: number): void {
+  resize(maxChunks: number, maxNodes = this.#maxNodes): void {
     if (!Number.isInteger(maxChunks) || maxChunks < 0) {
       throw new RangeError(`maxChunks must be a non-negative integer, got ${maxChunks}`);
     }
+    if (!Number.isInteger(maxNodes) || maxNodes < 0) {
+      throw new RangeError(`maxNodes must be a non-negative integer, got ${maxNodes}`);
+    }
     this.#maxChunks = maxChunks;
+    this.#maxNodes = maxNodes;
     if (maxChunks > 0 || this.#maxNodes > 0) this.#evictTo(maxChunks, null);
   }
 

@@ -7,6 +7,7 @@
 
 import { UpstreamTimeout, UpstreamUnreachable } from "../proxy/deadlines.ts";
 import { type ErrorKind, errorMessage } from "../util/errors.ts";
+import type { RetryRule } from "./endpoints.ts";
 import type { FailureKind } from "./fault_metrics.ts";
 
 /** Abort reason of attempts cut short by `abortInflight` (shutdown deadline reached). */
@@ -80,4 +81,18 @@ export function statusFailure(id: string, status: number): Failure {
 /** OpenAI `code` of a failure's answer. */
 export function codeOf(f: Failure): string {
   return f.code ?? f.kind.replaceAll("-", "_");
+}
+
+/**
+ * Whether another worker may take over after `f`, under the endpoint's retry `rule`: connect
+ * failures always (the worker cannot have started the request); under `before-first-byte` also a
+ * status ≥ 500 and a body that broke before its first byte, and a timeout after the request was
+ * sent (first byte, whole request) only when `retryTimeouts` (`router.retry_timeouts`) opts in, so
+ * that a slow generation is not run twice by default.
+ */
+export function retryable(f: Failure, rule: RetryRule, retryTimeouts: boolean): boolean {
+  if (f.kind === "connect-error" || f.kind === "connect-timeout") return true;
+  if (rule === "connect-only") return false;
+  if (f.kind === "ttfb-timeout" || f.kind === "timeout") return retryTimeouts;
+  return f.kind === "status-5xx" || f.kind === "stream-error";
 }

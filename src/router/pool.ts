@@ -12,7 +12,7 @@
 
 import type { WorkerConfig } from "../config/types.ts";
 import { CircuitBreaker } from "../backends/mod.ts";
-import { RadixTree } from "../prefix/mod.ts";
+import { CHUNK_BYTES, NODE_BYTES, RadixTree } from "../prefix/radix_tree.ts";
 import { type DeadlineOptions, dialTarget } from "../proxy/deadlines.ts";
 import { H1Pool } from "../proxy/h1_client.ts";
 import type { RouteTarget } from "./select.ts";
@@ -45,22 +45,33 @@ export class Backend implements RouteTarget {
   #h1: H1Pool | null = null;
   #disposed = false;
 
-  constructor(index: number, config: WorkerConfig, clock: Clock) {
+  /** The prefix index's bounds: `kv_budget` and this worker's share of `index_max_bytes`. */
+  #budget: IndexBudget;
+
+  /**
+   * @param indexShareBytes this worker's share of `router.index_max_bytes` (default: no share,
+   *   only `kv_budget` bounds the index)
+   */
+  constructor(index: number, config: WorkerConfig, clock: Clock, indexShareBytes = Infinity) {
     this.index = index;
     this.config = config;
+    this.#budget = indexBudget(config.kvBudget, indexShareBytes);
     this.id = config.id;
     this.url = config.url;
     this.dial = dialTarget(config.url);
     this.basePath = new URL(config.url).pathname.replace(/\/+$/, "");
     this.#clock = clock;
-    this.prefix = new RadixTree({ maxChunks: config.kvBudget, chained: true });
+    this.prefix = this.#newTree();
     this.breaker = this.#newBreaker(config);
     this.deadlines = this.#deadlinesOf(config);
   }
 
-  /** The worker's KV budget in chunks (`kv_budget`), the prefix index's capacity. */
+  /**
+   * The prefix index's capacity in chunks: `kv_budget`, or less when this worker's share of
+   * `router.index_max_bytes` is smaller; 0 = unbounded.
+   */
   get capacityChunks(): number {
-    return this.config.kvBudget;
+    return this.#budget.chunks;
   }
 
   /** Cost-model figures of this worker, when the router's strategy uses them. */
@@ -106,11 +117,18 @@ export class Backend implements RouteTarget {
    * new index (its capacity is fixed), new breaker settings a new, closed breaker. Everything else
    * applies to the next request. Returns what had to be reset, for the reload log.
    */
-  update(config: WorkerConfig): string[] {
+  update(config: WorkerConfig, indexShareBytes = Infinity): string[] {
     const reset: string[] = [];
+    const budget = indexBudget(config.kvBudget, indexShareBytes);
     if (config.kvBudget !== this.config.kvBudget) {
-      this.prefix = new RadixTree({ maxChunks: config.kvBudget, chained: true });
+      this.#budget = budget;
+      this.prefix = this.#newTree();
       reset.push("prefix index (kv_budget changed)");
+    } else if (budget.chunks !== this.#budget.chunks || budget.nodes !== this.#budget.nodes) {
+      // The share of router.index_max_bytes changed (workers added or removed): the tree keeps
+      // what fits.
+      this.#budget = budget;
+      this.prefix.resize(budget.chunks, budget.nodes);
     }
     if (
       config.breakerThreshold !== this.config.breakerThreshold ||
@@ -122,6 +140,14 @@ export class Backend implements RouteTarget {
     this.config = config;
     this.deadlines = this.#deadlinesOf(config);
     return reset;
+  }
+
+  #newTree(): RadixTree {
+    return new RadixTree({
+      maxChunks: this.#budget.chunks,
+      maxNodes: this.#budget.nodes,
+      chained: true,
+    });
   }
 
   #deadlinesOf(config: WorkerConfig): DeadlineOptions {
@@ -142,4 +168,26 @@ export class Backend implements RouteTarget {
       clock: this.#clock,
     });
   }
+}
+
+/** Bounds of one worker's prefix index. */
+export interface IndexBudget {
+  /** Chunks at most; 0 = unbounded. */
+  readonly chunks: number;
+  /** Nodes at most; 0 = unbounded. */
+  readonly nodes: number;
+}
+
+/**
+ * The bounds of a worker's prefix index: `kvBudget` chunks (0 = none), and half of `shareBytes`
+ * for chunks and half for nodes, so the tree stays within `shareBytes` whatever its shape
+ * (`CHUNK_BYTES` per chunk, `NODE_BYTES` per node).
+ */
+export function indexBudget(kvBudget: number, shareBytes: number): IndexBudget {
+  if (!Number.isFinite(shareBytes)) return { chunks: kvBudget, nodes: 0 };
+  const byBytes = Math.max(1, Math.floor(shareBytes / 2 / CHUNK_BYTES));
+  return {
+    chunks: kvBudget > 0 ? Math.min(kvBudget, byBytes) : byBytes,
+    nodes: Math.max(4, Math.floor(shareBytes / 2 / NODE_BYTES)),
+  };
 }

@@ -25,7 +25,7 @@ import { errorMessage, errorReply, replyForError } from "../util/errors.ts";
 import { Attempt } from "./attempt.ts";
 import { anyCandidate, choose } from "./choose.ts";
 import type { ProxyEndpoint } from "./endpoints.ts";
-import { codeOf, type Failure } from "./failures.ts";
+import { codeOf, type Failure, retryable } from "./failures.ts";
 import { parse, requestIdOf, type RequestPlan } from "./plan.ts";
 import type { Backend } from "./pool.ts";
 import { relay } from "./relay.ts";
@@ -74,7 +74,11 @@ export async function proxy(
     tried.add(choice.backend);
     lastChoice = choice;
     const att = Attempt.begin(state, plan, choice, req.signal);
-    const sent = await att.send(plan, () => n < maxRetries && anyCandidate(state.backends, tried));
+    const retry5xx = endpoint.retry === "before-first-byte";
+    const sent = await att.send(
+      plan,
+      () => retry5xx && n < maxRetries && anyCandidate(state.backends, tried),
+    );
     if (sent.ok) return relay(state, plan, att, sent.answer, log, t0);
     if (sent.failure === null) {
       att.settle();
@@ -84,6 +88,7 @@ export async function proxy(
     att.unrecord();
     att.settle();
     last = sent.failure;
+    if (!retryable(last, endpoint.retry, config.router.retryTimeouts)) break;
   }
   return routerError(last, lastChoice, log, requestId);
 }

@@ -15,7 +15,7 @@ import { restartKeys } from "../config/mod.ts";
 import type { RouterConfig } from "../config/types.ts";
 import type { Strategy } from "../strategies/types.ts";
 import { Backend } from "./pool.ts";
-import type { RouterState } from "./state.ts";
+import { indexShare, type RouterState } from "./state.ts";
 
 /** What a reload changed, for its log line. */
 export interface ReloadSummary {
@@ -60,17 +60,18 @@ export function applyWorkers(
   const chunkSizeChanged = prev.router.chunkSize !== next.router.chunkSize;
   /** Each new worker's index before the reload (null: a new worker), for the load tracker. */
   const from: (number | null)[] = [];
+  const share = indexShare(next);
   const backends = next.workers.map((w, i) => {
     const b = old.get(w.id);
     if (b === undefined || b.url !== w.url) {
       from.push(null);
       summary.added.push(w.id);
-      return new Backend(i, w, state.clock);
+      return new Backend(i, w, state.clock, share);
     }
     from.push(b.index);
     old.delete(w.id);
     b.index = i;
-    for (const what of b.update(w)) summary.reset.push(`${w.id}: ${what}`);
+    for (const what of b.update(w, share)) summary.reset.push(`${w.id}: ${what}`);
     if (chunkSizeChanged) {
       b.prefix.clear();
       summary.reset.push(`${w.id}: prefix index (chunk_size changed)`);

@@ -45,7 +45,7 @@ export function settleLoad(state: RouterState, a: LoadSettlement, usage: Usage |
       const capacity = nextCapacity(
         {
           capacity: stats.maxChunks,
-          configured: a.backend.config.kvBudget,
+          configured: a.backend.capacityChunks,
           chunks: stats.chunks,
           recorded: a.recordedChunks,
         },

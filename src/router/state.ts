@@ -55,7 +55,8 @@ export interface RouterDeps {
 export function newRouterState(config: RouterConfig, deps: RouterDeps = {}): RouterState {
   const clock = deps.clock ?? systemClock;
   const metrics = deps.metrics ?? new RouterMetrics();
-  const backends = config.workers.map((w, i) => new Backend(i, w, clock));
+  const share = indexShare(config);
+  const backends = config.workers.map((w, i) => new Backend(i, w, clock, share));
   const state: RouterState = {
     clock,
     rng: deps.rng ??
@@ -90,4 +91,9 @@ export function strategyFor(config: RouterConfig): Strategy {
     saturationInflight: config.router.saturationInflight,
     options: config.router.strategyOptions,
   });
+}
+
+/** Each worker's share of `router.index_max_bytes`, bytes. */
+export function indexShare(config: RouterConfig): number {
+  return config.router.indexMaxBytes / Math.max(1, config.workers.length);
 }
