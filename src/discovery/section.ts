@@ -33,6 +33,7 @@
 import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/duration.ts";
 import type { RouterConfig, WorkerConfig } from "../config/types.ts";
 import { mapping, show, unknownKeys } from "../config/validate.ts";
+import { durationSchema, type JsonSchema, objectSchema } from "../config/json_schema.ts";
 import type { DnsRecordType } from "./dns_discovery.ts";
 import type { DiscoveredWorker } from "./types.ts";
 import { isPort } from "./worker_list.ts";
@@ -40,6 +41,71 @@ import { isPort } from "./worker_list.ts";
 /** Discovery modes. */
 export const DISCOVERY_MODES = ["static", "dns", "kubernetes"] as const;
 export type DiscoveryMode = typeof DISCOVERY_MODES[number];
+
+const PORT: JsonSchema = { type: "integer", minimum: 1, maximum: 65535 };
+const SCHEME: JsonSchema = {
+  type: ["string", "null"],
+  enum: ["http", "https", null],
+  default: "http",
+  description: "Scheme of the workers' URLs.",
+};
+
+/**
+ * The keys of `discovery:` as JSON Schema (draft 2020-12) for `config/router.schema.json`; the
+ * checks below accept exactly these keys. `worker` holds only its description: the loader checks
+ * it with its `workers[]` table, and the schema generator fills its keys in from that table.
+ */
+export const DISCOVERY_SCHEMA: JsonSchema = objectSchema({
+  mode: {
+    type: "string",
+    enum: DISCOVERY_MODES,
+    default: "static",
+    description: "static (the workers list) | dns | kubernetes (discovered at run time).",
+  },
+  interval: { ...durationSchema(true), default: "10s", description: "dns: re-resolve period." },
+  dns: objectSchema({
+    name: { type: "string", minLength: 1, description: "DNS name, e.g. a headless Service." },
+    type: { type: "string", enum: ["A", "AAAA", "SRV"], default: "A", description: "Record type." },
+    port: {
+      type: ["integer", "null"],
+      minimum: 1,
+      maximum: 65535,
+      default: null,
+      description: "Required for A/AAAA; overrides SRV ports when set.",
+    },
+    scheme: SCHEME,
+  }, { description: "With mode dns: the name whose records are the workers.", required: ["name"] }),
+  kubernetes: objectSchema({
+    namespace: {
+      type: ["string", "null"],
+      pattern: "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+      default: null,
+      description: "Default: the router pod's own namespace.",
+    },
+    label_selector: {
+      type: "string",
+      pattern: "\\S",
+      description: "Required: ready pods matching it are the workers.",
+    },
+    port: { ...PORT, description: "Required: the engine's port in the pod." },
+    scheme: SCHEME,
+  }, {
+    description: "With mode kubernetes: the pods that are the workers.",
+    required: ["label_selector", "port"],
+  }),
+  worker: {
+    description: "Settings of every discovered worker: the keys of a workers entry but id and " +
+      "url, with the same defaults.",
+  },
+}, {
+  description: "Where workers come from. static: the workers list (reloaded with SIGHUP). dns " +
+    "or kubernetes: discovered at run time (leave workers out). Changing this section needs a " +
+    "restart, except worker, which applies on SIGHUP.",
+});
+
+const keysOf = (schema: unknown): string[] =>
+  Object.keys((schema as { properties: object }).properties);
+const PROPS = DISCOVERY_SCHEMA.properties as Record<string, JsonSchema>;
 
 /** The resolved `discovery:` section. */
 export interface DiscoveryConfig {
@@ -80,7 +146,7 @@ export function resolveDiscoveryConfig(
   const errors: string[] = [];
   const s = mapping(raw ?? {}, path, errors);
   if (s === null) return { value: DISCOVERY_STATIC, errors };
-  unknownKeys(s, ["mode", "interval", "dns", "kubernetes", "worker"], path, errors);
+  unknownKeys(s, keysOf(DISCOVERY_SCHEMA), path, errors);
 
   const mode = s.mode ?? "static";
   if (!DISCOVERY_MODES.includes(mode as DiscoveryMode)) {
@@ -104,7 +170,7 @@ export function resolveDiscoveryConfig(
   if (mode === "dns") {
     const p = `${path}.dns`;
     const d = mapping(s.dns ?? {}, p, errors) ?? {};
-    unknownKeys(d, ["name", "type", "port", "scheme"], p, errors);
+    unknownKeys(d, keysOf(PROPS.dns), p, errors);
     const name = d.name;
     if (typeof name !== "string" || name === "") {
       errors.push(`${p}.name must be a DNS name, got ${show(name)}`);
@@ -134,7 +200,7 @@ export function resolveDiscoveryConfig(
   if (mode === "kubernetes") {
     const p = `${path}.kubernetes`;
     const k = mapping(s.kubernetes ?? {}, p, errors) ?? {};
-    unknownKeys(k, ["namespace", "label_selector", "port", "scheme"], p, errors);
+    unknownKeys(k, keysOf(PROPS.kubernetes), p, errors);
     const ns = k.namespace ?? null;
     if (
       ns !== null && (typeof ns !== "string" || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns))

@@ -25,6 +25,7 @@
 
 import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseDuration } from "../config/duration.ts";
 import { mapping, show, unknownKeys } from "../config/validate.ts";
+import { durationSchema, type JsonSchema, objectSchema } from "../config/json_schema.ts";
 
 export { show };
 
@@ -54,6 +55,62 @@ export const SYNC_ENV = {
   replicaId: "ROUTER_SYNC_REPLICA_ID",
 } as const;
 
+/**
+ * The keys of `sync:` as JSON Schema (draft 2020-12) for `config/router.schema.json`; the checks
+ * below accept exactly these keys, with these defaults.
+ */
+export const SYNC_SCHEMA: JsonSchema = objectSchema({
+  replica_id: {
+    type: ["string", "null"],
+    pattern: "^[!-~]{1,128}$",
+    default: null,
+    description: "Unique per replica; null = $HOSTNAME (the pod name) plus the process id. " +
+      `Environment: ${SYNC_ENV.replicaId}.`,
+  },
+  redis: objectSchema({
+    url: {
+      type: ["string", "null"],
+      pattern: "^rediss?://",
+      default: null,
+      description: "redis://[:password@]host:port[/db] or rediss://...; null = sync off. " +
+        `Environment: ${SYNC_ENV.url}.`,
+    },
+    stream: {
+      type: "string",
+      minLength: 1,
+      default: DEFAULT_STREAM,
+      description: "Stream key; the replicas of one fleet share it.",
+    },
+    max_len: {
+      type: "integer",
+      minimum: 1,
+      default: 50_000,
+      description: "Records Redis keeps (approximate trim): covers the longest outage replicas " +
+        "catch up from.",
+    },
+    catch_up: {
+      ...durationSchema(),
+      default: "0s",
+      description: "History a starting replica reads to warm its trees (0s = new records only).",
+    },
+    queue_max: {
+      type: "integer",
+      minimum: 1,
+      default: 10_000,
+      description: "Records a replica keeps while Redis is away (the oldest are dropped first).",
+    },
+  }),
+}, {
+  description: "Replica sync: several router replicas share their routing records through a " +
+    "Redis stream (ADR 0004). Off while redis.url is null. Changing this section needs a " +
+    "restart; all replicas need the same chunk_size.",
+});
+
+const KEYS = Object.keys(SYNC_SCHEMA.properties as object);
+const REDIS_KEYS = Object.keys(
+  (SYNC_SCHEMA.properties as Record<string, JsonSchema>).redis.properties as object,
+);
+
 type Env = Record<string, string | undefined>;
 
 /** Checks and resolves the raw `sync` value (absent = off); every problem is returned. */
@@ -65,7 +122,7 @@ export function resolveSyncConfig(
   const errors: string[] = [];
   const section = mapping(raw ?? {}, path, errors);
   if (section === null) return { value: SYNC_OFF, errors };
-  unknownKeys(section, ["replica_id", "redis"], path, errors);
+  unknownKeys(section, KEYS, path, errors);
 
   let replicaId: string | null = null;
   const rid = env[SYNC_ENV.replicaId] ?? section.replica_id ?? null;
@@ -77,7 +134,7 @@ export function resolveSyncConfig(
 
   const rpath = `${path}.redis`;
   const redis = mapping(section.redis ?? {}, rpath, errors) ?? {};
-  unknownKeys(redis, ["url", "stream", "max_len", "catch_up", "queue_max"], rpath, errors);
+  unknownKeys(redis, REDIS_KEYS, rpath, errors);
   const url = env[SYNC_ENV.url] ?? redis.url ?? null;
   const urlPath = env[SYNC_ENV.url] !== undefined ? SYNC_ENV.url : `${rpath}.url`;
   if (url === null || url === "") {
