@@ -367,7 +367,7 @@ Deno.test("connect timeout does not cut a slow worker that is reachable", async 
   }
 });
 
-Deno.test("first-byte timeout: 504 when no byte came, or a retry elsewhere; headers alone do not count", async () => {
+Deno.test("first-byte timeout: 504 when no byte came; retried elsewhere only with retry_timeouts; headers alone do not count", async () => {
   // Headers at once, then nothing: the router holds the response, so no byte reached the client.
   const stalled = await startSimWorker({
     profile: "a100-7b",
@@ -398,8 +398,22 @@ Deno.test("first-byte timeout: 504 when no byte came, or a retry elsewhere; head
     faults: { stallMs: 5_000 },
   });
   const fine = await startSimWorker({ profile: "a100-7b", timeScale: 0.01 });
-  const h2 = await routerHarness([stalled2.url, fine.url], {
+  // By default a request that timed out after it was sent is not run again elsewhere.
+  const h1 = await routerHarness([stalled2.url, fine.url], {
     router: { strategy: "roundrobin" },
+    worker: { ttfbTimeoutMs: 200 },
+  });
+  try {
+    const res = await h1.post(STREAM);
+    assert.equal(res.status, 504);
+    assert.equal(res.headers.get("x-router-backend"), "w1");
+    await res.body?.cancel();
+    assert.equal(sample(await h1.metrics(), "router_retries_total"), 0);
+  } finally {
+    await h1.close();
+  }
+  const h2 = await routerHarness([stalled2.url, fine.url], {
+    router: { strategy: "roundrobin", retryTimeouts: true },
     worker: { ttfbTimeoutMs: 200 },
   }, { closeAlso: [{ close: () => stalled2.shutdown() }, { close: () => fine.shutdown() }] });
   try {

@@ -287,7 +287,9 @@ export const pathList: Check = check(
   (v) => {
     const want = new Expected(`must be a list of URL paths such as "/v1/foo" (no query)`);
     if (!Array.isArray(v)) return want;
-    for (const p of v) if (typeof p !== "string" || !PATH_RE.test(p) || p.includes("?")) return want;
+    for (const p of v) {
+      if (typeof p !== "string" || !PATH_RE.test(p) || p.includes("?")) return want;
+    }
     return [...new Set(v as string[])];
   },
 );
