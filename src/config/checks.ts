@@ -251,6 +251,7 @@ export const strategyOptions: Check = check(
 );
 
 /** A model name as engines serve it: non-empty printable text of at most 512 characters. */
+// deno-lint-ignore no-control-regex -- control characters are what the check refuses
 const MODEL_RE = /^[^\x00-\x1f\x7f]{1,512}$/;
 
 /** `workers[].models`: a non-empty list of served model names, or null (learned from the worker). */

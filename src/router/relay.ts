@@ -133,6 +133,7 @@ export function errorPageReply(
   first: Uint8Array | null,
 ): { status: number; statusText: string; headers: HeaderList; body: Uint8Array } {
   const text = first === null ? "" : new TextDecoder().decode(first.subarray(0, 4 * EXCERPT_CHARS));
+  // deno-lint-ignore no-control-regex -- control characters are what the excerpt drops
   const excerpt = text.replace(/<[^>]*>/g, " ").replace(/[\x00-\x1f\x7f\s]+/g, " ").trim()
     .slice(0, EXCERPT_CHARS);
   const type = TYPE_OF_STATUS[status] ??
