@@ -332,6 +332,9 @@ export function parseRetryAfter(value: string | null, nowMs: number): number | n
   if (value === null) return null;
   const v = value.trim();
   if (/^\d{1,10}$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
+  // All three HTTP date forms start with a day name; `Date.parse` alone reads "-5" as a year.
+  if (!/^[A-Za-z]{3}/.test(v)) return null;
+  // asctime carries no zone, and means GMT: `Date.parse` would read it as local time.
+  const at = Date.parse(/GMT$/.test(v) ? v : `${v} GMT`);
   return Number.isFinite(at) ? Math.max(0, at - nowMs) : null;
 }
