@@ -15,13 +15,15 @@
  *   whose retries are spent, are dropped and counted. While a batch waits to be retried, new spans
  *   queue up to the cap, then drop: a collector that is down costs at most `maxQueueSize` spans
  *   plus one batch of memory, and nothing on the request path.
+ * - A batch is encoded 64 spans at a time, the event loop free between slices (each slice is about
+ *   0.1-0.3 ms of work; a whole 512-span batch at once held the loop for 1-4 ms here).
  * - `shutdown` stops the timers, cuts a retry wait short (one last try), exports what is queued
  *   and gives up at its deadline (the in-flight request aborted, the rest counted as failed).
  *
  * @module
  */
 
-import { encodeTraces, type ExportHead, type SpanRecord } from "./otlp_json.ts";
+import { encodeRequest, encodeSpans, type ExportHead, type SpanRecord } from "./otlp_json.ts";
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -58,6 +60,9 @@ export const BACKOFF_BASE_MS = 1000;
 export const BACKOFF_MAX_MS = 30_000;
 /** Longest `Retry-After` honoured, ms; a longer one is cut to this. */
 export const RETRY_AFTER_MAX_MS = 60_000;
+
+/** Spans encoded in one go before the exporter yields to the event loop. */
+export const ENCODE_SLICE = 64;
 
 /** Counters of a {@link BatchExporter}. */
 export interface ExporterCounters {
@@ -197,7 +202,7 @@ export class BatchExporter {
 
   /** Sends `batch`, retrying as the module comment says; counts how it ended. */
   async #exportBatch(batch: SpanRecord[]): Promise<void> {
-    const body = encodeTraces(this.#o.head, batch);
+    const body = await this.#encode(batch);
     let lastTry = this.#closed;
     for (let n = 0;; n++) {
       const r = await this.#send(body);
@@ -215,6 +220,20 @@ export class BatchExporter {
       await this.#sleep(this.#delay(n, r.retryAfterMs));
       lastTry = this.#closed;
     }
+  }
+
+  /**
+   * The request body of `batch`, encoded {@link ENCODE_SLICE} spans at a time with a turn of the
+   * event loop between slices: a 512-span batch would otherwise hold the loop for milliseconds,
+   * and every request in flight with it.
+   */
+  async #encode(batch: SpanRecord[]): Promise<string> {
+    const pieces: string[] = [];
+    for (let i = 0; i < batch.length; i += ENCODE_SLICE) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+      pieces.push(encodeSpans(batch.slice(i, i + ENCODE_SLICE)));
+    }
+    return encodeRequest(this.#o.head, pieces);
   }
 
   async #send(body: string): Promise<ExportResult> {

@@ -275,3 +275,28 @@ Deno.test("rejectedOf: OTLP partial success, anything else 0", () => {
   assert.equal(rejectedOf("not json"), 0);
   assert.equal(rejectedOf('{"partialSuccess":{"rejectedSpans":-1}}'), 0);
 });
+
+Deno.test("exporter: a large batch is encoded in slices, other timers running between", async () => {
+  const rec = new RecordingTransport();
+  const exporter = new BatchExporter({
+    maxBatchSize: 150,
+    maxQueueSize: 1000,
+    flushIntervalMs: 60_000,
+    exportTimeoutMs: 1000,
+    maxRetries: 0,
+    transport: rec.send,
+    head: exportHead({}, "t", "0"),
+  });
+  for (let i = 0; i < 150; i++) exporter.add(span(i)); // the export starts on the next turn
+  let sentBeforeOtherTimer: number | null = null;
+  setTimeout(() => (sentBeforeOtherTimer = rec.bodies.length), 0);
+  const until = Date.now() + 10_000;
+  while (rec.bodies.length === 0 && Date.now() < until) await new Promise((f) => setTimeout(f, 5));
+  await exporter.shutdown(5000);
+  assert.equal(sentBeforeOtherTimer, 0, "a timer due meanwhile ran before the body was complete");
+  assert.equal(rec.bodies.length, 1);
+  assert.deepEqual(
+    spansOf(rec.bodies[0]).map((s) => s.name),
+    Array.from({ length: 150 }, (_, i) => `s${i}`),
+  );
+});
