@@ -400,6 +400,9 @@ export class Connection implements RequestConn, ReplySink {
       if (buffered > 0) {
         if (this.#phase === IDLE) this.#arm(HEAD, this.#ctx.headerTimeoutMs);
         const at = findHeadEnd(this.buf, this.start, this.start + seen, this.end);
+        if (at - this.start > this.#ctx.maxHeadBytes) {
+          return new HeadError(431, "Request head is too large");
+        }
         if (at >= 0) {
           this.#ctx.timers.cancel(this.#timer);
           const text = latin1(this.buf, this.start, at - 2);
