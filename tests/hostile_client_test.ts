@@ -293,3 +293,32 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a client that leaves mid-stream gets its reply body cancelled with ClientGone", async () => {
+  const cancelled = Promise.withResolvers<unknown>();
+  const enc = new TextEncoder();
+  const server = testServer(() => ({
+    status: 200,
+    headers: [["content-type", "text/event-stream"]],
+    body: {
+      read: async () => {
+        await new Promise((r) => setTimeout(r, 20));
+        return { done: false, value: enc.encode("data: tick\n\n") };
+      },
+      cancel: (reason) => {
+        cancelled.resolve(reason);
+        return Promise.resolve();
+      },
+    },
+  }));
+  try {
+    const c = await RawClient.connect(server.port);
+    await c.send("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    await new Promise((r) => setTimeout(r, 100));
+    c.close();
+    assert.ok(await within(cancelled.promise, 1000, "cancel") instanceof ClientGone);
+    await until(() => server.connections === 0);
+  } finally {
+    await server.shutdown();
+  }
+});

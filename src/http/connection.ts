@@ -13,8 +13,10 @@
  *   so the request's signal is aborted with `ClientGone` and the socket closed at once; bytes that
  *   arrive (a pipelined request) are kept for the next request, up to {@link PIPELINE_MAX}.
  * - The read buffer starts at {@link INITIAL_BUFFER} bytes (so thousands of idle connections cost
- *   little), grows for a large head or chunked body up to `maxHeadBytes` plus a margin, and shrinks
- *   again between requests.
+ *   little), grows for a large head, chunk line or pipelined requests up to `maxHeadBytes` plus a
+ *   margin, and is replaced by a fresh small one as soon as it is empty (a read started then may
+ *   stay pending as long as the connection idles). A `Content-Length` body is read straight into
+ *   its own buffer, not through this one.
  * - After the response: an unread body is drained (up to {@link DRAIN_MAX}) or the connection
  *   closes; a close after an answer to a request whose body was not read shuts the write side and
  *   reads what still comes for a moment (bounded), so the client sees the answer rather than a
@@ -237,9 +239,9 @@ export class Connection implements RequestConn, ReplySink {
     const used = this.end - this.start;
     if (used === 0) {
       this.start = this.end = 0;
-      if (buf.length > INITIAL_BUFFER && (this.#phase === HEAD || this.#phase === IDLE)) {
-        buf = this.buf = new Uint8Array(INITIAL_BUFFER);
-      }
+      // A buffer grown for a large head or chunk line goes back to its first size as soon as it
+      // is empty: the read started now may stay pending for the whole idle time.
+      if (buf.length > INITIAL_BUFFER) buf = this.buf = new Uint8Array(INITIAL_BUFFER);
     } else if (buf.length - this.end < MIN_READ) {
       if (buf.length - used >= MIN_READ || buf.length >= this.#cap) {
         buf.copyWithin(0, this.start, this.end);

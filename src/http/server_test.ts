@@ -310,6 +310,30 @@ Deno.test("a streamed reply is chunked; HEAD keeps the length and sends no body"
   }
 });
 
+Deno.test("a reply stream that fails mid-body reaches the client cut short, not complete", async () => {
+  let n = 0;
+  const server = testServer(() => ({
+    status: 200,
+    headers: [],
+    body: {
+      read: () =>
+        n++ === 0
+          ? Promise.resolve({ done: false, value: enc.encode("partial") })
+          : Promise.reject(new Error("upstream died")),
+      cancel: () => Promise.resolve(),
+    },
+  }));
+  try {
+    const c = await RawClient.connect(server.port);
+    await c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    await assert.rejects(c.response(), /closed inside a chunked body/);
+    c.close();
+    assert.equal(server.logs.filter((l) => l.startsWith("Reply body failed")).length, 1);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("replyFromResponse: status, headers and a streamed body", async () => {
   const server = testServer(() =>
     replyFromResponse(
