@@ -130,7 +130,8 @@ export class Connection implements RequestConn, ReplySink {
   readonly #timer: TimerEntry;
   readonly #cap: number;
   #phase = HEAD;
-  #bodyTimer = 0; // the readBody deadline in ms while it is armed, else 0
+  /** The readBody deadline (ms) while it is armed, else -1. */
+  #bodyTimer = -1;
   #reading: Promise<void> | null = null;
   /** Bytes read into the buffer so far. */
   #got = 0;
@@ -351,24 +352,26 @@ export class Connection implements RequestConn, ReplySink {
 
   #arm(phase: number, ms: number): void {
     this.#phase = phase;
-    this.#bodyTimer = 0;
-    this.#ctx.timers.schedule(this.#timer, performance.now() + ms);
+    this.#bodyTimer = -1;
+    if (!this.#closed) this.#ctx.timers.schedule(this.#timer, performance.now() + ms);
   }
 
   startBodyTimer(ms: number): void {
-    this.#bodyTimer = ms;
-    this.#ctx.timers.schedule(this.#timer, performance.now() + ms);
+    if (this.#closed || !(ms < Infinity)) return; // no deadline
+    this.#bodyTimer = Math.max(0, ms);
+    this.#ctx.timers.schedule(this.#timer, performance.now() + this.#bodyTimer);
   }
 
   stopBodyTimer(): void {
-    this.#bodyTimer = 0;
+    if (this.#bodyTimer < 0) return;
+    this.#bodyTimer = -1;
     this.#ctx.timers.cancel(this.#timer);
   }
 
   readonly #onTimer = (): void => {
-    if (this.#bodyTimer > 0) {
+    if (this.#bodyTimer >= 0) {
       const ms = this.#bodyTimer;
-      this.#bodyTimer = 0;
+      this.#bodyTimer = -1;
       this.#req?.bodyTimedOut(ms);
       return;
     }

@@ -248,6 +248,13 @@ export class IncomingRequest implements ServerRequest {
       }
       return out;
     }
+    if (conn.end - conn.start >= this.#left) {
+      // The whole body came with the head (the common small request): one copy out.
+      const whole = conn.buf.slice(conn.start, conn.start + this.#left);
+      conn.start += this.#left;
+      this.#left = 0;
+      return whole;
+    }
     const out = new Uint8Array(this.#left);
     let got = 0;
     while (got < out.length) {
