@@ -79,3 +79,13 @@ export class ServerClosing extends Error {
     this.name = "ServerClosing";
   }
 }
+
+/**
+ * Where the server reports what went wrong without a client to tell: a handler that threw, a reply
+ * header it dropped, accept errors (rate-limited). `level` and `fields` as the router's `Logger.log`.
+ */
+export type HttpLog = (
+  level: "warn" | "error",
+  msg: string,
+  fields: Record<string, unknown>,
+) => void;
