@@ -58,8 +58,9 @@ export class TokenBucket {
   /** Takes one token at `now`: 0 when taken, else the ms until one is available (none taken). */
   take(now: number): number {
     this.#refill(now);
-    if (this.#tokens >= 1) {
-      this.#tokens -= 1;
+    // A hair of tolerance: refills summed in steps (0.998 + 0.002) must not fall short of 1.
+    if (this.#tokens >= 1 - 1e-9) {
+      this.#tokens = Math.max(0, this.#tokens - 1);
       return 0;
     }
     return ((1 - this.#tokens) / this.ratePerS) * 1000;
