@@ -7,6 +7,8 @@
  * wait then sheds it, with a `Retry-After`). Within a class, deficit round robin across tenants
  * (`fair_queue.ts`): a tenant flooding the class gets its share of the dispatches and no more, so
  * another tenant's request waits for at most one round of the others, whatever their backlog.
+ * Within one tenant's flow, FCFS or LIFO (`order`, per class; LIFO keeps goodput under sustained
+ * overload, measured in `overload.ts`).
  * A request's DRR cost is 1 by default (`fair_cost: requests`): what the queue hands out is a
  * dispatch slot, and `max_inflight` counts requests, not tokens, so one request = one slot is the
  * fair unit. `fair_cost: prompt_tokens` charges the router's estimate of the prompt (bytes ÷ 4)
@@ -253,6 +255,7 @@ export class AdmissionQueue {
         this.#byName.set(c.name, cls);
       }
       cls.config = c;
+      cls.queue.lifo = c.order === "lifo";
       next.push(cls);
     }
     next.sort((a, b) => b.config.rank - a.config.rank);
@@ -326,7 +329,10 @@ export class AdmissionQueue {
     for (const r of SHED_REASONS) shed[r] = 0;
     const cls: ClassState = {
       config,
-      queue: new FairQueue<Entry>((t) => this.#config.quantum * this.#weightOf(t)),
+      queue: new FairQueue<Entry>(
+        (t) => this.#config.quantum * this.#weightOf(t),
+        config.order === "lifo",
+      ),
       timer: this.#sched.timer(() => {
         cls.armedAt = Infinity;
         this.#expire(cls);
@@ -418,7 +424,7 @@ export class AdmissionQueue {
     const now = this.#sched.now();
     this.#rate.note(now);
     const waitedMs = now - e.enqueuedAt;
-    this.#observer.dispatched?.(cls.config.name, e.label, waitedMs);
+    this.#observe(() => this.#observer.dispatched?.(cls.config.name, e.label, waitedMs));
     e.onAdmission(this.#dispatched(e, waitedMs));
     return true;
   }
@@ -472,7 +478,7 @@ export class AdmissionQueue {
     const waitedMs = now - e.enqueuedAt;
     cls.shed[reason]++;
     this.#counts(e.label).shed++;
-    this.#observer.shed?.(cls.config.name, e.label, reason, waitedMs);
+    this.#observe(() => this.#observer.shed?.(cls.config.name, e.label, reason, waitedMs));
     e.onAdmission(this.#shedOutcome(cls, reason, message, waitedMs, now));
   }
 
@@ -502,6 +508,13 @@ export class AdmissionQueue {
       message,
       waitedMs,
     };
+  }
+
+  /** Runs a metrics hook; one that throws must not leave a request unanswered. */
+  #observe(hook: () => void): void {
+    try {
+      hook();
+    } catch { /* a broken metrics hook loses its sample, not the request */ }
   }
 
   /** Arms the class timer for its oldest request's deadline when that is earlier than armed. */

@@ -422,3 +422,31 @@ Deno.test("enqueue resolves through a promise for the router's await", async () 
   dispatched(await back).started();
   assert.equal(queue.inTransit, 0);
 });
+
+Deno.test("a metrics hook that throws does not leave a request unanswered", () => {
+  const queue = new AdmissionQueue({
+    config: queueConfig(),
+    scheduler: new VirtualScheduler(),
+    observer: {
+      dispatched: () => {
+        throw new Error("broken hook");
+      },
+    },
+  });
+  let got: Admission | undefined;
+  queue.submit({ class: "interactive", tenant: "t" }, (a) => (got = a));
+  queue.wake(1);
+  dispatched(got).started();
+  assert.equal(queue.inTransit, 0);
+});
+
+Deno.test("order: lifo in a class sends a tenant's newest request first; update switches it", () => {
+  const lifo = queueConfig({}, { interactive: { order: "lifo" } });
+  const { queue, order, add } = manual(lifo);
+  for (const n of ["a1", "a2", "a3"]) add(n, "interactive", "A");
+  queue.wake(1);
+  assert.deepEqual(order, ["a3"]);
+  queue.update(queueConfig());
+  queue.wake(2);
+  assert.deepEqual(order, ["a3", "a1", "a2"]);
+});

@@ -15,14 +15,20 @@
  * spinning through empty turns, after one whole round with nothing sent every flow gets the number
  * of quanta that the closest one still needed, less one, at once (the same as running those rounds).
  *
- * A request given back after a lost race (`pushFront`) goes to the front of its flow with its cost
- * refunded; a flow it re-creates goes to the head of the ring, so it is sent next.
+ * Order within a flow: FCFS (oldest first), or LIFO (newest first, `lifo = true`). LIFO serves a
+ * tenant's backlog newest first, so under sustained overload the requests sent are the ones that
+ * can still be on time while the oldest reach their max wait and are shed; it reorders only one
+ * tenant's own requests, so the shares between tenants stay the same.
+ *
+ * A request given back after a lost race (`pushFront`) goes to the front of its flow (the end sent
+ * next) with its cost refunded; a flow it re-creates goes to the head of the ring, so it is sent
+ * next.
  *
  * Every request is also on an age list in arrival order (the oldest first), for max-wait deadlines
  * and displacement of the newest.
  *
- * Cost: push, remove and (with cost 1) pick are O(1); `pushFront` walks the age list from the
- * oldest to its place (it is old, so near the front). Memory: one flow object per tenant with
+ * Cost: push, remove and (with cost 1) pick are O(1); `pushFront` walks the age list to its place
+ * from the end where it likely is (near it: the race was lost just after the dispatch). Memory: one flow object per tenant with
  * waiting requests, dropped when it empties.
  *
  * @module
@@ -75,10 +81,13 @@ export class FairQueue<E extends FairEntry> {
   #oldest: E | null = null;
   #newest: E | null = null;
   #size = 0;
+  /** Newest first within each flow (see the module comment); may change at any time. */
+  lifo: boolean;
 
   /** @param quantumOf credit per turn of a tenant (quantum × weight), > 0 */
-  constructor(quantumOf: (tenant: string) => number) {
+  constructor(quantumOf: (tenant: string) => number, lifo = false) {
     this.#quantumOf = quantumOf;
+    this.lifo = lifo;
   }
 
   /** Requests waiting. */
@@ -103,14 +112,7 @@ export class FairQueue<E extends FairEntry> {
 
   /** Appends `e` to its tenant's flow and the age list. `e.enqueuedAt` must not go back in time. */
   push(e: E): void {
-    const f = this.#flowOf(e.tenant, false);
-    e.prevInFlow = f.last;
-    e.nextInFlow = null;
-    if (f.last) f.last.nextInFlow = e;
-    else f.first = e;
-    f.last = e;
-    f.size++;
-    e.flow = f;
+    this.#append(this.#flowOf(e.tenant, false), e);
     e.older = this.#newest;
     e.newer = null;
     if (this.#newest) this.#newest.newer = e;
@@ -119,20 +121,31 @@ export class FairQueue<E extends FairEntry> {
     this.#size++;
   }
 
-  /** Puts a dispatched `e` back at the front of its flow, its cost refunded (a lost race). */
+  /** Puts a dispatched `e` back at the end of its flow sent next, its cost refunded (a lost race). */
   pushFront(e: E): void {
     const f = this.#flowOf(e.tenant, true);
     f.deficit += e.cost;
-    e.nextInFlow = f.first;
-    e.prevInFlow = null;
-    if (f.first) f.first.prevInFlow = e;
-    else f.last = e;
-    f.first = e;
-    f.size++;
-    e.flow = f;
-    // Age list: before the first entry that arrived later.
-    let after: FairEntry | null = this.#oldest;
-    while (after !== null && after.enqueuedAt <= e.enqueuedAt) after = after.newer;
+    if (this.lifo) this.#append(f, e);
+    else {
+      e.nextInFlow = f.first;
+      e.prevInFlow = null;
+      if (f.first) f.first.prevInFlow = e;
+      else f.last = e;
+      f.first = e;
+      f.size++;
+      e.flow = f;
+    }
+    // Age list: before the first entry that arrived later. Walked from the end it is likely near:
+    // the oldest under FCFS (it was its flow's oldest), the newest under LIFO.
+    let after: FairEntry | null;
+    if (this.lifo) {
+      let before: FairEntry | null = this.#newest;
+      while (before !== null && before.enqueuedAt > e.enqueuedAt) before = before.older;
+      after = before === null ? this.#oldest : before.newer;
+    } else {
+      after = this.#oldest;
+      while (after !== null && after.enqueuedAt <= e.enqueuedAt) after = after.newer;
+    }
     if (after === null) {
       e.older = this.#newest;
       e.newer = null;
@@ -147,6 +160,21 @@ export class FairQueue<E extends FairEntry> {
       after.older = e;
     }
     this.#size++;
+  }
+
+  #append(f: Flow, e: E): void {
+    e.prevInFlow = f.last;
+    e.nextInFlow = null;
+    if (f.last) f.last.nextInFlow = e;
+    else f.first = e;
+    f.last = e;
+    f.size++;
+    e.flow = f;
+  }
+
+  /** The request of `f` sent next. */
+  #next(f: Flow): FairEntry {
+    return this.lifo ? f.last! : f.first!;
   }
 
   /** Takes `e` out (abort, timeout, displacement). Does nothing when it is not queued. */
@@ -179,7 +207,7 @@ export class FairQueue<E extends FairEntry> {
         f.deficit += f.quantum;
         f.granted = true;
       }
-      const e = f.first!;
+      const e = this.#next(f);
       if (e.cost <= f.deficit) {
         f.deficit -= e.cost;
         this.remove(e as E);
@@ -205,7 +233,7 @@ export class FairQueue<E extends FairEntry> {
   #skipRounds(): void {
     let k = Infinity;
     for (const f of this.#flows.values()) {
-      k = Math.min(k, Math.ceil((f.first!.cost - f.deficit) / f.quantum));
+      k = Math.min(k, Math.ceil((this.#next(f).cost - f.deficit) / f.quantum));
     }
     if (!(k > 1) || !Number.isFinite(k)) return;
     for (const f of this.#flows.values()) f.deficit += (k - 1) * f.quantum;

@@ -15,9 +15,9 @@
  *     max_retry_after: 60s       # largest Retry-After answered
  *     classes:                   # default: these two
  *       - { name: interactive, rank: 10, max_queue: 1000, max_wait: 10s, sheddable: false,
- *           values: [high] }
+ *           values: [high], order: fcfs }
  *       - { name: batch, rank: 0, max_queue: 1000, max_wait: 60s, sheddable: true,
- *           values: [low] }
+ *           values: [low], order: fcfs }
  *   tenants:
  *     source: api_key            # api_key (fingerprint of the client's key) | header
  *     header: x-tenant-id        # required with source: header
@@ -27,7 +27,9 @@
  *       team-a: { rps: 20, burst: 40, max_concurrent: 64, weight: 2 }
  * ```
  *
- * `burst` defaults to one second's worth (`ceil(rps)`); `max_queue` to `max_total`.
+ * `burst` defaults to one second's worth (`ceil(rps)`); `max_queue` to `max_total`. `order` is the
+ * order of one tenant's waiting requests in a class: `fcfs`, or `lifo` (newest first), which keeps
+ * goodput under sustained overload (see `fair_queue.ts` and `overload.ts`).
  *
  * @module
  */
@@ -57,7 +59,7 @@ const QUEUE_KEYS = [
   "max_retry_after",
   "classes",
 ];
-const CLASS_KEYS = ["name", "rank", "max_queue", "max_wait", "sheddable", "values"];
+const CLASS_KEYS = ["name", "rank", "max_queue", "max_wait", "sheddable", "values", "order"];
 const LIMIT_KEYS = ["rps", "burst", "max_concurrent", "weight"];
 
 /** Limits that limit nothing. */
@@ -158,6 +160,10 @@ function resolveClasses(
     if (typeof sheddable !== "boolean") {
       errors.push(`${p}.sheddable must be true or false, got ${show(sheddable)}`);
     }
+    const order = c.order ?? "fcfs";
+    if (order !== "fcfs" && order !== "lifo") {
+      errors.push(`${p}.order must be fcfs or lifo, got ${show(order)}`);
+    }
     const values: string[] = [];
     const rawValues = c.values ?? [];
     if (!Array.isArray(rawValues)) {
@@ -177,7 +183,15 @@ function resolveClasses(
       if (where !== undefined) errors.push(`${p} names ${show(v)}, already named by ${where}`);
       else seen.set(k, p);
     }
-    out.push({ name, rank, maxQueue, maxWaitMs, sheddable: sheddable === true, values });
+    out.push({
+      name,
+      rank,
+      maxQueue,
+      maxWaitMs,
+      sheddable: sheddable === true,
+      values,
+      order: order === "lifo" ? "lifo" : "fcfs",
+    });
   });
   const ranks = new Set<number>();
   for (const c of out) {

@@ -22,6 +22,7 @@ Deno.test("flow: {} resolves to the documented defaults", () => {
           maxWaitMs: 10_000,
           sheddable: false,
           values: ["high"],
+          order: "fcfs",
         },
         {
           name: "batch",
@@ -30,6 +31,7 @@ Deno.test("flow: {} resolves to the documented defaults", () => {
           maxWaitMs: 60_000,
           sheddable: true,
           values: ["low"],
+          order: "fcfs",
         },
       ],
       defaultClass: "interactive",
@@ -58,7 +60,7 @@ Deno.test("flow: a full config, classes sorted by rank, burst defaulting to one 
       fair_cost: "prompt_tokens",
       max_retry_after: "2m",
       classes: [
-        { name: "low", rank: -1, max_wait: "5m", sheddable: true },
+        { name: "low", rank: -1, max_wait: "5m", sheddable: true, order: "lifo" },
         { name: "top", rank: 100, max_queue: 5, max_wait: 2, values: ["p0", 0] },
       ],
     },
@@ -71,10 +73,13 @@ Deno.test("flow: a full config, classes sorted by rank, burst defaulting to one 
     },
   });
   assert.deepEqual(errors, []);
-  assert.deepEqual(value!.queue.classes.map((c) => [c.name, c.maxQueue, c.maxWaitMs, c.values]), [
-    ["top", 5, 2000, ["p0", "0"]],
-    ["low", 50, 300_000, []],
-  ]);
+  assert.deepEqual(
+    value!.queue.classes.map((c) => [c.name, c.maxQueue, c.maxWaitMs, c.values, c.order]),
+    [
+      ["top", 5, 2000, ["p0", "0"], "fcfs"],
+      ["low", 50, 300_000, [], "lifo"],
+    ],
+  );
   assert.equal(value!.queue.quantum, 4096);
   assert.equal(value!.queue.maxRetryAfterS, 120);
   assert.equal(value!.queue.classHeader, "");
@@ -99,7 +104,7 @@ Deno.test("flow: every error is reported with its path and value", () => {
       classes: [
         { name: "Bad Name" },
         { name: "a", rank: 1, max_wait: "0s", values: ["x"] },
-        { name: "b", rank: 1, max_queue: -2, sheddable: "yes", values: ["X"] },
+        { name: "b", rank: 1, max_queue: -2, sheddable: "yes", values: ["X"], order: "random" },
       ],
     },
     tenants: {
@@ -119,6 +124,7 @@ Deno.test("flow: every error is reported with its path and value", () => {
     'flow.queue.classes[1].max_wait must be a positive duration such as "10s", got "0s"',
     "flow.queue.classes[2].max_queue must be an integer 0..1000000, got -2",
     'flow.queue.classes[2].sheddable must be true or false, got "yes"',
+    'flow.queue.classes[2].order must be fcfs or lifo, got "random"',
     'flow.queue.classes[2] names "X", already named by flow.queue.classes[1]',
     "flow.queue.classes: two classes have rank 1; ranks must differ",
     'flow.queue.default_class must be one of a, b, got "nope"',

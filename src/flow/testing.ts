@@ -32,6 +32,7 @@ export function queueConfig(
         maxWaitMs: Infinity,
         sheddable: false,
         values: ["high"],
+        order: "fcfs",
         ...classes.interactive,
       },
       {
@@ -41,6 +42,7 @@ export function queueConfig(
         maxWaitMs: Infinity,
         sheddable: true,
         values: ["low"],
+        order: "fcfs",
         ...classes.batch,
       },
     ],

@@ -25,6 +25,11 @@ export interface FlowClassConfig {
   readonly sheddable: boolean;
   /** Header or body values naming this class besides its name (compared case-insensitively). */
   readonly values: readonly string[];
+  /**
+   * Order of one tenant's waiting requests: `fcfs` (oldest first) or `lifo` (newest first: under
+   * sustained overload the requests sent can still be on time, the oldest reach max wait).
+   */
+  readonly order: "fcfs" | "lifo";
 }
 
 /** What the DRR cost of one request counts. */
