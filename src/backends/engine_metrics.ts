@@ -14,6 +14,8 @@
  * | `prefixCacheHits`    | `vllm:prefix_cache_hits_total`, then `vllm:gpu_prefix_…`       |                                        |                                 |
  * | `prefixCacheQueries` | `vllm:prefix_cache_queries_total`, then `vllm:gpu_prefix_…`    |                                        |                                 |
  * | `prefixCacheHitRate` | `vllm:gpu_prefix_cache_hit_rate` (V0)                          | `sglang:cache_hit_rate`                |                                 |
+ * | `promptTokens`       | `vllm:prompt_tokens_total`                                     | `sglang:prompt_tokens_total`           |                                 |
+ * | `requests`           | `vllm:request_success_total` (all `finished_reason`s)          | `sglang:num_requests_total`            |                                 |
  *
  * vLLM's `*_usage_perc` gauges are fractions despite the name ("1 means 100 percent"); the
  * `gpu_`-prefixed names were deprecated in vLLM 0.9 and removed two releases later, so both are
@@ -25,7 +27,8 @@
  * models). Within a model, series that differ in `engine` (vLLM data-parallel engine index) or
  * `dp_rank` (SGLang) are separate schedulers and are summed (ratios are averaged); series that
  * differ only in other labels (`tp_rank`, `pp_rank`, …) are copies of one scheduler's view and the
- * largest is taken. The worker's figures sum the models' counts and take the largest model's
+ * largest is taken; `promptTokens` and `requests` are summed over every series (vLLM splits
+ * finished requests by `finished_reason`). The worker's figures sum the models' counts and take the largest model's
  * ratio. At most `MAX_MODELS` models are kept apart; more are folded into the totals only.
  *
  * Bounds. The body is read as a stream and parsing stops at `maxBytes` (4 MiB by default: vLLM's
@@ -61,6 +64,10 @@ export interface EngineFigures {
   readonly prefixCacheQueries?: number;
   /** A hit-rate gauge, 0..1, where the engine exports one instead of counters. */
   readonly prefixCacheHitRate?: number;
+  /** Prompt tokens of the requests it has prefilled since start; a counter. */
+  readonly promptTokens?: number;
+  /** Requests it has finished since start; a counter. */
+  readonly requests?: number;
 }
 
 /** What one `/metrics` page said. */
@@ -100,14 +107,16 @@ interface Source {
   readonly field: Field;
   /** Lower wins when several names of one field are present. */
   readonly rank: number;
+  /** Sum over every series (the family is split by a category, e.g. `finished_reason`). */
+  readonly sumAll: boolean;
   readonly engine: EngineKind;
   /** Family name: the sample name without a counter's `_total`. */
   readonly family: string;
 }
 
-function src(name: string, field: Field, rank: number): [string, Source] {
+function src(name: string, field: Field, rank: number, sumAll = false): [string, Source] {
   const engine = name.slice(0, name.indexOf(":")) as EngineKind;
-  return [name, { field, rank, engine, family: name.replace(/_total$/, "") }];
+  return [name, { field, rank, sumAll, engine, family: name.replace(/_total$/, "") }];
 }
 
 /** Sample names read, by engine (see the module table). */
@@ -122,11 +131,15 @@ const SOURCES: ReadonlyMap<string, Source> = new Map([
   src("vllm:prefix_cache_queries_total", "prefixCacheQueries", 0),
   src("vllm:gpu_prefix_cache_queries_total", "prefixCacheQueries", 1),
   src("vllm:gpu_prefix_cache_hit_rate", "prefixCacheHitRate", 0),
+  src("vllm:prompt_tokens_total", "promptTokens", 0, true),
+  src("vllm:request_success_total", "requests", 0, true),
   src("sglang:num_running_reqs", "running", 0),
   src("sglang:num_queue_reqs", "waiting", 0),
   src("sglang:token_usage", "kvUsage", 0),
   src("sglang:num_retracted_requests_total", "preemptions", 0),
   src("sglang:cache_hit_rate", "prefixCacheHitRate", 0),
+  src("sglang:prompt_tokens_total", "promptTokens", 0, true),
+  src("sglang:num_requests_total", "requests", 0, true),
   src("llamacpp:requests_processing", "running", 0),
   src("llamacpp:requests_deferred", "waiting", 0),
   src("llamacpp:kv_cache_usage_ratio", "kvUsage", 0),
@@ -208,7 +221,8 @@ export class EngineMetricsParser {
     if (RATIOS.has(source.field) && v > 1) v = 1;
     let model = s.labels.get("model_name") ?? "";
     let shard = "";
-    for (const l of SHARD_LABELS) shard += (s.labels.get(l) ?? "") + "\0";
+    if (source.sumAll) { for (const [k, v] of s.labels) shard += k + "=" + v + "\0"; }
+    else for (const l of SHARD_LABELS) shard += (s.labels.get(l) ?? "") + "\0";
     if (!this.#models.has(model)) {
       if (this.#models.size < MAX_MODELS) this.#models.add(model);
       else {

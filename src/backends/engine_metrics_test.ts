@@ -42,6 +42,11 @@ ${histogram("vllm:time_to_first_token_seconds", `engine="0",model_name="${M}"`)}
 # HELP vllm:prompt_tokens_total Number of prefill tokens processed.
 # TYPE vllm:prompt_tokens_total counter
 vllm:prompt_tokens_total{engine="0",model_name="${M}"} 1.5e+06
+# HELP vllm:request_success_total Count of successfully processed requests.
+# TYPE vllm:request_success_total counter
+vllm:request_success_total{engine="0",finished_reason="stop",model_name="${M}"} 900.0
+vllm:request_success_total{engine="0",finished_reason="length",model_name="${M}"} 100.0
+vllm:request_success_total{engine="0",finished_reason="abort",model_name="${M}"} 0.0
 `;
 
 /** vLLM 0.8-era names only: gpu_ KV usage and prefix counters. */
@@ -123,6 +128,10 @@ sglang:cache_hit_rate{model_name="${M}"} 0.007507552643049313
 # HELP sglang:num_retracted_requests_total Total number of retracted requests.
 # TYPE sglang:num_retracted_requests_total counter
 sglang:num_retracted_requests_total{model_name="${M}"} 17.0
+# TYPE sglang:prompt_tokens_total counter
+sglang:prompt_tokens_total{model_name="${M}"} 8.128902e+06
+# TYPE sglang:num_requests_total counter
+sglang:num_requests_total{model_name="${M}"} 11228.0
 ${histogram("sglang:time_to_first_token_seconds", `model_name="${M}"`)}
 `;
 
@@ -194,6 +203,8 @@ const CASES: Case[] = [
       preemptions: 3,
       prefixCacheQueries: 1.2e6,
       prefixCacheHits: 9e5,
+      promptTokens: 1.5e6,
+      requests: 1000,
     },
     models: {
       [M]: {
@@ -203,6 +214,8 @@ const CASES: Case[] = [
         preemptions: 3,
         prefixCacheQueries: 1.2e6,
         prefixCacheHits: 9e5,
+        promptTokens: 1.5e6,
+        requests: 1000,
       },
     },
   },
@@ -252,6 +265,8 @@ const CASES: Case[] = [
       kvUsage: 0.28,
       preemptions: 17,
       prefixCacheHitRate: 0.007507552643049313,
+      promptTokens: 8128902,
+      requests: 11228,
     },
   },
   {
@@ -327,6 +342,8 @@ function figures(s: EngineFigures): EngineFigures {
     prefixCacheHits,
     prefixCacheQueries,
     prefixCacheHitRate: s.prefixCacheHitRate,
+    promptTokens: s.promptTokens,
+    requests: s.requests,
   };
   for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
   return out;

@@ -20,6 +20,10 @@
  * its own timer; `stop()` clears the timers, aborts scrapes in flight (their result is dropped)
  * and resolves once they have settled. `setTargets` follows a config reload.
  *
+ * The view strategies get (`engineLoad`, an `EngineLoad`) carries running, waiting, KV usage and
+ * `queuedRequestTokens`, the engine's mean uncached prompt (`queuedRequestTokens` below), which
+ * prices the requests others queued there.
+ *
  * Cost per target and interval: one GET, its body streamed and capped (`maxBytes`), one small
  * frozen `EngineLoad` per good scrape; `engineLoad` is a map lookup and allocates nothing.
  *
@@ -322,10 +326,32 @@ export class EngineScraper {
       running: f.running,
       waiting: f.waiting,
       kvUsage: f.kvUsage,
+      queuedRequestTokens: queuedRequestTokens(f),
       at,
       maxAgeMs: this.maxAgeMs,
     });
   }
+}
+
+/**
+ * Prompt tokens a typical request still has to compute on this engine: its mean prompt since
+ * start (`promptTokens ÷ requests`) times the share the prefix cache did not serve (`1 − hits ÷
+ * queries`, else `1 − hitRate`). Undefined until the engine has finished a request or when it does
+ * not export the counters (llama-server). These are the engine's tokens, not the router's
+ * bytes ÷ 4 estimate; for English text with BPE vocabularies the two are close.
+ */
+export function queuedRequestTokens(f: EngineFigures): number | undefined {
+  if (f.promptTokens === undefined || f.requests === undefined || !(f.requests > 0)) {
+    return undefined;
+  }
+  const mean = f.promptTokens / f.requests;
+  let hit = 0;
+  if (f.prefixCacheQueries !== undefined && f.prefixCacheQueries > 0) {
+    hit = Math.min(1, (f.prefixCacheHits ?? 0) / f.prefixCacheQueries);
+  } else if (f.prefixCacheHitRate !== undefined) {
+    hit = f.prefixCacheHitRate;
+  }
+  return mean * (1 - hit);
 }
 
 /** Abort reason of `stop()` and of a removed target. */

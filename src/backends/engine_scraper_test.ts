@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ManualClock } from "../util/clock.ts";
-import { EngineScraper, type EngineScraperOptions } from "./engine_scraper.ts";
+import { EngineScraper, type EngineScraperOptions, queuedRequestTokens } from "./engine_scraper.ts";
 
 /** A `/metrics` server on 127.0.0.1, port 0, whose answer the test sets. */
 interface MetricsServer {
@@ -87,6 +87,7 @@ Deno.test("scraper: constructor starts nothing; scrapeOnce reads the signals and
       running: 2,
       waiting: 4,
       kvUsage: 0.5,
+      queuedRequestTokens: undefined,
       at: 1000,
       maxAgeMs: 3 * 1000 + 2000,
     });
@@ -348,4 +349,42 @@ Deno.test("scraper: bad options are RangeErrors", () => {
     () => new EngineScraper({ targets: t, intervalMs: 1, timeoutMs: 1, staleAfterIntervals: 0 }),
     /Stale-after interval count must be at least 1, got 0/,
   );
+});
+
+Deno.test("queuedRequestTokens: mean prompt × the share the prefix cache did not serve", () => {
+  assert.equal(queuedRequestTokens({ promptTokens: 1.5e6, requests: 1000 }), 1500);
+  assert.equal(
+    queuedRequestTokens({
+      promptTokens: 1.5e6,
+      requests: 1000,
+      prefixCacheQueries: 1.2e6,
+      prefixCacheHits: 9e5,
+    }),
+    375,
+  );
+  assert.equal(
+    queuedRequestTokens({ promptTokens: 2000, requests: 2, prefixCacheHitRate: 0.75 }),
+    250,
+  );
+  assert.equal(queuedRequestTokens({ promptTokens: 2000, requests: 0 }), undefined);
+  assert.equal(queuedRequestTokens({ running: 3 }), undefined, "llama-server: no counters");
+});
+
+Deno.test("scraper: the view carries the queued-request estimate from vLLM's counters", async () => {
+  const srv = serve();
+  srv.respond = () =>
+    ok(
+      page(2) + `vllm:prompt_tokens_total{model_name="m"} 3000
+vllm:request_success_total{finished_reason="stop",model_name="m"} 2
+vllm:request_success_total{finished_reason="length",model_name="m"} 1
+`,
+    );
+  const s = scraper(srv.url);
+  try {
+    await s.scrapeOnce();
+    assert.equal(s.engineLoad("w")?.queuedRequestTokens, 1000);
+  } finally {
+    await s.stop();
+    await srv.close();
+  }
 });

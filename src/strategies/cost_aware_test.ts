@@ -282,6 +282,17 @@ const ENGINE_CASES: EngineCase[] = [
     want: "w0",
   },
   {
+    // The engine's counters say its requests have 2000 uncached prompt tokens on average:
+    // 4 × 2000/10 + 5 = 805 on top of 90.
+    name: "queued requests are priced at the engine's own mean size when it gives one",
+    candidates: [
+      withEngine(cand(0, 0, load()), eng({ waiting: 1, queuedRequestTokens: 100 })),
+      withEngine(cand(1, 0, load()), eng({ waiting: 4, queuedRequestTokens: 2000 })),
+    ],
+    costs: [105, 895],
+    want: "w0",
+  },
+  {
     // The router's own 3 requests before their first token explain the engine's 3 waiting, and
     // its 3 in flight the 2 running: nothing added. 5 + 10 + 1100/10 + 3 × 80 = 365.
     name: "an engine queue no deeper than the router's own adds nothing",

@@ -142,8 +142,10 @@ export const KV_PREEMPTION_RISK_FROM = 0.9;
  *
  * - Queue: requests waiting in the engine beyond those the router itself has before their first
  *   token there (`prefilling`) were sent by someone else (another router, a client going direct).
- *   Each is priced as a prefill as large as this request's prompt (`requestTokens`, the
- *   convention of `assumedLoad`: nothing is known of their size), which this request waits for.
+ *   Each is priced as a prefill of `engine.queuedRequestTokens` (the engine's mean uncached
+ *   prompt, from its counters), or, when the engine gives no such figure, as large as this
+ *   request's prompt (`requestTokens`, the convention of `assumedLoad`); this request waits for
+ *   them.
  *   A queue that waits for KV room or a batch slot rather than for the prefill budget waits for
  *   requests to finish, which takes longer: this is a lower bound.
  * - Running beyond the router's in-flight count: others' sequences in the batch, each adding
@@ -166,10 +168,14 @@ export function engineExtraMs(
   const pending = load.pendingPrefillTokens > 0 ? load.pendingPrefillTokens : 0;
   const prefilling = load.prefilling ?? (pending > 0 ? 1 : 0);
   const tokens = requestTokens > 0 ? requestTokens : 0;
+  const queued = engine.queuedRequestTokens !== undefined && engine.queuedRequestTokens >= 0 &&
+      engine.queuedRequestTokens < Infinity
+    ? engine.queuedRequestTokens
+    : tokens;
   const extraWaiting = Math.max(0, figure(engine.waiting) - prefilling);
   const extraRunning = Math.max(0, figure(engine.running) - inflight);
   const busy = load.decoding > 0 || prefilling > 0;
-  let ms = extraWaiting * tokens / rate + extraRunning * perSeq;
+  let ms = extraWaiting * queued / rate + extraRunning * perSeq;
   if (!busy && (extraWaiting > 0 || extraRunning > 0)) ms += step / 2;
   const kv = figure(engine.kvUsage);
   if (kv > KV_PREEMPTION_RISK_FROM) {

@@ -44,6 +44,12 @@ export interface EngineLoad {
   readonly waiting?: number;
   /** KV cache in use, 0..1. */
   readonly kvUsage?: number;
+  /**
+   * Prompt tokens still to compute of a typical request there (mean prompt × share not served
+   * from the prefix cache, from the engine's counters), to price requests queued by others;
+   * absent: each is priced like the request being routed.
+   */
+  readonly queuedRequestTokens?: number;
   /** When the figures were read, ms, on the clock that gives `PickContext.now`. */
   readonly at: number;
   /** Age past which the figures no longer describe the engine, ms. */
