@@ -36,6 +36,7 @@ import {
   DEFAULT_MAX_METRICS_BYTES,
   EMPTY_SIGNALS,
   type EngineFigures,
+  type EngineKind,
   type EngineSignals,
   fetchEngineSignals,
 } from "./engine_metrics.ts";
@@ -45,7 +46,10 @@ export interface ScrapeTarget {
   readonly id: string;
   /** Base URL, `http(s)://host:port[/base]`, no trailing slash. */
   readonly url: string;
-  /** Path of its metrics page; absent: the scraper's `path`. */
+  /**
+   * Path of its metrics page; absent: the scraper's `path`. `""` when `url` is already the whole
+   * metrics URL (an engine that serves metrics on another port, as Dynamo's system port does).
+   */
   readonly path?: string;
   /** Bearer token sent as `Authorization`, when set. */
   readonly apiKey?: string | null;
@@ -187,7 +191,8 @@ export class EngineScraper {
     if (t === undefined || this.isStale(id)) return undefined;
     if (model === undefined || !t.reading.signals.models.has(model)) return t.load;
     if (t.modelLoads.has(model)) return t.modelLoads.get(model);
-    const l = this.#view(t.reading.signals.models.get(model)!, t.reading.at);
+    const signals = t.reading.signals;
+    const l = this.#view(signals.models.get(model)!, t.reading.at, signals.engine);
     t.modelLoads.set(model, l);
     return l;
   }
@@ -297,7 +302,7 @@ export class EngineScraper {
         failures: 0,
         lastError: null,
       });
-      t.load = this.#view(signals, at);
+      t.load = this.#view(signals, at, signals.engine);
       t.modelLoads = new Map();
     } catch (e) {
       if (ctl.signal.aborted) return; // stopped or removed: not the worker's fault
@@ -318,14 +323,17 @@ export class EngineScraper {
   }
 
   /** The strategies' view of some figures read at `at`; undefined when none is usable. */
-  #view(f: EngineFigures, at: number): EngineLoad | undefined {
-    if (f.running === undefined && f.waiting === undefined && f.kvUsage === undefined) {
+  #view(f: EngineFigures, at: number, engine: EngineKind): EngineLoad | undefined {
+    // llama-server's ratio counts the prompts idle slots keep cached, and it never preempts (a
+    // request without a free slot is deferred, which `waiting` shows): no risk to price there.
+    const kvUsage = engine === "llamacpp" ? undefined : f.kvUsage;
+    if (f.running === undefined && f.waiting === undefined && kvUsage === undefined) {
       return undefined;
     }
     return Object.freeze({
       running: f.running,
       waiting: f.waiting,
-      kvUsage: f.kvUsage,
+      kvUsage,
       queuedRequestTokens: queuedRequestTokens(f),
       at,
       maxAgeMs: this.maxAgeMs,

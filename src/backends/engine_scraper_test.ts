@@ -388,3 +388,23 @@ vllm:request_success_total{finished_reason="length",model_name="m"} 1
     await srv.close();
   }
 });
+
+Deno.test("scraper: llama-server's KV ratio is not offered as a preemption risk", async () => {
+  const srv = serve();
+  srv.respond = () =>
+    ok(`llamacpp:kv_cache_usage_ratio 0.98
+llamacpp:requests_processing 1
+llamacpp:requests_deferred 2
+`);
+  const s = scraper(srv.url);
+  try {
+    await s.scrapeOnce();
+    assert.equal(s.reading("w")!.signals.kvUsage, 0.98, "read and kept for operators");
+    const view = s.engineLoad("w")!;
+    assert.equal(view.kvUsage, undefined);
+    assert.equal(view.waiting, 2);
+  } finally {
+    await s.stop();
+    await srv.close();
+  }
+});
