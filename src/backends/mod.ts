@@ -1,5 +1,6 @@
 /**
- * Backend state: per-worker circuit breakers and active health checks.
+ * Backend state: per-worker circuit breakers, active health checks, and the engines' own load
+ * signals read from their `/metrics`.
  *
  * @module
  */
@@ -11,3 +12,21 @@ export {
   type CircuitBreakerOptions,
 } from "./circuit_breaker.ts";
 export { HealthChecker, type HealthCheckerOptions, type HealthTarget } from "./health_checker.ts";
+export {
+  DEFAULT_MAX_METRICS_BYTES,
+  EMPTY_SIGNALS,
+  type EngineFigures,
+  type EngineKind,
+  EngineMetricsParser,
+  type EngineSignals,
+  fetchEngineSignals,
+  type FetchSignalsOptions,
+  figuresFor,
+  parseEngineMetrics,
+} from "./engine_metrics.ts";
+export {
+  type EngineReading,
+  EngineScraper,
+  type EngineScraperOptions,
+  type ScrapeTarget,
+} from "./engine_scraper.ts";

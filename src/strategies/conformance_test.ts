@@ -166,3 +166,45 @@ for (const name of [...STRATEGY_NAMES]) {
     );
   });
 }
+
+// Engine signals (`Candidate.engine`) in any shape, fresh or stale, never break the contract.
+for (const name of [...STRATEGY_NAMES]) {
+  if (name === "conformance-first") continue;
+  Deno.test(`${name}: property: engine signals of any shape → a member, reproducible`, () => {
+    const odd = fc.constantFrom(NaN, -1, Infinity, -Infinity, undefined, 0, 1e308);
+    const num = fc.oneof(odd, fc.integer({ min: 0, max: 64 }), fc.double({ min: 0, max: 1 }));
+    const candidateSet = fc.uniqueArray(
+      fc.record({
+        index: fc.integer({ min: 0, max: 63 }),
+        inflight: fc.integer({ min: 0, max: 16 }),
+        match: fc.integer({ min: 0, max: 8 }),
+        engine: fc.option(
+          fc.record({
+            waiting: num,
+            running: num,
+            kvUsage: num,
+            at: fc.oneof(fc.integer({ min: -10_000, max: 10_000 }), fc.constant(NaN)),
+            maxAgeMs: fc.oneof(fc.integer({ min: 0, max: 5000 }), fc.constant(Infinity)),
+          }),
+          { nil: undefined },
+        ),
+      }),
+      { minLength: 1, maxLength: 32, selector: (c) => c.index },
+    ).map((xs) =>
+      xs.map((x): Candidate => ({ ...cand(x.index, x.inflight, x.match), engine: x.engine }))
+    );
+    const left = createStrategy(name, PARAMS);
+    const right = createStrategy(name, PARAMS);
+    fc.assert(
+      fc.property(candidateSet, fc.integer(), (cs, seed) => {
+        const a = left.pick(ctx(cs, new SeededRng(seed)));
+        const b = right.pick(ctx(cs, new SeededRng(seed)));
+        assert.ok(a !== undefined && b !== undefined);
+        assert.ok(cs.includes(a.candidate));
+        assert.equal(a.candidate, b.candidate);
+        assert.equal(a.reason, b.reason);
+      }),
+      { numRuns: 200 },
+    );
+  });
+}

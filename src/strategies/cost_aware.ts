@@ -21,6 +21,14 @@
  * joins. A candidate without `load` is costed by `assumedLoad` (every in-flight request counted as
  * a pending prefill as large as this request: spreads rather than piles).
  *
+ * Engine signals: a candidate with fresh engine figures (`Candidate.engine`, scraped from its
+ * `/metrics`) also pays `engineExtraMs` (cost_model.ts): the engine's waiting queue beyond the
+ * router's own requests before their first token there, priced as prefills as large as this one
+ * (other routers or clients send to that engine); others' running sequences; and, when its KV
+ * usage is above 0.9, the risk of a preemption, priced as the request's prefill again, scaled from
+ * 0 at 0.9 to 1 at full. Stale or absent figures add nothing: the cost is then exactly the one
+ * above.
+ *
  * Options: `tie_epsilon` (0.02, relative), `others_weight` (1; 0 = own TTFT only, for ablation).
  * docs/decisions/0003-cost-aware-strategy.md has the model, its evidence and its limits.
  *
@@ -33,12 +41,14 @@
 import {
   A100_7B_PRIORS,
   assumedLoad,
+  engineExtraMs,
   estimateTtftMs,
   matchTokensOf,
   queuedDelayMs,
   requestTokensOf,
 } from "./cost_model.ts";
 import { pickNearMin, scratch } from "./tie_break.ts";
+import { freshEngine } from "./engine_load.ts";
 import { type OptionSpec, resolveOptions } from "./strategy_options.ts";
 import type { Decision, PickContext, Strategy, StrategyParams } from "./types.ts";
 
@@ -98,8 +108,13 @@ export class CostAwareStrategy implements Strategy {
       const c = cs[i];
       const load = c.load ?? assumedLoad(c, tokens);
       const uncached = tokens - matchTokensOf(ctx, c.match, tokens);
-      costs[i] = estimateTtftMs(load, uncached, A100_7B_PRIORS) +
+      let cost = estimateTtftMs(load, uncached, A100_7B_PRIORS) +
         this.othersWeight * queuedDelayMs(load, uncached, A100_7B_PRIORS);
+      const engine = freshEngine(c, ctx.now);
+      if (engine !== undefined) {
+        cost += engineExtraMs(load, engine, c.inflight, tokens, A100_7B_PRIORS);
+      }
+      costs[i] = cost;
     }
   }
 }

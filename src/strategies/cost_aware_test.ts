@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
 import { type Rng, SeededRng } from "../util/rng.ts";
 import { CostAwareStrategy } from "./cost_aware.ts";
-import { A100_7B_PRIORS, assumedLoad, estimateTtftMs, queuedDelayMs } from "./cost_model.ts";
+import {
+  A100_7B_PRIORS,
+  assumedLoad,
+  engineExtraMs,
+  estimateTtftMs,
+  queuedDelayMs,
+} from "./cost_model.ts";
 import { createStrategy } from "./registry.ts";
-import type { Candidate, PickContext, StrategyParams, WorkerLoad } from "./types.ts";
+import type { Candidate, EngineLoad, PickContext, StrategyParams, WorkerLoad } from "./types.ts";
 
 const PARAMS: StrategyParams = { minMatchChunks: 2, saturationInflight: 8 };
 
@@ -237,4 +243,168 @@ Deno.test("cost model: estimateTtftMs and queuedDelayMs by hand", () => {
   assert.equal(a.decoding, 3);
   assert.equal(a.prefilling, 3);
   assert.equal(a.prefillTokensPerMs, A100_7B_PRIORS.prefillTokensPerMs);
+});
+
+// Engine signals: what the engine's own /metrics adds beyond the router's accounting.
+
+/** Scraped at 0, fresh for 5 s. */
+function eng(over: Partial<EngineLoad> = {}): EngineLoad {
+  return { waiting: 0, running: 0, kvUsage: 0, at: 0, maxAgeMs: 5000, ...over };
+}
+
+function withEngine(c: Candidate, engine: EngineLoad): Candidate {
+  return { ...c, engine };
+}
+
+function ctxAt(candidates: Candidate[], requestChunks: number, now: number, rng = noRng) {
+  return { ...ctx(candidates, requestChunks, rng), now };
+}
+
+interface EngineCase {
+  name: string;
+  candidates: Candidate[];
+  costs: number[];
+  now?: number;
+  rng?: Rng;
+  want: string;
+}
+
+const ENGINE_CASES: EngineCase[] = [
+  {
+    // 800 tokens, both idle for the router: 10 + 800/10 = 90. w1's engine has 4 requests queued
+    // by someone else: 4 × 800/10 = 320, plus half a step (it is busy after all): 415.
+    name: "equal for the router, one engine queue deep: it is avoided",
+    candidates: [
+      withEngine(cand(0, 0, load()), eng()),
+      withEngine(cand(1, 0, load()), eng({ waiting: 4 })),
+    ],
+    costs: [90, 415],
+    want: "w0",
+  },
+  {
+    // The engine's counters say its requests have 2000 uncached prompt tokens on average:
+    // 4 × 2000/10 + 5 = 805 on top of 90.
+    name: "queued requests are priced at the engine's own mean size when it gives one",
+    candidates: [
+      withEngine(cand(0, 0, load()), eng({ waiting: 1, queuedRequestTokens: 100 })),
+      withEngine(cand(1, 0, load()), eng({ waiting: 4, queuedRequestTokens: 2000 })),
+    ],
+    costs: [105, 895],
+    want: "w0",
+  },
+  {
+    // The router's own 3 requests before their first token explain the engine's 3 waiting, and
+    // its 3 in flight the 2 running: nothing added. 5 + 10 + 1100/10 + 3 × 80 = 365.
+    name: "an engine queue no deeper than the router's own adds nothing",
+    candidates: [
+      withEngine(cand(0, 0, load()), eng()),
+      withEngine(
+        cand(1, 0, load({ pendingPrefillTokens: 300, prefilling: 3 }), 3),
+        eng({ waiting: 3, running: 2 }),
+      ),
+    ],
+    costs: [90, 365],
+    want: "w0",
+  },
+  {
+    // 0.95 is half-way from 0.9 to full: half the prefill again, 0.5 × 80 = 40.
+    name: "KV usage near 1 prices the preemption risk",
+    candidates: [
+      withEngine(cand(0, 0, load()), eng({ kvUsage: 0.5 })),
+      withEngine(cand(1, 0, load()), eng({ kvUsage: 0.95 })),
+      withEngine(cand(2, 0, load()), eng({ kvUsage: 1 })),
+    ],
+    costs: [90, 130, 170],
+    want: "w0",
+  },
+  {
+    // 20 sequences the router did not send: 20 × 0.1 + half a step = 7.
+    name: "others' running sequences add their decode cost and the wait for the step",
+    candidates: [
+      withEngine(cand(0, 0, load()), eng()),
+      withEngine(cand(1, 0, load()), eng({ running: 20 })),
+    ],
+    costs: [90, 97],
+    want: "w0",
+  },
+  {
+    // w0 holds 80 of 100 chunks (10 + 160/10 = 26) but another client queued 3 there:
+    // + 3 × 80 + 5 = 271 > w1's cold 90.
+    name: "a cached prefix behind another client's queue loses to a cold idle worker",
+    candidates: [
+      withEngine(cand(0, 80, load()), eng({ waiting: 3 })),
+      withEngine(cand(1, 0, load()), eng()),
+    ],
+    costs: [271, 90],
+    want: "w1",
+  },
+  {
+    name: "stale signals are ignored: the plain costs, a near-tie drawn",
+    candidates: [
+      withEngine(cand(0, 0, load()), eng()),
+      withEngine(cand(1, 0, load()), eng({ waiting: 40, kvUsage: 1 })),
+    ],
+    now: 5001,
+    costs: [90, 90],
+    rng: intRng(1, 2),
+    want: "w1",
+  },
+  {
+    // a100-7b priors: 0.09 ms per token. w0 10 + 72 = 82; w1 + 2 × 72 + 5 = 231.
+    name: "without load (assumed figures) the engine queue still counts",
+    candidates: [
+      withEngine(cand(0, 0), eng()),
+      withEngine(cand(1, 0), eng({ waiting: 2 })),
+    ],
+    costs: [82, 231],
+    want: "w0",
+  },
+  {
+    name: "NaN, negative and infinite figures read as absent",
+    candidates: [
+      withEngine(cand(0, 0, load()), eng({ waiting: NaN, running: -3, kvUsage: Infinity })),
+      withEngine(cand(1, 0, load()), eng({ waiting: undefined, kvUsage: NaN })),
+    ],
+    costs: [90, 90],
+    rng: intRng(0, 2),
+    want: "w0",
+  },
+];
+
+for (const c of ENGINE_CASES) {
+  Deno.test(`costaware, engine signals: ${c.name}`, () => {
+    const s = new CostAwareStrategy(PARAMS);
+    const x = ctxAt(c.candidates, 100, c.now ?? 1000, c.rng);
+    const costs = s.costs(x);
+    costs.forEach((v, i) => assert.ok(Math.abs(v - c.costs[i]) < 1e-9, `cost ${i}: ${v}`));
+    const d = s.pick(x);
+    assert.equal(d?.candidate.id, c.want);
+    assert.equal(d?.reason, "min-cost");
+  });
+}
+
+Deno.test("costaware: without engine signals the costs are exactly the plain ones", () => {
+  const s = new CostAwareStrategy(PARAMS);
+  const base = [
+    cand(0, 80, load({ pendingPrefillTokens: 500, prefilling: 2, decoding: 3 }), 5),
+    cand(1, 10, undefined, 2),
+  ];
+  const plain = s.costs(ctxAt(base, 100, 1000));
+  // Signals that agree with the router's count add nothing either.
+  const agreeing = [
+    withEngine(base[0], eng({ waiting: 2, running: 5, kvUsage: 0.9 })),
+    withEngine(base[1], eng({ waiting: 1, running: 1 })),
+  ];
+  assert.deepEqual(s.costs(ctxAt(agreeing, 100, 1000)), plain);
+});
+
+Deno.test("engineExtraMs: by hand", () => {
+  const l = load();
+  assert.equal(engineExtraMs(l, eng(), 0, 800), 0);
+  assert.equal(engineExtraMs(l, eng({ waiting: 1 }), 0, 800), 80 + 5);
+  // Busy already (decoding): no extra half step.
+  assert.equal(engineExtraMs(load({ decoding: 1 }), eng({ waiting: 1 }), 1, 800), 80);
+  assert.equal(engineExtraMs(l, eng({ kvUsage: 0.9 }), 0, 800), 0);
+  assert.ok(Math.abs(engineExtraMs(l, eng({ kvUsage: 0.99 }), 0, 800) - 72) < 1e-9);
+  assert.equal(engineExtraMs(l, eng({ waiting: 5 }), 0, 0), 5, "no tokens: only the half step");
 });

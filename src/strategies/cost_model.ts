@@ -15,6 +15,9 @@
  * (`queuedDelayMs`). Every figure is per worker; the `LoadTracker` learns the rates online and the
  * priors below stand in until it has seen traffic.
  *
+ * The engine's own figures, when the router scrapes them (`Candidate.engine`), add what its
+ * accounting cannot see: requests other clients queued or run there (`engineExtraMs`).
+ *
  * Tokens are the router's estimate, UTF-8 bytes ÷ `bytesPerToken` (4, the usual figure for
  * English BPE vocabularies and the simulated engine's rule); the tracker learns its rates in the
  * same units, so a constant estimation error cancels out.
@@ -24,7 +27,8 @@
  * @module
  */
 
-import type { Candidate, PickContext, WorkerLoad } from "./types.ts";
+import type { Candidate, EngineLoad, PickContext, WorkerLoad } from "./types.ts";
+import { figure } from "./engine_load.ts";
 
 /** UTF-8 bytes per token when a context does not say. */
 export const DEFAULT_BYTES_PER_TOKEN = 4;
@@ -127,4 +131,56 @@ export function queuedDelayMs(
   const rate = prefillRate(load, priors);
   const waiting = load.prefilling ?? (load.pendingPrefillTokens > 0 ? 1 : 0);
   return waiting > 0 && uncachedTokens > 0 ? waiting * uncachedTokens / rate : 0;
+}
+
+/** KV cache usage from which `engineExtraMs` prices the risk of a preemption. */
+export const KV_PREEMPTION_RISK_FROM = 0.9;
+
+/**
+ * What the engine's own figures add to a request's cost on `load`, ms, beyond what the router's
+ * accounting already prices; 0 when they say nothing the router does not know.
+ *
+ * - Queue: requests waiting in the engine beyond those the router itself has before their first
+ *   token there (`prefilling`) were sent by someone else (another router, a client going direct).
+ *   Each is priced as a prefill of `engine.queuedRequestTokens` (the engine's mean uncached
+ *   prompt, from its counters), or, when the engine gives no such figure, as large as this
+ *   request's prompt (`requestTokens`, the convention of `assumedLoad`); this request waits for
+ *   them.
+ *   A queue that waits for KV room or a batch slot rather than for the prefill budget waits for
+ *   requests to finish, which takes longer: this is a lower bound.
+ * - Running beyond the router's in-flight count: others' sequences in the batch, each adding
+ *   `decodeMsPerSeq` to every step, and half a step of wait when the router thought it idle.
+ * - KV usage above `KV_PREEMPTION_RISK_FROM` (0.9): the engine is close to running out of blocks,
+ *   when vLLM preempts the newest sequence and recomputes it later. The chance is taken to rise
+ *   linearly from 0 there to 1 at full, and its price is the request's whole prefill again
+ *   (`requestTokens ÷ rate`).
+ */
+export function engineExtraMs(
+  load: WorkerLoad,
+  engine: EngineLoad,
+  inflight: number,
+  requestTokens: number,
+  priors: EnginePriors = A100_7B_PRIORS,
+): number {
+  const rate = prefillRate(load, priors);
+  const perSeq = load.decodeMsPerSeq ?? priors.decodeMsPerSeq;
+  const step = load.decodeStepMs > 0 ? load.decodeStepMs : priors.decodeStepMs;
+  const pending = load.pendingPrefillTokens > 0 ? load.pendingPrefillTokens : 0;
+  const prefilling = load.prefilling ?? (pending > 0 ? 1 : 0);
+  const tokens = requestTokens > 0 ? requestTokens : 0;
+  const queued = engine.queuedRequestTokens !== undefined && engine.queuedRequestTokens >= 0 &&
+      engine.queuedRequestTokens < Infinity
+    ? engine.queuedRequestTokens
+    : tokens;
+  const extraWaiting = Math.max(0, figure(engine.waiting) - prefilling);
+  const extraRunning = Math.max(0, figure(engine.running) - inflight);
+  const busy = load.decoding > 0 || prefilling > 0;
+  let ms = extraWaiting * queued / rate + extraRunning * perSeq;
+  if (!busy && (extraWaiting > 0 || extraRunning > 0)) ms += step / 2;
+  const kv = figure(engine.kvUsage);
+  if (kv > KV_PREEMPTION_RISK_FROM) {
+    const risk = Math.min(1, (kv - KV_PREEMPTION_RISK_FROM) / (1 - KV_PREEMPTION_RISK_FROM));
+    ms += risk * tokens / rate;
+  }
+  return ms;
 }

@@ -76,3 +76,95 @@ Deno.test("pickLeastLoaded: empty → undefined; name and usesPrefix", () => {
   assert.equal(s.name, "leastloaded");
   assert.equal(s.usesPrefix, false);
 });
+
+// Engine signals: the engine's own queue, when fresh, counts on top of the router's in-flight.
+
+function withEngine(c: Candidate, engine: Candidate["engine"]): Candidate {
+  return { ...c, engine };
+}
+
+/** Scraped at 0, fresh for 5 s. */
+function eng(waiting?: number, running?: number, at = 0): Candidate["engine"] {
+  return { waiting, running, at, maxAgeMs: 5000 };
+}
+
+function ctxAt(candidates: Candidate[], rng: Rng, now: number): PickContext {
+  return { candidates, requestChunks: 1, chunkSize: 32, rng, now };
+}
+
+const ENGINE_CASES: {
+  name: string;
+  cands: Candidate[];
+  now?: number;
+  rng: Rng;
+  want: string;
+}[] = [
+  {
+    name: "equal for the router, one engine queue deep: the other wins without a draw",
+    cands: [withEngine(cand(0, 2), eng(6)), withEngine(cand(1, 2), eng(0))],
+    rng: noRng,
+    want: "w1",
+  },
+  {
+    name: "a deep engine queue loses more than ties: 1 + 6 > 4 + 0",
+    cands: [withEngine(cand(0, 1), eng(6)), withEngine(cand(1, 4), eng(0))],
+    rng: noRng,
+    want: "w1",
+  },
+  {
+    name: "a shallow engine queue does not outweigh the router's count: 1 + 2 < 4",
+    cands: [withEngine(cand(0, 1), eng(2)), cand(1, 4)],
+    rng: noRng,
+    want: "w0",
+  },
+  {
+    name: "running requests alone do not count (the batch has room)",
+    cands: [withEngine(cand(0, 1), eng(0, 50)), withEngine(cand(1, 1), eng(0, 0))],
+    rng: intRng(0, 2),
+    want: "w0",
+  },
+  {
+    name: "stale signals are ignored: back to a plain tie",
+    cands: [withEngine(cand(0, 2), eng(6)), withEngine(cand(1, 2), eng(0))],
+    now: 5001,
+    rng: intRng(0, 2),
+    want: "w0",
+  },
+  {
+    name: "a scrape that landed just after the pick's clock read still counts",
+    cands: [withEngine(cand(0, 2), eng(6, undefined, 300)), cand(1, 2)],
+    now: 100,
+    rng: noRng,
+    want: "w1",
+  },
+  {
+    name: "NaN, negative and infinite queues read as absent",
+    cands: [
+      withEngine(cand(0, 2), eng(NaN)),
+      withEngine(cand(1, 2), eng(-4)),
+      withEngine(cand(2, 2), eng(Infinity)),
+    ],
+    rng: intRng(2, 3),
+    want: "w2",
+  },
+  {
+    name: "absent waiting figure (engine exports only KV usage) counts 0",
+    cands: [withEngine(cand(0, 1), eng(undefined)), cand(1, 2)],
+    rng: noRng,
+    want: "w0",
+  },
+];
+
+for (const c of ENGINE_CASES) {
+  Deno.test(`leastloaded, engine signals: ${c.name}`, () => {
+    const d = new LeastLoadedStrategy().pick(ctxAt(c.cands, c.rng, c.now ?? 1000));
+    assert.equal(d?.candidate.id, c.want);
+    assert.equal(d?.reason, "least-loaded");
+  });
+}
+
+Deno.test("pickLeastLoaded without now ignores engine signals (prefixaware's fallback)", () => {
+  const cs = [withEngine(cand(0, 1), eng(50)), cand(1, 2)];
+  assert.equal(pickLeastLoaded(cs, noRng)?.id, "w0");
+  assert.equal(pickLeastLoaded(cs, noRng, 0)?.id, "w1");
+});

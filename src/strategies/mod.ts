@@ -35,8 +35,10 @@ export {
   A100_7B_PRIORS,
   assumedLoad,
   DEFAULT_BYTES_PER_TOKEN,
+  engineExtraMs,
   type EnginePriors,
   estimateTtftMs,
+  KV_PREEMPTION_RISK_FROM,
   matchTokensOf,
   queuedDelayMs,
   requestTokensOf,
@@ -64,3 +66,4 @@ export {
 } from "./dynamo_cost.ts";
 export { createPrebleE2, EXPLOIT_REASON, EXPLORE_REASON, PrebleE2Strategy } from "./preble_e2.ts";
 export { type OptionSpec, resolveOptions } from "./strategy_options.ts";
+export { engineWaiting, freshEngine } from "./engine_load.ts";

@@ -24,6 +24,36 @@ export interface Candidate {
   readonly capacityChunks: number;
   /** Learned or configured per-worker load figures, for cost-model strategies; absent when unknown. */
   readonly load?: WorkerLoad;
+  /**
+   * The engine's own load figures, scraped from its `/metrics`; absent when the router does not
+   * scrape or has nothing usable. Unlike `load` (the router's accounting of what it sent), these
+   * count every client of the engine, but lag by up to a scrape interval.
+   */
+  readonly engine?: EngineLoad;
+}
+
+/**
+ * What a worker's engine reports about its load (`src/backends/engine_scraper.ts` fills it).
+ * A strategy uses it only while `PickContext.now − at ≤ maxAgeMs` (`freshEngine`); a figure the
+ * engine does not export is absent.
+ */
+export interface EngineLoad {
+  /** Requests in the engine's running batch, from every client. */
+  readonly running?: number;
+  /** Requests queued in the engine, not yet scheduled, from every client. */
+  readonly waiting?: number;
+  /** KV cache in use, 0..1. */
+  readonly kvUsage?: number;
+  /**
+   * Prompt tokens still to compute of a typical request there (mean prompt × share not served
+   * from the prefix cache, from the engine's counters), to price requests queued by others;
+   * absent: each is priced like the request being routed.
+   */
+  readonly queuedRequestTokens?: number;
+  /** When the figures were read, ms, on the clock that gives `PickContext.now`. */
+  readonly at: number;
+  /** Age past which the figures no longer describe the engine, ms. */
+  readonly maxAgeMs: number;
 }
 
 /** Per-worker figures a cost-model strategy may use. */
