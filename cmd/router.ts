@@ -53,7 +53,9 @@ Options:
   -v, --version       print the version and exit
   -h, --help          print this help and exit
 
-Signals: SIGTERM/SIGINT drain in-flight requests (up to server.shutdown_timeout) and exit 0;
+Signals: SIGTERM drains (server.drain_delay: /readyz says 503, requests are still served), then
+in-flight requests finish (up to server.shutdown_timeout) and the router exits 0; SIGINT skips
+the drain;
 SIGHUP reloads the config file (an invalid file is refused and the old config stays).
 
 Environment overrides: ROUTER_STRATEGY, ROUTER_SERVER_ADDR, ROUTER_<SECTION>_<KEY>, ...,
@@ -119,6 +121,13 @@ export async function main(args: string[]): Promise<number> {
     return 1;
   }
 
+  // Signals first: Deno sets its signal machinery up lazily, and if the descriptors are already
+  // exhausted by then (a flood of client connections), setting it up later panics.
+  const stop = Promise.withResolvers<"SIGINT" | "SIGTERM">();
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(sig, () => stop.resolve(sig));
+  }
+
   let running: RunningRouter;
   try {
     running = await startRouter(config, { port });
@@ -170,11 +179,6 @@ export async function main(args: string[]): Promise<number> {
   const reload = () => reloadConfig(router, configPath, ctx);
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGHUP", reload);
 
-  const stop = Promise.withResolvers<string>();
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => stop.resolve(sig));
-  }
-
   if (discovery.kind !== "static") {
     // Not awaited: a discovery that cannot look yet retries on its own, and signals must work.
     // The sync starts once the first look was applied (or failed), so its catch-up finds the
@@ -190,7 +194,10 @@ export async function main(args: string[]): Promise<number> {
   router.logger.info("shutting down", { signal: sig, inflight: router.inflight });
   await discovery.stop();
   await queue;
-  await running.shutdown();
+  // SIGTERM (an orchestrator) drains first: /readyz says 503 while requests are still served.
+  await running.shutdown({
+    drainDelayMs: sig === "SIGTERM" ? router.config.server.drainDelayMs : 0,
+  });
   await sync?.stop();
   router.logger.info("stopped");
   return 0;

@@ -7,6 +7,8 @@
  */
 
 import { configFromWorkers, type ConfigOverrides, type WorkerInput } from "../src/config/mod.ts";
+import { type ChunkHashes, chunkHashes, parseRequest } from "../src/prefix/mod.ts";
+import { modelTag } from "../src/router/plan.ts";
 import { Logger, type Router, type RunningRouter, startRouter } from "../src/router/mod.ts";
 import type { Clock } from "../src/util/clock.ts";
 
@@ -150,6 +152,21 @@ export function chatBody(user: string, opts: { stream?: boolean; system?: string
 }
 
 const encoder = new TextEncoder();
+/**
+ * The chunk hashes the router routes a chat (or completion) body by: its routing text, tagged with
+ * the body's model as `plan.ts` does (no aliases, no learned models).
+ */
+export function routingHashes(
+  body: string | Record<string, unknown>,
+  chunkSize = 32,
+  kind: "chat" | "completion" = "chat",
+): ChunkHashes {
+  const json = typeof body === "string" ? JSON.parse(body) : body;
+  const text = parseRequest(kind, json).text;
+  const model = json.model;
+  return chunkHashes(typeof model === "string" ? modelTag(model) + text : text, chunkSize);
+}
+
 /** UTF-8 bytes of `s`. */
 export function bytes(s: string): Uint8Array<ArrayBuffer> {
   return encoder.encode(s);

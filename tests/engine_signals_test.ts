@@ -37,7 +37,8 @@ function otherClient(w: SimWorker, n: number, ctl: AbortController): Promise<voi
           stream: true,
         }),
         signal: ctl.signal,
-      }).then((r) => r.body?.cancel()).catch(() => {}),
+        // Read on (a client that leaves cancels its request in the engine) until `ctl` aborts.
+      }).then((r) => r.text()).then(() => {}, () => {}),
     );
   }
   return out;
@@ -70,7 +71,9 @@ Deno.test("engine signals: costaware and leastloaded avoid an engine another cli
     // Bounded generously: the machine is shared.
     const end = Date.now() + 10_000;
     while ((scraper.engineLoad("w0")?.waiting ?? 0) < 6) {
-      if (Date.now() > end) assert.fail(`w0 never showed its queue: ${scraper.reading("w0")}`);
+      if (Date.now() > end) {
+        assert.fail(`w0 never showed its queue: ${JSON.stringify(scraper.reading("w0"))}`);
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
     const views = [scraper.engineLoad("w0"), scraper.engineLoad("w1")];

@@ -40,10 +40,12 @@ function yamlConfig(
   workers: { id: string; url: string }[],
   extra = "",
   shutdown = "5s",
+  drain = "0s",
 ): string {
   return [
     "server:",
     `  shutdown_timeout: ${shutdown}`,
+    `  drain_delay: ${drain}`,
     "health:",
     "  interval: 0s",
     "logging:",
@@ -104,6 +106,61 @@ Deno.test("SIGTERM: the router stops accepting, lets the stream in flight finish
     assert.ok(jsonLines(proc.stdout.lines).some((l) => l.msg === "stopped"));
   } finally {
     fresh.close();
+    await proc.stop("SIGKILL");
+    await worker.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SIGTERM with a drain delay: /readyz says 503 at once while requests are still served, then the listener closes", async () => {
+  const worker = await sseWorker({ events: 40, gapMs: 25 });
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/router.yaml`;
+  await Deno.writeTextFile(path, yamlConfig([{ id: "w1", url: worker.url }], "", "5s", "700ms"));
+  const proc = await spawnRouter(path);
+  try {
+    const ready = await fetch(`${proc.url}/readyz`);
+    assert.equal(ready.status, 200);
+    await ready.body?.cancel();
+    const res = await fetch(`${proc.url}/v1/chat/completions`, {
+      method: "POST",
+      body: chatBody("stream", { stream: true }),
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    const t = performance.now();
+    proc.child.kill("SIGTERM");
+    await proc.stdout.next((l) => l.includes('"msg":"draining"'));
+    const draining = await fetch(`${proc.url}/readyz`);
+    assert.equal(draining.status, 503, "out of rotation at once");
+    assert.equal((await draining.json()).error.code, "draining");
+    assert.ok(performance.now() - t < 600, "checked within the drain delay");
+    const served = await fetch(`${proc.url}/v1/chat/completions`, {
+      method: "POST",
+      body: chatBody("during the drain"),
+    });
+    assert.equal(served.status, 200, "still served while draining");
+    assert.equal(served.headers.get("connection"), "close", "clients are told to reconnect");
+    await served.body?.cancel();
+    // After the drain delay the listener closes; the stream in flight still finishes.
+    let refused = false;
+    for (let i = 0; i < 200 && !refused; i++) {
+      try {
+        const c = await Deno.connect({
+          hostname: "127.0.0.1",
+          port: Number(new URL(proc.url).port),
+        });
+        c.close();
+        await new Promise((r) => setTimeout(r, 10));
+      } catch {
+        refused = true;
+      }
+    }
+    assert.ok(refused, "the listener closes after the drain delay");
+    assert.ok(performance.now() - t >= 650, "not before the drain delay");
+    while (!(await reader.read()).done) { /* the stream finishes */ }
+    assert.equal((await proc.stop()).code, 0);
+  } finally {
     await proc.stop("SIGKILL");
     await worker.close();
     await Deno.remove(dir, { recursive: true });

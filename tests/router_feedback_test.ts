@@ -7,11 +7,12 @@
  */
 
 import assert from "node:assert/strict";
-import { chunkCount, chunkHashes, parseRequest } from "../src/prefix/mod.ts";
+import { chunkCount } from "../src/prefix/mod.ts";
 import {
   chatBody,
   chatCompletion,
   routerHarness,
+  routingHashes,
   sample,
   sseChunk,
   sseResponse,
@@ -99,23 +100,17 @@ Deno.test("a cached_tokens report far below the prediction is measured and shrin
   const tree = h.router.backends[0].prefix;
   const stream = (user: string) => h.post(chatBody(user, { stream: true })).then((r) => r.text());
   try {
-    await stream("first question"); // nothing predicted, nothing reported: no miss
+    await stream("first question ".repeat(4)); // nothing predicted, nothing reported: no miss
     const held = tree.stats().chunks;
     assert.ok(held > 20);
     assert.equal(tree.stats().maxChunks, h.router.backends[0].capacityChunks, "the default budget");
 
-    await stream("second question"); // the shared system prompt predicted cached, engine says 0
+    await stream("second question ".repeat(4)); // the shared system prompt predicted cached, engine says 0
     await waitFor(() => h.router.inflight === 0);
     // The engine held none of the ~35 predicted chunks: the tree keeps only the request just
     // recorded (it is in the engine's cache now); the first request's own tail is evicted.
-    const second = chunkHashes(
-      parseRequest("chat", JSON.parse(chatBody("second question"))).text,
-      32,
-    );
-    const first = chunkHashes(
-      parseRequest("chat", JSON.parse(chatBody("first question"))).text,
-      32,
-    );
+    const second = routingHashes(chatBody("second question ".repeat(4)));
+    const first = routingHashes(chatBody("first question ".repeat(4)));
     const shrunk = tree.stats().maxChunks;
     assert.equal(shrunk, chunkCount(second));
     assert.equal(tree.match(second), chunkCount(second));
@@ -217,8 +212,8 @@ Deno.test("a request the engine refuses (4xx) or that fails before its answer le
     await refused.body?.cancel();
     assert.ok(await waitFor(() => h.router.inflight === 0));
     assert.equal(tree.chunks, held, "the refused request's new chunks were taken back");
-    const text = parseRequest("chat", JSON.parse(chatBody("first", { system }))).text;
-    assert.equal(tree.match(chunkHashes(text, 32)), chunkCount(chunkHashes(text, 32)));
+    const firstHashes = routingHashes(chatBody("first", { system }));
+    assert.equal(tree.match(firstHashes), chunkCount(firstHashes));
     status = 503;
     await (await h.post(chatBody("another one ".repeat(10), { system }))).body?.cancel();
     assert.equal(tree.chunks, held, "a 5xx leaves nothing either");

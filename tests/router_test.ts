@@ -10,13 +10,13 @@ import assert from "node:assert/strict";
 import { configFromWorkers, type ConfigOverrides, type WorkerInput } from "../src/config/mod.ts";
 import { ListenError, Logger, type RunningRouter, startRouter } from "../src/router/mod.ts";
 import { ManualClock } from "../src/util/clock.ts";
-import { chunkHashes, parseRequest } from "../src/prefix/mod.ts";
 import {
   bytes,
   chatBody,
   chatCompletion,
   heldWorker,
   refusedUrl,
+  routingHashes,
   sseChunk,
   sseUsage,
   startServer,
@@ -348,8 +348,7 @@ Deno.test("max_inflight is enforced: a worker at its cap is not admitted, even w
   });
   try {
     // w1 is believed to hold the shared prefix, so prefixaware prefers it.
-    const text = parseRequest("chat", JSON.parse(chatBody("zero"))).text;
-    h.router.router.backends[0].prefix.insert(chunkHashes(text, 32));
+    h.router.router.backends[0].prefix.insert(routingHashes(chatBody("zero")));
     const held = post(h, chatBody("one"));
     assert.ok(await waitFor(() => h.router.router.backends[0].inflight === 1));
     const res = await post(h, chatBody("two"));
@@ -508,8 +507,10 @@ Deno.test("half-open breaker: a straggler's client leaving keeps the probe slot 
         new ReadableStream({
           start(c) {
             const step = () => {
-              c.enqueue(bytes(sseChunk("x")));
-              timer = setTimeout(step, 10);
+              try {
+                c.enqueue(bytes(sseChunk("x")));
+                timer = setTimeout(step, 10);
+              } catch { /* the server dropped the stream: stop */ }
             };
             step();
           },
@@ -592,12 +593,44 @@ Deno.test("a port in use is a ListenError naming the address and the key; nothin
   }
 });
 
-Deno.test("/v1/models is the union of the workers' models; /healthz answers", async () => {
-  const h = await harness([await jsonWorker("a"), await jsonWorker("b"), refusedUrl()]);
+Deno.test("/v1/models and /v1/models/{id} answer from the router's view of the workers' models, with aliases; /healthz answers", async () => {
+  let asked = 0;
+  const counting = await startServer((req) => {
+    if (new URL(req.url).pathname === "/v1/models") asked++;
+    return Response.json({
+      object: "list",
+      data: [{ id: "org/base", object: "model" }, {
+        id: "lora-x",
+        object: "model",
+        parent: "org/base",
+      }],
+    });
+  });
+  const h = await harness([await jsonWorker("a"), counting, refusedUrl()], {
+    health: { intervalMs: 60_000 },
+    router: { modelAliases: { "gpt-4o": "model-a", ghost: "nobody-serves-this" } },
+  });
   try {
+    await h.router.router.refreshModels();
+    const before = asked;
     const models = await (await fetch(`${h.router.url}/v1/models`)).json();
     assert.equal(models.object, "list");
-    assert.deepEqual(models.data.map((m: { id: string }) => m.id).sort(), ["model-a", "model-b"]);
+    assert.deepEqual(
+      models.data.map((m: { id: string }) => m.id).sort(),
+      ["gpt-4o", "lora-x", "model-a", "org/base"],
+      "served models, adapters and aliases of served models",
+    );
+    assert.equal(models.data.find((m: { id: string }) => m.id === "lora-x").parent, "org/base");
+    assert.equal(models.data.find((m: { id: string }) => m.id === "gpt-4o").root, "model-a");
+    const one = await fetch(`${h.router.url}/v1/models/${encodeURIComponent("org/base")}`);
+    assert.equal(one.status, 200);
+    assert.equal((await one.json()).id, "org/base");
+    const raw = await fetch(`${h.router.url}/v1/models/org/base`);
+    assert.equal((await raw.json()).id, "org/base", "an unencoded slash works too");
+    const missing = await fetch(`${h.router.url}/v1/models/nope`);
+    assert.equal(missing.status, 404);
+    assert.equal((await missing.json()).error.code, "model_not_found");
+    assert.equal(asked, before, "answered from the view: no fan-out per request");
     const health = await fetch(`${h.router.url}/healthz`);
     assert.equal(health.status, 200);
     await health.body?.cancel();

@@ -69,7 +69,7 @@ Deno.test("streaming chat with include_usage: OpenAI chunks, cached_tokens on th
       const chunks = data.slice(0, -1).map((d) => JSON.parse(d));
       for (const c of chunks) {
         assert.equal(c.object, "chat.completion.chunk");
-        assert.equal(c.model, "sim-a100-7b");
+        assert.equal(c.model, "sim");
       }
       assert.deepEqual(chunks[0].choices[0].delta, { role: "assistant", content: "" });
       const usageChunk = chunks.at(-1);
@@ -126,14 +126,14 @@ Deno.test("non-streaming chat and legacy completions, models, health, metrics, 4
     assert.equal(chunks.at(-1).choices[0].finish_reason, "length");
 
     const models = await (await fetch(w.url + "/v1/models")).json();
-    assert.deepEqual(models.data.map((m: { id: string }) => m.id), ["sim-a100-7b"]);
+    assert.deepEqual(models.data.map((m: { id: string }) => m.id), ["sim"]);
     const health = await fetch(w.url + "/health");
     await health.body?.cancel();
     assert.equal(health.status, 200);
 
     await (await post(w, "/v1/chat/completions", chatBody())).json();
     const metrics = await (await fetch(w.url + "/metrics")).text();
-    assert.match(metrics, /^vllm:num_requests_waiting\{model_name="sim-a100-7b"\} 0$/m);
+    assert.match(metrics, /^vllm:num_requests_waiting\{model_name="sim"\} 0$/m);
     assert.match(metrics, /^vllm:num_requests_running\{[^}]*\} 0$/m);
     assert.match(metrics, /^vllm:kv_cache_usage_perc\{[^}]*\} 0$/m);
     const hits = Number(metrics.match(/^vllm:prefix_cache_hits_total\{[^}]*\} (\d+)$/m)![1]);

@@ -7,12 +7,13 @@
 
 import assert from "node:assert/strict";
 import { configFromWorkers } from "../src/config/mod.ts";
-import { chunkCount, chunkHashes, parseRequest } from "../src/prefix/mod.ts";
+import { chunkCount, chunkHashes } from "../src/prefix/mod.ts";
 import { type RunningRouter, startRouter } from "../src/router/mod.ts";
 import { type SimWorker, startSimWorker } from "../src/sim/server.ts";
 import { startRedisServer } from "../src/sync/redis_server.ts";
 import { PrefixSync } from "../src/sync/redis_sync.ts";
 import { redisSkipReason, until } from "../src/sync/testing.ts";
+import { routingHashes } from "./_support.ts";
 
 const CHUNK = 32;
 
@@ -51,7 +52,7 @@ async function send(router: RunningRouter, body: Record<string, unknown>): Promi
 }
 
 function hashesOf(body: Record<string, unknown>) {
-  return chunkHashes(parseRequest("chat", body).text, CHUNK);
+  return routingHashes(body, CHUNK);
 }
 
 /** Whether `router` believes `worker` holds all of `body`'s prefix. */

@@ -28,7 +28,7 @@
  */
 
 import { errorBody, type ErrorKind } from "../util/errors.ts";
-import type { BodySource, HeaderList, HttpLog, Reply } from "./types.ts";
+import { type BodySource, ClientGone, type HeaderList, type HttpLog, type Reply } from "./types.ts";
 
 /** Bytes bodies up to this size are written together with the head, in one buffer. */
 export const COALESCE_MAX = 64 * 1024;
@@ -304,11 +304,14 @@ async function writeStream(
   const chunked = req.version === "1.1";
   if (!chunked) facts.close = true;
   sink.streaming = body;
+  /** Whether the source reached its end (or failed): else it is cancelled on the way out. */
+  let over = false;
   try {
     let first: ReadableStreamReadResult<Uint8Array>;
     try {
       do first = await body.read(); while (!first.done && first.value.length === 0);
     } catch (err) {
+      over = true;
       if (sink.gone) return false;
       // Nothing was sent yet: the client can still be told.
       sink.log("error", "Reply body failed before its first byte", { error: String(err) });
@@ -328,6 +331,7 @@ async function writeStream(
       sink.log,
     );
     if (first.done) {
+      over = true;
       const end = chunked ? head + "0\r\n\r\n" : head;
       return await sink.write(latin1Bytes(end)) && !facts.close;
     }
@@ -339,9 +343,11 @@ async function writeStream(
       try {
         r = await body.read();
       } catch (err) {
+        over = true;
         if (!sink.gone) sink.log("warn", "Reply body failed", { error: String(err) });
         return false; // chunked: no last chunk, so the client sees the body cut short
       }
+      if (r.done) over = true;
       if (sink.gone) return false;
       if (r.done) return (!chunked || await sink.write(LAST_CHUNK)) && !facts.close;
       if (r.value.length === 0) continue;
@@ -350,6 +356,9 @@ async function writeStream(
     return false;
   } finally {
     sink.streaming = null;
+    // A write that failed, or a client gone between reads: the source must still hear of it, or
+    // whatever it holds (an upstream stream, an in-flight count) stays held.
+    if (!over) await cancelBody(body, new ClientGone());
   }
 }
 

@@ -11,7 +11,8 @@
  *   it accepts again; it serves again as soon as descriptors free up.
  * - At most `maxConnections` (4096) connections are open; one beyond is closed at once and
  *   counted in `stats.refused`.
- * - `shutdown()` stops accepting, closes connections between requests at once and lets busy ones
+ * - `drain()` keeps accepting but closes each connection after its request (and idle ones now);
+ *   `shutdown()` stops accepting, closes connections between requests at once and lets busy ones
  *   finish their response (sent with `Connection: close`); `closeAll(reason)` aborts every
  *   request's signal with `reason` and closes every socket. Both resolve once every connection is
  *   closed with nothing in flight, and the listener is closed: the server then holds nothing open.
@@ -154,6 +155,16 @@ export class HttpServer {
   /** Resolves when the server has shut down and every connection is closed. */
   get finished(): Promise<void> {
     return this.#finished.promise;
+  }
+
+  /**
+   * Keeps accepting, but ends every connection after its current request (sent with `Connection:
+   * close`) and closes idle ones now, so clients reconnect: for the drain delay of a rolling
+   * update, while a load balancer takes this server out of rotation, before `shutdown()`.
+   */
+  drain(): void {
+    this.#ctx.draining = true;
+    for (const c of [...this.#conns]) c.closeIfIdle();
   }
 
   /** Stops accepting, closes idle connections, lets busy ones finish; see the module comment. */

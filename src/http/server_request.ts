@@ -142,7 +142,10 @@ export class IncomingRequest implements ServerRequest {
     }
     if (this.#head.length > maxBytes) {
       return Promise.reject(
-        new RouterError("too_large", `Request body is larger than ${maxBytes} bytes`),
+        new RouterError(
+          "too_large",
+          `Request body of ${this.#head.length} bytes exceeds the limit of ${maxBytes} bytes`,
+        ),
       );
     }
     this.bodyState = BODY_READING;
@@ -173,7 +176,7 @@ export class IncomingRequest implements ServerRequest {
     this.#wait = null;
     this.bodyState = BODY_BROKEN;
     wait.reject(
-      new RouterError("request_timeout", `Request body did not arrive within ${timeoutMs} ms`),
+      new RouterError("request_timeout", `Request body was not received within ${timeoutMs} ms`),
     );
   }
 
@@ -234,7 +237,7 @@ export class IncomingRequest implements ServerRequest {
         if (n === 0) break;
         total += n;
         if (total > maxBytes) {
-          throw new RouterError("too_large", `Request body is larger than ${maxBytes} bytes`);
+          throw new RouterError("too_large", `Request body exceeds the limit of ${maxBytes} bytes`);
         }
         parts.push(conn.buf.slice(conn.start, conn.start + n));
         decoder.consume(n);

@@ -438,3 +438,58 @@ Deno.test("the signal made after a client left is already aborted with ClientGon
     await server.shutdown();
   }
 });
+
+Deno.test("drain keeps accepting but closes each connection after its request, idle ones at once", async () => {
+  const server = testServer(() => json({ ok: true }));
+  const idle = await RawClient.connect(server.port);
+  await idle.send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  assert.equal((await idle.response())!.header("connection"), null, "kept alive before drain");
+  server.drain();
+  assert.ok(await idle.closedWithin(2000), "an idle connection is closed at once");
+  const late = await RawClient.connect(server.port);
+  await late.send("GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
+  const r = (await late.response())!;
+  assert.equal(r.status, 200, "still served while draining");
+  assert.equal(r.header("connection"), "close");
+  assert.ok(await late.closedWithin(2000));
+  for (const c of [idle, late]) c.close();
+  await within(server.shutdown(), 3000, "shutdown");
+});
+
+Deno.test("a streamed reply whose client left before or while it is written is cancelled, every time", async () => {
+  const cancelled: unknown[] = [];
+  let made = 0;
+  const server = testServer(async (req) => {
+    await new Promise((r) => setTimeout(r, req.path === "/late" ? 50 : 0));
+    made++;
+    let n = 0;
+    const body: BodySource = {
+      read: async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        return { done: false, value: enc.encode(`chunk ${n++}\n`.repeat(200)) };
+      },
+      cancel: (reason) => {
+        cancelled.push(reason);
+        return Promise.resolve();
+      },
+    };
+    return { status: 200, headers: [["content-type", "text/plain"]], body };
+  });
+  // Gone before the handler answered (a closed socket), and gone mid-stream (closed after bytes).
+  for (const path of ["/late", "/late", "/stream", "/stream"]) {
+    const c = await RawClient.connect(server.port);
+    await c.send(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    if (path === "/stream") await new Promise((r) => setTimeout(r, 30));
+    c.close();
+  }
+  await within(
+    (async () => {
+      while (cancelled.length < 4) await new Promise((r) => setTimeout(r, 10));
+    })(),
+    3000,
+    "every source cancelled",
+  );
+  assert.equal(made, 4);
+  assert.ok(cancelled.every((r) => r instanceof ClientGone), String(cancelled));
+  await within(server.shutdown(), 3000, "shutdown");
+});

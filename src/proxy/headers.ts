@@ -112,6 +112,11 @@ export interface UpstreamHeaderOptions {
   readonly forwardClientAuth: boolean;
   /** Largest client header block accepted, bytes; default unlimited. */
   readonly maxBytes?: number;
+  /**
+   * The body's content type upstream: default `application/json` (the router parsed the body as
+   * JSON); a pass-through body (multipart audio) keeps the client's; null sends none.
+   */
+  readonly contentType?: string | null;
 }
 
 /**
@@ -139,7 +144,8 @@ export function upstreamHeaders(
   // then it sends it on as it came. A worker that compresses anyway is decoded by the HTTP/1.1
   // client (`content_coding.ts`). `fetch`, given this header, decodes nothing.
   h.push(["accept-encoding", "identity"]);
-  h.push(["content-type", "application/json"]);
+  const type = opts.contentType === undefined ? "application/json" : opts.contentType;
+  if (type !== null) h.push(["content-type", type]);
   return h;
 }
 

@@ -27,7 +27,7 @@ async function begin(
   state: RouterState,
   signal = new AbortController().signal,
 ): Promise<{ att: Attempt; plan: RequestPlan }> {
-  const plan = await parse(fakeRequest({ body: BODY }), CHAT, state.config, "r1");
+  const plan = await parse(fakeRequest({ body: BODY }), CHAT, state, "r1");
   const choice = choose(state, plan, new Set(), false, 0)!;
   return { att: Attempt.begin(state, plan, choice, signal), plan };
 }

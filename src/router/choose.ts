@@ -2,12 +2,18 @@
  * The `candidates` and `choose` stages: which workers may take this attempt, which one does, and
  * recording the choice.
  *
- * Candidates: the current workers the request has not tried yet that are admitted (health check
- * passed, breaker admits, under `max_inflight`; see `Backend.admits`).
+ * Candidates: the current workers the request has not tried yet that serve its model
+ * (`models.ts`) and are admitted (health check passed, breaker admits, under `max_inflight`; see
+ * `Backend.admits`).
  *
- * Choose: a request whose session (`router.session_header`) is pinned goes to its pinned worker
- * while that worker is a candidate (reason `session-affinity`); otherwise the strategy picks among
- * the candidates (`select.ts`). Either way the session is pinned to the choice. A retry's reason is
+ * Choose, first rule that applies:
+ * - a Responses API follow-up goes to the worker that made its `previous_response_id` (the
+ *   engine keeps the response in that instance's memory), while it is a candidate (reason
+ *   `previous-response`);
+ * - a request whose session (`router.session_header`) is pinned goes to its pinned worker while
+ *   that worker is a candidate (reason `session-affinity`);
+ * - otherwise the strategy picks among the candidates (`select.ts`).
+ * The session, if any, is pinned to the choice. A retry's reason is
  * `retry-after-<reason>`. Recording (the chosen worker's prefix index now holds the request's
  * prefix) is a separate step, {@link record}, taken when the attempt begins.
  *
@@ -18,12 +24,15 @@
  */
 
 import type { ChunkHashes } from "../prefix/mod.ts";
+import { anyServes, servesModel } from "./models.ts";
 import type { Backend } from "./pool.ts";
 import { decide, recordDecision } from "./select.ts";
 import type { RouterState } from "./state.ts";
 
 /** Reason of a request sent to its session's pinned worker. */
 export const SESSION_REASON = "session-affinity";
+/** Reason of a Responses API follow-up sent to the worker that holds its previous response. */
+export const PREVIOUS_RESPONSE_REASON = "previous-response";
 
 /** The worker an attempt goes to, and why. */
 export interface Choice {
@@ -38,18 +47,36 @@ export interface Choice {
 export interface ChooseInput {
   readonly hashes: ChunkHashes;
   readonly sessionId: string | null;
+  /** The served model (null: any worker). */
+  readonly served: string | null;
+  readonly previousResponseId: string | null;
 }
 
-/** The workers an attempt may go to: admitted ones not tried yet. */
-export function candidates(backends: readonly Backend[], tried: ReadonlySet<Backend>): Backend[] {
+/** Whether `b` may take an attempt of `req` now (`known`: some worker is known to serve it). */
+function eligible(b: Backend, served: string | null, known: boolean, tried: ReadonlySet<Backend>) {
+  return !tried.has(b) && servesModel(b, served, known) && b.admits();
+}
+
+/** The workers an attempt may go to: admitted ones serving the model, not tried yet. */
+export function candidates(
+  backends: readonly Backend[],
+  tried: ReadonlySet<Backend>,
+  served: string | null = null,
+): Backend[] {
+  const known = anyServes(backends, served);
   const out: Backend[] = [];
-  for (const b of backends) if (!tried.has(b) && b.admits()) out.push(b);
+  for (const b of backends) if (eligible(b, served, known, tried)) out.push(b);
   return out;
 }
 
-/** Whether some admitted worker is left untried. */
-export function anyCandidate(backends: readonly Backend[], tried: ReadonlySet<Backend>): boolean {
-  for (const b of backends) if (!tried.has(b) && b.admits()) return true;
+/** Whether some admitted worker serving the model is left untried. */
+export function anyCandidate(
+  backends: readonly Backend[],
+  tried: ReadonlySet<Backend>,
+  served: string | null = null,
+): boolean {
+  const known = anyServes(backends, served);
+  for (const b of backends) if (eligible(b, served, known, tried)) return true;
   return false;
 }
 
@@ -66,14 +93,21 @@ export function choose(
   now: number,
 ): Choice | null {
   const backends = state.backends;
+  const known = anyServes(backends, req.served);
+  const usable = (b: Backend | undefined): b is Backend =>
+    b !== undefined && backends[b.index] === b && eligible(b, req.served, known, tried);
+  const owner = req.previousResponseId === null
+    ? undefined
+    : state.responses.get(req.previousResponseId);
   const pinned = req.sessionId === null ? undefined : state.sessions.get(req.sessionId);
   let backend: Backend;
   let reason: string;
   let match: number;
-  if (
-    pinned !== undefined && backends[pinned.index] === pinned && !tried.has(pinned) &&
-    pinned.admits()
-  ) {
+  if (usable(owner)) {
+    backend = owner;
+    reason = PREVIOUS_RESPONSE_REASON;
+    match = owner.prefix.match(req.hashes);
+  } else if (usable(pinned)) {
     backend = pinned;
     reason = SESSION_REASON;
     match = pinned.prefix.match(req.hashes);
@@ -81,7 +115,7 @@ export function choose(
     const strategy = state.strategy;
     const decision = decide({
       strategy,
-      targets: candidates(backends, tried),
+      targets: candidates(backends, tried, req.served),
       hashes: req.hashes,
       chunkSize: state.config.router.chunkSize,
       rng: state.rng,

@@ -22,23 +22,50 @@ Deno.test("candidates: admitted workers not tried yet, in order", () => {
 
 Deno.test("choose: the strategy picks among candidates; the choice records the prefix", () => {
   const s = testState(W, { router: { strategy: "prefixaware" } });
-  const first = choose(s, { hashes, sessionId: null }, new Set(), false, 0)!;
+  const first = choose(
+    s,
+    { hashes, sessionId: null, served: null, previousResponseId: null },
+    new Set(),
+    false,
+    0,
+  )!;
   assert.match(first.reason, /^fallback-/, "nothing held yet: least-loaded fallback");
   assert.equal(first.match, 0);
   record(first, hashes);
-  const again = choose(s, { hashes, sessionId: null }, new Set(), false, 0)!;
+  const again = choose(
+    s,
+    { hashes, sessionId: null, served: null, previousResponseId: null },
+    new Set(),
+    false,
+    0,
+  )!;
   assert.equal(again.backend, first.backend);
   assert.equal(again.reason, "longest-prefix");
   assert.equal(again.match, hashes.length / 2);
-  const retry = choose(s, { hashes, sessionId: null }, new Set([first.backend]), true, 0)!;
+  const retry = choose(
+    s,
+    { hashes, sessionId: null, served: null, previousResponseId: null },
+    new Set([first.backend]),
+    true,
+    0,
+  )!;
   assert.notEqual(retry.backend, first.backend, "a tried worker is never chosen again");
   assert.match(retry.reason, /^retry-after-/);
-  assert.equal(choose(s, { hashes, sessionId: null }, new Set(s.backends), true, 0), null);
+  assert.equal(
+    choose(
+      s,
+      { hashes, sessionId: null, served: null, previousResponseId: null },
+      new Set(s.backends),
+      true,
+      0,
+    ),
+    null,
+  );
 });
 
 Deno.test("choose: a pinned session goes to its worker while it is a candidate", () => {
   const s = testState(W, { router: { strategy: "roundrobin" } });
-  const req = { hashes, sessionId: "sess" };
+  const req = { hashes, sessionId: "sess", served: null, previousResponseId: null };
   const first = choose(s, req, new Set(), false, 0)!;
   assert.notEqual(first.reason, SESSION_REASON);
   for (let i = 0; i < 4; i++) {

@@ -1,13 +1,14 @@
 /**
  * The endpoints the router answers itself: `/healthz` (the process is up), `/readyz` (some worker
  * is admitted), `/metrics` (Prometheus text; per-worker gauges read at scrape time, off the request
- * path) and `/v1/models` (the union of the workers' models).
+ * path), `/v1/models` and `/v1/models/{id}` (the router's view of the workers' models).
  *
  * @module
  */
 
 import type { Reply } from "../http/types.ts";
 import { errorReply } from "../util/errors.ts";
+import { knownModels } from "./models.ts";
 import type { RouterState } from "./state.ts";
 
 const encoder = new TextEncoder();
@@ -26,8 +27,11 @@ export function healthz(): Reply {
   return jsonReply({ status: "ok" });
 }
 
-/** `/readyz`: 200 while some worker is admitted, else 503. */
+/** `/readyz`: 200 while some worker is admitted and no shutdown began, else 503. */
 export function readyz(state: RouterState): Reply {
+  if (state.draining) {
+    return errorReply("no_worker", "Router is shutting down", { code: "draining" });
+  }
   let n = 0;
   for (const b of state.backends) if (b.admits()) n++;
   return n > 0
@@ -53,29 +57,39 @@ export async function metrics(state: RouterState): Promise<Reply> {
   };
 }
 
-/** `/v1/models`: the union of the workers' models; workers that do not answer are skipped. */
-export async function models(state: RouterState): Promise<Reply> {
-  const timeoutMs = state.config.health.timeoutMs;
-  const lists = await Promise.all(state.backends.map(async (b) => {
-    try {
-      const headers = b.config.apiKey ? { authorization: `Bearer ${b.config.apiKey}` } : undefined;
-      const res = await fetch(`${b.url}/v1/models`, {
-        headers,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      if (!res.ok) {
-        await res.body?.cancel();
-        return [];
-      }
-      const body = await res.json();
-      return Array.isArray(body?.data) ? body.data as { id: string }[] : [];
-    } catch {
-      return [];
+/**
+ * The router's view of the models: every model and adapter a worker serves (its own `/v1/models`
+ * entry, so `parent` stays), then each alias whose served model is there (as that entry, with the
+ * alias's id and `root` the served name). From the workers' lists as last learned: no fan-out.
+ */
+export function modelView(state: RouterState): Record<string, unknown>[] {
+  const known = knownModels(state.backends);
+  const out: Record<string, unknown>[] = [];
+  for (const e of known.values()) out.push({ object: "model", ...e.raw, id: e.id });
+  for (const [alias, served] of Object.entries(state.config.router.modelAliases)) {
+    const e = known.get(served);
+    if (e !== undefined && !known.has(alias)) {
+      out.push({ object: "model", ...e.raw, id: alias, root: served });
     }
-  }));
-  const byId = new Map<string, unknown>();
-  for (const list of lists) {
-    for (const m of list) if (m && typeof m.id === "string" && !byId.has(m.id)) byId.set(m.id, m);
   }
-  return jsonReply({ object: "list", data: [...byId.values()] });
+  return out;
+}
+
+/** `GET /v1/models`: the router's view. */
+export function models(state: RouterState): Reply {
+  return jsonReply({ object: "list", data: modelView(state) });
+}
+
+/** `GET /v1/models/{id}`: one model of the view (the id percent-decoded), or 404. */
+export function model(state: RouterState, path: string): Reply {
+  let id = path.slice("/v1/models/".length);
+  try {
+    id = decodeURIComponent(id);
+  } catch { /* not percent-encoded: as given */ }
+  const found = modelView(state).find((m) => m.id === id);
+  return found !== undefined ? jsonReply(found) : errorReply(
+    "not_found",
+    `The model \`${id}\` does not exist or no worker serves it`,
+    { param: "model", code: "model_not_found" },
+  );
 }

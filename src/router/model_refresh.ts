@@ -76,6 +76,9 @@ export async function fetchModels(
     at += p.length;
   }
   const entries = modelEntries(JSON.parse(new TextDecoder().decode(all)));
+  // Not a model list (a server that answers every path alike) or an empty one: nothing learned,
+  // so the worker stays "unknown" and may still take any model's requests.
+  if (entries.length === 0) throw new Error("answer lists no model");
   return new Map(entries.map((e) => [e.id, e]));
 }
 

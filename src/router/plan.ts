@@ -2,8 +2,14 @@
  * The `parse` stage: a client request for a proxied endpoint → a {@link RequestPlan}, everything the
  * later stages need, computed once: upstream headers (the client's header block bounded by
  * `server.max_header_bytes`), the body (bounded by `server.max_body_bytes` and
- * `server.read_timeout`), JSON parsed once with its nesting bounded (`server.max_json_depth`), the
- * routing key (text → chained chunk hashes) and the session id.
+ * `server.read_timeout`), the fields the router routes on (JSON parsed once with its nesting bounded
+ * by `server.max_json_depth`; a multipart body's `model` field; a pass-through body's `model` when
+ * it is JSON), the model resolved against the workers' served models (`models.ts`), the routing key
+ * (text → chained chunk hashes, tagged with the served model so that prefixes never match across
+ * models) and the session id.
+ *
+ * An alias (`router.model_aliases`) is resolved to its served name, and a JSON body's `model` is
+ * rewritten to it (one `JSON.stringify`, only for aliased requests).
  *
  * Cost: one body read, one strict UTF-8 decode, one `JSON.parse`, one routing-text build and one
  * chunk hash pass over it (a 6 KB chat body: a few µs each, docs/performance.md).
@@ -11,14 +17,16 @@
  * @module
  */
 
-import type { RouterConfig } from "../config/types.ts";
 import type { ServerRequest } from "../http/types.ts";
-import { type ChunkHashes, chunkHashes, parseRequest, utf8 } from "../prefix/mod.ts";
+import { type ChunkHashes, chunkHashes, fnv1a64Hex, parseRequest, utf8 } from "../prefix/mod.ts";
 import { type HeaderList, upstreamHeaders } from "../proxy/headers.ts";
 import { RouterError } from "../util/errors.ts";
 import { decodeUtf8Strict } from "../util/utf8.ts";
 import type { ProxyEndpoint } from "./endpoints.ts";
 import { jsonTooDeep, SCAN_MIN_BYTES, tooDeepError, valueTooDeep } from "./limits.ts";
+import { resolveModel } from "./models.ts";
+import { multipartBoundary, multipartField } from "./multipart.ts";
+import type { RouterState } from "./state.ts";
 
 /** Bytes per token when the router estimates token counts from text (no tokenizer). */
 export const BYTES_PER_TOKEN = 4;
@@ -27,17 +35,22 @@ export const BYTES_PER_TOKEN = 4;
 export interface RequestPlan {
   readonly endpoint: ProxyEndpoint;
   readonly requestId: string;
-  /** Path sent upstream, after the worker's base path (the query is not forwarded). */
+  /** The method sent upstream (the client's). */
+  readonly method: string;
+  /** Path and query sent upstream, after the worker's base path. */
   readonly target: string;
   /** Upstream headers without worker credentials (`withApiKey` adds them per attempt). */
   readonly headers: HeaderList;
-  readonly body: Uint8Array<ArrayBuffer>;
-  /** The body's `model`, when given. */
+  /** The body sent upstream; null for a request without one. */
+  readonly body: Uint8Array<ArrayBuffer> | null;
+  /** The body's `model`, as the client named it. */
   readonly model: string | undefined;
+  /** The served model the request goes to (after aliases); null when none is known. */
+  readonly served: string | null;
   readonly stream: boolean;
   /** `stream_options.include_usage === true`. */
   readonly includeUsage: boolean;
-  /** Chained chunk hashes of the routing text. */
+  /** Chained chunk hashes of the routing text (tagged with the served model). */
   readonly hashes: ChunkHashes;
   /** Prompt tokens as the router estimates them (routing-text bytes ÷ {@link BYTES_PER_TOKEN}). */
   readonly promptTokens: number;
@@ -45,9 +58,12 @@ export interface RequestPlan {
   readonly tokensPerChunk: number;
   /** Value of `router.session_header`, or null. */
   readonly sessionId: string | null;
+  /** A Responses API follow-up's `previous_response_id`, or null. */
+  readonly previousResponseId: string | null;
 }
 
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,128}$/;
+const EMPTY = new Uint8Array(0);
 
 /** The client's `X-Request-ID` when it is printable ASCII of at most 128 bytes, else a new one. */
 export function requestIdOf(req: ServerRequest): string {
@@ -55,16 +71,29 @@ export function requestIdOf(req: ServerRequest): string {
   return given !== null && REQUEST_ID_RE.test(given) ? given : crypto.randomUUID();
 }
 
+/** What the router reads from a body, whatever its kind. */
+interface Fields {
+  readonly model: string | undefined;
+  readonly stream: boolean;
+  readonly includeUsage: boolean;
+  readonly text: string;
+  readonly previousResponseId: string | null;
+  /** The parsed JSON body, when there is one (for a model rewrite). */
+  readonly json: Record<string, unknown> | null;
+}
+
 /**
- * Builds the plan of `req` for `endpoint` under `config`.
- * @throws RouterError 400 (headers too large, bad JSON, bad fields), 408, 413
+ * Builds the plan of `req` for `endpoint` with the router's current `state`.
+ * @throws RouterError 400 (headers too large, bad JSON, bad fields, model required), 404
+ *   (`model_not_found`), 408, 413; or the request's `ClientGone` when its client left
  */
 export async function parse(
   req: ServerRequest,
   endpoint: ProxyEndpoint,
-  config: RouterConfig,
+  state: RouterState,
   requestId: string,
 ): Promise<RequestPlan> {
+  const config = state.config;
   const headers = upstreamHeaders(req.headers, {
     clientIp: req.remote.hostname,
     host: req.header("host"),
@@ -72,25 +101,84 @@ export async function parse(
     requestId,
     forwardClientAuth: config.auth.forwardClientAuth,
     maxBytes: config.server.maxHeaderBytes,
+    contentType: endpoint.body === "json" ? undefined : req.header("content-type"),
   });
-  const body = await req.readBody(config.server.maxBodyBytes, config.server.readTimeoutMs);
-  const parsed = parseRequest(endpoint.kind, parseJson(body, config.server.maxJsonDepth));
-  const text = utf8(parsed.text);
+  const raw = endpoint.body === "raw" && !req.hasBody
+    ? null
+    : await req.readBody(config.server.maxBodyBytes, config.server.readTimeoutMs);
+  const fields = fieldsOf(req, endpoint, raw ?? EMPTY, config.server.maxJsonDepth);
+  const aliases = config.router.modelAliases;
+  const served = resolveModel(fields.model, state.backends, aliases).served;
+  const body = fields.json !== null && fields.model !== undefined && served !== fields.model
+    ? new TextEncoder().encode(JSON.stringify({ ...fields.json, model: served }))
+    : raw;
+  const text = utf8(served === null ? fields.text : `${modelTag(served)}${fields.text}`);
   const chunkSize = config.router.chunkSize;
   const sessionHeader = config.router.sessionHeader;
   return {
     endpoint,
     requestId,
-    target: req.path,
+    method: req.method,
+    target: endpoint.body === "raw" ? req.path + req.search : req.path,
     headers,
     body,
-    model: parsed.model,
-    stream: parsed.stream,
-    includeUsage: parsed.includeUsage,
+    model: fields.model,
+    served,
+    stream: fields.stream,
+    includeUsage: fields.includeUsage,
     hashes: chunkHashes(text, chunkSize),
     promptTokens: text.length / BYTES_PER_TOKEN,
     tokensPerChunk: chunkSize / BYTES_PER_TOKEN,
     sessionId: sessionHeader === "" ? null : req.header(sessionHeader),
+    previousResponseId: fields.previousResponseId,
+  };
+}
+
+/**
+ * The start of a routing text for `model`: a NUL, its 64-bit hash, a newline (18 bytes, so one
+ * 32-byte chunk already names the model, and chained chunks after it differ between models).
+ */
+export function modelTag(model: string): string {
+  return `\0${fnv1a64Hex(model)}\n`;
+}
+
+/** The routing fields of a body of the endpoint's kind. */
+function fieldsOf(
+  req: ServerRequest,
+  endpoint: ProxyEndpoint,
+  body: Uint8Array,
+  maxDepth: number,
+): Fields {
+  if (endpoint.body === "json") {
+    const json = parseJson(body, maxDepth);
+    return { ...parseRequest(endpoint.kind, json), json: json as Record<string, unknown> };
+  }
+  let model: string | undefined;
+  if (endpoint.body === "multipart") {
+    const boundary = multipartBoundary(req.header("content-type"));
+    if (boundary === null) {
+      throw new RouterError(
+        "bad_request",
+        "Request body must be multipart/form-data with a boundary",
+        null,
+        "invalid_content_type",
+      );
+    }
+    model = multipartField(body, boundary, "model") ?? undefined;
+  } else if (body.length > 0 && body.length <= SCAN_MIN_BYTES && body[0] === 0x7b) {
+    // A pass-through body: its model when it is a small JSON object that names one.
+    try {
+      const m = (JSON.parse(new TextDecoder().decode(body)) as { model?: unknown }).model;
+      if (typeof m === "string") model = m;
+    } catch { /* not JSON: routed without a model */ }
+  }
+  return {
+    model,
+    stream: false,
+    includeUsage: false,
+    text: "",
+    previousResponseId: null,
+    json: null,
   };
 }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { RouterError } from "../util/errors.ts";
 import { ENDPOINTS, type ProxyEndpoint } from "./endpoints.ts";
-import { BYTES_PER_TOKEN, parse, requestIdOf } from "./plan.ts";
+import { BYTES_PER_TOKEN, modelTag, parse, requestIdOf } from "./plan.ts";
 import { fakeRequest, testState } from "./testing.ts";
 
 const CHAT = ENDPOINTS["/v1/chat/completions"] as ProxyEndpoint;
@@ -24,16 +24,16 @@ Deno.test("parse: a chat request becomes a plan with its routing key, headers an
       host: "router.local",
     },
   });
-  const plan = await parse(req, CHAT, state.config, "rid-1");
+  const plan = await parse(req, CHAT, state, "rid-1");
   assert.equal(plan.model, "m");
   assert.equal(plan.stream, true);
   assert.equal(plan.includeUsage, true);
   assert.equal(plan.sessionId, "s1");
   assert.equal(plan.requestId, "rid-1");
   assert.equal(plan.target, "/v1/chat/completions");
-  const text = `user:${"hello world ".repeat(10)}\n`;
+  const text = `${modelTag("m")}user:${"hello world ".repeat(10)}\n`;
   assert.equal(plan.promptTokens, text.length / BYTES_PER_TOKEN);
-  assert.equal(plan.hashes.length, 2 * 3, "126 bytes: three full 32-byte chunks");
+  assert.equal(plan.hashes.length, 2 * 4, "18 + 126 bytes: four full 32-byte chunks");
   const h = new Map(plan.headers);
   assert.equal(h.get("x-secret"), undefined, "a header named in Connection is dropped");
   assert.equal(h.get("connection"), undefined);
@@ -61,7 +61,7 @@ Deno.test("parse: bad bodies are 4xx RouterErrors naming what is wrong", async (
     ["model not a string", { body: body({ model: 5 }) }, 400, /model must be a string/],
   ];
   for (const [name, init, status, want] of cases) {
-    const err = await parse(fakeRequest(init), CHAT, state.config, "r").then(
+    const err = await parse(fakeRequest(init), CHAT, state, "r").then(
       () => null,
       (e) => e,
     );

@@ -18,6 +18,7 @@ import { H1Pool } from "../proxy/h1_client.ts";
 import type { RouteTarget } from "./select.ts";
 import type { Clock } from "../util/clock.ts";
 import type { WorkerLoad } from "../strategies/types.ts";
+import { configuredEntries, type ModelEntry } from "./models.ts";
 
 /** One upstream worker and what the router knows of it. */
 export class Backend implements RouteTarget {
@@ -38,6 +39,11 @@ export class Backend implements RouteTarget {
   inflight = 0;
   /** Result of the last active health check (true until one fails). */
   up = true;
+  /**
+   * Served models (and adapters): from `workers[].models`, or learned from the worker's
+   * `/v1/models` (`model_refresh.ts`); null while unknown.
+   */
+  models: ReadonlyMap<string, ModelEntry> | null;
   /** Where cost-model figures come from; set by the router only when its strategy reads them. */
   loadSource: ((index: number) => WorkerLoad) | null = null;
   readonly #clock: Clock;
@@ -56,6 +62,7 @@ export class Backend implements RouteTarget {
     this.index = index;
     this.config = config;
     this.#budget = indexBudget(config.kvBudget, indexShareBytes);
+    this.models = config.models === null ? null : configuredEntries(config.models);
     this.id = config.id;
     this.url = config.url;
     this.dial = dialTarget(config.url);
@@ -72,6 +79,11 @@ export class Backend implements RouteTarget {
    */
   get capacityChunks(): number {
     return this.#budget.chunks;
+  }
+
+  /** Bearer token sent upstream (for the model refresher). */
+  get apiKey(): string | null {
+    return this.config.apiKey;
   }
 
   /** Cost-model figures of this worker, when the router's strategy uses them. */
@@ -137,6 +149,8 @@ export class Backend implements RouteTarget {
       this.breaker = this.#newBreaker(config);
       reset.push("circuit breaker (breaker settings changed)");
     }
+    if (config.models !== null) this.models = configuredEntries(config.models);
+    else if (this.config.models !== null) this.models = null; // learned from now on
     this.config = config;
     this.deadlines = this.#deadlinesOf(config);
     return reset;

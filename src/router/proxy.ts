@@ -52,7 +52,7 @@ export async function proxy(
   );
   let plan: RequestPlan;
   try {
-    plan = await parse(req, endpoint, config, requestId);
+    plan = await parse(req, endpoint, state, requestId);
   } catch (err) {
     const res = replyForError(err, [["x-request-id", requestId]]);
     log.write(() => ({ status: res.status, error: errorMessage(err) }));
@@ -77,7 +77,7 @@ export async function proxy(
     const retry5xx = endpoint.retry === "before-first-byte";
     const sent = await att.send(
       plan,
-      () => retry5xx && n < maxRetries && anyCandidate(state.backends, tried),
+      () => retry5xx && n < maxRetries && anyCandidate(state.backends, tried, plan.served),
     );
     if (sent.ok) return relay(state, plan, att, sent.answer, log, t0);
     if (sent.failure === null) {
@@ -88,7 +88,9 @@ export async function proxy(
     att.unrecord();
     att.settle();
     last = sent.failure;
-    if (!retryable(last, endpoint.retry, config.router.retryTimeouts)) break;
+    // A follow-up whose previous response lives on that worker cannot succeed elsewhere.
+    const rule = plan.previousResponseId !== null ? "connect-only" : endpoint.retry;
+    if (!retryable(last, rule, config.router.retryTimeouts)) break;
   }
   return routerError(last, lastChoice, log, requestId);
 }

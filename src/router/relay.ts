@@ -27,6 +27,7 @@ import { errorBody } from "../util/errors.ts";
 import type { Answer, Attempt } from "./attempt.ts";
 import { codeOf, midStreamFailure, RouterShutdown, statusFailure } from "./failures.ts";
 import type { RequestPlan } from "./plan.ts";
+import { ResponseIdScan } from "./response_ids.ts";
 import { RequestLog, round } from "./settle.ts";
 import type { RouterState } from "./state.ts";
 
@@ -86,11 +87,16 @@ export function relay(
     done(EMPTY_TAP);
     return { status, statusText: upstream.statusText, headers, body: null };
   }
+  const learn = plan.endpoint.kind === "responses" && status < 300 ? new ResponseIdScan() : null;
+  if (learn !== null && first !== null) noteResponseId(state, att, learn, first);
   if (whole || reader === null) {
     done(tapWhole(first, { now, start: t0, onFirstToken }));
     return { status, statusText: upstream.statusText, headers, body: first };
   }
-  const body: BodySource = tapSource(reader, first, {
+  const source = learn === null
+    ? reader
+    : scanned(reader, (c) => noteResponseId(state, att, learn, c));
+  const body: BodySource = tapSource(source, first, {
     now,
     start: t0,
     sse,
@@ -152,6 +158,24 @@ export function errorPageReply(
     statusText,
     headers: [["content-type", "application/json"]],
     body: new TextEncoder().encode(body),
+  };
+}
+
+/** Remembers the response id in `chunk` (if the scan finds it there) as made by `att`'s worker. */
+function noteResponseId(state: RouterState, att: Attempt, scan: ResponseIdScan, chunk: Uint8Array) {
+  const id = scan.push(chunk);
+  if (id !== null) state.responses.set(id, att.backend);
+}
+
+/** `src` with `see` called on each chunk it yields. */
+function scanned(src: BodySource, see: (chunk: Uint8Array) => void): BodySource {
+  return {
+    read: async () => {
+      const r = await src.read();
+      if (!r.done) see(r.value);
+      return r;
+    },
+    cancel: (reason) => src.cancel(reason),
   };
 }
 

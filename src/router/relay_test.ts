@@ -18,7 +18,7 @@ async function setup(overrides = {}) {
   const plan = await parse(
     fakeRequest({ body: JSON.stringify({ messages: [{ role: "user", content: "hi" }] }) }),
     CHAT,
-    s.config,
+    s,
     "rid",
   );
   const att = Attempt.begin(

@@ -90,5 +90,6 @@ export function applyWorkers(
   // Indices changed: kept workers keep their load and learned rates under their new index.
   state.tracker = state.tracker.remap(from.length > 0 ? from : [null]);
   state.sessions.retain((b) => backends[b.index] === b);
+  state.responses.retain((b) => backends[b.index] === b);
   return summary;
 }

@@ -18,9 +18,17 @@ import type { Clock } from "../util/clock.ts";
 import { errorReply, replyForError } from "../util/errors.ts";
 import type { Rng } from "../util/rng.ts";
 import { ApiKeyAuth } from "./auth.ts";
-import { ADMIN_ENDPOINTS, type Endpoint, endpointFor, ENDPOINTS } from "./endpoints.ts";
+import {
+  ADMIN_ENDPOINTS,
+  type Endpoint,
+  endpointFor,
+  ENDPOINTS,
+  passthroughEndpoint,
+  type ProxyEndpoint,
+} from "./endpoints.ts";
+import { ModelRefresher } from "./model_refresh.ts";
 import { RouterShutdown } from "./failures.ts";
-import { healthz, metrics, models, readyz } from "./local.ts";
+import { healthz, metrics, model, models, readyz } from "./local.ts";
 import { Logger } from "./logger.ts";
 import { Backend } from "./pool.ts";
 import { proxy } from "./proxy.ts";
@@ -47,12 +55,16 @@ export class Router {
   readonly #state: RouterState;
   readonly #ownLogger: boolean;
   #health: HealthChecker | null = null;
+  #models: ModelRefresher | null = null;
+  /** Rows of `router.passthrough_paths`, rebuilt on reload. */
+  #passthrough: Map<string, ProxyEndpoint>;
   #started = false;
   #reloading: Promise<unknown> = Promise.resolve();
 
   constructor(config: RouterConfig, deps: RouterDeps = {}) {
     this.#ownLogger = deps.logger === undefined;
     this.#state = newRouterState(config, deps);
+    this.#passthrough = passthroughOf(config);
     this.clock = this.#state.clock;
     this.rng = this.#state.rng;
     this.metrics = this.#state.metrics;
@@ -99,16 +111,47 @@ export class Router {
     return this.#state.backends.filter((b) => b.admits());
   }
 
-  /** Starts active health checks (when configured). */
+  /** Starts active health checks (when configured) and the model refresher. */
   start(): void {
     this.#started = true;
     this.#startHealth();
+    this.#startModels();
   }
 
-  /** Stops health checks. In-flight requests are not touched. */
+  /** Stops health checks and the model refresher. In-flight requests are not touched. */
   async stop(): Promise<void> {
     this.#started = false;
-    await this.#stopHealth();
+    await Promise.all([this.#stopHealth(), this.#stopModels()]);
+  }
+
+  /**
+   * Learns the served models of the workers without `models` in their config, at the health
+   * interval; with health checks off (`health.interval: 0s`) nothing is learned, and such workers
+   * stay "unknown" (they take any model's requests).
+   */
+  #startModels(): void {
+    const s = this.#state;
+    const targets = s.backends.filter((b) => b.config.models === null);
+    if (targets.length === 0 || this.#models || s.config.health.intervalMs <= 0) return;
+    this.#models = new ModelRefresher({
+      targets,
+      intervalMs: s.config.health.intervalMs,
+      timeoutMs: s.config.health.timeoutMs,
+      onError: (id, error) => s.logger.debug("worker models not read", { backend: id, error }),
+      onChange: (id, models) => s.logger.info("worker models", { backend: id, models }),
+    });
+    this.#models.start();
+  }
+
+  async #stopModels(): Promise<void> {
+    const m = this.#models;
+    this.#models = null;
+    if (m) await m.stop();
+  }
+
+  /** Reads every worker's models now (tests, and the first answers after a start). */
+  async refreshModels(): Promise<void> {
+    await this.#models?.refresh();
   }
 
   #startHealth(): void {
@@ -156,6 +199,11 @@ export class Router {
     for (const b of this.#state.retired) b.dispose();
   }
 
+  /** Starts a shutdown's drain: `/readyz` answers 503 from now on; requests are still served. */
+  drain(): void {
+    this.#state.draining = true;
+  }
+
   /**
    * Aborts every upstream attempt in flight: streams end (SSE ones with an error event), requests
    * still waiting for a worker are answered 503. For the end of a shutdown's grace period.
@@ -197,10 +245,14 @@ export class Router {
     ) {
       s.logger = new Logger(next.logging.level, next.logging.format, s.logger.sink);
     }
+    this.#passthrough = passthroughOf(next);
     if (this.#started) {
-      await this.#stopHealth();
+      await Promise.all([this.#stopHealth(), this.#stopModels()]);
       // A reload may have raced a stop(); only restart checks that are still wanted.
-      if (this.#started) this.#startHealth();
+      if (this.#started) {
+        this.#startHealth();
+        this.#startModels();
+      }
     }
     return summary;
   }
@@ -208,7 +260,7 @@ export class Router {
   /** Handles one request of the main listener. Never throws. */
   handle = async (req: ServerRequest): Promise<Reply> => {
     const path = req.path;
-    const endpoint = endpointFor(ENDPOINTS, path);
+    const endpoint = endpointFor(ENDPOINTS, path, this.#passthrough);
     const denied = this.#deny(req, endpoint);
     if (denied !== null) return denied;
     try {
@@ -279,6 +331,17 @@ export class Router {
         return metrics(s);
       case "models":
         return models(s);
+      case "model":
+        return model(s, req.path);
     }
   }
+}
+
+/** The rows of `config`'s `router.passthrough_paths` (a fixed endpoint's path is never one). */
+function passthroughOf(config: RouterConfig): Map<string, ProxyEndpoint> {
+  const out = new Map<string, ProxyEndpoint>();
+  for (const p of config.router.passthroughPaths) {
+    if (!Object.hasOwn(ENDPOINTS, p)) out.set(p, passthroughEndpoint(p));
+  }
+  return out;
 }

@@ -20,6 +20,7 @@ import { FaultMetrics } from "./fault_metrics.ts";
 import { LoadTracker } from "./load_tracker.ts";
 import { Logger } from "./logger.ts";
 import { Backend } from "./pool.ts";
+import { ResponseOwners } from "./response_ids.ts";
 import { SessionPins } from "./sessions.ts";
 
 /** What the request stages read and update; see the module comment. */
@@ -41,6 +42,10 @@ export interface RouterState {
   readonly retired: Set<Backend>;
   /** Deadlines of the attempts in flight, for `abortInflight`. */
   readonly attempts: Set<AttemptDeadlines>;
+  /** Set when a shutdown began: `/readyz` answers 503 while requests are still served. */
+  draining: boolean;
+  /** Responses API: response id → the worker that made it (and holds it). */
+  readonly responses: ResponseOwners<Backend>;
 }
 
 /** Injected collaborators of a router. */
@@ -72,6 +77,8 @@ export function newRouterState(config: RouterConfig, deps: RouterDeps = {}): Rou
     sessions: new SessionPins<Backend>(),
     retired: new Set(),
     attempts: new Set(),
+    draining: false,
+    responses: new ResponseOwners<Backend>(),
   };
   wireLoad(state);
   return state;

@@ -143,7 +143,9 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
   const frontend = new ApiFrontend(params);
   const loop = new RealTimeLoop(engine, timeScale);
   const hostname = opts.hostname ?? "127.0.0.1";
-  const model = opts.model ?? `sim-${profile.name}`;
+  // "sim" is what generated traces ask for (src/bench/traces.ts), so a router that routes by model
+  // finds it; `--model` names it otherwise.
+  const model = opts.model ?? "sim";
   const defaultMaxTokens = opts.defaultMaxTokens ?? 64;
   const rng = new SeededRng(opts.seed ?? 1);
   const created = Math.floor(Date.now() / 1000);
