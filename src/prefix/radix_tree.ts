@@ -49,6 +49,7 @@
  * @module
  */
 
+import { chainedCommon, childKey, EMPTY, Node } from "./radix_node.ts";
 import type { ChunkHashes, PrefixIndex, PrefixIndexStats } from "./types.ts";
 
 /** Options of {@linkcode RadixTree}. */
@@ -83,57 +84,6 @@ export interface RadixTreeRecount {
   readonly nodes: number;
   /** Nodes without children besides the root. */
   readonly leaves: number;
-}
-
-class Node {
-  /** Hash pairs on the edge from the parent to this node (empty for the root). */
-  edge: Uint32Array;
-  parent: Node | null;
-  /** Children keyed by `childKey` of their first chunk; colliding keys chain via `keyNext`. */
-  children: Map<number, Node> | null = null;
-  childCount = 0;
-  /** Next child of the same parent with the same key. */
-  keyNext: Node | null = null;
-  terminal = false;
-  /** LRU list links (towards the head = least recent, towards the tail = most recent). */
-  prev: Node | null = null;
-  next: Node | null = null;
-
-  constructor(edge: Uint32Array, parent: Node | null) {
-    this.edge = edge;
-    this.parent = parent;
-  }
-}
-
-const EMPTY = new Uint32Array(0);
-
-/**
- * Small-integer (Smi) key of a chunk hash: 30 bits, so `Map` lookups never box a number. Both
- * halves are still compared after the lookup.
- */
-function childKey(hi: number, lo: number): number {
-  return (lo ^ Math.imul(hi, 0x9e3779b1)) & 0x3fffffff;
-}
-
-/**
- * Hash words of `edge` that agree with `hashes` from `at`, comparing at most `lim` words, when both
- * are chained (agreement is monotone: a prefix of the words agrees, the rest does not). The first
- * chunk is known to agree. Checks the last chunk in reach, then binary-searches the first chunk
- * that differs.
- */
-function chainedCommon(edge: Uint32Array, hashes: ChunkHashes, at: number, lim: number): number {
-  const last = lim - 2;
-  if (edge[last] === hashes[at + last] && edge[last + 1] === hashes[at + last + 1]) return lim;
-  // Chunk `lo` agrees (or is 0), chunk `hi` differs; find the first differing chunk.
-  let lo = 0;
-  let hi = last >>> 1;
-  while (hi - lo > 1) {
-    const mid = (lo + hi) >>> 1;
-    const w = 2 * mid;
-    if (edge[w] === hashes[at + w] && edge[w + 1] === hashes[at + w + 1]) lo = mid;
-    else hi = mid;
-  }
-  return 2 * hi;
 }
 
 /** Per-worker prefix index: a compressed radix tree with LRU eviction over its leaves. */
