@@ -209,7 +209,8 @@ export class EngineModel {
   #prompt(req: PromptRef): { ids: Uint32Array; tail: Uint8Array } {
     if (req.tokens !== undefined) {
       if (req.tokens.length === 0) throw new EngineError("the prompt has no tokens", "bad_request");
-      return { ids: Uint32Array.from(req.tokens), tail: new Uint8Array(0) };
+      const tail = (req as EngineRequest).tail ?? new Uint8Array(0);
+      return { ids: Uint32Array.from(req.tokens), tail: tail.slice(0, 3) };
     }
     if (req.prompt === undefined) throw new EngineError("the request has no prompt", "bad_request");
     const bytes = promptBytes(req.prompt);

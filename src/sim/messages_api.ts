@@ -102,7 +102,7 @@ export async function messagesRequest(core: WorkerCore, req: Request): Promise<R
     return await anthropicShaped(errorFor(core, err));
   }
   const a = await admit(core, body, () => ({
-    tokens: core.tokenizer.chat({ messages }),
+    ...core.tokenizer.chat({ messages }),
     maxTokens: maxTokensOf({ max_tokens: body.max_tokens }, core.defaultMaxTokens),
   }));
   if (a instanceof Response) return await anthropicShaped(a);

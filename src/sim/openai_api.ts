@@ -34,7 +34,7 @@ export async function completionRequest(
   const body = await readJson(core, req);
   if (body instanceof Response) return body;
   const a = await admit(core, body, () => ({
-    tokens: kind === "chat" ? core.tokenizer.chat(body) : core.tokenizer.completion(body),
+    ...(kind === "chat" ? core.tokenizer.chat(body) : core.tokenizer.completion(body)),
     maxTokens: maxTokensOf(body, core.defaultMaxTokens),
     ...samplingOf(body),
   }));

@@ -173,7 +173,9 @@ async function run(
 }
 
 function tokensOf(core: WorkerCore, input: Input): Uint32Array {
-  return input.ids !== undefined ? Uint32Array.from(input.ids) : core.tokenizer.text(input.text);
+  return input.ids !== undefined
+    ? Uint32Array.from(input.ids)
+    : core.tokenizer.text(input.text).tokens;
 }
 
 function usage(done: readonly EngineEvent[]) {
@@ -235,7 +237,7 @@ function renorm(v: number[]): number[] {
 /** Query-document pairs as engine inputs: the query's tokens, then the document's. */
 function pairTokens(core: WorkerCore, a: Input, b: Input): Uint32Array {
   if (a.text !== undefined && b.text !== undefined) {
-    return core.tokenizer.text(`${a.text}\n${b.text}`);
+    return core.tokenizer.text(`${a.text}\n${b.text}`).tokens;
   }
   const x = tokensOf(core, a);
   const y = tokensOf(core, b);

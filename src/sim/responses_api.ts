@@ -171,7 +171,7 @@ export async function responsesRequest(
   }
   const maxTokens = body.max_output_tokens ?? body.max_tokens;
   const a = await admit(core, body, () => ({
-    tokens: core.tokenizer.chat({ messages: prompt, ...(body.tools ? { tools: body.tools } : {}) }),
+    ...core.tokenizer.chat({ messages: prompt, ...(body.tools ? { tools: body.tools } : {}) }),
     maxTokens: maxTokensOf({ max_tokens: maxTokens }, core.defaultMaxTokens),
   }));
   if (a instanceof Response) return a;

@@ -25,35 +25,48 @@ import {
 } from "../tokenize/mod.ts";
 import { RouterError } from "../util/errors.ts";
 import { BadRequestError, chatPromptText, completionPrompt } from "./chat_template.ts";
-import { promptBytes, pseudoText, pseudoTokenIds } from "./token_ids.ts";
+import { promptBytes, pseudoTail, pseudoText, pseudoTokenIds } from "./token_ids.ts";
 import type { AnswerVocab } from "./types.ts";
+
+/** A prompt's token ids; with pseudo tokens of a text, also its bytes past the last token. */
+export interface PromptTokens {
+  readonly tokens: Uint32Array;
+  /** See `EngineRequest.tail`. */
+  readonly tail?: Uint8Array;
+}
 
 /** Request bodies → the engine's token ids, and back. */
 export interface SimTokenizer {
   /** `pseudo` or `local:<tokenizer class>`. */
   readonly name: string;
   /** Ids of a chat body (chat template, `add_generation_prompt` and the other vLLM flags). */
-  chat(body: Record<string, unknown>): Uint32Array;
+  chat(body: Record<string, unknown>): PromptTokens;
   /** Ids of a legacy completion body (`prompt`: text or token ids). */
-  completion(body: Record<string, unknown>): Uint32Array;
+  completion(body: Record<string, unknown>): PromptTokens;
   /** Ids of plain text (pooling inputs), special tokens added as for a completion. */
-  text(text: string): Uint32Array;
+  text(text: string): PromptTokens;
   /** Text of ids. */
   decode(ids: readonly number[]): Promise<string>;
   /** Generated tokens, when they are real ones; undefined for pseudo tokens. */
   readonly vocab?: AnswerVocab;
 }
 
+/** Pseudo tokens of a text, with its tail. */
+function pseudo(text: string): PromptTokens {
+  const bytes = promptBytes(text);
+  return { tokens: pseudoTokenIds(bytes), tail: pseudoTail(bytes) };
+}
+
 /** The pseudo tokenizer: 4 bytes a token of the sim's chat template. */
 export function pseudoTokenizer(): SimTokenizer {
   return {
     name: "pseudo",
-    chat: (body) => pseudoTokenIds(promptBytes(chatPromptText(body))),
+    chat: (body) => pseudo(chatPromptText(body)),
     completion(body) {
       const p = completionPrompt(body);
-      return p.ids !== undefined ? Uint32Array.from(p.ids) : pseudoTokenIds(promptBytes(p.text));
+      return p.ids !== undefined ? { tokens: Uint32Array.from(p.ids) } : pseudo(p.text);
     },
-    text: (text) => pseudoTokenIds(promptBytes(text)),
+    text: pseudo,
     decode: (ids) => Promise.resolve(pseudoText(ids)),
   };
 }
@@ -95,16 +108,16 @@ class LocalSimTokenizer implements SimTokenizer {
     };
   }
 
-  chat(body: Record<string, unknown>): Uint32Array {
-    return guarded(() => this.#tok.tokenizeSync({ kind: "chat", body }).tokens);
+  chat(body: Record<string, unknown>): PromptTokens {
+    return guarded(() => ({ tokens: this.#tok.tokenizeSync({ kind: "chat", body }).tokens }));
   }
 
-  completion(body: Record<string, unknown>): Uint32Array {
-    return guarded(() => this.#tok.tokenizeSync({ kind: "completion", body }).tokens);
+  completion(body: Record<string, unknown>): PromptTokens {
+    return guarded(() => ({ tokens: this.#tok.tokenizeSync({ kind: "completion", body }).tokens }));
   }
 
-  text(text: string): Uint32Array {
-    return guarded(() => this.#tok.encodeText(text, true).tokens);
+  text(text: string): PromptTokens {
+    return guarded(() => ({ tokens: this.#tok.encodeText(text, true).tokens }));
   }
 
   async decode(ids: readonly number[]): Promise<string> {

@@ -22,8 +22,8 @@ export async function tokenizeRequest(core: WorkerCore, req: Request): Promise<R
   if (model instanceof Response) return model;
   let tokens: Uint32Array;
   try {
-    if (body.messages !== undefined) tokens = core.tokenizer.chat(body);
-    else if (body.prompt !== undefined) tokens = core.tokenizer.completion(body);
+    if (body.messages !== undefined) tokens = core.tokenizer.chat(body).tokens;
+    else if (body.prompt !== undefined) tokens = core.tokenizer.completion(body).tokens;
     else return errorResponse("bad_request", "give messages (chat) or prompt (completion)");
   } catch (err) {
     return errorFor(core, err);

@@ -216,6 +216,11 @@ export interface EngineRequest extends PromptRef {
   readonly prompt?: string | Uint8Array;
   /** The prompt's token ids (a tokenizer's, or a token-id prompt's). */
   readonly tokens?: ArrayLike<number>;
+  /**
+   * With pseudo `tokens` of a text: its bytes after the last full token, which the answer's bytes
+   * regroup with (as the next turn's text does). Empty or absent for real ids.
+   */
+  readonly tail?: Uint8Array;
   /** The LoRA adapter the request runs with; its blocks never match the base model's. */
   readonly lora?: LoraRef | null;
   /** Tokens to generate at most (`max_tokens`), ≥ 1. */
