@@ -356,3 +356,37 @@ Deno.test("reset_prefix_cache starts the next request cold; metrics carry vLLM's
     assert.match(m, /^vllm:e2e_request_latency_seconds_count\{model_name="sim-model"\} 3$/m);
   });
 });
+
+Deno.test("hostile bodies: too large is a 413, not JSON a 400; the responses store is bounded", async () => {
+  await withWorker({ maxBodyBytes: 4096, maxStoredResponses: 2 }, async (w) => {
+    const big = await post(w, "/v1/chat/completions", {
+      messages: [{ role: "user", content: "x".repeat(10_000) }],
+    });
+    assert.equal(big.status, 413);
+    await big.body?.cancel();
+    const bad = await fetch(w.url + "/v1/embeddings", { method: "POST", body: "{not json" });
+    assert.equal(bad.status, 400);
+    await bad.body?.cancel();
+    for (const path of ["/v1/responses", "/v1/messages", "/rerank", "/score", "/tokenize"]) {
+      const r = await post(w, path, {
+        input: 7,
+        messages: 3,
+        query: 1,
+        text_1: null,
+        max_tokens: 1,
+      });
+      assert.equal(r.status, 400, path);
+      await r.body?.cancel();
+    }
+    const ids = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await client(w).responses.create({ model: "sim-model", input: `q${i}` })).id);
+    }
+    const oldest = await fetch(`${w.url}/v1/responses/${ids[0]}`);
+    assert.equal(oldest.status, 404, "the oldest response was dropped");
+    await oldest.body?.cancel();
+    const newest = await fetch(`${w.url}/v1/responses/${ids[2]}`);
+    assert.equal(newest.status, 200);
+    await newest.body?.cancel();
+  });
+});

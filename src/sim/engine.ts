@@ -2,12 +2,10 @@
  * EngineModel: a vLLM V1-like engine with automatic prefix caching, as a pure state machine driven
  * by its caller's clock. Nothing here reads a clock or starts a timer.
  *
- * Tokens. A request brings its token ids (a tokenizer's, or a token-id prompt's), or text whose
- * pseudo ids the engine derives: 4 UTF-8 bytes a token (`floor(bytes / 4)`, at least 1), each
- * group read as a big-endian uint32 (src/sim/token_ids.ts). So with the default 16-token blocks
- * block `i` of a text prompt is bytes `[64i, 64i + 64)`. Block `i`'s key is the engine's chained
- * 64-bit hash of token ids `[0, 16(i + 1))`, seeded by the request's LoRA adapter, as vLLM chains
- * block hashes and puts the LoRA in them. Only full blocks are hashed, hence cacheable.
+ * Tokens. A request brings its token ids, or text whose pseudo ids the engine derives (4 UTF-8
+ * bytes a token, src/sim/token_ids.ts). Block `i`'s key is the engine's chained 64-bit hash of
+ * token ids `[0, 16(i + 1))`, seeded by the request's LoRA adapter, as vLLM chains block hashes and
+ * puts the LoRA in them. Only full blocks are hashed, hence cacheable.
  *
  * KV events (`kvEvents: true`): each step reports, in order, vLLM's BlockStored (a run of blocks
  * that just got hashed into the cache, with its parent's key, token ids, block size, LoRA and
@@ -40,7 +38,7 @@
  * it computes (vLLM V1's `allocate_slots` caches blocks at scheduling; vLLM PR 29387). `"v0"` hashes
  * blocks once computed: requests with the same new prefix admitted in one step each compute it
  * (vLLM issue 9643). Answer blocks are hashed when the sequence finishes or is preempted, over
- * prompt + answer bytes; the last sampled token has no KV entry.
+ * prompt + answer tokens; the last sampled token has no KV entry.
  *
  * Scheduler, vLLM V1 order: running sequences first (one token per decoding sequence, the next
  * chunk for one that is prefilling or recomputing), then waiting ones in arrival order while
