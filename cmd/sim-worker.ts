@@ -2,9 +2,10 @@
  * sim-worker: an OpenAI-compatible simulated engine on one port (see src/sim/server.ts).
  *
  *   deno task sim-worker --port 0 --profile a100-7b [--time-scale 0.1] [--id w0]
+ *     [--model NAME ...] [--lora NAME[=PATH] ...] [--kv-events tcp://*:5557]
  *
- * Prints `listening on http://HOST:PORT` as its first stdout line; exits cleanly on SIGINT and
- * SIGTERM.
+ * Prints `listening on http://HOST:PORT` as its first stdout line (the KV event ports, when
+ * publishing, go to stderr); exits cleanly on SIGINT and SIGTERM.
  *
  * @module
  */
@@ -12,7 +13,9 @@
 import { parseArgs } from "node:util";
 import { ANSWER_LENGTH_FORMS, parseAnswerLength } from "../src/sim/answer_length.ts";
 import { PROFILE_NAMES } from "../src/sim/profiles.ts";
+import type { LoraModule } from "../src/sim/models.ts";
 import { startSimWorker } from "../src/sim/server.ts";
+import { loadSimTokenizer, type SimTokenizer } from "../src/sim/sim_tokenizer.ts";
 import type { FaultOptions } from "../src/sim/types.ts";
 
 const HELP = `Usage: sim-worker [options]
@@ -25,7 +28,22 @@ Options:
   --profile NAME           engine profile: ${PROFILE_NAMES.join(", ")} (default a100-7b)
   --time-scale X           wall time per unit of model time, 0.1 = ten times faster (default 1)
   --id ID                  worker id (default sim-PORT)
-  --model NAME             model id served (default sim-PROFILE)
+  --model NAME             model name served; repeatable, the first is the one responses name;
+                           given, a request for another model gets vLLM's 404 (default
+                           sim-PROFILE, accepting any model name)
+  --served-model-name NAME same as --model (vLLM's spelling)
+  --lora NAME[=PATH]       a LoRA adapter of the first model; repeatable; its blocks never match
+                           the base model's
+  --allow-runtime-lora     serve POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM
+                           with VLLM_ALLOW_RUNTIME_LORA_UPDATING)
+  --tokenizer-json FILE    the model's tokenizer.json: real token ids (with --tokenizer-config)
+  --tokenizer-config FILE  the model's tokenizer_config.json
+  --chat-template FILE     a Jinja chat template replacing the config's (vLLM --chat-template)
+  --kv-events ENDPOINT     publish KV cache events on a ZMQ PUB socket, e.g. tcp://*:5557
+  --kv-events-replay EP    the replay ROUTER socket, e.g. tcp://*:5558
+  --kv-events-encoding E   map (default, current vLLM) or array (older vLLM)
+  --kv-events-topic T      topic frame of every message (default empty)
+  --embedding-dim N        dimensions of /v1/embeddings vectors (default 64)
   --max-tokens N           max_tokens when a request gives none (default 64)
   --max-model-len N        override the profile's max model length (tokens)
   --answer-length DIST     lengths of answers the request does not fix: ${ANSWER_LENGTH_FORMS}
@@ -60,6 +78,50 @@ function int(name: string, v: string | undefined, min = 0): number | undefined {
   return n;
 }
 
+/** The real tokenizer when its files are given (both or neither). */
+async function tokenizerOf(v: Record<string, unknown>): Promise<SimTokenizer | undefined> {
+  const json = v["tokenizer-json"] as string | undefined;
+  const config = v["tokenizer-config"] as string | undefined;
+  const template = v["chat-template"] as string | undefined;
+  if (json === undefined && config === undefined) {
+    if (template !== undefined) throw new Error("--chat-template needs --tokenizer-json");
+    return undefined;
+  }
+  if (json === undefined || config === undefined) {
+    throw new Error("give both --tokenizer-json and --tokenizer-config");
+  }
+  return await loadSimTokenizer({
+    tokenizerJson: json,
+    tokenizerConfig: config,
+    chatTemplate: template,
+  });
+}
+
+/** The KV event options, when publishing. */
+function kvEventsOf(v: Record<string, unknown>) {
+  const endpoint = v["kv-events"] as string | undefined;
+  const replay = v["kv-events-replay"] as string | undefined;
+  const encoding = v["kv-events-encoding"] as string | undefined;
+  const topic = v["kv-events-topic"] as string | undefined;
+  if (endpoint === undefined) {
+    if (replay !== undefined || encoding !== undefined || topic !== undefined) {
+      throw new Error(
+        "--kv-events-replay, --kv-events-encoding and --kv-events-topic need --kv-events",
+      );
+    }
+    return undefined;
+  }
+  if (encoding !== undefined && encoding !== "map" && encoding !== "array") {
+    throw new Error(`--kv-events-encoding must be map or array, got "${encoding}"`);
+  }
+  return {
+    endpoint,
+    replayEndpoint: replay,
+    encoding: encoding as "map" | "array" | undefined,
+    topic,
+  };
+}
+
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -69,7 +131,18 @@ async function main(args: string[]): Promise<number> {
       profile: { type: "string", default: "a100-7b" },
       "time-scale": { type: "string", default: "1" },
       id: { type: "string" },
-      model: { type: "string" },
+      model: { type: "string", multiple: true },
+      "served-model-name": { type: "string", multiple: true },
+      lora: { type: "string", multiple: true },
+      "allow-runtime-lora": { type: "boolean", default: false },
+      "tokenizer-json": { type: "string" },
+      "tokenizer-config": { type: "string" },
+      "chat-template": { type: "string" },
+      "kv-events": { type: "string" },
+      "kv-events-replay": { type: "string" },
+      "kv-events-encoding": { type: "string" },
+      "kv-events-topic": { type: "string" },
+      "embedding-dim": { type: "string" },
       "max-tokens": { type: "string" },
       "max-model-len": { type: "string" },
       "answer-length": { type: "string" },
@@ -111,13 +184,27 @@ async function main(args: string[]): Promise<number> {
   if (port > 65535) {
     throw new Error(`--port must be an integer 0..65535, got "${values.port}"`);
   }
+  const names = [...(values.model ?? []), ...(values["served-model-name"] ?? [])];
+  const loras: LoraModule[] = (values.lora ?? []).map((l) => {
+    const eq = l.indexOf("=");
+    const name = eq < 0 ? l : l.slice(0, eq);
+    if (name === "") throw new Error(`--lora must be NAME or NAME=PATH, got "${l}"`);
+    return eq < 0 ? { name } : { name, path: l.slice(eq + 1) };
+  });
+  const tokenizer = await tokenizerOf(values);
+  const kvEvents = kvEventsOf(values);
   const worker = await startSimWorker({
     port,
     hostname: values.hostname,
     profile: values.profile!,
     timeScale,
     id: values.id,
-    model: values.model,
+    models: names.length > 0 ? names : undefined,
+    loras,
+    allowRuntimeLora: values["allow-runtime-lora"],
+    tokenizer,
+    kvEvents,
+    embeddingDim: int("embedding-dim", values["embedding-dim"], 1),
     faults,
     seed: int("seed", values.seed),
     defaultMaxTokens: int("max-tokens", values["max-tokens"], 1),
@@ -126,6 +213,12 @@ async function main(args: string[]): Promise<number> {
     prefixSharing: sharing as "v0" | "v1" | undefined,
   });
   console.log(`listening on ${worker.url}`);
+  if (worker.kvEventsPort !== null) {
+    const replay = worker.kvEventsReplayPort === null
+      ? ""
+      : `, replay on ${worker.kvEventsReplayPort}`;
+    console.error(`sim-worker ${worker.id}: KV events on port ${worker.kvEventsPort}${replay}`);
+  }
   const { promise: stopped, resolve } = Promise.withResolvers<string>();
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   const handlers = signals.map((sig) => {

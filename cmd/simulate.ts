@@ -40,13 +40,19 @@ Options:
   --kv-budget N              prefix index budget per worker in chunks (default 0 = unbounded, as
                              the router's kv_budget; prediction feedback shrinks it)
   --no-feedback              keep the index budget fixed (no prediction feedback)
+  --index MODE               the router's index: approximate (default: its own routing text,
+                             corrected by cached_tokens) or precise (the engines' KV events)
+  --event-lag-ms N           precise: from a step's end to its KV events reaching the index
+                             (default 20)
+  --capacity-blocks N        override the profile's KV cache capacity (blocks of 16 tokens)
   --seed N                   routing seed (default 1)
   --out FILE                 write the per-request records as JSONL (strategy added per line)
   --json                     print summaries as JSON lines instead of a table
   -h, --help                 show this help
 
 Columns: ttft and total in ms (p50, p95, p99), tpot = time per output token after the first (ms),
-queue = time in the engine's queue (ms), preempt = preemptions, evicted = KV blocks evicted.
+queue = time in the engine's queue (ms), preempt = preemptions, evicted = KV blocks evicted,
+pred_err = mean |predicted − engine cached tokens| of the router's index, in 16-token blocks.
 `;
 
 function int(name: string, v: string | undefined, min: number): number | undefined {
@@ -78,6 +84,7 @@ const COLUMNS: Array<[string, number]> = [
   ["total_p95", 9],
   ["preempt", 7],
   ["evicted", 8],
+  ["pred_err", 8],
   ["makespan_s", 10],
 ];
 
@@ -99,6 +106,7 @@ function row(strategy: string, res: SimulateResult): string {
     fmt(s.totalP95Ms),
     String(res.totals.preemptions),
     String(res.totals.evictedBlocks),
+    fmt(s.predictionErrorBlocks, 2),
     fmt(s.makespanMs / 1000, 1),
   ];
   return cells.map((c, i) => i === 0 ? c.padEnd(COLUMNS[i][1]) : c.padStart(COLUMNS[i][1]))
@@ -123,6 +131,9 @@ async function main(args: string[]): Promise<number> {
       "saturation-inflight": { type: "string" },
       "kv-budget": { type: "string" },
       "no-feedback": { type: "boolean", default: false },
+      index: { type: "string" },
+      "event-lag-ms": { type: "string" },
+      "capacity-blocks": { type: "string" },
       seed: { type: "string" },
       out: { type: "string" },
       json: { type: "boolean", default: false },
@@ -144,8 +155,16 @@ async function main(args: string[]): Promise<number> {
   if (sharing !== undefined && sharing !== "v0" && sharing !== "v1") {
     throw new Error(`--prefix-sharing must be v0 or v1, got "${sharing}"`);
   }
+  const index = values.index;
+  if (index !== undefined && index !== "approximate" && index !== "precise") {
+    throw new Error(`--index must be approximate or precise, got "${index}"`);
+  }
+  const capacity = int("capacity-blocks", values["capacity-blocks"], 1);
   // Every flag is checked before the trace is read and before the first line of output.
   const params = {
+    index: index as "approximate" | "precise" | undefined,
+    eventLagMs: int("event-lag-ms", values["event-lag-ms"], 0),
+    params: capacity === undefined ? undefined : { capacityBlocks: capacity },
     workers: int("workers", values.workers, 1)!,
     profile: values.profile!,
     maxModelLen: int("max-model-len", values["max-model-len"], 1),

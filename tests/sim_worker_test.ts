@@ -409,3 +409,81 @@ Deno.test("cmd/sim-worker prints its URL first and exits cleanly on SIGTERM", as
     assert.match(new TextDecoder().decode(bad.stderr), new RegExp(`${flag} must be an integer`));
   }
 });
+
+Deno.test("cmd/sim-worker serves --model, --lora and publishes with --kv-events", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "cmd/sim-worker.ts",
+      "--port",
+      "0",
+      "--time-scale",
+      "0.01",
+      "--model",
+      "base",
+      "--served-model-name",
+      "alias",
+      "--lora",
+      "ad=/adapters/ad",
+      "--allow-runtime-lora",
+      "--kv-events",
+      "tcp://127.0.0.1:0",
+      "--kv-events-encoding",
+      "array",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines = (s: ReadableStream<Uint8Array>) =>
+    s.pipeThrough(new TextDecoderStream()).getReader();
+  const out = lines(child.stdout);
+  const err = lines(child.stderr);
+  const readLine = async (r: ReadableStreamDefaultReader<string>) => {
+    let s = "";
+    while (!s.includes("\n")) {
+      const { value, done } = await r.read();
+      if (done) break;
+      s += value;
+    }
+    return s.split("\n")[0];
+  };
+  try {
+    const url = (await readLine(out)).slice("listening on ".length);
+    assert.match(await readLine(err), /KV events on port \d+/);
+    const models = await (await fetch(url + "/v1/models")).json();
+    assert.deepEqual(models.data.map((m: { id: string }) => m.id), ["base", "alias", "ad"]);
+    assert.equal(models.data[2].root, "/adapters/ad");
+    const unknown = await fetch(url + "/v1/chat/completions", {
+      method: "POST",
+      body: JSON.stringify(chatBody({ model: "nope", max_tokens: 1 })),
+    });
+    assert.equal(unknown.status, 404);
+    await unknown.body?.cancel();
+    const load = await fetch(url + "/v1/load_lora_adapter", {
+      method: "POST",
+      body: JSON.stringify({ lora_name: "new", lora_path: "/x" }),
+    });
+    assert.equal(load.status, 200);
+    await load.body?.cancel();
+  } finally {
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0);
+    await out.cancel();
+    await err.cancel();
+  }
+  // Flags that need another are refused at start.
+  for (
+    const [args, msg] of [
+      [["--kv-events-encoding", "map"], /need --kv-events/],
+      [["--tokenizer-json", "x.json"], /both --tokenizer-json and --tokenizer-config/],
+      [["--kv-events", "tcp://127.0.0.1:0", "--kv-events-encoding", "json"], /map or array/],
+    ] as const
+  ) {
+    const bad = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "cmd/sim-worker.ts", ...args],
+    }).output();
+    assert.equal(bad.code, 2, args.join(" "));
+    assert.match(new TextDecoder().decode(bad.stderr), msg);
+  }
+});

@@ -5,8 +5,10 @@
  * message `role[name]:content` and a newline) followed by the generation prompt `assistant:`. The
  * generated answer follows the generation prompt directly, so the next turn, which carries
  * `assistant:<answer>\n` in its history, extends the previous prompt + answer byte for byte and
- * reuses its KV blocks, as a real chat template does. A legacy completion's prompt is its routing
- * text as is; a token-id prompt also gives the real token count.
+ * reuses its KV blocks, as a real chat template does. vLLM's `add_generation_prompt: false` drops
+ * the generation prompt and `continue_final_message: true` also leaves the last message open (no
+ * newline). A legacy completion's prompt is its routing text as is; a token-id prompt keeps its
+ * ids, which the engine caches as they are (16 ids a block).
  *
  * @module
  */
@@ -29,35 +31,37 @@ export function chatPromptText(body: Record<string, unknown>): string {
   if (!Array.isArray(body.messages) || body.messages.length === 0) {
     throw new BadRequestError("messages must be a non-empty array", "messages");
   }
-  return routingText(body, "chat") + GENERATION_PROMPT;
-}
-
-/** Four printable characters for each token id: 64 symbols, 6 bits each. */
-const ID_SYMBOLS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/**
- * The text the model sees for a token-id prompt: four bytes per id (ids below 2²⁴, any real
- * vocabulary), so the engine's four bytes a token make each id one token and every 16 ids one
- * block, as in vLLM. The ids' decimal text ("1,22,333") would put blocks across ids.
- */
-function idText(ids: readonly number[]): string {
-  let s = "";
-  for (const id of ids) {
-    const v = id & 0xffffff;
-    s += ID_SYMBOLS[v >> 18] + ID_SYMBOLS[(v >> 12) & 63] + ID_SYMBOLS[(v >> 6) & 63] +
-      ID_SYMBOLS[v & 63];
+  const cont = boolField(body, "continue_final_message", false);
+  const gen = boolField(body, "add_generation_prompt", !cont);
+  if (cont && gen) {
+    throw new BadRequestError(
+      "continue_final_message and add_generation_prompt cannot both be true",
+      "continue_final_message",
+    );
   }
-  return s;
+  const text = routingText(body, "chat");
+  if (cont) return text.endsWith("\n") ? text.slice(0, -1) : text;
+  return gen ? text + GENERATION_PROMPT : text;
+}
+
+/** A boolean field, `fallback` when absent or null; validated. */
+function boolField(body: Record<string, unknown>, key: string, fallback: boolean): boolean {
+  const v = body[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== "boolean") {
+    throw new BadRequestError(`${key} must be a boolean, got ${JSON.stringify(v)}`, key);
+  }
+  return v;
 }
 
 /**
- * Prompt of a legacy completion request, with the real token count for a token-id prompt. One
- * prompt per request: a batch (several strings or id lists) is a 400, since the simulator answers
- * one sequence per request where OpenAI and vLLM answer one choice per prompt.
+ * Prompt of a legacy completion request: its text, or its token ids. One prompt per request: a
+ * batch (several strings or id lists) is a 400, since the simulator answers one sequence per
+ * request where OpenAI and vLLM answer one choice per prompt.
  */
 export function completionPrompt(
   body: Record<string, unknown>,
-): { text: string; promptTokens?: number } {
+): { text: string; ids?: undefined } | { text?: undefined; ids: number[] } {
   const p = body.prompt;
   if (
     Array.isArray(p) && p.length > 1 && p.every((x) => typeof x === "string" || Array.isArray(x))
@@ -69,7 +73,15 @@ export function completionPrompt(
   }
   const ids = Array.isArray(p) && p.length === 1 && Array.isArray(p[0]) ? p[0] : p;
   if (Array.isArray(ids) && ids.length > 0 && ids.every((x) => typeof x === "number")) {
-    return { text: idText(ids as number[]), promptTokens: ids.length };
+    for (const x of ids as number[]) {
+      if (!Number.isInteger(x) || x < 0 || x > 0xffffffff) {
+        throw new BadRequestError(
+          `token ids must be integers from 0 to 2^32-1, got ${x}`,
+          "prompt",
+        );
+      }
+    }
+    return { ids: ids as number[] };
   }
   const text = routingText(body, "completion");
   if (text === "") throw new BadRequestError("prompt must not be empty", "prompt");

@@ -2,12 +2,15 @@
  * EngineModel: a vLLM V1-like engine with automatic prefix caching, as a pure state machine driven
  * by its caller's clock. Nothing here reads a clock or starts a timer.
  *
- * Tokens. A prompt's token count is `floor(utf8Bytes / bytesPerToken)` (at least 1) unless the
- * caller gives the real count. Rounding down makes full token blocks and full byte windows agree:
- * block `i` covers bytes `[i × blockBytes, (i + 1) × blockBytes)` with
- * `blockBytes = blockSize × bytesPerToken` (64 by default), and its key is the router's chained
- * 64-bit hash of every byte before its end (`chunkHashes` from src/prefix/chunker.ts), as vLLM
- * chains block hashes. Only full blocks are hashed, hence cacheable.
+ * Tokens. A request brings its token ids, or text whose pseudo ids the engine derives (4 UTF-8
+ * bytes a token, src/sim/token_ids.ts). Block `i`'s key is the engine's chained 64-bit hash of
+ * token ids `[0, 16(i + 1))`, seeded by the request's LoRA adapter, as vLLM chains block hashes and
+ * puts the LoRA in them. Only full blocks are hashed, hence cacheable.
+ *
+ * KV events (`kvEvents: true`): each step reports, in order, vLLM's BlockStored (a run of blocks
+ * that just got hashed into the cache, with its parent's key, token ids, block size, LoRA and
+ * medium GPU) and BlockRemoved (one per evicted block); `resetPrefixCache` reports
+ * AllBlocksCleared. A duplicate block (v0 sharing) is not cached, so not reported.
  *
  * KV cache (src/sim/kv_cache.ts). `capacityBlocks` blocks; hashed blocks are reference counted,
  * free ones wait in an LRU until evicted; a sequence releases its blocks tail first.
@@ -35,7 +38,7 @@
  * it computes (vLLM V1's `allocate_slots` caches blocks at scheduling; vLLM PR 29387). `"v0"` hashes
  * blocks once computed: requests with the same new prefix admitted in one step each compute it
  * (vLLM issue 9643). Answer blocks are hashed when the sequence finishes or is preempted, over
- * prompt + answer bytes; the last sampled token has no KV entry.
+ * prompt + answer tokens; the last sampled token has no KV entry.
  *
  * Scheduler, vLLM V1 order: running sequences first (one token per decoding sequence, the next
  * chunk for one that is prefilling or recomputing), then waiting ones in arrival order while
@@ -51,12 +54,13 @@
  * events and calls `step` again while `hasWork()`. `cancel(id)` frees a sequence at once.
  *
  * Cost: `submit` hashes the prompt once; a step is linear in the running sequences plus the blocks
- * it pins or frees; a preemption or a finish hashes the sequence's bytes once more.
+ * it pins or frees; a preemption or a finish hashes the sequence's tokens once more. KV events copy
+ * each stored block's 16 token ids.
  *
  * @module
  */
 
-import { chunkHashes, utf8 } from "../prefix/chunker.ts";
+import type { KvEvent } from "../kv_events/types.ts";
 import { SeededRng } from "../util/rng.ts";
 import {
   type AnswerLengthModel,
@@ -64,35 +68,29 @@ import {
   drawAnswerLength,
 } from "./answer_length.ts";
 import { KvCache } from "./kv_cache.ts";
-import type { EngineEvent, EngineParams, StepResult } from "./types.ts";
+import {
+  concatIds,
+  engineBlockKeys,
+  keyWords,
+  promptBytes,
+  pseudoTail,
+  pseudoTokenIds,
+} from "./token_ids.ts";
+import { answerText, tokenText } from "./answer_text.ts";
+import type {
+  AnswerVocab,
+  EngineEvent,
+  EngineOptions,
+  EngineParams,
+  EngineRequest,
+  EngineStats,
+  LoraRef,
+  PromptRef,
+  StepResult,
+} from "./types.ts";
 
-/** A request as the engine takes it. */
-export interface EngineRequest {
-  /** The prompt as the model would see it (chat template applied), text or UTF-8 bytes. */
-  readonly prompt: string | Uint8Array;
-  /** Real prompt token count, when a tokenizer gave one; estimated from bytes otherwise. */
-  readonly promptTokens?: number;
-  /** Tokens to generate at most (`max_tokens`), ≥ 1. */
-  readonly maxTokens: number;
-  /** Length of the answer, when the caller knows it (a trace's `output_tokens`); capped. */
-  readonly outputTokens?: number;
-  /** vLLM's `ignore_eos`: the answer runs to `maxTokens`. */
-  readonly ignoreEos?: boolean;
-  /** vLLM's `min_tokens`: no end of sequence before this many tokens. */
-  readonly minTokens?: number;
-  /** Engine time the request arrived, for its queue time. */
-  readonly arrivalMs?: number;
-}
-
-/** Options of the engine beyond its hardware parameters. */
-export interface EngineOptions {
-  /** Lengths of answers nothing fixes. Default geometric, mean 200. */
-  readonly answerLength?: AnswerLengthModel;
-  /** Seed of the answer-length draws. Default 1. */
-  readonly seed?: number;
-  /** When a prefix computed in a step becomes reusable: `"v1"` (default) or `"v0"`. */
-  readonly prefixSharing?: "v1" | "v0";
-}
+export type { EngineOptions, EngineRequest, EngineStats, PromptRef } from "./types.ts";
+export { answerText, tokenText } from "./answer_text.ts";
 
 /** A request the engine can never serve (too long for the model or the cache); HTTP 400. */
 export class EngineError extends Error {
@@ -102,62 +100,22 @@ export class EngineError extends Error {
   }
 }
 
-/** Counters and gauges, as exported on /metrics. */
-export interface EngineStats {
-  readonly waiting: number;
-  readonly running: number;
-  readonly capacityBlocks: number;
-  /** Blocks in use by sequences (pinned or private). */
-  readonly usedBlocks: number;
-  /** Hashed blocks held (pinned or free in the LRU). */
-  readonly cachedBlocks: number;
-  /** `usedBlocks / capacityBlocks` (vLLM's KV cache usage: free cached blocks count as free). */
-  readonly usage: number;
-  /** Tokens looked up at admissions (vLLM `prefix_cache_queries`). */
-  readonly prefixCacheQueries: number;
-  /** Cached tokens found at admissions (vLLM `prefix_cache_hits`). */
-  readonly prefixCacheHits: number;
-  readonly promptTokensTotal: number;
-  readonly generationTokensTotal: number;
-  readonly requestsFinished: number;
-  /** Of `requestsFinished`: ended at end-of-sequence. */
-  readonly requestsFinishedStop: number;
-  /** Of `requestsFinished`: ran to `max_tokens`. */
-  readonly requestsFinishedLength: number;
-  readonly requestsCancelled: number;
-  /** Running sequences preempted for want of blocks (vLLM `num_preemptions`). */
-  readonly preemptions: number;
-  readonly evictedBlocks: number;
-  readonly steps: number;
-}
-
-/** The text of generated token `i`: four ASCII bytes from a fixed cycle, so answers are stable. */
-const ANSWER_CYCLE = "The simulated engine writes this same calm answer. ";
-const ANSWER_CYCLE_TEXT = ANSWER_CYCLE.repeat(4); // 204 chars = 51 tokens of 4 bytes
-
-/** The text of generated token `i` (exactly `bytesPerToken` ASCII characters). */
-export function tokenText(i: number, bytesPerToken = 4): string {
-  const start = (i * bytesPerToken) % (ANSWER_CYCLE_TEXT.length - bytesPerToken);
-  return ANSWER_CYCLE_TEXT.slice(start, start + bytesPerToken);
-}
-
-/** The whole answer of `n` tokens, as a client would receive it. */
-export function answerText(n: number, bytesPerToken = 4): string {
-  let s = "";
-  for (let i = 0; i < n; i++) s += tokenText(i, bytesPerToken);
-  return s;
-}
-
 interface Seq {
   readonly id: number;
-  readonly bytes: Uint8Array;
+  /** The prompt's token ids. */
+  readonly promptIds: Uint32Array;
+  /** Pseudo tokens: the prompt's bytes after its last full token, regrouped with the answer. */
+  readonly tail: Uint8Array;
+  readonly lora: LoraRef | null;
   readonly promptTokens: number;
   readonly maxTokens: number;
   /** Length the answer will have (≤ maxTokens). */
   readonly outputTokens: number;
   readonly arrivalMs: number | null;
-  /** Keys of the full blocks of the known tokens (the prompt; on preemption, also the answer). */
-  keys: string[];
+  /** Token ids the keys cover: the prompt, and on preemption or finish the answer so far. */
+  ids: Uint32Array;
+  /** Keys of the full blocks of `ids`. */
+  keys: number[];
   /** Cached tokens at the first admission; -1 before it. */
   cachedTokens: number;
   /** Tokens whose KV exists or is being computed this step. */
@@ -165,18 +123,10 @@ interface Seq {
   generated: number;
   /** Leading blocks registered (hashed, or kept private as a duplicate). */
   registered: number;
-  pinned: string[];
+  pinned: number[];
   privateBlocks: number;
   queueMs: number | null;
   preemptions: number;
-}
-
-function keysOf(bytes: Uint8Array, blockBytes: number, maxBlocks: number): string[] {
-  const h = chunkHashes(bytes, blockBytes);
-  const n = Math.min(h.length >>> 1, maxBlocks);
-  const keys = new Array<string>(n);
-  for (let i = 0; i < n; i++) keys[i] = h[2 * i].toString(16) + ":" + h[2 * i + 1].toString(16);
-  return keys;
 }
 
 /** Tokens the sequence knows: prompt plus every token sampled so far. */
@@ -187,8 +137,10 @@ function known(seq: Seq): number {
 /** A vLLM-like engine with a prefix-cached KV store, driven step by step. */
 export class EngineModel {
   readonly params: EngineParams;
-  readonly #blockBytes: number;
   readonly #cache: KvCache;
+  readonly #vocab: AnswerVocab | null;
+  /** KV events since the last take; null when not collected. */
+  #kv: KvEvent[] | null;
   readonly #answerLength: AnswerLengthModel;
   readonly #rng: SeededRng;
   readonly #v1: boolean;
@@ -230,8 +182,16 @@ export class EngineModel {
       throw new RangeError(`prefix sharing must be v0 or v1, got ${options.prefixSharing}`);
     }
     this.params = { ...params };
-    this.#blockBytes = params.blockSize * params.bytesPerToken;
-    this.#cache = new KvCache(params.capacityBlocks);
+    this.#kv = options.kvEvents === true ? [] : null;
+    this.#vocab = options.vocab ?? null;
+    this.#cache = new KvCache(params.capacityBlocks, (key) => {
+      this.#kv?.push({
+        type: "BlockRemoved",
+        blockHashes: Uint32Array.from(keyWords(key)),
+        medium: "GPU",
+        groupIdx: null,
+      });
+    });
     this.#answerLength = options.answerLength ?? DEFAULT_ANSWER_LENGTH;
     this.#rng = new SeededRng(options.seed ?? 1);
     this.#v1 = (options.prefixSharing ?? "v1") === "v1";
@@ -239,14 +199,29 @@ export class EngineModel {
 
   /** Estimated token count of `prompt` at `bytesPerToken` (at least 1). */
   countTokens(prompt: string | Uint8Array): number {
-    const n = typeof prompt === "string" ? utf8(prompt).length : prompt.length;
+    const n = promptBytes(prompt).length;
     return Math.max(1, Math.floor(n / this.params.bytesPerToken));
+  }
+
+  /** The prompt's token ids and pseudo tail. */
+  #prompt(req: PromptRef): { ids: Uint32Array; tail: Uint8Array } {
+    if (req.tokens !== undefined) {
+      if (req.tokens.length === 0) throw new EngineError("the prompt has no tokens", "bad_request");
+      const tail = (req as EngineRequest).tail ?? new Uint8Array(0);
+      return { ids: Uint32Array.from(req.tokens), tail: tail.slice(0, 3) };
+    }
+    if (req.prompt === undefined) throw new EngineError("the request has no prompt", "bad_request");
+    const bytes = promptBytes(req.prompt);
+    return { ids: pseudoTokenIds(bytes), tail: pseudoTail(bytes).slice() };
   }
 
   /** Throws `EngineError` when the request can never be served; returns its prompt token count. */
   validate(req: EngineRequest): number {
+    return this.#validate(req, this.#prompt(req).ids.length);
+  }
+
+  #validate(req: EngineRequest, promptTokens: number): number {
     const p = this.params;
-    const promptTokens = req.promptTokens ?? this.countTokens(req.prompt);
     if (!(Number.isInteger(req.maxTokens) && req.maxTokens >= 1)) {
       throw new EngineError(
         `max_tokens must be a positive integer, got ${req.maxTokens}`,
@@ -267,16 +242,20 @@ export class EngineModel {
 
   /** Queues a request; returns its id. Throws `EngineError` when it can never be served. */
   submit(req: EngineRequest): number {
-    const promptTokens = this.validate(req);
-    const bytes = typeof req.prompt === "string" ? utf8(req.prompt).slice() : req.prompt.slice();
+    const { ids, tail } = this.#prompt(req);
+    const promptTokens = this.#validate(req, ids.length);
+    const lora = req.lora ?? null;
     const seq: Seq = {
       id: this.#nextId++,
-      bytes,
+      promptIds: ids,
+      tail,
+      lora,
       promptTokens,
       maxTokens: req.maxTokens,
       outputTokens: this.#lengthOf(req),
       arrivalMs: req.arrivalMs ?? null,
-      keys: keysOf(bytes, this.#blockBytes, Math.floor(promptTokens / this.params.blockSize)),
+      ids,
+      keys: this.#keys(ids, Math.floor(promptTokens / this.params.blockSize), lora),
       cachedTokens: -1,
       computed: 0,
       generated: 0,
@@ -316,14 +295,35 @@ export class EngineModel {
   }
 
   /**
-   * Longest run of `prompt`'s full blocks cached now, in tokens, with the last-token cap; what
+   * Longest run of the prompt's full blocks cached now, in tokens, with the last-token cap; what
    * `cached_tokens` would be if the request were admitted now. Does not touch recency.
    */
-  peekCachedTokens(prompt: string | Uint8Array, promptTokens?: number): number {
-    const n = promptTokens ?? this.countTokens(prompt);
-    const bytes = typeof prompt === "string" ? utf8(prompt) : prompt;
-    const keys = keysOf(bytes, this.#blockBytes, Math.floor(n / this.params.blockSize));
+  peekCachedTokens(prompt: string | Uint8Array | PromptRef): number {
+    const ref = typeof prompt === "string" || prompt instanceof Uint8Array ? { prompt } : prompt;
+    const { ids } = this.#prompt(ref);
+    const n = ids.length;
+    const keys = this.#keys(ids, Math.floor(n / this.params.blockSize), ref.lora ?? null);
     return this.#cache.match(keys, this.#hitCap(n)) * this.params.blockSize;
+  }
+
+  /**
+   * Empties the prefix cache (vLLM's `reset_prefix_cache`) and reports AllBlocksCleared. While
+   * sequences hold blocks it is refused (false), unless `resetRunning`: then every running
+   * sequence is preempted first (vLLM's `reset_running_requests`), and recomputes later.
+   */
+  resetPrefixCache(resetRunning = false): boolean {
+    if (resetRunning) { while (this.#running.length > 0) this.#preempt(this.#running.at(-1)!); }
+    if (!this.#cache.clear()) return false;
+    this.#kv?.push({ type: "AllBlocksCleared", medium: null });
+    return true;
+  }
+
+  /** KV events reported outside a step (a reset) since the last step or take. */
+  takeKvEvents(): KvEvent[] {
+    if (this.#kv === null || this.#kv.length === 0) return [];
+    const out = this.#kv;
+    this.#kv = [];
+    return out;
   }
 
   /** Runs one step starting at `now`; `undefined` when there is nothing to do. */
@@ -359,7 +359,8 @@ export class EngineModel {
       }
     }
     this.#steps++;
-    return { startMs: now, durationMs: ms, endMs: end, batchedTokens: batched, events };
+    const kvEvents = this.takeKvEvents();
+    return { startMs: now, durationMs: ms, endMs: end, batchedTokens: batched, events, kvEvents };
   }
 
   /** Current counters. */
@@ -387,9 +388,19 @@ export class EngineModel {
   }
 
   /** Whether the hashed block of `prompt`'s block `i` is cached (tests, introspection). */
-  isBlockCached(prompt: string, i: number): boolean {
-    const keys = keysOf(utf8(prompt), this.#blockBytes, i + 1);
+  isBlockCached(prompt: string | PromptRef, i: number): boolean {
+    const ref = typeof prompt === "string" ? { prompt } : prompt;
+    const keys = this.#keys(this.#prompt(ref).ids, i + 1, ref.lora ?? null);
     return i < keys.length && this.#cache.has(keys[i]);
+  }
+
+  /** The text of generated token `i`. */
+  tokenText(i: number): string {
+    return this.#vocab?.text(i) ?? tokenText(i, this.params.bytesPerToken);
+  }
+
+  #keys(ids: ArrayLike<number>, blocks: number, lora: LoraRef | null): number[] {
+    return engineBlockKeys(ids, this.params.blockSize, blocks, lora?.name ?? null);
   }
 
   /** Blocks sequence `id` holds now, or -1 when it is not in the engine (tests, introspection). */
@@ -485,24 +496,60 @@ export class EngineModel {
     }
   }
 
-  /** Hashes the sequence's known full blocks up to `tokens` tokens of KV. */
+  /** Hashes the sequence's known full blocks up to `tokens` tokens of KV; reports the new ones. */
   #register(seq: Seq, tokens: number): void {
     const full = Math.min(seq.keys.length, Math.floor(tokens / this.params.blockSize));
+    let run = -1; // first block of a run of newly cached blocks, for one BlockStored
     for (; seq.registered < full; seq.registered++) {
-      this.#cache.hash(seq, seq.keys[seq.registered]);
+      const stored = this.#cache.hash(seq, seq.keys[seq.registered]);
+      if (this.#kv === null) continue;
+      if (stored && run < 0) run = seq.registered;
+      else if (!stored && run >= 0) {
+        this.#stored(seq, run, seq.registered);
+        run = -1;
+      }
     }
+    if (run >= 0) this.#stored(seq, run, seq.registered);
   }
 
-  /** Extends `seq.keys` over the answer so far: prompt + answer bytes, chained. */
+  /** Reports blocks `[from, to)` of `seq` as one BlockStored. */
+  #stored(seq: Seq, from: number, to: number): void {
+    const B = this.params.blockSize;
+    const hashes = new Uint32Array(2 * (to - from));
+    for (let i = from; i < to; i++) hashes.set(keyWords(seq.keys[i]), 2 * (i - from));
+    this.#kv!.push({
+      type: "BlockStored",
+      blockHashes: hashes,
+      parentBlockHash: from === 0 ? null : Uint32Array.from(keyWords(seq.keys[from - 1])),
+      tokenIds: Array.from(seq.ids.subarray(from * B, to * B)),
+      blockSize: B,
+      loraId: seq.lora?.id ?? null,
+      medium: "GPU",
+      loraName: seq.lora?.name ?? null,
+      extraKeys: null,
+      groupIdx: null,
+      locality: null,
+    });
+  }
+
+  /** Extends `seq.ids` and `seq.keys` over the answer so far (keys are chained, so the prompt's stay). */
   #extendKeys(seq: Seq): void {
     const blocks = Math.floor(known(seq) / this.params.blockSize);
     if (blocks <= seq.keys.length) return;
-    const answer = utf8(answerText(seq.generated, this.params.bytesPerToken));
-    const all = new Uint8Array(seq.bytes.length + answer.length);
-    all.set(seq.bytes);
-    all.set(answer, seq.bytes.length);
-    // Keys are chained hashes of the bytes, so the prompt's keys come out the same.
-    seq.keys = keysOf(all, this.#blockBytes, blocks);
+    let answer: Uint32Array;
+    if (this.#vocab !== null) {
+      answer = new Uint32Array(seq.generated);
+      for (let i = 0; i < seq.generated; i++) answer[i] = this.#vocab.id(i);
+    } else {
+      // Pseudo tokens: the prompt's tail and the answer's bytes regroup into whole tokens.
+      const text = promptBytes(answerText(seq.generated, this.params.bytesPerToken));
+      const bytes = new Uint8Array(seq.tail.length + text.length);
+      bytes.set(seq.tail);
+      bytes.set(text, seq.tail.length);
+      answer = pseudoTokenIds(bytes.subarray(0, bytes.length & ~3)).subarray(0, seq.generated);
+    }
+    seq.ids = concatIds(seq.promptIds, answer);
+    seq.keys = this.#keys(seq.ids, blocks, seq.lora);
   }
 
   /** Preemption by recompute: keeps what it computed in the cache, frees it, requeues it first. */
@@ -538,7 +585,7 @@ export class EngineModel {
       kind,
       timeMs,
       index,
-      text: done ? "" : tokenText(index, this.params.bytesPerToken),
+      text: done ? "" : this.tokenText(index),
       promptTokens: seq.promptTokens,
       cachedTokens: Math.max(0, seq.cachedTokens),
       completionTokens: done ? seq.generated : index + 1,

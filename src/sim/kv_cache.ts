@@ -9,6 +9,10 @@
  * Callers release a sequence's blocks tail first, so the tail of a prefix is evicted before its
  * head.
  *
+ * Keys are the engine's 53-bit block keys (src/sim/token_ids.ts). An eviction calls `onEvict` with
+ * the key, so the engine can publish vLLM's BlockRemoved; `clear` empties the cache (vLLM's
+ * `reset_prefix_cache`) and is refused while any block is in use.
+ *
  * Cost: every operation is O(1) per block it touches (Map insertion order is the LRU order).
  *
  * @module
@@ -17,7 +21,7 @@
 /** Blocks of one sequence as the pool sees them. */
 export interface BlockHolder {
   /** Hashed blocks it holds a reference on, in block order. */
-  pinned: string[];
+  pinned: number[];
   /** Unhashed blocks it holds. */
   privateBlocks: number;
 }
@@ -26,14 +30,16 @@ export interface BlockHolder {
 export class KvCache {
   readonly capacity: number;
   /** Hashed blocks → reference count. */
-  readonly #refs = new Map<string, number>();
+  readonly #refs = new Map<number, number>();
   /** Hashed blocks with no reference, least recently freed first. */
-  readonly #lru = new Map<string, true>();
+  readonly #lru = new Map<number, true>();
+  readonly #onEvict: ((key: number) => void) | null;
   #private = 0;
   #evicted = 0;
 
-  constructor(capacity: number) {
+  constructor(capacity: number, onEvict?: (key: number) => void) {
     this.capacity = capacity;
+    this.#onEvict = onEvict ?? null;
   }
 
   /** Blocks neither hashed nor private. */
@@ -61,26 +67,26 @@ export class KvCache {
     return this.#evicted;
   }
 
-  has(key: string): boolean {
+  has(key: number): boolean {
     return this.#refs.has(key);
   }
 
   /** Leading blocks of `keys` cached now, at most `max`. Does not touch recency. */
-  match(keys: readonly string[], max: number): number {
+  match(keys: readonly number[], max: number): number {
     let k = 0;
     while (k < keys.length && k < max && this.#refs.has(keys[k])) k++;
     return k;
   }
 
   /** How many of the first `k` keys are cached with no reference (pinning them takes them). */
-  unreferenced(keys: readonly string[], k: number): number {
+  unreferenced(keys: readonly number[], k: number): number {
     let n = 0;
     for (let i = 0; i < k; i++) if (this.#refs.get(keys[i]) === 0) n++;
     return n;
   }
 
   /** Takes a reference on the first `k` keys for `seq` (they must be cached). */
-  pinPrefix(seq: BlockHolder, keys: readonly string[], k: number): void {
+  pinPrefix(seq: BlockHolder, keys: readonly number[], k: number): void {
     for (let i = 0; i < k; i++) {
       const key = keys[i];
       const r = this.#refs.get(key) ?? 0;
@@ -98,6 +104,7 @@ export class KvCache {
       this.#lru.delete(oldest.value);
       this.#refs.delete(oldest.value);
       this.#evicted++;
+      this.#onEvict?.(oldest.value);
     }
     this.#private += n;
     seq.privateBlocks += n;
@@ -108,7 +115,7 @@ export class KvCache {
    * (another sequence computed the same block first) the block stays a private duplicate, as in
    * vLLM, where the duplicate is freed uncached; returns whether it was hashed.
    */
-  hash(seq: BlockHolder, key: string): boolean {
+  hash(seq: BlockHolder, key: number): boolean {
     if (this.#refs.has(key) || seq.privateBlocks === 0) return false;
     seq.privateBlocks--;
     this.#private--;
@@ -128,5 +135,16 @@ export class KvCache {
     seq.pinned = [];
     this.#private -= seq.privateBlocks;
     seq.privateBlocks = 0;
+  }
+
+  /**
+   * Forgets every cached block (vLLM's `reset_prefix_cache`); false, changing nothing, while a
+   * sequence holds blocks (vLLM refuses in that case too).
+   */
+  clear(): boolean {
+    if (this.used > 0) return false;
+    this.#refs.clear();
+    this.#lru.clear();
+    return true;
   }
 }

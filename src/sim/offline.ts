@@ -16,6 +16,21 @@
  * (`kv_budget` 0: unbounded) and shrinks and grows back by the router's prediction feedback
  * (src/router/prediction_feedback.ts) from each request's reported `cached_tokens`.
  *
+ * Precise mode (`index: "precise"`): the router-side index is a `BlockIndex` (src/precise), read
+ * through `view(worker)` as the strategies' `PrefixIndex`. The engines publish their KV events
+ * (blocks stored and evicted, per step); each step's batch reaches the index `eventLagMs` (default
+ * 20) after the step ends, as a subscriber would get it. A request's keys are the router's block
+ * hashes of the very token ids the engine caches (the sim's pseudo tokens of its chat template),
+ * 16 tokens a block, handed to `decide` as 64-byte chunks so the cost models count tokens right;
+ * a routed request leaves predicted entries (TTL `predictTtlMs`, default 2 s) until its blocks are
+ * announced. No prediction feedback (the events correct the index).
+ *
+ * Prediction error: each record carries the cached tokens the index predicted at routing
+ * (`predicted_cached_tokens`): approximate, matched chunks × chunk tokens as the router's load
+ * tracker takes it; precise, matched blocks × 16, capped as the engine caps a hit (the last
+ * token is always computed). The summary's `predictionErrorBlocks` is the mean |predicted −
+ * engine cached| ÷ 16 over successful requests.
+ *
  * Each request then spends the profile's API server time (`ApiFrontend`: one request at a time per
  * worker) before the engine sees it; TTFT and total time count from the issue. A request the
  * engine refuses (400: over `max_model_len`) is answered after that time and records nothing in
@@ -32,6 +47,11 @@
  */
 
 import { chunkHashes, RadixTree, routingText, utf8 } from "../prefix/mod.ts";
+import type { ChunkHashes, PrefixIndex } from "../prefix/types.ts";
+import { blockHashes } from "../precise/block_hash.ts";
+import { BlockIndex } from "../precise/block_index.ts";
+import { ManualClock } from "../util/clock.ts";
+import type { KvEvent } from "../kv_events/types.ts";
 import { type LoadTicket, LoadTracker } from "../router/load_tracker.ts";
 import { nextCapacity } from "../router/prediction_feedback.ts";
 import { decide, recordDecision, type RouteTarget } from "../router/select.ts";
@@ -47,6 +67,7 @@ import { EventQueue } from "./event_queue.ts";
 import { ApiFrontend } from "./frontend.ts";
 import { getProfile } from "./profiles.ts";
 import { type RunSummary, summarize } from "./summary.ts";
+import { pseudoTokenIds } from "./token_ids.ts";
 import type {
   EngineEvent,
   EngineParams,
@@ -91,6 +112,12 @@ export interface SimulateOptions {
   readonly defaultMaxTokens?: number;
   /** Strategy-specific options (`router.strategy_options`), e.g. `{ tie_epsilon: 0.02 }`. */
   readonly strategyOptions?: Readonly<Record<string, number>>;
+  /** The router's index: `approximate` (default, its own routing text) or `precise` (KV events). */
+  readonly index?: "approximate" | "precise";
+  /** Precise: time from a step's end to its events reaching the index, ms. Default 20. */
+  readonly eventLagMs?: number;
+  /** Precise: lifetime of a routed request's predicted blocks, ms. Default 2000. */
+  readonly predictTtlMs?: number;
 }
 
 /** What {@linkcode simulate} returns. */
@@ -101,7 +128,10 @@ export interface SimulateResult {
   readonly workers: ReadonlyArray<{
     readonly id: string;
     readonly stats: EngineStats;
-    /** Chunks in the router's prefix index of the worker at the end, and its capacity (0 = none). */
+    /**
+     * Chunks (precise: blocks) in the router's index of the worker at the end, and its capacity
+     * (0 = none).
+     */
     readonly indexChunks: number;
     readonly indexCapacity: number;
   }>;
@@ -121,7 +151,8 @@ type Ev =
   | { kind: "issue"; session: number; turn: number }
   | { kind: "arrive"; p: Pending; prompt: string; maxTokens: number; outputTokens?: number }
   | { kind: "refused"; p: Pending; error: string }
-  | { kind: "step"; worker: number; result: StepResult };
+  | { kind: "step"; worker: number; result: StepResult }
+  | { kind: "kv"; worker: number; events: readonly KvEvent[] };
 
 interface Worker {
   readonly id: string;
@@ -140,8 +171,21 @@ interface Pending {
   readonly reason: string;
   readonly ticket: LoadTicket;
   readonly recordedChunks: number;
+  /** Cached tokens the index predicted at routing. */
+  readonly predicted: number;
   firstMs: number | null;
 }
+
+/** A request's keys for the router's index, and what the router counts as its tokens. */
+interface RouteKeys {
+  readonly hashes: ChunkHashes;
+  /** Chunk size handed to `decide` (bytes; precise: a block's tokens × 4). */
+  readonly chunkSize: number;
+  readonly tokens: number;
+}
+
+/** Tokens of a precise block, as the engines' blocks. */
+const BLOCK_TOKENS = 16;
 
 /** The router's token units: bytes ÷ 4 (router.ts `BYTES_PER_TOKEN`). */
 const ROUTER_BYTES_PER_TOKEN = 4;
@@ -160,6 +204,10 @@ class OfflineRun {
   readonly #budget: number;
   readonly #feedback: boolean;
   readonly #defaultMaxTokens: number;
+  /** Precise mode's index, and the clock its predictions expire on; null when approximate. */
+  readonly #blocks: BlockIndex | null;
+  readonly #clock = new ManualClock(0);
+  readonly #lagMs: number;
 
   constructor(opts: SimulateOptions) {
     if (!Number.isInteger(opts.workers) || opts.workers < 1) {
@@ -183,6 +231,15 @@ class OfflineRun {
     // Fed exactly as the router feeds it: dispatch, first token, usage, done.
     this.#tracker = new LoadTracker({ workers: opts.workers });
     this.#rng = new SeededRng(opts.seed ?? 1);
+    const mode = opts.index ?? "approximate";
+    if (mode !== "approximate" && mode !== "precise") {
+      throw new RangeError(`index must be approximate or precise, got ${JSON.stringify(mode)}`);
+    }
+    this.#lagMs = opts.eventLagMs ?? 20;
+    if (!(this.#lagMs >= 0)) throw new RangeError(`event lag must be ≥ 0 ms, got ${this.#lagMs}`);
+    this.#blocks = mode === "precise"
+      ? new BlockIndex({ clock: this.#clock, predictTtlMs: opts.predictTtlMs, blockSize: 16 })
+      : null;
     for (let i = 0; i < opts.workers; i++) {
       this.workers.push({
         id: `w${i}`,
@@ -190,6 +247,7 @@ class OfflineRun {
           answerLength: opts.answerLength,
           prefixSharing: opts.prefixSharing,
           seed: (opts.seed ?? 1) * 1000 + i,
+          kvEvents: this.#blocks !== null,
         }),
         prefix: new RadixTree({ maxChunks: this.#budget, chained: true }),
         frontend: new ApiFrontend(params),
@@ -230,7 +288,10 @@ class OfflineRun {
       if (v.kind === "issue") this.#issue(v.session, v.turn, e.t);
       else if (v.kind === "arrive") this.#arrive(v, e.t);
       else if (v.kind === "refused") this.#refused(v.p, v.error, e.t);
-      else this.#stepDone(v.worker, v.result);
+      else if (v.kind === "kv") {
+        this.#clock.set(e.t);
+        this.#blocks!.apply(this.workers[v.worker].id, v.events);
+      } else this.#stepDone(v.worker, v.result);
     }
   }
 
@@ -241,6 +302,43 @@ class OfflineRun {
     if (result === undefined) return;
     worker.stepping = true;
     this.#queue.push(result.endMs, { kind: "step", worker: w, result });
+    if (this.#blocks !== null && result.kvEvents.length > 0) {
+      this.#queue.push(result.endMs + this.#lagMs, {
+        kind: "kv",
+        worker: w,
+        events: result.kvEvents,
+      });
+    }
+  }
+
+  /** The worker's index as the strategies read it. */
+  #prefixOf(w: number): PrefixIndex {
+    return this.#blocks?.view(this.workers[w].id) ?? this.workers[w].prefix;
+  }
+
+  /** The request's keys: routing-text chunks, or block hashes of the engine's own tokens. */
+  #keys(body: Record<string, unknown>, prompt: string): RouteKeys {
+    if (this.#blocks === null) {
+      const text = routingText(body, "chat");
+      return {
+        hashes: chunkHashes(text, this.#chunkSize),
+        chunkSize: this.#chunkSize,
+        tokens: utf8(text).length / ROUTER_BYTES_PER_TOKEN,
+      };
+    }
+    const ids = pseudoTokenIds(utf8(prompt));
+    return {
+      hashes: blockHashes(ids, BLOCK_TOKENS),
+      chunkSize: BLOCK_TOKENS * ROUTER_BYTES_PER_TOKEN,
+      tokens: ids.length,
+    };
+  }
+
+  /** Cached tokens the index predicts from `matched` chunks (module comment). */
+  #predicted(keys: RouteKeys, matched: number): number {
+    if (this.#blocks === null) return matched * this.#chunkSize / ROUTER_BYTES_PER_TOKEN;
+    const cap = Math.floor((keys.tokens - 1) / BLOCK_TOKENS);
+    return Math.min(matched, cap) * BLOCK_TOKENS;
   }
 
   /** Closed loop: the session's next turn, `delay_ms` after this one ended. */
@@ -278,23 +376,23 @@ class OfflineRun {
       this.#record(session, turn, { start_ms: now, status, error });
       this.#next(session, turn, now);
     };
-    let text: string;
-    let hashes: Uint32Array;
+    let keys: RouteKeys;
     let prompt: string;
     let maxTokens: number;
     try {
-      text = routingText(req.body, "chat");
-      hashes = chunkHashes(text, this.#chunkSize);
       prompt = chatPromptText(req.body);
+      keys = this.#keys(req.body, prompt);
       maxTokens = maxTokensOf(req.body, this.#defaultMaxTokens);
     } catch (err) {
       return fail(400, errorMessage(err));
     }
+    const hashes = keys.hashes;
+    this.#clock.set(now);
     const targets: RouteTarget[] = this.workers.map((w, index) => ({
       index,
       id: w.id,
-      prefix: w.prefix,
-      capacityChunks: this.#budget,
+      prefix: this.#prefixOf(index),
+      capacityChunks: this.#blocks === null ? this.#budget : 0,
       inflight: w.inflight,
       load: this.#tracker.load(index),
     }));
@@ -303,7 +401,7 @@ class OfflineRun {
       strategy,
       targets,
       hashes,
-      chunkSize: this.#chunkSize,
+      chunkSize: keys.chunkSize,
       rng: this.#rng,
       now,
     });
@@ -311,13 +409,15 @@ class OfflineRun {
     const w = decision.candidate.index;
     const worker = this.workers[w];
     // The router's prediction, taken before recording (afterwards the match is the whole request).
-    const matched = strategy.usesPrefix ? decision.candidate.match : worker.prefix.match(hashes);
-    const tokensPerChunk = this.#chunkSize / ROUTER_BYTES_PER_TOKEN;
+    const matched = strategy.usesPrefix
+      ? decision.candidate.match
+      : targets[w].prefix.match(hashes);
+    const predicted = this.#predicted(keys, matched);
     worker.inflight++;
     const ticket = this.#tracker.onDispatch(
       w,
-      utf8(text).length / ROUTER_BYTES_PER_TOKEN,
-      matched * tokensPerChunk,
+      keys.tokens,
+      matched * keys.chunkSize / ROUTER_BYTES_PER_TOKEN,
     );
     const p: Pending = {
       session,
@@ -327,6 +427,7 @@ class OfflineRun {
       reason: decision.reason,
       ticket,
       recordedChunks: hashes.length >>> 1,
+      predicted,
       firstMs: null,
     };
     const ready = worker.frontend.admit(now, worker.engine.countTokens(prompt));
@@ -391,7 +492,7 @@ class OfflineRun {
     this.#pending[w].delete(ev.id);
     worker.inflight--;
     const err = this.#tracker.onUsage(p.ticket, ev.promptTokens, ev.cachedTokens);
-    if (this.#feedback && Number.isFinite(err)) {
+    if (this.#feedback && this.#blocks === null && Number.isFinite(err)) {
       // As the router settles a request: a large shortfall shrinks the worker's index.
       const predicted = p.ticket.predictedCachedTokens;
       const stats = worker.prefix.stats();
@@ -423,8 +524,20 @@ class OfflineRun {
       completion_tokens: ev.completionTokens,
       queue_ms: ev.queueMs,
       preemptions: ev.preemptions,
+      predicted_cached_tokens: p.predicted,
     });
     this.#next(p.session, p.turn, now);
+  }
+
+  /** Chunks (blocks) the router's index holds for worker `w` now, and its capacity. */
+  indexSize(w: number): { chunks: number; capacity: number } {
+    if (this.#blocks !== null) {
+      return { chunks: this.#blocks.blocks(this.workers[w].id), capacity: 0 };
+    }
+    return {
+      chunks: this.workers[w].prefix.chunks,
+      capacity: this.workers[w].prefix.stats().maxChunks,
+    };
   }
 }
 
@@ -432,12 +545,15 @@ class OfflineRun {
 export function simulate(opts: SimulateOptions): SimulateResult {
   const run = new OfflineRun(opts);
   run.run();
-  const workers = run.workers.map((w) => ({
-    id: w.id,
-    stats: w.engine.stats(),
-    indexChunks: w.prefix.chunks,
-    indexCapacity: w.prefix.stats().maxChunks,
-  }));
+  const workers = run.workers.map((w, i) => {
+    const size = run.indexSize(i);
+    return {
+      id: w.id,
+      stats: w.engine.stats(),
+      indexChunks: size.chunks,
+      indexCapacity: size.capacity,
+    };
+  });
   return {
     records: run.records,
     summary: summarize(run.records),

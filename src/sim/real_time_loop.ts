@@ -4,13 +4,17 @@
  *
  * Rule: a step runs at engine time `(wall − start) / timeScale`; its events are delivered
  * `durationMs × timeScale` of wall time later, and the next step starts when that one was due.
- * Steps already overdue run at once, up to 256 in a row before the loop yields.
+ * Steps already overdue run at once, up to 256 in a row before the loop yields. A step's KV cache
+ * events go to `onKvEvents` when its events are delivered (vLLM publishes a step's batch once the
+ * step is done); `flushKvEvents` hands over those of the step in flight at once, so an event that
+ * happens between (a cache reset) is never published before them.
  *
  * Cost: one timer at a time; O(events) per delivered step.
  *
  * @module
  */
 
+import type { KvEvent } from "../kv_events/types.ts";
 import type { EngineModel, EngineRequest } from "./engine.ts";
 import type { EngineEvent, StepResult } from "./types.ts";
 
@@ -24,12 +28,33 @@ export class RealTimeLoop {
   readonly #timeScale: number;
   readonly #listeners = new Map<number, Listener>();
   readonly #t0 = performance.now();
+  readonly #onKv: ((events: readonly KvEvent[]) => void) | null;
   #timer: Timer | undefined;
+  /** KV events of the step in flight, not handed over yet. */
+  #pendingKv: { events: readonly KvEvent[] } | null = null;
   #stopped = false;
 
-  constructor(engine: EngineModel, timeScale: number) {
+  constructor(
+    engine: EngineModel,
+    timeScale: number,
+    onKvEvents?: (events: readonly KvEvent[]) => void,
+  ) {
     this.#engine = engine;
     this.#timeScale = timeScale;
+    this.#onKv = onKvEvents ?? null;
+  }
+
+  /** Hands over the KV events of the step in flight now (see the module comment). */
+  flushKvEvents(): void {
+    const p = this.#pendingKv;
+    if (p === null) return;
+    this.#publishKv(p.events);
+    p.events = [];
+  }
+
+  /** Runs steps if the engine got work some other way than `submit` (a reset that preempted). */
+  wake(): void {
+    this.#kick();
   }
 
   /** Engine time now. */
@@ -73,18 +98,32 @@ export class RealTimeLoop {
       const due = from + r.durationMs * this.#timeScale;
       const wait = due - performance.now();
       if (wait > 0) {
+        const kv = { events: r.kvEvents };
+        this.#pendingKv = kv;
         this.#timer = setTimeout(() => {
           this.#timer = undefined;
+          this.#pendingKv = null;
+          this.#publishKv(kv.events);
           this.#deliver(r);
           this.#kick(due);
         }, wait);
         return;
       }
+      this.#publishKv(r.kvEvents);
       this.#deliver(r); // overdue: its events go out now, and the next step follows
       from = due;
     }
     // A long backlog: let the event loop breathe, then go on from where the clock is.
     if (!this.#stopped) this.#timer = setTimeout(() => (this.#timer = undefined, this.#kick(from)));
+  }
+
+  #publishKv(events: readonly KvEvent[]): void {
+    if (events.length === 0 || this.#onKv === null) return;
+    try {
+      this.#onKv(events);
+    } catch (err) {
+      console.error(`sim worker KV event publishing failed: ${err}`);
+    }
   }
 
   #deliver(r: StepResult): void {

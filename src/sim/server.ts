@@ -1,57 +1,63 @@
 /**
- * The sim worker: an OpenAI-compatible HTTP server in front of one {@linkcode EngineModel},
- * driven in real time.
+ * The sim worker: a vLLM-like OpenAI-compatible HTTP server in front of one
+ * {@linkcode EngineModel}, driven in real time.
  *
- * Endpoints: `POST /v1/chat/completions`, `POST /v1/completions` (SSE streams in OpenAI's chunk
- * format, with a final `choices: []` usage chunk when `stream_options.include_usage` is true, then
- * `data: [DONE]`; JSON otherwise), `GET /v1/models`, `GET /health`, `GET /metrics` (Prometheus
- * text, vLLM metric names). `usage.prompt_tokens_details` is `{"cached_tokens": N}` when N > 0 and
- * null otherwise, as vLLM with `--enable-prompt-tokens-details` reports it. Any `model` name is
- * accepted (the worker sits behind a router that forwards the client's); responses name the
- * worker's model.
+ * Endpoints (each in its own module):
+ * - generation through the engine: `POST /v1/chat/completions`, `/v1/completions`
+ *   (openai_api.ts), `/v1/responses` and `GET /v1/responses/{id}` (responses_api.ts),
+ *   `/v1/messages` (messages_api.ts, Anthropic);
+ * - pooling through the engine (prefill only): `/v1/embeddings`, `/pooling`, `/v1/score`,
+ *   `/score`, `/v1/rerank`, `/rerank`, `/v2/rerank` (pooling_api.ts);
+ * - `/tokenize`, `/detokenize` (tokenize_api.ts), `/v1/audio/transcriptions` and
+ *   `/v1/audio/translations` (audio_api.ts, multipart);
+ * - `GET /v1/models`, and with `allowRuntimeLora` `POST /v1/load_lora_adapter` and
+ *   `/v1/unload_lora_adapter` (models.ts); `POST /reset_prefix_cache` (vLLM's; with
+ *   `?reset_running_requests=true` running requests are preempted first; refused with 409 while
+ *   sequences hold blocks, where vLLM only logs a warning); `GET /health`, `GET /metrics`.
+ * Unknown paths get 404 and a wrong method 405 with `Allow`, in OpenAI's error shape.
  *
- * Time: one owner timer drives the engine. While the engine has work, the loop runs a step at
- * engine time `(wall − start) / timeScale`, sleeps `durationMs × timeScale` of wall time, then
- * delivers the step's events and runs the next step. No timer runs while the engine is idle, and
- * `shutdown` stops the loop, ends open streams and closes the listener.
+ * Models: see models.ts (vLLM's 404 for a model not served, when names were given). Tokens: see
+ * sim_tokenizer.ts (pseudo, or a model's real tokenizer). KV events: see kv_publish.ts (one batch
+ * per engine step over ZMQ, when `kvEvents` is set).
  *
- * A client that disconnects (stream cancel or request abort) cancels its sequence in the engine,
- * which frees its KV blocks.
- *
- * API server time: before the engine sees a request, it waits its turn at a one-at-a-time API
- * front end (`ApiFrontend`: the profile's `apiOverheadMs` plus `tokenizeMsPerToken` per prompt
- * token, in model time, so scaled), as vLLM's API server applies the chat template and tokenizes
- * in one process before the engine core gets the request. A request over the model's length is
- * refused (400) after that time, as vLLM refuses it after tokenizing.
- *
- * vLLM sampling fields honoured: `ignore_eos` (the answer runs to `max_tokens`) and `min_tokens`;
- * other answers end at the engine's end-of-sequence model (`answerLength`).
+ * Time: one owner timer drives the engine (real_time_loop.ts): a step runs at engine time
+ * `(wall − start) / timeScale` and its events are delivered `durationMs × timeScale` of wall time
+ * later. No timer runs while the engine is idle; `shutdown` stops the loop, ends open streams,
+ * closes the listener and the KV sockets. A client that disconnects cancels its sequence, which
+ * frees its KV blocks. API server time: see generation.ts.
  *
  * Fault knobs (wall-clock ms, not scaled): `errorRate` (500 with an OpenAI error body, drawn from
  * a seeded rng), `addedLatencyMs` (before handling), `refuseConnections` (the listener is closed;
  * the port is kept and reopened when the knob is turned off), `dieAfterChunks` (the stream errors
- * after N SSE chunks, so the connection ends without a terminating chunk), `stallMs` (headers are
- * sent, the first chunk waits). `setFaults` replaces them at runtime.
+ * after N SSE events, so the connection ends without a terminating one), `stallMs` (headers are
+ * sent, the first token waits). `setFaults` replaces them at runtime.
  *
  * @module
  */
 
-import { errorResponse, RouterError } from "../util/errors.ts";
+import { errorResponse } from "../util/errors.ts";
 import { SeededRng } from "../util/rng.ts";
 import type { AnswerLengthModel } from "./answer_length.ts";
-import {
-  BadRequestError,
-  chatPromptText,
-  completionPrompt,
-  maxTokensOf,
-  samplingOf,
-} from "./chat_template.ts";
-import { EngineError, EngineModel, type EngineRequest } from "./engine.ts";
+import { audioRequest } from "./audio_api.ts";
+import { EngineModel } from "./engine.ts";
 import { ApiFrontend } from "./frontend.ts";
-import { metricsText } from "./metrics_text.ts";
-import { RealTimeLoop } from "./real_time_loop.ts";
+import { json, readJson, type WorkerCore } from "./generation.ts";
+import { type SimKvEventsOptions, type SimKvPublisher, startKvPublisher } from "./kv_publish.ts";
+import { messagesRequest } from "./messages_api.ts";
+import { latencyHistograms, metricsText } from "./metrics_text.ts";
+import { type LoraModule, ModelRegistry } from "./models.ts";
+import { completionRequest } from "./openai_api.ts";
+import { embeddingsRequest, rerankRequest, scoreRequest } from "./pooling_api.ts";
 import { getProfile } from "./profiles.ts";
-import type { EngineEvent, EngineParams, FaultOptions } from "./types.ts";
+import { RealTimeLoop } from "./real_time_loop.ts";
+import { responsesRequest, ResponseStore, retrieveResponse } from "./responses_api.ts";
+import { pseudoTokenizer, type SimTokenizer } from "./sim_tokenizer.ts";
+import { detokenizeRequest, tokenizeRequest } from "./tokenize_api.ts";
+import type { EngineParams, FaultOptions } from "./types.ts";
+import { vllmError } from "./vllm_errors.ts";
+
+export type { SimKvEventsOptions } from "./kv_publish.ts";
+export type { LoraModule } from "./models.ts";
 
 /** Options of {@linkcode startSimWorker}. */
 export interface SimWorkerOptions {
@@ -65,8 +71,27 @@ export interface SimWorkerOptions {
   readonly timeScale?: number;
   /** Worker id, used in response ids; default `sim-<port>`. */
   readonly id?: string;
-  /** Model id served; default `sim-<profile>`. */
+  /** One served model name; same as `models: [model]`. */
   readonly model?: string;
+  /**
+   * Served model names (the first names responses); given, a request for another model is
+   * vLLM's 404. Default `sim-<profile>`, accepting any model name.
+   */
+  readonly models?: readonly string[];
+  /** LoRA adapters served from the start (parent: the first model). */
+  readonly loras?: readonly LoraModule[];
+  /** Serve vLLM's runtime adapter endpoints (`VLLM_ALLOW_RUNTIME_LORA_UPDATING`). Default false. */
+  readonly allowRuntimeLora?: boolean;
+  /** The tokenizer (see `loadSimTokenizer`); default pseudo tokens. */
+  readonly tokenizer?: SimTokenizer;
+  /** Publish KV cache events over ZMQ. */
+  readonly kvEvents?: SimKvEventsOptions;
+  /** Dimensions of embedding vectors. Default 64. */
+  readonly embeddingDim?: number;
+  /** Largest JSON body accepted, bytes. Default 32 MiB. */
+  readonly maxBodyBytes?: number;
+  /** Responses kept for `previous_response_id`. Default 1024. */
+  readonly maxStoredResponses?: number;
   readonly faults?: FaultOptions;
   /** Seed of the fault rng. Default 1. */
   readonly seed?: number;
@@ -88,42 +113,49 @@ export interface SimWorker {
   readonly url: string;
   readonly port: number;
   readonly id: string;
+  /** The first served model name. */
   readonly model: string;
+  readonly models: ModelRegistry;
   readonly engine: EngineModel;
+  readonly tokenizer: SimTokenizer;
+  /** Port of the KV event PUB socket, and of its replay ROUTER; null without. */
+  readonly kvEventsPort: number | null;
+  readonly kvEventsReplayPort: number | null;
   /** Replaces the fault knobs; resolves once the listener state matches `refuseConnections`. */
   setFaults(faults: FaultOptions): Promise<void>;
   /** Current fault knobs. */
   faults(): FaultOptions;
-  /** Stops the engine loop, ends open streams and closes the listener. */
+  /** Stops the engine loop, ends open streams, closes the listener and the KV sockets. */
   shutdown(): Promise<void>;
 }
 
 type Timer = ReturnType<typeof setTimeout>;
 
-const encoder = new TextEncoder();
-
-function usageOf(ev: EngineEvent) {
-  return {
-    prompt_tokens: ev.promptTokens,
-    total_tokens: ev.promptTokens + ev.completionTokens,
-    completion_tokens: ev.completionTokens,
-    prompt_tokens_details: ev.cachedTokens > 0 ? { cached_tokens: ev.cachedTokens } : null,
-  };
-}
-
-function json(value: unknown, status = 200): Response {
-  return new Response(JSON.stringify(value), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
-}
-
 const ROUTES: Record<string, string> = {
   "/v1/chat/completions": "POST",
   "/v1/completions": "POST",
+  "/v1/responses": "POST",
+  "/v1/messages": "POST",
+  "/v1/embeddings": "POST",
+  "/pooling": "POST",
+  "/v1/score": "POST",
+  "/score": "POST",
+  "/v1/rerank": "POST",
+  "/rerank": "POST",
+  "/v2/rerank": "POST",
+  "/tokenize": "POST",
+  "/detokenize": "POST",
+  "/v1/audio/transcriptions": "POST",
+  "/v1/audio/translations": "POST",
+  "/reset_prefix_cache": "POST",
   "/v1/models": "GET",
   "/health": "GET",
   "/metrics": "GET",
+};
+
+const LORA_ROUTES: Record<string, string> = {
+  "/v1/load_lora_adapter": "POST",
+  "/v1/unload_lora_adapter": "POST",
 };
 
 /** Starts a sim worker; resolves once it listens. */
@@ -133,22 +165,36 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
   if (!(timeScale > 0) || !Number.isFinite(timeScale)) {
     throw new RangeError(`time scale must be a positive number, got ${timeScale}`);
   }
+  const embeddingDim = opts.embeddingDim ?? 64;
+  if (!Number.isInteger(embeddingDim) || embeddingDim < 1 || embeddingDim > 65536) {
+    throw new RangeError(`embedding dimension must be an integer 1..65536, got ${embeddingDim}`);
+  }
   const params = { ...profile.params, ...opts.params };
   if (opts.maxModelLen !== undefined) params.maxModelLen = opts.maxModelLen;
+  const tokenizer = opts.tokenizer ?? pseudoTokenizer();
   const engine = new EngineModel(params, {
     answerLength: opts.answerLength,
     prefixSharing: opts.prefixSharing,
     seed: opts.seed,
+    kvEvents: opts.kvEvents !== undefined,
+    vocab: tokenizer.vocab,
   });
-  const frontend = new ApiFrontend(params);
-  const loop = new RealTimeLoop(engine, timeScale);
-  const hostname = opts.hostname ?? "127.0.0.1";
-  // "sim" is what generated traces ask for (src/bench/traces.ts), so a router that routes by model
-  // finds it; `--model` names it otherwise.
-  const model = opts.model ?? "sim";
-  const defaultMaxTokens = opts.defaultMaxTokens ?? 64;
-  const rng = new SeededRng(opts.seed ?? 1);
+  const named = opts.models ?? (opts.model === undefined ? undefined : [opts.model]);
   const created = Math.floor(Date.now() / 1000);
+  const models = new ModelRegistry({
+    // "sim" is what generated traces ask for (src/bench/traces.ts), so a router that routes by
+    // model finds it; `--model` names others.
+    names: named ?? ["sim"],
+    strict: named !== undefined,
+    root: profile.model,
+    maxModelLen: params.maxModelLen,
+    loras: opts.loras,
+    created,
+  });
+  const kv: SimKvPublisher | null = opts.kvEvents ? startKvPublisher(opts.kvEvents) : null;
+  const loop = new RealTimeLoop(engine, timeScale, kv === null ? undefined : kv.publish);
+  const hostname = opts.hostname ?? "127.0.0.1";
+  const responses = new ResponseStore(opts.maxStoredResponses ?? 1024);
   let faults: FaultOptions = { ...opts.faults };
   let port = opts.port ?? 0;
   let id = opts.id ?? "";
@@ -156,292 +202,128 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
   let closing = false;
   let seqNo = 0;
   const timers = new Set<Timer>();
-  /** Open responses: each ends itself (stream error or promise reject) on shutdown. */
   const open = new Set<() => void>();
 
-  function later(fn: () => void, ms: number): Timer {
-    const t = setTimeout(() => {
-      timers.delete(t);
-      fn();
-    }, ms);
-    timers.add(t);
-    return t;
-  }
-  function clearLater(t: Timer | undefined): void {
-    if (t === undefined) return;
-    clearTimeout(t);
-    timers.delete(t);
-  }
-  /** Wall-clock delay that shutdown cuts short (it then rejects). */
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const end = () => {
-        clearLater(t);
-        open.delete(end);
-        reject(new Error("sim worker shutting down"));
-      };
-      const t = later(() => {
-        open.delete(end);
-        resolve();
+  const core: WorkerCore = {
+    engine,
+    loop,
+    frontend: new ApiFrontend(params),
+    models,
+    tokenizer,
+    latency: latencyHistograms(),
+    rng: new SeededRng(opts.seed ?? 1),
+    timeScale,
+    created,
+    defaultMaxTokens: opts.defaultMaxTokens ?? 64,
+    embeddingDim,
+    maxBodyBytes: opts.maxBodyBytes ?? 32 * 1024 * 1024,
+    id: () => id,
+    nextSeq: () => ++seqNo,
+    faults: () => faults,
+    closing: () => closing,
+    later(fn, ms) {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        fn();
       }, ms);
-      open.add(end);
-    });
-  }
-
-  async function completion(req: Request, kind: "chat" | "text"): Promise<Response> {
-    let body: Record<string, unknown>;
-    try {
-      const parsed = await req.json();
-      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-        throw new BadRequestError("request body must be a JSON object");
-      }
-      body = parsed;
-    } catch (err) {
-      const msg = err instanceof BadRequestError ? err.message : `invalid JSON body: ${err}`;
-      return errorResponse("bad_request", msg);
-    }
-    const f = faults;
-    if ((f.addedLatencyMs ?? 0) > 0) {
-      try {
-        await sleep(f.addedLatencyMs!);
-      } catch {
-        return errorResponse("no_worker", "sim worker is shutting down");
-      }
-    }
-    if ((f.errorRate ?? 0) > 0 && rng.next() < f.errorRate!) {
-      return errorResponse("internal", "simulated engine failure", { code: "simulated_error" });
-    }
-    let engineReq: EngineRequest;
-    try {
-      let prompt: string;
-      let promptTokens: number | undefined;
-      if (kind === "chat") prompt = chatPromptText(body);
-      else ({ text: prompt, promptTokens } = completionPrompt(body));
-      const maxTokens = maxTokensOf(body, defaultMaxTokens);
-      engineReq = { prompt, promptTokens, maxTokens, ...samplingOf(body) };
-      // The API server's turn: template and tokenizer run before the engine sees the request.
-      const now = loop.now();
-      const wait = frontend.admit(now, promptTokens ?? engine.countTokens(prompt)) - now;
-      if (wait > 0) await sleep(wait * timeScale);
-      engine.validate(engineReq);
-    } catch (err) {
-      if (err instanceof BadRequestError) {
-        return errorResponse("bad_request", err.message, { param: err.param });
-      }
-      if (err instanceof EngineError) {
-        return errorResponse("bad_request", err.message, { code: err.code });
-      }
-      if (err instanceof RouterError) {
-        return errorResponse(err.kind, err.message, { param: err.param, code: err.code });
-      }
-      if (closing) return errorResponse("no_worker", "sim worker is shutting down");
-      throw err;
-    }
-    const reqId = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${id}-${++seqNo}`;
-    const so = body.stream_options as Record<string, unknown> | undefined;
-    const includeUsage = so !== null && typeof so === "object" && so.include_usage === true;
-    const args = { kind, reqId, req: engineReq, includeUsage, faults: f };
-    return body.stream === true ? streamResponse(args) : jsonResponse(args);
-  }
-
-  interface Args {
-    kind: "chat" | "text";
-    reqId: string;
-    req: EngineRequest;
-    includeUsage: boolean;
-    faults: FaultOptions;
-  }
-
-  function chunkOf(a: Args, choice: Record<string, unknown> | null, usage?: unknown): string {
-    const obj: Record<string, unknown> = {
-      id: a.reqId,
-      object: a.kind === "chat" ? "chat.completion.chunk" : "text_completion",
-      created,
-      model,
-      choices: choice === null ? [] : [choice],
-    };
-    if (usage !== undefined) obj.usage = usage;
-    return `data: ${JSON.stringify(obj)}\n\n`;
-  }
-
-  /** What an {@linkcode engineBody} event handler may do with its body. */
-  interface BodySink {
-    /** True once the body has ended (closed, errored, cancelled by the client or on shutdown). */
-    readonly finished: boolean;
-    /** Enqueues `s`, UTF-8 encoded. */
-    enqueue(s: string): void;
-    /** Errors the body (the connection ends without a terminator) and cancels the sequence. */
-    fail(err: unknown): void;
-    /** For a sequence finished in the engine: enqueues `last` if given, then closes the body. */
-    end(last?: string): void;
-  }
-
-  /**
-   * A response body driven by one engine sequence. Submission waits `stallMs` when that fault is
-   * set; a submit error errors the body. `onEvent` gets the sequence's events until the body ends
-   * and encodes them through the sink. A client that cancels the body cancels the sequence, and
-   * shutdown errors it.
-   */
-  function engineBody(
-    a: Args,
-    onEvent: (ev: EngineEvent, out: BodySink) => void,
-  ): ReadableStream<Uint8Array> {
-    let seq: number | undefined;
-    let stall: Timer | undefined;
-    let finished = false;
-    /** A failure held back until the chunks already queued are read (see `fail`). */
-    let failure: { err: unknown } | null = null;
-    let ctrl!: ReadableStreamDefaultController<Uint8Array>;
-    const cleanup = () => {
-      if (finished) return;
-      finished = true;
-      clearLater(stall);
-      if (seq !== undefined) loop.cancel(seq);
-      open.delete(kill);
-    };
-    const kill = () => {
-      cleanup();
-      try {
-        ctrl.error(new Error("sim worker shutting down"));
-      } catch { /* already closed */ }
-    };
-    const out: BodySink = {
-      get finished() {
-        return finished;
-      },
-      enqueue(s) {
-        ctrl.enqueue(encoder.encode(s));
-      },
-      fail(err) {
-        cleanup();
-        // Erroring a stream drops what is still queued; chunks "sent" before the failure should
-        // reach the client first, so the error waits until the queue is read (`pull`).
-        if ((ctrl.desiredSize ?? 0) >= 1) ctrl.error(err);
-        else failure = { err };
-      },
-      end(last) {
-        seq = undefined; // finished in the engine
-        cleanup();
-        if (last !== undefined) ctrl.enqueue(encoder.encode(last));
-        ctrl.close();
-      },
-    };
-    const begin = () => {
-      stall = undefined;
-      if (finished) return;
-      try {
-        seq = loop.submit(a.req, (ev) => {
-          if (!finished) onEvent(ev, out);
-        });
-      } catch (err) {
-        out.fail(err);
-      }
-    };
-    return new ReadableStream<Uint8Array>({
-      start(c) {
-        ctrl = c;
-        open.add(kill);
-        const stallMs = a.faults.stallMs ?? 0;
-        if (stallMs > 0) stall = later(begin, stallMs);
-        else begin();
-      },
-      pull() {
-        if (failure !== null) ctrl.error(failure.err);
-      },
-      cancel() {
-        cleanup();
-      },
-    });
-  }
-
-  /** The SSE answer: one chunk per event, `dieAfterChunks` counting every chunk sent. */
-  function streamResponse(a: Args): Response {
-    let chunks = 0;
-    const body = engineBody(a, (ev, out) => {
-      const send = (s: string): boolean => {
-        if (out.finished) return false;
-        out.enqueue(s);
-        chunks++;
-        const die = a.faults.dieAfterChunks ?? 0;
-        if (die > 0 && chunks >= die) {
-          out.fail(new Error("simulated connection drop"));
-          return false;
-        }
-        return true;
-      };
-      if (ev.kind === "first_token" && a.kind === "chat") {
-        const role = {
-          index: 0,
-          delta: { role: "assistant", content: "" },
-          logprobs: null,
-          finish_reason: null,
+      timers.add(t);
+      return t;
+    },
+    clearLater(t) {
+      if (t === undefined) return;
+      clearTimeout(t);
+      timers.delete(t);
+    },
+    sleep(ms) {
+      return new Promise((resolve, reject) => {
+        const end = () => {
+          core.clearLater(t);
+          open.delete(end);
+          reject(new Error("sim worker shutting down"));
         };
-        if (!send(chunkOf(a, role))) return;
-      }
-      if (ev.kind !== "done") {
-        const choice = a.kind === "chat"
-          ? { index: 0, delta: { content: ev.text }, logprobs: null, finish_reason: null }
-          : { index: 0, text: ev.text, logprobs: null, finish_reason: null };
-        send(chunkOf(a, choice));
-        return;
-      }
-      const last = a.kind === "chat"
-        ? { index: 0, delta: {}, logprobs: null, finish_reason: ev.finishReason, stop_reason: null }
-        : { index: 0, text: "", logprobs: null, finish_reason: ev.finishReason, stop_reason: null };
-      if (!send(chunkOf(a, last))) return;
-      if (a.includeUsage && !send(chunkOf(a, null, usageOf(ev)))) return;
-      if (!send("data: [DONE]\n\n")) return;
-      out.end();
-    });
-    return new Response(body, {
-      headers: {
-        "content-type": "text/event-stream; charset=utf-8",
-        "cache-control": "no-cache",
-      },
-    });
+        const t = core.later(() => {
+          open.delete(end);
+          resolve();
+        }, ms);
+        open.add(end);
+      });
+    },
+    open,
+  };
+
+  function resetPrefixCache(req: Request): Response {
+    const running = new URL(req.url).searchParams.get("reset_running_requests") === "true";
+    loop.flushKvEvents(); // the step in flight announced its blocks before the clear
+    const ok = engine.resetPrefixCache(running);
+    const events = engine.takeKvEvents();
+    if (events.length > 0) kv?.publish(events);
+    loop.wake();
+    if (ok) return new Response(null, { status: 200 });
+    const used = engine.stats().usedBlocks;
+    return vllmError(
+      409,
+      "Conflict",
+      `Failed to reset prefix cache because some blocks (${used}) are not freed yet`,
+    );
   }
 
-  /**
-   * The JSON answer, sent as a one-chunk body stream: headers go out at once and a client that
-   * disconnects cancels the stream, which cancels the sequence (no `request.signal` needed).
-   */
-  function jsonResponse(a: Args): Response {
-    let text = "";
-    const body = engineBody(a, (ev, out) => {
-      if (ev.kind !== "done") {
-        text += ev.text;
-        return;
-      }
-      const choice = a.kind === "chat"
-        ? {
-          index: 0,
-          message: { role: "assistant", content: text },
-          logprobs: null,
-          finish_reason: ev.finishReason,
-          stop_reason: null,
-        }
-        : { index: 0, text, logprobs: null, finish_reason: ev.finishReason, stop_reason: null };
-      out.end(JSON.stringify({
-        id: a.reqId,
-        object: a.kind === "chat" ? "chat.completion" : "text_completion",
-        created,
-        model,
-        choices: [choice],
-        usage: usageOf(ev),
-      }));
-    });
-    return new Response(body, { headers: { "content-type": "application/json" } });
+  async function loraRoute(req: Request, path: string): Promise<Response> {
+    const body = await readJson(core, req);
+    if (body instanceof Response) return body;
+    return path === "/v1/load_lora_adapter" ? models.load(body) : models.unload(body);
   }
 
-  function metrics(): Response {
-    return new Response(metricsText(engine.stats(), model), {
-      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-    });
+  function route(req: Request, path: string): Promise<Response> | Response {
+    switch (path) {
+      case "/v1/chat/completions":
+        return completionRequest(core, req, "chat");
+      case "/v1/completions":
+        return completionRequest(core, req, "text");
+      case "/v1/responses":
+        return responsesRequest(core, responses, req);
+      case "/v1/messages":
+        return messagesRequest(core, req);
+      case "/v1/embeddings":
+        return embeddingsRequest(core, req, "embedding");
+      case "/pooling":
+        return embeddingsRequest(core, req, "pooling");
+      case "/v1/score":
+      case "/score":
+        return scoreRequest(core, req);
+      case "/v1/rerank":
+      case "/rerank":
+      case "/v2/rerank":
+        return rerankRequest(core, req);
+      case "/tokenize":
+        return tokenizeRequest(core, req);
+      case "/detokenize":
+        return detokenizeRequest(core, req);
+      case "/v1/audio/transcriptions":
+        return audioRequest(core, req, "transcription");
+      case "/v1/audio/translations":
+        return audioRequest(core, req, "translation");
+      case "/reset_prefix_cache":
+        return resetPrefixCache(req);
+      case "/v1/load_lora_adapter":
+      case "/v1/unload_lora_adapter":
+        return loraRoute(req, path);
+      case "/v1/models":
+        return json(models.list());
+      case "/health":
+        return new Response(null, { status: 200 });
+      default:
+        return new Response(metricsText(engine.stats(), models.base, core.latency), {
+          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+        });
+    }
   }
 
   async function handler(req: Request): Promise<Response> {
     const path = new URL(req.url).pathname;
-    const method = ROUTES[path];
+    const stored = path.startsWith("/v1/responses/") ? path.slice("/v1/responses/".length) : null;
+    const method = stored !== null && stored !== "" && !stored.includes("/")
+      ? "GET"
+      : ROUTES[path] ?? (opts.allowRuntimeLora ? LORA_ROUTES[path] : undefined);
     if (method === undefined) return errorResponse("not_found", `no route for ${path}`);
     if (req.method !== method) {
       return errorResponse("method_not_allowed", `${req.method} is not allowed on ${path}`, {
@@ -449,28 +331,10 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
       });
     }
     if (closing) return errorResponse("no_worker", "sim worker is shutting down");
-    switch (path) {
-      case "/v1/chat/completions":
-        return await completion(req, "chat");
-      case "/v1/completions":
-        return await completion(req, "text");
-      case "/v1/models":
-        return json({
-          object: "list",
-          data: [{
-            id: model,
-            object: "model",
-            created,
-            owned_by: "llm-cache-router-sim",
-            root: profile.model,
-            max_model_len: engine.params.maxModelLen,
-          }],
-        });
-      case "/health":
-        return new Response(null, { status: 200 });
-      default:
-        return metrics();
+    if (stored !== null && method === "GET" && path !== "/v1/responses") {
+      return retrieveResponse(responses, decodeURIComponent(stored));
     }
+    return await route(req, path);
   }
 
   function listen(): Promise<void> {
@@ -501,7 +365,12 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
     }
   }
 
-  await listen();
+  try {
+    await listen();
+  } catch (err) {
+    await kv?.stop();
+    throw err;
+  }
   if (id === "") id = `sim-${port}`;
   await applyListener();
 
@@ -509,8 +378,12 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
     url: `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
     port,
     id,
-    model,
+    model: models.base,
+    models,
     engine,
+    tokenizer,
+    kvEventsPort: kv?.port ?? null,
+    kvEventsReplayPort: kv?.replayPort ?? null,
     async setFaults(next: FaultOptions) {
       faults = { ...next };
       await applyListener();
@@ -528,6 +401,7 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
         server = undefined;
         await s.shutdown();
       }
+      await kv?.stop();
     },
   };
 }

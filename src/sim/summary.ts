@@ -4,7 +4,9 @@
  * Rule: latencies over successful requests (status 200). TTFT p50 / p95 / p99 and mean; total time
  * p50 / p95; time per output token (TPOT) as vLLM's benchmark defines it, (total − TTFT) ÷
  * (completion tokens − 1), over requests with at least two tokens; queue time (the engine's: from
- * the request reaching the engine to its first scheduled step) p50 / p95 where records carry it.
+ * the request reaching the engine to its first scheduled step) p50 / p95 where records carry it;
+ * the router index's prediction error, mean |predicted − cached tokens| ÷ 16 (blocks), over
+ * successful records that carry a prediction.
  * Quantiles are numpy's linear method (src/bench/stats.ts), so `simulate` and `bench` agree.
  *
  * Cost: one pass over the records plus a sort per quantile set.
@@ -37,6 +39,11 @@ export interface RunSummary {
   readonly queueP95Ms: number;
   /** Σ preemptions the records report. */
   readonly preemptions: number;
+  /**
+   * Mean |predicted − engine cached tokens| in 16-token blocks (NaN when no record carries a
+   * prediction); see `predicted_cached_tokens`.
+   */
+  readonly predictionErrorBlocks: number;
   /** Mean completion tokens of successful requests. */
   readonly completionMean: number;
   /** From the first start to the last end, ms. */
@@ -62,6 +69,8 @@ export function summarize(records: readonly RequestRecord[]): RunSummary {
   const total: number[] = [];
   const tpot: number[] = [];
   const queue: number[] = [];
+  let predErr = 0;
+  let predicted = 0;
   let first = Infinity;
   let last = -Infinity;
   for (const r of records) {
@@ -81,6 +90,10 @@ export function summarize(records: readonly RequestRecord[]): RunSummary {
       }
     }
     if (typeof r.queue_ms === "number") queue.push(r.queue_ms);
+    if (typeof r.predicted_cached_tokens === "number") {
+      predErr += Math.abs(r.predicted_cached_tokens - r.cached_tokens) / 16;
+      predicted++;
+    }
   }
   return {
     requests: records.length,
@@ -99,6 +112,7 @@ export function summarize(records: readonly RequestRecord[]): RunSummary {
     queueP50Ms: quantile(queue, 0.5),
     queueP95Ms: quantile(queue, 0.95),
     preemptions,
+    predictionErrorBlocks: predicted > 0 ? predErr / predicted : NaN,
     completionMean: ok > 0 ? completion / ok : NaN,
     makespanMs: records.length > 0 ? last - first : 0,
   };

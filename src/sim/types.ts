@@ -5,6 +5,9 @@
  * @module
  */
 
+import type { KvEvent } from "../kv_events/types.ts";
+import type { AnswerLengthModel } from "./answer_length.ts";
+
 /** Parameters of one simulated engine instance (a profile resolves to these). */
 export interface EngineParams {
   /** Tokens per KV block (vLLM default 16). */
@@ -76,6 +79,26 @@ export interface StepResult {
   /** Tokens computed in the step: prefill chunk tokens plus one per decoding sequence. */
   readonly batchedTokens: number;
   readonly events: readonly EngineEvent[];
+  /**
+   * KV cache events of the step (blocks stored, blocks evicted), in order, as vLLM publishes one
+   * batch per step; empty unless the engine was built with `kvEvents: true`.
+   */
+  readonly kvEvents: readonly KvEvent[];
+}
+
+/** A LoRA adapter a request runs with: vLLM's `lora_name` and `lora_int_id`. */
+export interface LoraRef {
+  readonly name: string;
+  readonly id: number;
+}
+
+/**
+ * Generated tokens when the engine knows a real vocabulary: token `i` of every answer has id
+ * `id(i)` and text `text(i)`. Without one, answers are the pseudo tokens of `answerText`.
+ */
+export interface AnswerVocab {
+  id(i: number): number;
+  text(i: number): string;
 }
 
 /** Fault knobs of the sim worker. All durations are wall-clock ms, not scaled by `time_scale`. */
@@ -140,4 +163,88 @@ export interface RequestRecord {
   readonly queue_ms?: number | null;
   /** Offline simulator only: times the engine preempted the request. */
   readonly preemptions?: number;
+  /**
+   * Offline simulator only: the cached tokens the router's index predicted when it routed the
+   * request (approximate: matched chunks in tokens; precise: matched blocks, capped as the engine
+   * caps a hit).
+   */
+  readonly predicted_cached_tokens?: number;
+}
+
+/** Counters and gauges, as exported on /metrics. */
+export interface EngineStats {
+  readonly waiting: number;
+  readonly running: number;
+  readonly capacityBlocks: number;
+  /** Blocks in use by sequences (pinned or private). */
+  readonly usedBlocks: number;
+  /** Hashed blocks held (pinned or free in the LRU). */
+  readonly cachedBlocks: number;
+  /** `usedBlocks / capacityBlocks` (vLLM's KV cache usage: free cached blocks count as free). */
+  readonly usage: number;
+  /** Tokens looked up at admissions (vLLM `prefix_cache_queries`). */
+  readonly prefixCacheQueries: number;
+  /** Cached tokens found at admissions (vLLM `prefix_cache_hits`). */
+  readonly prefixCacheHits: number;
+  readonly promptTokensTotal: number;
+  readonly generationTokensTotal: number;
+  readonly requestsFinished: number;
+  /** Of `requestsFinished`: ended at end-of-sequence. */
+  readonly requestsFinishedStop: number;
+  /** Of `requestsFinished`: ran to `max_tokens`. */
+  readonly requestsFinishedLength: number;
+  readonly requestsCancelled: number;
+  /** Running sequences preempted for want of blocks (vLLM `num_preemptions`). */
+  readonly preemptions: number;
+  readonly evictedBlocks: number;
+  readonly steps: number;
+}
+
+/** A prompt to look up: text (pseudo tokens) or token ids, with the LoRA adapter it runs with. */
+export interface PromptRef {
+  readonly prompt?: string | Uint8Array;
+  readonly tokens?: ArrayLike<number>;
+  readonly lora?: LoraRef | null;
+}
+
+/** A request as the engine takes it. */
+export interface EngineRequest extends PromptRef {
+  /**
+   * The prompt as the model would see it (chat template applied), text or UTF-8 bytes; its pseudo
+   * token ids are used unless `tokens` is given.
+   */
+  readonly prompt?: string | Uint8Array;
+  /** The prompt's token ids (a tokenizer's, or a token-id prompt's). */
+  readonly tokens?: ArrayLike<number>;
+  /**
+   * With pseudo `tokens` of a text: its bytes after the last full token, which the answer's bytes
+   * regroup with (as the next turn's text does). Empty or absent for real ids.
+   */
+  readonly tail?: Uint8Array;
+  /** The LoRA adapter the request runs with; its blocks never match the base model's. */
+  readonly lora?: LoraRef | null;
+  /** Tokens to generate at most (`max_tokens`), ≥ 1. */
+  readonly maxTokens: number;
+  /** Length of the answer, when the caller knows it (a trace's `output_tokens`); capped. */
+  readonly outputTokens?: number;
+  /** vLLM's `ignore_eos`: the answer runs to `maxTokens`. */
+  readonly ignoreEos?: boolean;
+  /** vLLM's `min_tokens`: no end of sequence before this many tokens. */
+  readonly minTokens?: number;
+  /** Engine time the request arrived, for its queue time. */
+  readonly arrivalMs?: number;
+}
+
+/** Options of the engine beyond its hardware parameters. */
+export interface EngineOptions {
+  /** Lengths of answers nothing fixes. Default geometric, mean 200. */
+  readonly answerLength?: AnswerLengthModel;
+  /** Seed of the answer-length draws. Default 1. */
+  readonly seed?: number;
+  /** When a prefix computed in a step becomes reusable: `"v1"` (default) or `"v0"`. */
+  readonly prefixSharing?: "v1" | "v0";
+  /** Report KV cache events in each step's `kvEvents` (default false: nothing is collected). */
+  readonly kvEvents?: boolean;
+  /** Real ids and texts of generated tokens (a tokenizer is configured); default pseudo tokens. */
+  readonly vocab?: AnswerVocab;
 }
