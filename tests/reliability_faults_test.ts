@@ -637,3 +637,19 @@ Deno.test("a worker's own non-JSON error page reaches the client in OpenAI's err
     await h.close();
   }
 });
+
+Deno.test("case 11: by default a long stream is not cut (no whole-request cap); the first-byte deadline applies to the first byte only", async () => {
+  const worker = await sseWorker({ events: 25, gapMs: 40 }); // about a second of streaming
+  const h = await routerHarness([worker.url], { worker: { ttfbTimeoutMs: 200 } }, {
+    closeAlso: [worker],
+  });
+  try {
+    assert.equal(h.router.backends[0].config.timeoutMs, 0, "no whole-request timeout by default");
+    const res = await h.post(STREAM);
+    const { text, error } = await readAll(res);
+    assert.equal(error, null);
+    assert.equal(sseData(text).at(-1), "[DONE]", "streamed past the first-byte deadline to its end");
+  } finally {
+    await h.close();
+  }
+});

@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { Reply, ServerRequest } from "../http/types.ts";
+import { ClientGone, type Reply, type ServerRequest } from "../http/types.ts";
 import type { HeaderList } from "../proxy/headers.ts";
 import { errorMessage, errorReply, replyForError } from "../util/errors.ts";
 import { Attempt } from "./attempt.ts";
@@ -55,7 +55,12 @@ export async function proxy(
     plan = await parse(req, endpoint, state, requestId);
   } catch (err) {
     const res = replyForError(err, [["x-request-id", requestId]]);
-    log.write(() => ({ status: res.status, error: errorMessage(err) }));
+    // A client that left while sending its body is not a bad request: 499, as nginx logs it.
+    const gone = err instanceof ClientGone;
+    log.write(() => ({
+      status: gone ? 499 : res.status,
+      error: gone ? "client closed request while sending its body" : errorMessage(err),
+    }));
     return res;
   }
 

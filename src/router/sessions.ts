@@ -33,12 +33,12 @@ export class SessionPins<T> {
 
   /** The pin of `id`, or undefined. Does not refresh its recency. */
   get(id: string): T | undefined {
-    return this.#pins.get(keyOf(id));
+    return this.#pins.get(sessionKey(id));
   }
 
   /** Pins `id` to `value`, most recently used; the oldest pin goes past the cap. */
   set(id: string, value: T): void {
-    const key = keyOf(id);
+    const key = sessionKey(id);
     this.#pins.delete(key);
     this.#pins.set(key, value);
     if (this.#pins.size > this.#max) this.#pins.delete(this.#pins.keys().next().value!);
@@ -50,7 +50,7 @@ export class SessionPins<T> {
   }
 }
 
-/** The map key of a session id: the id itself, or `#` and its hash when it is long. */
-function keyOf(id: string): string {
+/** The map key of a session id: the id itself, or `#` and its 64-bit hash when it is long. */
+export function sessionKey(id: string): string {
   return id.length <= MAX_ID_CHARS ? id : `#${fnv1a64Hex(id)}`;
 }

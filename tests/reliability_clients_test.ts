@@ -1,0 +1,237 @@
+/**
+ * Hostile and careless clients against a real router (issue 15): raw sockets that hang up while
+ * their request waits for the worker, cut their body short, send an absolute-form https request
+ * line, dribble their head or sit idle; a process under `ulimit -n 256` flooded with connections.
+ * The HTTP server's own limits are tested in tests/hostile_client_test.ts; these check what the
+ * router makes of them (logs, retries, what the worker sees).
+ */
+
+import assert from "node:assert/strict";
+import { RawClient, within } from "../src/http/testing.ts";
+import {
+  chatBody,
+  chatCompletion,
+  LineReader,
+  routerHarness,
+  sample,
+  startServer,
+  waitFor,
+} from "./_support.ts";
+
+const BODY = chatBody("hello");
+const request = (extra = "", body = BODY) =>
+  `POST /v1/chat/completions HTTP/1.1\r\nHost: router\r\nContent-Type: application/json\r\n` +
+  `Content-Length: ${body.length}\r\n${extra}\r\n${body}`;
+
+/** A worker that records what it saw and answers after `holdMs` (or when its client leaves). */
+async function slowWorker(holdMs: number) {
+  const seen: { proto: string | null; aborted: boolean }[] = [];
+  const server = await startServer(async (req) => {
+    await req.arrayBuffer();
+    const entry = { proto: req.headers.get("x-forwarded-proto"), aborted: false };
+    seen.push(entry);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, holdMs);
+      req.signal.addEventListener("abort", () => {
+        entry.aborted = true;
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    return Response.json(chatCompletion("slow"));
+  });
+  return { ...server, seen };
+}
+
+/**
+ * A raw TCP worker that reads each request and never answers: it notes when the router closes the
+ * connection (a `Deno.serve` worker would learn of that late, denoland/deno#21653).
+ */
+function silentWorker() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns: { closedAt: number | null }[] = [];
+  (async () => {
+    for await (const conn of listener) {
+      const entry = { closedAt: null as number | null };
+      conns.push(entry);
+      (async () => {
+        const buf = new Uint8Array(65536);
+        try {
+          while ((await conn.read(buf)) !== null) { /* read on, answer nothing */ }
+        } catch { /* reset */ }
+        entry.closedAt = performance.now();
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      })();
+    }
+  })().catch(() => {});
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    conns,
+    close: () => listener.close(),
+  };
+}
+
+Deno.test("case 14: a client that hangs up while its non-streamed request waits is cancelled upstream at once, logged 499, never retried", async () => {
+  const a = silentWorker();
+  const b = await slowWorker(0);
+  const h = await routerHarness([a.url, b.url], { router: { strategy: "roundrobin" } }, {
+    closeAlso: [a, b],
+  });
+  try {
+    const c = await RawClient.connect(h.running.port);
+    await c.send(request());
+    assert.ok(await waitFor(() => a.conns.length === 1), "the request reached the first worker");
+    await new Promise((r) => setTimeout(r, 50));
+    const t = performance.now();
+    c.close();
+    assert.ok(
+      await waitFor(() => a.conns[0].closedAt !== null, 2000),
+      "the router closes the worker's connection",
+    );
+    assert.ok(a.conns[0].closedAt! - t < 1000, "promptly, not at some later deadline");
+    assert.ok(await waitFor(() => h.router.inflight === 0));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(b.seen.length, 0, "a request nobody waits for is never retried elsewhere");
+    const line = h.logs.find((l) => l.msg === "request")!;
+    assert.equal(line.status, 499);
+    assert.equal(h.router.backends[0].breaker.consecutiveFailures, 0, "not the worker's fault");
+    assert.equal(sample(await h.metrics(), "router_retries_total"), 0);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("case 15: a client that disconnects while sending its body is logged 499, not 400, and reaches no worker", async () => {
+  const w = await slowWorker(0);
+  const h = await routerHarness([w.url], {}, { closeAlso: [w] });
+  try {
+    const c = await RawClient.connect(h.running.port);
+    await c.send(request().slice(0, -BODY.length / 2)); // half the declared body
+    await new Promise((r) => setTimeout(r, 50));
+    c.close();
+    assert.ok(await waitFor(() => h.logs.some((l) => l.msg === "request")));
+    const line = h.logs.find((l) => l.msg === "request")!;
+    assert.equal(line.status, 499);
+    assert.match(String(line.error), /client closed request while sending its body/);
+    assert.equal(w.seen.length, 0);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("case 10: an absolute-form https request line over plain HTTP reaches the worker as X-Forwarded-Proto: http", async () => {
+  const w = await slowWorker(0);
+  const h = await routerHarness([w.url], {}, { closeAlso: [w] });
+  try {
+    const c = await RawClient.connect(h.running.port);
+    await c.send(
+      `POST https://evil.example/v1/chat/completions HTTP/1.1\r\nHost: router\r\n` +
+        `Content-Length: ${BODY.length}\r\n\r\n${BODY}`,
+    );
+    const r = (await c.response())!;
+    assert.equal(r.status, 200);
+    assert.equal(w.seen[0].proto, "http");
+    c.close();
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("case 3: server.header_timeout closes a dribbling head and server.idle_timeout an idle kept-alive connection", async () => {
+  const w = await slowWorker(0);
+  const h = await routerHarness([w.url], { server: { headerTimeoutMs: 300, idleTimeoutMs: 300 } }, {
+    closeAlso: [w],
+  });
+  try {
+    const slow = await RawClient.connect(h.running.port);
+    const dribble = (async () => {
+      for (const ch of "POST /v1/chat/completions HTTP/1.1\r\nHost: r\r\n") {
+        await slow.send(ch).catch(() => {});
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    assert.ok(await slow.closedWithin(2000), "a head still arriving after 300 ms is cut off");
+    await dribble;
+    const idle = await RawClient.connect(h.running.port);
+    await idle.send(request());
+    assert.equal((await idle.response())!.status, 200);
+    assert.ok(await idle.closedWithin(2000), "kept alive, then closed when idle");
+    for (const c of [slow, idle]) c.close();
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test({
+  name:
+    "case 2: under ulimit -n 256, 1 000 connection attempts do not end the router, and it serves again once they close",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const w = await slowWorker(0);
+    const dir = await Deno.makeTempDir();
+    const path = `${dir}/router.yaml`;
+    await Deno.writeTextFile(
+      path,
+      `server: {addr: "127.0.0.1:0"}\nhealth: {interval: 0s}\nlogging: {level: warn}\n` +
+        `workers:\n  - {id: w1, url: "${w.url}"}\n`,
+    );
+    const root = new URL("..", import.meta.url).pathname;
+    const child = new Deno.Command("bash", {
+      args: [
+        "-c",
+        `ulimit -n 256 && exec "${Deno.execPath()}" run -A cmd/router.ts --config ${path}`,
+      ],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const out = new LineReader(child.stdout);
+    const conns: Deno.Conn[] = [];
+    try {
+      const url = (await out.next((l) => l.startsWith("listening on "))).slice(13);
+      const port = Number(new URL(url).port);
+      // 1 000 attempts, 100 at a time; one the kernel cannot queue any more gives up after 1 s.
+      for (let i = 0; i < 1000; i += 100) {
+        const batch = await Promise.allSettled(
+          Array.from(
+            { length: 100 },
+            () => Deno.connect({ hostname: "127.0.0.1", port, signal: AbortSignal.timeout(1000) }),
+          ),
+        );
+        for (const r of batch) if (r.status === "fulfilled") conns.push(r.value);
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      const alive = await Promise.race([child.status.then(() => false), Promise.resolve(true)]);
+      assert.ok(alive, "the router is still running");
+      for (const c of conns.splice(0)) c.close();
+      // Served again: a request answers within a few seconds (the accept loop backs off up to 1 s).
+      const res = await within(
+        (async () => {
+          for (;;) {
+            try {
+              return await fetch(`${url}/v1/chat/completions`, { method: "POST", body: BODY });
+            } catch {
+              await new Promise((r) => setTimeout(r, 100));
+            }
+          }
+        })(),
+        10_000,
+        "a request after the flood",
+      );
+      assert.equal(res.status, 200);
+      await res.body?.cancel();
+    } finally {
+      for (const c of conns) c.close();
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await child.status;
+      await child.stderr.cancel();
+      await out.done;
+      await w.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
