@@ -145,7 +145,12 @@ export async function main(args: string[]): Promise<number> {
     error: (msg, fields) => router.logger.error(msg, fields),
   };
 
-  const sync = createPrefixSync(config.sync, router, {
+  // Precise mode learns what each engine holds from the engine itself: every replica subscribes,
+  // and there is nothing to share through Redis.
+  if (config.router.index === "precise" && config.sync.redis !== null) {
+    router.logger.warn("sync.redis is ignored with router.index: precise", {});
+  }
+  const sync = config.router.index === "precise" ? null : createPrefixSync(config.sync, router, {
     chunkSize: config.router.chunkSize,
     logger: log,
     // With discovery the workers are not known yet: catching up now would ignore every record.

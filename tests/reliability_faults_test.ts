@@ -648,7 +648,11 @@ Deno.test("case 11: by default a long stream is not cut (no whole-request cap); 
     const res = await h.post(STREAM);
     const { text, error } = await readAll(res);
     assert.equal(error, null);
-    assert.equal(sseData(text).at(-1), "[DONE]", "streamed past the first-byte deadline to its end");
+    assert.equal(
+      sseData(text).at(-1),
+      "[DONE]",
+      "streamed past the first-byte deadline to its end",
+    );
   } finally {
     await h.close();
   }

@@ -15,6 +15,7 @@ import { isScalar, parseDocument } from "yaml";
 import { MAX_DURATION_MS, MAX_DURATION_TEXT, parseByteSize, parseDuration } from "./duration.ts";
 import { byteSizeSchema, durationSchema, type JsonSchema, orNull } from "./json_schema.ts";
 import { didYouMean } from "./suggest.ts";
+import { parseEndpoint } from "../kv_events/endpoint.ts";
 import type { ParseOptions } from "./types.ts";
 import { clip, show as showValue } from "./validate.ts";
 
@@ -277,6 +278,31 @@ export const modelAliases: Check = check(
     }
     return { ...v };
   },
+);
+
+/**
+ * A KV-event endpoint to connect to: `tcp://host:port`, where the host may be `{host}` (the
+ * worker URL's host, for discovered workers), or null (none).
+ */
+export const kvEndpoint: Check = check(
+  orNull({ type: "string", pattern: "^tcp://" }),
+  (v) => {
+    if (v === null) return null;
+    const want = new Expected(`must be "tcp://host:port" (the host may be {host}), or null`);
+    if (typeof v !== "string") return want;
+    try {
+      parseEndpoint(v.replace("{host}", "placeholder"));
+    } catch {
+      return want;
+    }
+    return v;
+  },
+);
+
+/** A ZMQ topic prefix: any string of at most 256 characters ("" = every topic). */
+export const topic: Check = check(
+  { type: "string", maxLength: 256 },
+  (v) => typeof v === "string" && v.length <= 256 ? v : new Expected("must be a topic string"),
 );
 
 /** A URL path such as `/v1/foo`: starts with `/`, no query, no spaces or control characters. */

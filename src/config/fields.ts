@@ -28,6 +28,7 @@ import {
   headerName,
   healthPath,
   int,
+  kvEndpoint,
   listenAddr,
   modelAliases,
   modelList,
@@ -37,6 +38,7 @@ import {
   seed,
   strategy,
   strategyOptions,
+  topic,
   workerId,
   workerUrl,
 } from "./checks.ts";
@@ -226,6 +228,31 @@ export const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
         "bounding its chunks and nodes (docs/reliability.md).",
     ),
     f(
+      "index",
+      "index",
+      oneOf(["approximate", "precise"]),
+      "approximate",
+      "How the router knows what each engine caches: approximate (what it sent where, in chunks of " +
+        "its routing text, corrected by the engines' cached_tokens) or precise (the engines' own " +
+        "KV cache events over ZMQ, indexed by token blocks; needs workers[].kv_events and the " +
+        "request's tokens: a `tokenizers` entry for the model, else the worker's /tokenize).",
+    ),
+    f(
+      "block_size",
+      "blockSize",
+      int(1),
+      16,
+      "precise: the engines' KV block size in tokens (vLLM --block-size, SGLang --page-size).",
+    ),
+    f(
+      "predict_ttl",
+      "predictTtlMs",
+      duration(false),
+      "2s",
+      "precise: how long a routed request's blocks count as held on its worker before the " +
+        "engine's event confirms them (a burst of one new prefix does not scatter meanwhile).",
+    ),
+    f(
       "model_aliases",
       "modelAliases",
       modelAliases,
@@ -401,6 +428,28 @@ export const WORKER: readonly Field[] = [
     "Time the breaker stays open before one probe request is let through.",
   ),
   f("api_key", "apiKey", nullable(apiKey), null, "Bearer token sent upstream; null = none."),
+  f(
+    "kv_events",
+    "kvEvents",
+    kvEndpoint,
+    null,
+    "precise: the engine's KV-event PUB endpoint, tcp://host:port ({host} = this worker's URL " +
+      "host), as vLLM --kv-events-config endpoint; null = none.",
+  ),
+  f(
+    "kv_events_replay",
+    "kvEventsReplay",
+    kvEndpoint,
+    null,
+    "precise: the engine's replay endpoint (vLLM replay_endpoint), used to fill gaps; null = none.",
+  ),
+  f(
+    "kv_events_topic",
+    "kvEventsTopic",
+    topic,
+    "",
+    'precise: the topic the engine publishes on (vLLM kv-events-config topic); "" = any.',
+  ),
 ];
 
 /** Keys of `discovery.worker`: a `workers[]` entry's, but `id` and `url`. */
@@ -414,4 +463,5 @@ export const TOP_KEYS: readonly string[] = [
   "workers",
   "sync",
   "discovery",
+  "tokenizers",
 ];

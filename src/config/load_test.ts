@@ -19,6 +19,9 @@ const WORKER_DEFAULTS = {
   breakerThreshold: 5,
   breakerCooldownMs: 30_000,
   apiKey: null,
+  kvEvents: null,
+  kvEventsReplay: null,
+  kvEventsTopic: "",
 };
 
 /** The config for ONE_WORKER: every default, written out. */
@@ -47,6 +50,9 @@ const DEFAULTS: RouterConfig = {
     upstreamClient: "native",
     retryTimeouts: false,
     indexMaxBytes: 256 * 1024 * 1024,
+    index: "approximate",
+    blockSize: 16,
+    predictTtlMs: 2_000,
     modelAliases: {},
     passthroughPaths: [],
   },
@@ -57,6 +63,7 @@ const DEFAULTS: RouterConfig = {
   auth: { apiKeys: [], apiKeysFile: null, protectMetrics: false, forwardClientAuth: false },
   sync: SYNC_OFF,
   discovery: { ...DISCOVERY_STATIC, worker: WORKER_DEFAULTS },
+  tokenizers: [],
 };
 
 Deno.test("parseConfig fills every default", () => {
@@ -151,6 +158,9 @@ Deno.test("parseConfig accepts valid values in every form", () => {
     breakerThreshold: 1,
     breakerCooldownMs: 0,
     apiKey: "sk-123",
+    kvEvents: null,
+    kvEventsReplay: null,
+    kvEventsTopic: "",
   });
 });
 

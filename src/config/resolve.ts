@@ -22,6 +22,7 @@
 
 import { resolveDiscoveryConfig } from "../discovery/section.ts";
 import { resolveSyncConfig } from "../sync/section.ts";
+import { resolveTokenizersConfig } from "../tokenize/section.ts";
 import { errorMessage } from "../util/errors.ts";
 import { Expected, isMapping, Millis, parseListenAddr, ROUTER_KEY_RE, show } from "./checks.ts";
 import { ConfigError } from "./config_error.ts";
@@ -85,13 +86,25 @@ export function resolve(
   );
   const discovery = { ...disc.value, workerRaw: plainMillis(workerRaw), worker: template };
   const workers = resolveWorkers(top.workers, disc.value.mode, problem, errors, opts);
+  const source = opts.source;
+  const baseDir = source !== undefined && source.includes("/")
+    ? source.slice(0, source.lastIndexOf("/"))
+    : null;
+  const tokenizers = resolveTokenizersConfig(top.tokenizers, baseDir);
+  errors.push(...tokenizers.errors);
 
   checkListeners(out, problem);
   addKeysFile(out, problem, opts);
   checkStrategy(out, raws, problem, opts);
 
   if (errors.length > 0) throw new ConfigError(errors, opts.source);
-  return { ...out, workers, sync: sync.value, discovery } as unknown as RouterConfig;
+  return {
+    ...out,
+    workers,
+    sync: sync.value,
+    discovery,
+    tokenizers: tokenizers.value,
+  } as unknown as RouterConfig;
 }
 
 /** The scalar sections, environment overrides applied; `raws`: each section as given. */

@@ -1,6 +1,7 @@
 /**
  * Which changes between two configurations a reload cannot apply: listeners are bound once, and
- * the Redis sync and the worker discovery are built once, at start-up. A reload keeps such changes
+ * the Redis sync, the worker discovery and precise mode (its index, KV-event subscriptions and
+ * tokenizers) are built once, at start-up. A reload keeps such changes
  * in the config in force but lists their YAML keys, so that the operator is told to restart.
  *
  * `discovery.worker` is not listed: the entry point applies it to the discovered workers on
@@ -41,6 +42,12 @@ export function restartKeys(prev: RouterConfig, next: RouterConfig): string[] {
   if (ps.redis !== null && prev.router.chunkSize !== next.router.chunkSize) {
     keys.push("router.chunk_size");
   }
+
+  // Precise mode's index, subscriptions and tokenizers are built once.
+  if (prev.router.index !== next.router.index) keys.push("router.index");
+  if (prev.router.blockSize !== next.router.blockSize) keys.push("router.block_size");
+  if (prev.router.predictTtlMs !== next.router.predictTtlMs) keys.push("router.predict_ttl");
+  if (!sameJson(prev.tokenizers, next.tokenizers)) keys.push("tokenizers");
 
   const pd = prev.discovery;
   const nd = next.discovery;

@@ -15,6 +15,7 @@
 
 import { DISCOVERY_SCHEMA } from "../discovery/section.ts";
 import { SYNC_SCHEMA } from "../sync/section.ts";
+import { TOKENIZERS_SCHEMA } from "../tokenize/section.ts";
 import { type Field, REQUIRED, SECTIONS, TOP_KEYS, WORKER, WORKER_TEMPLATE } from "./fields.ts";
 import { type JsonSchema, objectSchema } from "./json_schema.ts";
 import type { ParseOptions } from "./types.ts";
@@ -84,6 +85,7 @@ export function configSchema(opts: ParseOptions = {}): JsonSchema {
     },
     sync: SYNC_SCHEMA,
     discovery,
+    tokenizers: TOKENIZERS_SCHEMA,
   };
   // The same keys as the loader's top level, in its order.
   const ordered = Object.fromEntries(TOP_KEYS.map((k) => [k, properties[k]]));

@@ -9,8 +9,9 @@
 import type { DiscoveryConfig, WorkerTemplate } from "../discovery/section.ts";
 import type { StrategyParams } from "../strategies/types.ts";
 import type { SyncConfig } from "../sync/section.ts";
+import type { TokenizerSpec } from "../tokenize/section.ts";
 
-export type { DiscoveryConfig, SyncConfig, WorkerTemplate };
+export type { DiscoveryConfig, SyncConfig, TokenizerSpec, WorkerTemplate };
 
 /** Log verbosity. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -45,6 +46,12 @@ export interface WorkerConfig {
   readonly breakerCooldownMs: number;
   /** Bearer token sent upstream, or null. */
   readonly apiKey: string | null;
+  /** precise: the engine's KV-event endpoint (`{host}` not yet replaced), or null. */
+  readonly kvEvents: string | null;
+  /** precise: the engine's replay endpoint, or null. */
+  readonly kvEventsReplay: string | null;
+  /** precise: the topic of the engine's events ("" = any). */
+  readonly kvEventsTopic: string;
 }
 
 /** The whole configuration. */
@@ -103,6 +110,12 @@ export interface RouterConfig {
     readonly retryTimeouts: boolean;
     /** Bytes all workers' prefix indexes may use together. */
     readonly indexMaxBytes: number;
+    /** `approximate` (routing-text chunks) or `precise` (the engines' KV events, token blocks). */
+    readonly index: "approximate" | "precise";
+    /** precise: the engines' KV block size, tokens. */
+    readonly blockSize: number;
+    /** precise: lifetime of a routed request's predicted blocks, ms. */
+    readonly predictTtlMs: number;
     /** Public model name → served model name. */
     readonly modelAliases: Readonly<Record<string, string>>;
     /** Extra paths proxied to the least-loaded worker serving the model. */
@@ -138,6 +151,8 @@ export interface RouterConfig {
     /** Separate admin listener `host:port` for /metrics, or null to serve on the main port. */
     readonly addr: string | null;
   };
+  /** precise mode: per model, its tokenizer files (`tokenizers:`); empty = engines' /tokenize. */
+  readonly tokenizers: readonly TokenizerSpec[];
   readonly auth: {
     /**
      * Keys clients must present as `Authorization: Bearer <key>`: `auth.api_keys` (or

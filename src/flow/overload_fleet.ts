@@ -80,14 +80,12 @@ export class SimFleet {
    * `EngineModel` does slowly once the LRU has churned (`Map.keys().next()` skips deleted slots).
    */
   submit(w: number, r: SimRequest): void {
-    const prompt = `request ${r.id}`;
     r.worker = w;
     r.dispatchedAt = this.#sched.now();
-    r.seq = this.#engines[w].submit({
-      prompt,
-      promptTokens: r.promptTokens,
-      maxTokens: r.maxTokens,
-    });
+    // Token ids unique to the request (no cache hits between requests), `promptTokens` of them.
+    const tokens = new Uint32Array(r.promptTokens);
+    for (let i = 0; i < tokens.length; i++) tokens[i] = (r.id * 7919 + i) % 150_000;
+    r.seq = this.#engines[w].submit({ tokens, maxTokens: r.maxTokens });
     this.#bySeq[w].set(r.seq, r);
     this.inflight[w]++;
     this.#startStep(w);

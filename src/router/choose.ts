@@ -50,6 +50,12 @@ export interface ChooseInput {
   /** The served model (null: any worker). */
   readonly served: string | null;
   readonly previousResponseId: string | null;
+  /** Bytes a chunk stands for (the strategies' `chunkSize`); default `router.chunk_size`. */
+  readonly chunkSize?: number;
+  /** Prompt tokens of the request. */
+  readonly promptTokens?: number;
+  /** Precise mode's exact tokens: `promptTokens` is passed to the strategy only then. */
+  readonly precise?: boolean;
 }
 
 /** Whether `b` may take an attempt of `req` now (`known`: some worker is known to serve it). */
@@ -117,7 +123,8 @@ export function choose(
       strategy,
       targets: candidates(backends, tried, req.served),
       hashes: req.hashes,
-      chunkSize: state.config.router.chunkSize,
+      chunkSize: req.chunkSize ?? state.config.router.chunkSize,
+      requestTokens: req.precise ? req.promptTokens : undefined,
       rng: state.rng,
       now,
     });

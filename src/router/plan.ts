@@ -54,8 +54,12 @@ export interface RequestPlan {
   readonly hashes: ChunkHashes;
   /** Prompt tokens as the router estimates them (routing-text bytes ÷ {@link BYTES_PER_TOKEN}). */
   readonly promptTokens: number;
-  /** `chunk_size ÷ BYTES_PER_TOKEN`: tokens one matched chunk stands for. */
+  /** Tokens one matched chunk stands for (`chunk_size ÷ BYTES_PER_TOKEN`, or a block's). */
   readonly tokensPerChunk: number;
+  /** Bytes a chunk stands for, as strategies convert chunks to tokens (`chunk_size`). */
+  readonly chunkSize: number;
+  /** Whether `hashes` are the request's token blocks (precise mode) rather than text chunks. */
+  readonly precise: boolean;
   /** Value of `router.session_header`, or null. */
   readonly sessionId: string | null;
   /** A Responses API follow-up's `previous_response_id`, or null. */
@@ -112,10 +116,12 @@ export async function parse(
   const body = fields.json !== null && fields.model !== undefined && served !== fields.model
     ? new TextEncoder().encode(JSON.stringify({ ...fields.json, model: served }))
     : raw;
-  const text = utf8(served === null ? fields.text : `${modelTag(served)}${fields.text}`);
-  const chunkSize = config.router.chunkSize;
+  const key = state.precise === null || fields.json === null ? null : await state.precise.keyOf(
+    { kind: endpoint.kind, body: fields.json, served, signal: req.signal },
+    state.backends,
+  );
   const sessionHeader = config.router.sessionHeader;
-  return {
+  const common = {
     endpoint,
     requestId,
     method: req.method,
@@ -126,11 +132,30 @@ export async function parse(
     served,
     stream: fields.stream,
     includeUsage: fields.includeUsage,
+    sessionId: sessionHeader === "" ? null : req.header(sessionHeader),
+    previousResponseId: fields.previousResponseId,
+  };
+  if (key !== null) {
+    // Precise mode: a chunk is a block of `block_size` tokens, told to strategies in bytes.
+    const block = state.precise!.blockSize;
+    return {
+      ...common,
+      hashes: key.hashes,
+      promptTokens: key.tokens,
+      tokensPerChunk: block,
+      chunkSize: block * BYTES_PER_TOKEN,
+      precise: true,
+    };
+  }
+  const text = utf8(served === null ? fields.text : `${modelTag(served)}${fields.text}`);
+  const chunkSize = config.router.chunkSize;
+  return {
+    ...common,
     hashes: chunkHashes(text, chunkSize),
     promptTokens: text.length / BYTES_PER_TOKEN,
     tokensPerChunk: chunkSize / BYTES_PER_TOKEN,
-    sessionId: sessionHeader === "" ? null : req.header(sessionHeader),
-    previousResponseId: fields.previousResponseId,
+    chunkSize,
+    precise: false,
   };
 }
 

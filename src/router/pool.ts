@@ -13,6 +13,7 @@
 import type { WorkerConfig } from "../config/types.ts";
 import { CircuitBreaker } from "../backends/mod.ts";
 import { CHUNK_BYTES, NODE_BYTES, RadixTree } from "../prefix/radix_tree.ts";
+import type { PrefixIndex } from "../prefix/types.ts";
 import { type DeadlineOptions, dialTarget } from "../proxy/deadlines.ts";
 import { H1Pool } from "../proxy/h1_client.ts";
 import type { RouteTarget } from "./select.ts";
@@ -30,7 +31,11 @@ export class Backend implements RouteTarget {
   readonly dial: { readonly hostname: string; readonly port: number };
   /** Path prefix of the worker's URL ("" or "/base"), put before the request's path. */
   readonly basePath: string;
-  prefix: RadixTree;
+  /**
+   * What the router believes this worker holds: its own radix tree (approximate mode), or its
+   * view of the precise block index (`precise.ts` sets it).
+   */
+  prefix: PrefixIndex;
   breaker: CircuitBreaker;
   config: WorkerConfig;
   /** The deadlines of a request's attempt on this worker, from `config` (rebuilt by `update`). */
@@ -134,13 +139,13 @@ export class Backend implements RouteTarget {
     const budget = indexBudget(config.kvBudget, indexShareBytes);
     if (config.kvBudget !== this.config.kvBudget) {
       this.#budget = budget;
-      this.prefix = this.#newTree();
+      if (this.prefix instanceof RadixTree) this.prefix = this.#newTree();
       reset.push("prefix index (kv_budget changed)");
     } else if (budget.chunks !== this.#budget.chunks || budget.nodes !== this.#budget.nodes) {
       // The share of router.index_max_bytes changed (workers added or removed): the tree keeps
       // what fits.
       this.#budget = budget;
-      this.prefix.resize(budget.chunks, budget.nodes);
+      if (this.prefix instanceof RadixTree) this.prefix.resize(budget.chunks, budget.nodes);
     }
     if (
       config.breakerThreshold !== this.config.breakerThreshold ||

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { configFromWorkers } from "../config/mod.ts";
-import { chunkHashes } from "../prefix/mod.ts";
+import { chunkHashes, RadixTree } from "../prefix/mod.ts";
 import { systemClock } from "../util/clock.ts";
 import { Backend, indexBudget } from "./pool.ts";
 import { indexShare } from "./state.ts";
@@ -13,15 +13,16 @@ Deno.test("case 5: a worker's index stays within its share of router.index_max_b
   const share = indexShare(config);
   assert.equal(share, 2 * 1024 * 1024);
   const b = new Backend(0, config.workers[0], systemClock, share);
+  const tree = b.prefix as RadixTree;
   // 24 distinct 3 MiB prompts (the issue's case), then prompts that differ only in their end.
   const big = "x".repeat(3 * 1024 * 1024);
-  for (let i = 0; i < 24; i++) b.prefix.insert(chunkHashes(`${i}:${big}`, 32));
-  assert.ok(b.prefix.bytes <= share, `${b.prefix.bytes} bytes over ${share}`);
+  for (let i = 0; i < 24; i++) tree.insert(chunkHashes(`${i}:${big}`, 32));
+  assert.ok(tree.bytes <= share, `${tree.bytes} bytes over ${share}`);
   const shared = "shared prefix ".repeat(200);
   for (let i = 0; i < 20_000; i++) {
-    b.prefix.insert(chunkHashes(`${shared}${i}`.padEnd(3000, "."), 32));
+    tree.insert(chunkHashes(`${shared}${i}`.padEnd(3000, "."), 32));
   }
-  assert.ok(b.prefix.bytes <= share + 64 * 340, `${b.prefix.bytes} bytes over ${share}`);
+  assert.ok(tree.bytes <= share + 64 * 340, `${tree.bytes} bytes over ${share}`);
 });
 
 Deno.test("indexBudget: kv_budget when it is the smaller bound, the byte share otherwise", () => {

@@ -72,7 +72,7 @@ export function applyWorkers(
     old.delete(w.id);
     b.index = i;
     for (const what of b.update(w, share)) summary.reset.push(`${w.id}: ${what}`);
-    if (chunkSizeChanged) {
+    if (chunkSizeChanged && state.precise === null) {
       b.prefix.clear();
       summary.reset.push(`${w.id}: prefix index (chunk_size changed)`);
     }
@@ -89,6 +89,7 @@ export function applyWorkers(
   state.strategy = strategy;
   // Indices changed: kept workers keep their load and learned rates under their new index.
   state.tracker = state.tracker.remap(from.length > 0 ? from : [null]);
+  state.precise?.attach(backends, state.logger);
   state.sessions.retain((b) => backends[b.index] === b);
   state.responses.retain((b) => backends[b.index] === b);
   return summary;

@@ -26,7 +26,9 @@ import {
   passthroughEndpoint,
   type ProxyEndpoint,
 } from "./endpoints.ts";
+import { registerPreciseMetrics } from "../metrics/precise_metrics.ts";
 import { ModelRefresher } from "./model_refresh.ts";
+import type { PreciseMode } from "./precise.ts";
 import { RouterShutdown } from "./failures.ts";
 import { healthz, metrics, model, models, readyz } from "./local.ts";
 import { Logger } from "./logger.ts";
@@ -68,6 +70,9 @@ export class Router {
     this.clock = this.#state.clock;
     this.rng = this.#state.rng;
     this.metrics = this.#state.metrics;
+    if (this.#state.precise !== null) {
+      registerPreciseMetrics(this.metrics.registry, this.#state.precise);
+    }
   }
 
   /** Sessions pinned to a worker now. */
@@ -111,17 +116,32 @@ export class Router {
     return this.#state.backends.filter((b) => b.admits());
   }
 
-  /** Starts active health checks (when configured) and the model refresher. */
+  /**
+   * What must be ready before the first request: precise mode's local tokenizers (file reads and
+   * parsing). `startRouter` awaits it before it listens.
+   * @throws Error when a configured tokenizer cannot be loaded
+   */
+  async init(): Promise<void> {
+    await this.#state.precise?.loadTokenizers(this.#state.config.tokenizers);
+  }
+
+  /** Starts health checks (when configured), the model refresher and KV-event subscriptions. */
   start(): void {
     this.#started = true;
     this.#startHealth();
     this.#startModels();
+    this.#state.precise?.start();
   }
 
-  /** Stops health checks and the model refresher. In-flight requests are not touched. */
+  /** Stops what `start` started. In-flight requests are not touched. */
   async stop(): Promise<void> {
     this.#started = false;
-    await Promise.all([this.#stopHealth(), this.#stopModels()]);
+    await Promise.all([this.#stopHealth(), this.#stopModels(), this.#state.precise?.stop()]);
+  }
+
+  /** Precise mode's index, subscriptions and tokenizers; null in approximate mode. */
+  get precise(): PreciseMode | null {
+    return this.#state.precise;
   }
 
   /**

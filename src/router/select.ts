@@ -38,6 +38,8 @@ export interface RouteInput {
   readonly chunkSize: number;
   readonly rng: Rng;
   readonly now: number;
+  /** Prompt tokens of the request, when the caller knows them. */
+  readonly requestTokens?: number;
 }
 
 /** Builds the candidate snapshot for `input.targets`. */
@@ -68,6 +70,7 @@ export function decide(input: RouteInput): Decision | undefined {
     chunkSize: input.chunkSize,
     rng: input.rng,
     now: input.now,
+    requestTokens: input.requestTokens,
   });
 }
 

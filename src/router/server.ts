@@ -63,12 +63,12 @@ export class ListenError extends Error {
 }
 
 /** Starts a router for `config`; throws a {@link ListenError} when it cannot listen. */
-// deno-lint-ignore require-await -- async so that a ListenError is a rejection, not a throw
 export async function startRouter(
   config: RouterConfig,
   opts: StartOptions = {},
 ): Promise<RunningRouter> {
   const router = new Router(config, opts);
+  await router.init();
   const listen = parseListenAddr(config.server.addr);
   const hostname = opts.hostname ?? listen.hostname;
   const port = opts.port ?? listen.port;

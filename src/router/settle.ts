@@ -17,6 +17,7 @@ import type { LoadTicket } from "./load_tracker.ts";
 import type { Logger } from "./logger.ts";
 import type { Backend } from "./pool.ts";
 import { nextCapacity } from "./prediction_feedback.ts";
+import { RadixTree } from "../prefix/radix_tree.ts";
 import type { RouterState } from "./state.ts";
 
 /** What {@link settleLoad} needs of the attempt. */
@@ -41,6 +42,8 @@ export function settleLoad(state: RouterState, a: LoadSettlement, usage: Usage |
       state.metrics.observePredictionError(-err);
       const predicted = a.ticket.predictedCachedTokens;
       const tree = a.backend.prefix;
+      // Precise mode's index is the engine's own account: nothing to correct.
+      if (!(tree instanceof RadixTree)) return settleDone(state, a, usage);
       const stats = tree.stats();
       const capacity = nextCapacity(
         {
@@ -64,7 +67,11 @@ export function settleLoad(state: RouterState, a: LoadSettlement, usage: Usage |
       }
     }
   }
-  tracker.onDone(a.ticket, {
+  settleDone(state, a, usage);
+}
+
+function settleDone(state: RouterState, a: LoadSettlement, usage: Usage | null): void {
+  state.tracker.onDone(a.ticket, {
     elapsedMs: state.clock.now() - a.dispatchedAt,
     completionTokens: usage?.completionTokens,
   });

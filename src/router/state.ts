@@ -20,6 +20,7 @@ import { FaultMetrics } from "./fault_metrics.ts";
 import { LoadTracker } from "./load_tracker.ts";
 import { Logger } from "./logger.ts";
 import { Backend } from "./pool.ts";
+import { PreciseMode } from "./precise.ts";
 import { ResponseOwners } from "./response_ids.ts";
 import { SessionPins } from "./sessions.ts";
 
@@ -46,6 +47,8 @@ export interface RouterState {
   draining: boolean;
   /** Responses API: response id → the worker that made it (and holds it). */
   readonly responses: ResponseOwners<Backend>;
+  /** Precise mode (`router.index: precise`), or null. */
+  readonly precise: PreciseMode | null;
 }
 
 /** Injected collaborators of a router. */
@@ -62,6 +65,9 @@ export function newRouterState(config: RouterConfig, deps: RouterDeps = {}): Rou
   const metrics = deps.metrics ?? new RouterMetrics();
   const share = indexShare(config);
   const backends = config.workers.map((w, i) => new Backend(i, w, clock, share));
+  const logger = deps.logger ?? new Logger(config.logging.level, config.logging.format);
+  const precise = config.router.index === "precise" ? new PreciseMode(config, clock, logger) : null;
+  precise?.attach(backends, logger);
   const state: RouterState = {
     clock,
     rng: deps.rng ??
@@ -69,7 +75,7 @@ export function newRouterState(config: RouterConfig, deps: RouterDeps = {}): Rou
     metrics,
     faults: new FaultMetrics(metrics.registry),
     config,
-    logger: deps.logger ?? new Logger(config.logging.level, config.logging.format),
+    logger,
     auth: new ApiKeyAuth(config.auth.apiKeys, config.auth.protectMetrics),
     backends,
     strategy: strategyFor(config),
@@ -79,6 +85,7 @@ export function newRouterState(config: RouterConfig, deps: RouterDeps = {}): Rou
     attempts: new Set(),
     draining: false,
     responses: new ResponseOwners<Backend>(),
+    precise,
   };
   wireLoad(state);
   return state;
