@@ -8,6 +8,8 @@
 
 import assert from "node:assert/strict";
 import { EngineScraper } from "../src/backends/engine_scraper.ts";
+import { configFromWorkers } from "../src/config/mod.ts";
+import { silentLogger, startRouter } from "../src/router/mod.ts";
 import { type SimWorker, startSimWorker } from "../src/sim/server.ts";
 import { createStrategy } from "../src/strategies/registry.ts";
 import type { Candidate, EngineLoad } from "../src/strategies/types.ts";
@@ -127,6 +129,43 @@ Deno.test("engine signals: costaware and leastloaded avoid an engine another cli
     ctl.abort();
     await Promise.all(others);
     await scraper.stop();
+    for (const w of workers) await w.shutdown();
+  }
+});
+
+Deno.test("engine signals through the router: with health.scrape_metrics, leastloaded avoids the engine another client loads", async () => {
+  const workers = await twoWorkers();
+  const ctl = new AbortController();
+  const others = otherClient(workers[0], 8, ctl);
+  const running = await startRouter(
+    configFromWorkers(workers.map((w) => w.url), {
+      server: { addr: "127.0.0.1:0" },
+      health: { intervalMs: 0, scrapeMetrics: true, scrapeIntervalMs: 100 },
+      router: { strategy: "leastloaded", seed: 3 },
+    }),
+    { logger: silentLogger },
+  );
+  try {
+    const b0 = running.router.backends[0];
+    const end = Date.now() + 10_000;
+    while ((b0.engine?.waiting ?? 0) < 6) {
+      if (Date.now() > end) assert.fail("the router never saw w0's queue");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const picked = new Set<string>();
+    for (let i = 0; i < 10; i++) {
+      const res = await fetch(`${running.url}/v1/chat/completions`, {
+        method: "POST",
+        body: JSON.stringify({ messages: [{ role: "user", content: `mine ${i}` }], max_tokens: 1 }),
+      });
+      picked.add(res.headers.get("x-router-backend")!);
+      await res.body?.cancel();
+    }
+    assert.deepEqual([...picked], ["w2"], "every request went to the engine without a queue");
+  } finally {
+    ctl.abort();
+    await Promise.all(others);
+    await running.shutdown();
     for (const w of workers) await w.shutdown();
   }
 });

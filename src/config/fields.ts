@@ -294,6 +294,22 @@ export const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
       "Path probed on each worker: /health (vLLM, SGLang, llama-server) or /v1/models.",
     ),
     f("timeout", "timeoutMs", duration(true), "2s", "Probe timeout."),
+    f(
+      "scrape_metrics",
+      "scrapeMetrics",
+      bool,
+      false,
+      "Read each engine's Prometheus /metrics (queue depth, KV cache usage: vLLM, SGLang and " +
+        "llama-server names) every scrape_interval; leastloaded and costaware then count the " +
+        "engine's own queue, which other clients fill too (docs/strategies.md).",
+    ),
+    f(
+      "scrape_interval",
+      "scrapeIntervalMs",
+      duration(true),
+      "1s",
+      "How often engine metrics are read (signals older than 3 intervals are ignored).",
+    ),
   ],
   logging: [
     f("level", "level", oneOf(["debug", "info", "warn", "error"]), "info", "Log verbosity."),
@@ -428,6 +444,13 @@ export const WORKER: readonly Field[] = [
     "Time the breaker stays open before one probe request is let through.",
   ),
   f("api_key", "apiKey", nullable(apiKey), null, "Bearer token sent upstream; null = none."),
+  f(
+    "metrics_url",
+    "metricsUrl",
+    nullable(workerUrl),
+    null,
+    "Where the engine's Prometheus metrics are (health.scrape_metrics); null = <url>/metrics.",
+  ),
   f(
     "kv_events",
     "kvEvents",

@@ -46,6 +46,8 @@ export interface WorkerConfig {
   readonly breakerCooldownMs: number;
   /** Bearer token sent upstream, or null. */
   readonly apiKey: string | null;
+  /** The engine's metrics URL (`health.scrape_metrics`); null = `<url>/metrics`. */
+  readonly metricsUrl: string | null;
   /** precise: the engine's KV-event endpoint (`{host}` not yet replaced), or null. */
   readonly kvEvents: string | null;
   /** precise: the engine's replay endpoint, or null. */
@@ -128,6 +130,10 @@ export interface RouterConfig {
     readonly path: string;
     /** Probe timeout, ms. */
     readonly timeoutMs: number;
+    /** Whether each engine's Prometheus /metrics is read for its load signals. */
+    readonly scrapeMetrics: boolean;
+    /** How often engine metrics are read, ms. */
+    readonly scrapeIntervalMs: number;
   };
   /**
    * The workers. With `discovery.mode: static` the config file's list (never empty); with `dns` or

@@ -18,7 +18,7 @@ import { type DeadlineOptions, dialTarget } from "../proxy/deadlines.ts";
 import { H1Pool } from "../proxy/h1_client.ts";
 import type { RouteTarget } from "./select.ts";
 import type { Clock } from "../util/clock.ts";
-import type { WorkerLoad } from "../strategies/types.ts";
+import type { EngineLoad, WorkerLoad } from "../strategies/types.ts";
 import { configuredEntries, type ModelEntry } from "./models.ts";
 
 /** One upstream worker and what the router knows of it. */
@@ -51,6 +51,8 @@ export class Backend implements RouteTarget {
   models: ReadonlyMap<string, ModelEntry> | null;
   /** Where cost-model figures come from; set by the router only when its strategy reads them. */
   loadSource: ((index: number) => WorkerLoad) | null = null;
+  /** Where the engine's own load signals come from (`health.scrape_metrics`), or null. */
+  engineSource: ((id: string) => EngineLoad | undefined) | null = null;
   readonly #clock: Clock;
   /** Keep-alive connections of the HTTP/1.1 client; created on first use, http:// only. */
   #h1: H1Pool | null = null;
@@ -89,6 +91,11 @@ export class Backend implements RouteTarget {
   /** Bearer token sent upstream (for the model refresher). */
   get apiKey(): string | null {
     return this.config.apiKey;
+  }
+
+  /** The engine's own load figures, while fresh (`health.scrape_metrics`). */
+  get engine(): EngineLoad | undefined {
+    return this.engineSource?.(this.id);
   }
 
   /** Cost-model figures of this worker, when the router's strategy uses them. */

@@ -11,6 +11,7 @@
 
 import type { RouterConfig } from "../config/types.ts";
 import { HealthChecker } from "../backends/mod.ts";
+import { EngineScraper, type ScrapeTarget } from "../backends/engine_scraper.ts";
 import type { Reply, ServerRequest } from "../http/types.ts";
 import { RouterMetrics } from "../metrics/mod.ts";
 import type { Strategy } from "../strategies/types.ts";
@@ -58,6 +59,7 @@ export class Router {
   readonly #ownLogger: boolean;
   #health: HealthChecker | null = null;
   #models: ModelRefresher | null = null;
+  #scraper: EngineScraper | null = null;
   /** Rows of `router.passthrough_paths`, rebuilt on reload. */
   #passthrough: Map<string, ProxyEndpoint>;
   #started = false;
@@ -130,13 +132,42 @@ export class Router {
     this.#started = true;
     this.#startHealth();
     this.#startModels();
+    this.#startScraper();
     this.#state.precise?.start();
   }
 
   /** Stops what `start` started. In-flight requests are not touched. */
   async stop(): Promise<void> {
     this.#started = false;
-    await Promise.all([this.#stopHealth(), this.#stopModels(), this.#state.precise?.stop()]);
+    await Promise.all([
+      this.#stopHealth(),
+      this.#stopModels(),
+      this.#stopScraper(),
+      this.#state.precise?.stop(),
+    ]);
+  }
+
+  /** Reads the engines' own load signals (`health.scrape_metrics`) and hands them to the workers. */
+  #startScraper(): void {
+    const s = this.#state;
+    if (!s.config.health.scrapeMetrics || this.#scraper !== null) return;
+    const scraper = new EngineScraper({
+      targets: scrapeTargets(s.backends),
+      intervalMs: s.config.health.scrapeIntervalMs,
+      timeoutMs: s.config.health.timeoutMs,
+      clock: s.clock,
+    });
+    this.#scraper = scraper;
+    const source = (id: string) => scraper.engineLoad(id);
+    for (const b of s.backends) b.engineSource = source;
+    scraper.start();
+  }
+
+  async #stopScraper(): Promise<void> {
+    const sc = this.#scraper;
+    this.#scraper = null;
+    for (const b of this.#state.backends) b.engineSource = null;
+    if (sc) await sc.stop();
   }
 
   /** Precise mode's index, subscriptions and tokenizers; null in approximate mode. */
@@ -267,11 +298,12 @@ export class Router {
     }
     this.#passthrough = passthroughOf(next);
     if (this.#started) {
-      await Promise.all([this.#stopHealth(), this.#stopModels()]);
+      await Promise.all([this.#stopHealth(), this.#stopModels(), this.#stopScraper()]);
       // A reload may have raced a stop(); only restart checks that are still wanted.
       if (this.#started) {
         this.#startHealth();
         this.#startModels();
+        this.#startScraper();
       }
     }
     return summary;
@@ -355,6 +387,16 @@ export class Router {
         return model(s, req.path);
     }
   }
+}
+
+/** What the engine scraper reads: each worker's `metrics_url`, else `<url>/metrics`. */
+function scrapeTargets(backends: readonly Backend[]): ScrapeTarget[] {
+  return backends.map((b) => ({
+    id: b.id,
+    url: b.config.metricsUrl ?? b.url,
+    path: b.config.metricsUrl === null ? "/metrics" : "",
+    apiKey: b.config.apiKey,
+  }));
 }
 
 /** The rows of `config`'s `router.passthrough_paths` (a fixed endpoint's path is never one). */

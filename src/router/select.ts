@@ -11,7 +11,7 @@
 
 import type { ChunkHashes, PrefixIndex } from "../prefix/types.ts";
 import { chunkCount } from "../prefix/types.ts";
-import type { Candidate, Decision, Strategy, WorkerLoad } from "../strategies/types.ts";
+import type { Candidate, Decision, EngineLoad, Strategy, WorkerLoad } from "../strategies/types.ts";
 import type { Rng } from "../util/rng.ts";
 
 /** A worker as the routing step needs it. */
@@ -27,6 +27,8 @@ export interface RouteTarget {
   readonly inflight: number;
   /** Cost-model figures, when known. */
   readonly load?: WorkerLoad;
+  /** The engine's own load signals, when scraped and fresh. */
+  readonly engine?: EngineLoad;
 }
 
 /** Inputs of one routing decision. */
@@ -56,6 +58,7 @@ export function candidatesFor(input: RouteInput): Candidate[] {
       cachedChunks: t.prefix.chunks,
       capacityChunks: t.capacityChunks,
       load: t.load,
+      engine: t.engine,
     };
   }
   return out;
