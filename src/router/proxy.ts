@@ -19,7 +19,7 @@
  * @module
  */
 
-import type { Reply, ServerRequest } from "../http/types.ts";
+import { ClientGone, type Reply, type ServerRequest } from "../http/types.ts";
 import type { HeaderList } from "../proxy/headers.ts";
 import { errorMessage, errorReply, replyForError } from "../util/errors.ts";
 import { Attempt } from "./attempt.ts";
@@ -29,6 +29,7 @@ import { codeOf, type Failure, retryable } from "./failures.ts";
 import { parse, requestIdOf, type RequestPlan } from "./plan.ts";
 import type { Backend } from "./pool.ts";
 import { relay } from "./relay.ts";
+import { countRouterAnswer, type RouterAnswer } from "./request_metrics.ts";
 import { RequestLog } from "./settle.ts";
 import type { RouterState } from "./state.ts";
 
@@ -50,14 +51,27 @@ export async function proxy(
     state.strategy.name,
     t0,
   );
+  // Counts an answer the router made itself (`relay` counts the workers').
+  const answered = (status: number, p: RequestPlan | null, last: RouterAnswer["last"]) =>
+    countRouterAnswer(state, {
+      endpoint: endpoint.name,
+      plan: p,
+      strategy: log.strategy,
+      status,
+      last,
+      t0,
+    });
   let plan: RequestPlan;
   try {
     plan = await parse(req, endpoint, state, requestId);
   } catch (err) {
     const res = replyForError(err, [["x-request-id", requestId]]);
-    log.write(() => ({ status: res.status, error: errorMessage(err) }));
+    const status = err instanceof ClientGone ? 499 : res.status; // nobody reads it: the client left
+    answered(status, null, null);
+    log.write(() => ({ status, error: errorMessage(err) }));
     return res;
   }
+  log.model = (plan.served ?? plan.model)?.slice(0, 256) ?? null;
 
   const maxRetries = config.router.maxRetries;
   const tried = new Set<Backend>();
@@ -82,6 +96,7 @@ export async function proxy(
     if (sent.ok) return relay(state, plan, att, sent.answer, log, t0);
     if (sent.failure === null) {
       att.settle();
+      answered(sent.gone === "client" ? 499 : 503, plan, att);
       return goneReply(sent.gone, att, log, requestId);
     }
     att.failed(sent.failure, requestId);
@@ -92,7 +107,9 @@ export async function proxy(
     const rule = plan.previousResponseId !== null ? "connect-only" : endpoint.retry;
     if (!retryable(last, rule, config.router.retryTimeouts)) break;
   }
-  return routerError(last, lastChoice, log, requestId);
+  const res = routerError(last, lastChoice, log, requestId);
+  answered(res.status, plan, lastChoice);
+  return res;
 }
 
 /** The answer to a request the client left (it will not read it) or a shutdown cut short. */
