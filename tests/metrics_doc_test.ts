@@ -1,0 +1,108 @@
+/**
+ * docs/metrics.md lists every metric family the router's registry holds, with its type and labels,
+ * and nothing else: read after a few requests of each kind through a real router.
+ */
+
+import assert from "node:assert/strict";
+import { registerSyncMetrics } from "../src/sync/mod.ts";
+import {
+  chatCompletion,
+  refusedUrl,
+  routerHarness,
+  sseWorker,
+  startServer,
+  waitFor,
+} from "./_support.ts";
+
+/** A row of the doc's family table. */
+interface DocFamily {
+  readonly type: string;
+  readonly labels: string[];
+  /** Marked † (needs `/proc/self`): may be absent from a registry. */
+  readonly optional: boolean;
+}
+
+/** The rows of the "Families" table of docs/metrics.md. */
+export async function documentedFamilies(): Promise<Map<string, DocFamily>> {
+  const text = await Deno.readTextFile(new URL("../docs/metrics.md", import.meta.url));
+  const section = text.slice(
+    text.indexOf("## Families"),
+    text.indexOf("\n## ", text.indexOf("## Families") + 1),
+  );
+  const out = new Map<string, DocFamily>();
+  for (const line of section.split("\n")) {
+    const cells = line.split("|").map((c) => c.trim());
+    const name = /^`([a-z_:][a-z0-9_:]*)`$/.exec(cells[1] ?? "")?.[1];
+    if (name === undefined) continue;
+    assert.ok(!out.has(name), `${name} documented twice`);
+    const labels = cells[3] === "(none)"
+      ? []
+      : [...cells[3].matchAll(/`([a-z_][a-z0-9_]*)`/g)].map((m) => m[1]);
+    out.set(name, {
+      type: cells[2].replace(/[†‡]/g, "").trim(),
+      labels,
+      optional: cells[2].includes("†"),
+    });
+  }
+  return out;
+}
+
+Deno.test("docs/metrics.md lists exactly the registry's families, with their types and labels", async () => {
+  const ok = await startServer(async (req) => {
+    await req.arrayBuffer();
+    return Response.json(chatCompletion("ok", 100, 32));
+  });
+  const sse = await sseWorker({ events: 2 });
+  const h = await routerHarness(
+    [{ url: ok.url, models: ["m"] }, { url: sse.url, models: ["s"] }, {
+      url: refusedUrl(),
+      models: ["m"],
+    }],
+    { auth: { apiKeys: ["k"] } },
+    { closeAlso: [ok, sse] },
+  );
+  const key = { authorization: "Bearer k" };
+  const chat = (model: string, stream = false) =>
+    JSON.stringify({
+      model,
+      stream,
+      stream_options: stream ? { include_usage: true } : undefined,
+      messages: [{ role: "user", content: "Tell me about prefix caches. ".repeat(8) }],
+    });
+  try {
+    // As cmd/router.ts does when sync is configured.
+    registerSyncMetrics(h.router.metrics.registry, () => null);
+    for (const body of [chat("m"), chat("m"), chat("s", true), "{bad", chat("nope")]) {
+      const res = await h.post(body, { headers: key });
+      await res.body?.cancel();
+    }
+    for (const [path, init] of [["/v1/models", { headers: key }], ["/x", {}], ["/healthz", {}]]) {
+      await (await fetch(h.url + path, init as RequestInit)).body?.cancel();
+    }
+    await waitFor(() => h.router.inflight === 0);
+    await (await fetch(`${h.url}/metrics`)).body?.cancel(); // per-worker gauges are set here
+
+    const registry = h.router.metrics.registry;
+    const json = await registry.getMetricsAsJSON();
+    const labelsOf = (
+      name: string,
+    ) => [...((registry.getSingleMetric(name) as unknown as { labelNames: string[] }).labelNames)];
+    const doc = await documentedFamilies();
+    const missing: string[] = [];
+    for (const m of json) {
+      const d = doc.get(m.name);
+      if (d === undefined) {
+        missing.push(m.name);
+        continue;
+      }
+      assert.equal(d.type, String(m.type), `${m.name}: type`);
+      assert.deepEqual(d.labels.sort(), labelsOf(m.name).sort(), `${m.name}: labels`);
+    }
+    assert.deepEqual(missing, [], "families the doc does not list");
+    const present = new Set(json.map((m) => m.name));
+    const stale = [...doc].filter(([n, d]) => !present.has(n) && !d.optional).map(([n]) => n);
+    assert.deepEqual(stale, [], "families the doc lists but the registry lacks");
+  } finally {
+    await h.close();
+  }
+});
