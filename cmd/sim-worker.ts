@@ -9,37 +9,100 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { ANSWER_LENGTH_FORMS, parseAnswerLength } from "../src/sim/answer_length.ts";
 import { PROFILE_NAMES } from "../src/sim/profiles.ts";
 import { startSimWorker } from "../src/sim/server.ts";
 import type { FaultOptions } from "../src/sim/types.ts";
+import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
+
+/** sim-worker's flags (the help lists them from here). */
+export const FLAGS = {
+  port: { type: "string", value: "N", default: "8000", help: "port to bind, 0 picks a free one" },
+  hostname: { type: "string", value: "HOST", default: "127.0.0.1", help: "address to bind" },
+  profile: {
+    type: "string",
+    value: "NAME",
+    default: "a100-7b",
+    help: `engine profile: ${PROFILE_NAMES.join(", ")}`,
+  },
+  "time-scale": {
+    type: "string",
+    value: "X",
+    default: "1",
+    help: "wall time per unit of model time, 0.1 = ten times faster",
+  },
+  id: { type: "string", value: "ID", shown: "sim-PORT", help: "worker id" },
+  model: { type: "string", value: "NAME", shown: "sim-PROFILE", help: "model id served" },
+  "max-tokens": {
+    type: "string",
+    value: "N",
+    shown: "64",
+    help: "max_tokens when a request gives none",
+  },
+  "max-model-len": {
+    type: "string",
+    value: "N",
+    shown: "the profile's",
+    help: "max model length, tokens",
+  },
+  "answer-length": {
+    type: "string",
+    value: "DIST",
+    shown: "geometric:200",
+    help: `lengths of answers the request does not fix: ${ANSWER_LENGTH_FORMS}; capped at ` +
+      "max_tokens (ignore_eos and min_tokens in a request are honoured)",
+  },
+  "prefix-sharing": {
+    type: "string",
+    value: "V",
+    shown: "v1",
+    help: "v1 or v0: whether requests scheduled in the same step share a prefix one of them " +
+      "computes (v1) or each computes it (v0)",
+  },
+  seed: {
+    type: "string",
+    value: "N",
+    shown: "1",
+    help: "seed of the fault rng and of the answer lengths",
+  },
+  "error-rate": {
+    type: "string",
+    value: "P",
+    shown: "0",
+    help: "answer this share of requests with 500 (0..1)",
+  },
+  "added-latency-ms": {
+    type: "string",
+    value: "MS",
+    shown: "0",
+    help: "delay before handling each request",
+  },
+  "refuse-connections": {
+    type: "boolean",
+    default: false,
+    help: "do not accept connections (the port stays reserved)",
+  },
+  "die-after-chunks": {
+    type: "string",
+    value: "N",
+    shown: "never",
+    help: "drop the connection after N SSE chunks",
+  },
+  "stall-ms": {
+    type: "string",
+    value: "MS",
+    shown: "0",
+    help: "send headers, then wait this long before the first chunk",
+  },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagTable;
 
 const HELP = `Usage: sim-worker [options]
 
 Serves a simulated vLLM-like engine with a prefix-cached KV store.
 
 Options:
-  --port N                 port to bind, 0 picks a free one (default 8000)
-  --hostname HOST          address to bind (default 127.0.0.1)
-  --profile NAME           engine profile: ${PROFILE_NAMES.join(", ")} (default a100-7b)
-  --time-scale X           wall time per unit of model time, 0.1 = ten times faster (default 1)
-  --id ID                  worker id (default sim-PORT)
-  --model NAME             model id served (default sim-PROFILE)
-  --max-tokens N           max_tokens when a request gives none (default 64)
-  --max-model-len N        override the profile's max model length (tokens)
-  --answer-length DIST     lengths of answers the request does not fix: ${ANSWER_LENGTH_FORMS}
-                           (default geometric:200, capped at max_tokens; ignore_eos and
-                           min_tokens in a request are honoured)
-  --prefix-sharing V       v1 (default) or v0: whether requests scheduled in the same step share
-                           a prefix one of them computes
-  --seed N                 seed of the fault rng and of the answer lengths (default 1)
-  --error-rate P           answer this share of requests with 500 (0..1)
-  --added-latency-ms MS    delay before handling each request
-  --refuse-connections     do not accept connections (the port stays reserved)
-  --die-after-chunks N     drop the connection after N SSE chunks
-  --stall-ms MS            send headers, then wait before the first chunk
-  -h, --help               show this help
+${flagHelp(FLAGS)}
 `;
 
 function num(name: string, v: string | undefined, min = 0): number | undefined {
@@ -61,30 +124,7 @@ function int(name: string, v: string | undefined, min = 0): number | undefined {
 }
 
 async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      port: { type: "string", default: "8000" },
-      hostname: { type: "string", default: "127.0.0.1" },
-      profile: { type: "string", default: "a100-7b" },
-      "time-scale": { type: "string", default: "1" },
-      id: { type: "string" },
-      model: { type: "string" },
-      "max-tokens": { type: "string" },
-      "max-model-len": { type: "string" },
-      "answer-length": { type: "string" },
-      "prefix-sharing": { type: "string" },
-      seed: { type: "string" },
-      "error-rate": { type: "string" },
-      "added-latency-ms": { type: "string" },
-      "refuse-connections": { type: "boolean", default: false },
-      "die-after-chunks": { type: "string" },
-      "stall-ms": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
+  const values = parseFlags(FLAGS, args);
   if (values.help) {
     console.log(HELP);
     return 0;
