@@ -240,50 +240,69 @@ export async function debugRoute(state: RouterState, req: ServerRequest): Promis
   return jsonReply(explain(state, plan, input.path));
 }
 
-/** The dry run's answer for a parsed request. */
-function explain(state: RouterState, plan: RequestPlan, path: string): Record<string, unknown> {
-  const backends = state.backends;
-  const known = anyServes(backends, plan.served);
-  const offered = candidates(backends, new Set(), plan.served);
-  const strategy = strategyFor(state.config);
-  const now = state.clock.now();
-  const rng = new SeededRng(state.config.router.seed ?? 1);
-  const input = {
-    strategy,
-    targets: offered,
-    hashes: plan.hashes,
-    chunkSize: state.config.router.chunkSize,
-    rng,
-    now,
-  };
-  const cands = candidatesFor(input);
-  const ctx: PickContext = {
-    candidates: cands,
-    requestChunks: plan.hashes.length >>> 1,
-    chunkSize: input.chunkSize,
-    rng,
-    now,
-  };
-  const scores = cands.length > 0 ? scoresOf(strategy, ctx) : null;
+/** The decision `choose` would take, by its rules, without pinning or recording anything. */
+function decisionOf(
+  state: RouterState,
+  plan: RequestPlan,
+  offered: readonly Backend[],
+  strategy: Strategy,
+  ctx: PickContext,
+) {
   const owner = plan.previousResponseId === null
     ? undefined
     : state.responses.get(plan.previousResponseId);
   const pinned = plan.sessionId === null ? undefined : state.sessions.get(plan.sessionId);
   const usable = (b: Backend | undefined): b is Backend =>
-    b !== undefined && backends[b.index] === b && offered.includes(b);
-  let decision: Record<string, unknown> | null = null;
+    b !== undefined && state.backends[b.index] === b && offered.includes(b);
+  let decision: { backend: string; reason: string; rule: string } | null = null;
   if (usable(owner)) {
     decision = { backend: owner.id, reason: PREVIOUS_RESPONSE_REASON, rule: "previous-response" };
   } else if (usable(pinned)) {
     decision = { backend: pinned.id, reason: SESSION_REASON, rule: "session-affinity" };
-  } else if (cands.length > 0) {
-    // The scores were computed on the same context before: the pick sees the same figures.
+  } else if (ctx.candidates.length > 0) {
     const d = strategy.pick(ctx);
-    if (d !== undefined) {
-      decision = { backend: d.candidate.id, reason: d.reason, rule: "strategy" };
-    }
+    if (d !== undefined) decision = { backend: d.candidate.id, reason: d.reason, rule: "strategy" };
   }
+  return { decision, owner, pinned };
+}
+
+/** The dry run's answer for a parsed request. */
+function explain(state: RouterState, plan: RequestPlan, path: string): Record<string, unknown> {
+  const backends = state.backends;
+  const offered = candidates(backends, new Set(), plan.served);
+  const strategy = strategyFor(state.config);
+  const chunkSize = state.config.router.chunkSize;
+  const rng = new SeededRng(state.config.router.seed ?? 1);
+  const now = state.clock.now();
+  const input = { strategy, targets: offered, hashes: plan.hashes, chunkSize, rng, now };
+  const cands = candidatesFor(input);
+  const ctx: PickContext = {
+    candidates: cands,
+    requestChunks: plan.hashes.length >>> 1,
+    chunkSize,
+    rng,
+    now,
+  };
+  // Scores before the pick, on the same context: the figures the pick then sees.
+  const scores = cands.length > 0 ? scoresOf(strategy, ctx) : null;
+  const { decision, owner, pinned } = decisionOf(state, plan, offered, strategy, ctx);
+  const known = anyServes(backends, plan.served);
   const byIndex = new Map(cands.map((c, i) => [c.index, i]));
+  const row = (b: Backend) => {
+    const i = byIndex.get(b.index);
+    const c = i === undefined ? undefined : cands[i];
+    return {
+      id: b.id,
+      offered: c !== undefined,
+      excluded_because: c !== undefined ? null : exclusion(b, plan.served, known),
+      match_chunks: c !== undefined && strategy.usesPrefix ? c.match : b.prefix.match(plan.hashes),
+      inflight: b.inflight,
+      cached_chunks: b.prefix.chunks,
+      capacity_chunks: b.capacityChunks,
+      load: trackerFigures(state, b.index),
+      score: i === undefined || scores === null ? null : round(scores.values[i]),
+    };
+  };
   return {
     path,
     endpoint: plan.endpoint.name,
@@ -299,23 +318,7 @@ function explain(state: RouterState, plan: RequestPlan, path: string): Record<st
       : { id: plan.previousResponseId.slice(0, 128), owner: owner?.id ?? null },
     strategy: strategy.name,
     score: scores === null ? null : { kind: scores.kind, better: scores.better },
-    candidates: backends.map((b) => {
-      const i = byIndex.get(b.index);
-      const c = i === undefined ? undefined : cands[i];
-      return {
-        id: b.id,
-        offered: c !== undefined,
-        excluded_because: c !== undefined ? null : exclusion(b, plan.served, known),
-        match_chunks: c !== undefined && strategy.usesPrefix
-          ? c.match
-          : b.prefix.match(plan.hashes),
-        inflight: b.inflight,
-        cached_chunks: b.prefix.chunks,
-        capacity_chunks: b.capacityChunks,
-        load: trackerFigures(state, b.index),
-        score: i === undefined || scores === null ? null : round(scores.values[i]),
-      };
-    }),
+    candidates: backends.map(row),
     decision,
     would_answer: decision === null
       ? { status: 503, error: { message: "No worker is available to serve this request" } }
