@@ -215,3 +215,30 @@ Deno.test("a client that leaves before the answer is client_gone 499", async () 
     await h.close();
   }
 });
+
+Deno.test("a client that leaves while sending its body is client_gone 499, not an internal error", async () => {
+  const worker = await startServer(async (req) => {
+    await req.arrayBuffer();
+    return Response.json(chatCompletion("ok"));
+  });
+  const h = await routerHarness([worker.url], {}, { closeAlso: [worker] });
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: h.running.port });
+    const head = `POST ${CHAT} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n` +
+      "content-length: 1000\r\n\r\n";
+    await conn.write(new TextEncoder().encode(head + '{"model":"m","mess'));
+    conn.close();
+    const counted = async () =>
+      answers(await metricsOf(h), { cause: "client_gone", status: "499" });
+    const end = Date.now() + 5000;
+    while ((await counted()) === 0 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(await counted(), 1);
+    const text = await metricsOf(h);
+    assert.equal(answers(text, { cause: "internal" }), 0);
+    assert.equal(h.logs.find((l) => l.msg === "request")?.status, 499);
+  } finally {
+    await h.close();
+  }
+});
