@@ -12,7 +12,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { runSweep, type SweepOptions } from "../src/bench/sweep.ts";
 import { buildReport, renderMarkdown, writeReport } from "../src/bench/report.ts";
 import { recordsFromJsonl } from "../src/bench/replay.ts";
@@ -20,38 +19,118 @@ import { type BenchRecord, type Shape, SHAPES } from "../src/bench/types.ts";
 import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
 import { PROFILES } from "../src/sim/profiles.ts";
 import { type ReplicaComparisonResult, runReplicaComparison } from "../src/sync/bench_replicas.ts";
+import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
+
+/** bench's flags (the help lists them from here). */
+export const FLAGS = {
+  name: {
+    type: "string",
+    value: "NAME",
+    shown: "sweep-<date>, demo for --demo",
+    help: "results folder bench/results/NAME",
+  },
+  strategies: {
+    type: "string",
+    value: "LIST",
+    shown: "roundrobin,random,leastloaded,prefixaware",
+    aliases: ["strategy"],
+    help: "comma-separated strategies",
+  },
+  sessions: {
+    type: "string",
+    value: "LIST",
+    shown: "4,8,12,16,24; 4,16 for --demo",
+    help: "concurrent sessions per point",
+  },
+  seeds: {
+    type: "string",
+    value: "LIST",
+    shown: "1,2,3; 1 for --demo",
+    help: "trace and routing seeds",
+  },
+  turns: { type: "string", value: "N", shown: "8", help: "turns per session" },
+  "system-bytes": {
+    type: "string",
+    value: "N",
+    shown: "6144",
+    help: "shared system prompt size, bytes",
+  },
+  "max-tokens": { type: "string", value: "N", shown: "64", help: "max_tokens per request" },
+  "think-ms": {
+    type: "string",
+    value: "MS",
+    shown: "1000",
+    help: "mean pause between a session's turns, 0 = closed loop (with simulated workers " +
+      "multiplied by --time-scale, so a scaled run is the same experiment played faster)",
+  },
+  "stagger-ms": {
+    type: "string",
+    value: "MS",
+    shown: "2000",
+    help: "sessions' first turns spread over [0, MS] (scaled like --think-ms)",
+  },
+  shape: {
+    type: "string",
+    value: "S",
+    shown: "multiturn",
+    help: `trace shape: ${SHAPES.join("|")}`,
+  },
+  workers: { type: "string", value: "N", shown: "4", help: "simulated workers" },
+  profile: {
+    type: "string",
+    value: "P",
+    shown: "a100-7b",
+    help: `engine profile: ${Object.keys(PROFILES).join("|")}`,
+  },
+  "time-scale": {
+    type: "string",
+    value: "X",
+    shown: "1; 0.5 for --demo",
+    help: "simulated time multiplier, 0.1 = 10x faster",
+  },
+  "workers-url": {
+    type: "string",
+    value: "LIST",
+    shown: "simulated workers",
+    help: "real engine base URLs instead of simulated workers",
+  },
+  model: { type: "string", value: "NAME", shown: "sim", help: "model name sent in requests" },
+  offline: { type: "boolean", default: false, help: "offline simulator (virtual time, no HTTP)" },
+  demo: {
+    type: "boolean",
+    default: false,
+    help: "short sweep: 2 points (4, 16 sessions), 1 seed, time scale 0.5",
+  },
+  replicas: {
+    type: "string",
+    value: "R",
+    shown: "off",
+    help: "replica study instead of the strategy sweep: per sessions point × seed, the " +
+      "multiturn trace through 1 router, then R routers (turn k of session i to replica " +
+      "(i + k) mod R) with and without Redis sync; KV-cached share per arm in " +
+      "bench/results/NAME/replicas.md. Strategy: the first of --strategies (default " +
+      "prefixaware). Needs redis-server for the sync arm",
+  },
+  sync: {
+    type: "string",
+    value: "on|off|both",
+    shown: "both",
+    help: "which R-replica arms to run (with --replicas)",
+  },
+  out: { type: "string", value: "DIR", shown: "bench/results", help: "results root" },
+  rerender: {
+    type: "string",
+    value: "DIR",
+    shown: "none",
+    help: "rebuild DIR's report.md, results.json and charts from its records.jsonl",
+  },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagTable;
 
 const HELP = `bench: strategy sweep against simulated workers or real engines
 
 Options (defaults: the reference's cloud study on 4 simulated a100-7b workers):
-  --name NAME            results folder bench/results/NAME (default: sweep-<date>, demo for --demo)
-  --strategies LIST      comma-separated (default: roundrobin,random,leastloaded,prefixaware)
-  --sessions LIST        concurrent sessions per point (default: 4,8,12,16,24)
-  --seeds LIST           trace and routing seeds (default: 1,2,3)
-  --turns N              turns per session (default: 8)
-  --system-bytes N       shared system prompt size (default: 6144)
-  --max-tokens N         max_tokens per request (default: 64)
-  --think-ms N           mean pause between a session's turns, ms (default: 1000; 0 = closed loop)
-  --stagger-ms N         sessions' first turns spread over [0, N] ms (default: 2000)
-                         (with simulated workers both are multiplied by --time-scale, so a scaled
-                         run is the same experiment played faster)
-  --shape S              ${SHAPES.join("|")} (default: multiturn)
-  --workers N            simulated workers (default: 4)
-  --profile P            ${Object.keys(PROFILES).join("|")} (default: a100-7b)
-  --time-scale X         simulated time multiplier, 0.1 = 10x faster (default: 1)
-  --workers-url LIST     real engine base URLs instead of simulated workers
-  --model NAME           model name sent in requests (default: sim)
-  --offline              offline simulator (virtual time, no HTTP)
-  --demo                 short sweep: 2 points (4, 16 sessions), 1 seed, time scale 0.5
-  --replicas R           replica study instead of the strategy sweep: per sessions point × seed,
-                         the multiturn trace through 1 router, then R routers (turn k of session i
-                         to replica (i + k) mod R) with and without Redis sync; KV-cached share per
-                         arm in bench/results/NAME/replicas.md. Strategy: the first of --strategies
-                         (default prefixaware). Needs redis-server for the sync arm.
-  --sync on|off|both     which R-replica arms to run (default: both)
-  --out DIR              results root (default: bench/results)
-  --rerender DIR         rebuild DIR's report.md, results.json and charts from its records.jsonl
-  -h, --help
+${flagHelp(FLAGS)}
 `;
 
 function list(s: string | undefined, fallback: number[]): number[];
@@ -88,33 +167,7 @@ async function rerender(dir: string): Promise<number> {
 export async function main(args: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        name: { type: "string" },
-        strategies: { type: "string" },
-        sessions: { type: "string" },
-        seeds: { type: "string" },
-        turns: { type: "string" },
-        "system-bytes": { type: "string" },
-        "max-tokens": { type: "string" },
-        "think-ms": { type: "string" },
-        "stagger-ms": { type: "string" },
-        shape: { type: "string" },
-        workers: { type: "string" },
-        profile: { type: "string" },
-        "time-scale": { type: "string" },
-        "workers-url": { type: "string" },
-        model: { type: "string" },
-        offline: { type: "boolean" },
-        demo: { type: "boolean" },
-        replicas: { type: "string" },
-        sync: { type: "string" },
-        out: { type: "string" },
-        rerender: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
+    values = parseFlags(FLAGS, args);
   } catch (err) {
     console.error(`error: ${(err as Error).message}\n\n${HELP}`);
     return 2;

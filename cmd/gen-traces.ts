@@ -8,35 +8,103 @@
  *   deno run --allow-read --allow-write cmd/gen-traces.ts --from-mooncake FILE [--limit N] --out F
  *
  * Without `--out` the trace goes to stdout. `--summary` prints the request count and prompt sizes
- * (to stderr when the trace goes to stdout). `--output-tokens DIST` gives every request an answer
- * length drawn from DIST (see src/sim/answer_length.ts); `--arrival-rate R` writes the trace open
- * loop (Poisson arrivals, R requests a second) instead of closed loop. `--from-mooncake` converts a
- * Mooncake trace (src/bench/mooncake.ts) to an open-loop trace, line by line.
+ * (to stderr when the trace goes to stdout). `--answer-length DIST` (old name `--output-tokens`,
+ * still accepted) gives every request an answer length drawn from DIST (see
+ * src/sim/answer_length.ts); `--arrival-rate R` writes the trace open loop (Poisson arrivals, R
+ * requests a second) instead of closed loop. `--from-mooncake` converts a Mooncake trace
+ * (src/bench/mooncake.ts) to an open-loop trace, line by line.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { importMooncake } from "../src/bench/mooncake.ts";
 import { generateTrace, summarizeTrace, toOpenLoop, traceToJsonl } from "../src/bench/traces.ts";
 import type { AnyTraceEntry, Shape } from "../src/bench/types.ts";
 import { ANSWER_LENGTH_FORMS, parseAnswerLength } from "../src/sim/answer_length.ts";
 import { SHAPES } from "../src/bench/types.ts";
+import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
 
-const USAGE = `Usage: gen-traces --shape ${SHAPES.join("|")} [--sessions N] [--turns N] [--seed N]
-  [--system-bytes N] [--max-tokens N] [--model NAME] [--think-ms N] [--stagger-ms N]
-  [--docs N] [--doc-bytes N] [--docs-per-request N] [--output-tokens DIST]
-  [--arrival-rate R] [--out FILE] [--summary]
+/** gen-traces' flags (the help lists them from here). */
+export const FLAGS = {
+  shape: {
+    type: "string",
+    value: "S",
+    default: "multiturn",
+    help: `trace shape: ${SHAPES.join(", ")}`,
+  },
+  sessions: { type: "string", value: "N", shown: "8", help: "sessions" },
+  turns: { type: "string", value: "N", shown: "8", help: "turns per session" },
+  seed: { type: "string", value: "N", shown: "1", help: "trace seed" },
+  "system-bytes": {
+    type: "string",
+    value: "N",
+    shown: "6144",
+    help: "shared system prompt size, bytes",
+  },
+  "max-tokens": { type: "string", value: "N", shown: "64", help: "max_tokens per request" },
+  model: { type: "string", value: "NAME", shown: "sim", help: "model name in the requests" },
+  "think-ms": {
+    type: "string",
+    value: "MS",
+    shown: "0",
+    help: "mean pause between a session's turns (closed loop)",
+  },
+  "stagger-ms": {
+    type: "string",
+    value: "MS",
+    shown: "0",
+    help: "sessions' first turns spread over [0, MS]",
+  },
+  docs: { type: "string", value: "N", shown: "32", help: "rag shape: documents in the corpus" },
+  "doc-bytes": { type: "string", value: "N", shown: "2048", help: "rag shape: document size" },
+  "docs-per-request": {
+    type: "string",
+    value: "N",
+    shown: "3",
+    help: "rag shape: documents per request",
+  },
+  "answer-length": {
+    type: "string",
+    value: "DIST",
+    shown: "none: answers of --max-tokens",
+    aliases: ["output-tokens"],
+    help: "answer lengths, written as output_tokens per line (capped at --max-tokens): " +
+      ANSWER_LENGTH_FORMS,
+  },
+  "arrival-rate": {
+    type: "string",
+    value: "R",
+    shown: "closed loop, delay_ms per line",
+    help: "open loop: arrival_ms per line, Poisson at R requests/s",
+  },
+  "from-mooncake": {
+    type: "string",
+    value: "FILE",
+    shown: "none",
+    help: "convert a Mooncake trace ({timestamp, input_length, output_length, hash_ids} per " +
+      "line) to an open-loop trace; Mooncake's traces are in github.com/kvcache-ai/Mooncake " +
+      "(FAST25-release/traces/)",
+  },
+  limit: {
+    type: "string",
+    value: "N",
+    shown: "all",
+    help: "with --from-mooncake: the first N requests only",
+  },
+  out: { type: "string", value: "FILE", shown: "stdout", help: "where the trace goes" },
+  summary: {
+    type: "boolean",
+    default: false,
+    help: "print the request count and prompt sizes (to stderr when the trace goes to stdout)",
+  },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagTable;
+
+const USAGE = `Usage: gen-traces --shape S [options]
   or: gen-traces --from-mooncake FILE [--limit N] [--seed N] [--model NAME] [--out FILE] [--summary]
 
-  --output-tokens DIST  answer lengths (output_tokens per line, capped at --max-tokens):
-                        ${ANSWER_LENGTH_FORMS}; default: none (answers of --max-tokens)
-  --arrival-rate R      open loop: arrival_ms per line, Poisson at R requests/s (default:
-                        closed loop, delay_ms per line)
-  --from-mooncake FILE  convert a Mooncake trace ({timestamp, input_length, output_length,
-                        hash_ids} per line) to an open-loop trace; Mooncake's traces are in
-                        github.com/kvcache-ai/Mooncake (FAST25-release/traces/)
-  --limit N             with --from-mooncake: the first N requests only`;
+Options:
+${flagHelp(FLAGS)}`;
 
 /** Flag `name` as an integer (default `dflt`), at least `min` when given. */
 function int(name: string, v: string | undefined, dflt: number, min = -Infinity): number {
@@ -101,31 +169,7 @@ function writeAll(w: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): v
 }
 
 function main(args: string[]): number {
-  const { values } = parseArgs({
-    args,
-    options: {
-      shape: { type: "string", default: "multiturn" },
-      sessions: { type: "string" },
-      turns: { type: "string" },
-      seed: { type: "string" },
-      "system-bytes": { type: "string" },
-      "max-tokens": { type: "string" },
-      model: { type: "string" },
-      "think-ms": { type: "string" },
-      "stagger-ms": { type: "string" },
-      docs: { type: "string" },
-      "doc-bytes": { type: "string" },
-      "docs-per-request": { type: "string" },
-      "output-tokens": { type: "string" },
-      "arrival-rate": { type: "string" },
-      "from-mooncake": { type: "string" },
-      limit: { type: "string" },
-      out: { type: "string" },
-      summary: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-  });
+  const values = parseFlags(FLAGS, args);
   if (values.help) {
     console.log(USAGE);
     return 0;
@@ -152,9 +196,9 @@ function main(args: string[]): number {
     docs: int("docs", values.docs, 32, 1),
     docBytes: int("doc-bytes", values["doc-bytes"], 2048, 1),
     docsPerRequest: int("docs-per-request", values["docs-per-request"], 3, 1),
-    outputTokens: values["output-tokens"] === undefined
+    outputTokens: values["answer-length"] === undefined
       ? null
-      : parseAnswerLength(values["output-tokens"]),
+      : parseAnswerLength(values["answer-length"]),
   });
   const trace: AnyTraceEntry[] = rate === undefined ? closed : toOpenLoop(closed, rate, seed);
   const jsonl = traceToJsonl(trace);

@@ -12,14 +12,44 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { recordsToJsonl, replayTrace } from "../src/bench/replay.ts";
 import { parseTraceJsonl } from "../src/bench/traces.ts";
 import { mean, percentile } from "../src/bench/stats.ts";
+import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
 
-const USAGE =
-  "Usage: replay --trace FILE --url URL [--concurrency N] [--out FILE] [--timeout-ms N]\n" +
-  "Exit code: 0; 1 when no request succeeded; 2 for bad arguments; 130 after Ctrl-C.";
+/** replay's flags (the help lists them from here). */
+export const FLAGS = {
+  trace: { type: "string", value: "FILE", shown: "required", help: "JSONL trace to send" },
+  url: {
+    type: "string",
+    value: "URL",
+    shown: "required",
+    help: "base URL of the router or engine (http:// or https://)",
+  },
+  concurrency: {
+    type: "string",
+    value: "N",
+    shown: "every session at once",
+    help: "sessions in flight at once (a session's turns stay in order)",
+  },
+  out: {
+    type: "string",
+    value: "FILE",
+    shown: "stdout",
+    help: "where the JSONL records go (opened before the first request)",
+  },
+  "timeout-ms": { type: "string", value: "MS", shown: "300000", help: "timeout of each request" },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagTable;
+
+const USAGE = `Usage: replay --trace FILE --url URL [options]
+
+Sends a JSONL trace to an OpenAI-compatible endpoint and writes one record per request.
+
+Options:
+${flagHelp(FLAGS)}
+
+Exit code: 0; 1 when no request succeeded; 2 for bad arguments; 130 after Ctrl-C.`;
 
 function posInt(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -31,18 +61,7 @@ function posInt(name: string, v: string | undefined): number | undefined {
 }
 
 async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      trace: { type: "string" },
-      url: { type: "string" },
-      concurrency: { type: "string" },
-      out: { type: "string" },
-      "timeout-ms": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-  });
+  const values = parseFlags(FLAGS, args);
   if (values.help) {
     console.log(USAGE);
     return 0;

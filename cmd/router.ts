@@ -16,7 +16,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import {
   ConfigError,
   loadConfig,
@@ -40,7 +39,28 @@ import {
   registerSyncMetrics,
   type SyncLogger,
 } from "../src/sync/mod.ts";
+import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
 import { VERSION } from "../src/version.ts";
+
+/** The router's flags (the help lists them from here). */
+export const FLAGS = {
+  config: {
+    type: "string",
+    short: "c",
+    value: "FILE",
+    default: "config/router.yaml",
+    help: "YAML config",
+  },
+  port: {
+    type: "string",
+    short: "p",
+    value: "N",
+    shown: "the port of server.addr",
+    help: "listen port, overriding server.addr (0 = any free port)",
+  },
+  version: { type: "boolean", short: "v", default: false, help: "print the version and exit" },
+  help: { type: "boolean", short: "h", default: false, help: "print this help and exit" },
+} as const satisfies FlagTable;
 
 const HELP = `llm-cache-router ${VERSION}: a cache-aware router for OpenAI-compatible LLM servers
 
@@ -48,10 +68,7 @@ Usage:
   router --config FILE [--port N]
 
 Options:
-  -c, --config FILE   YAML config (default: config/router.yaml)
-  -p, --port N        listen port, overriding server.addr (0 = any free port)
-  -v, --version       print the version and exit
-  -h, --help          print this help and exit
+${flagHelp(FLAGS)}
 
 Signals: SIGTERM drains (server.drain_delay: /readyz says 503, requests are still served), then
 in-flight requests finish (up to server.shutdown_timeout) and the router exits 0; SIGINT skips
@@ -79,17 +96,7 @@ export interface ReloadContext {
 export async function main(args: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        config: { type: "string", short: "c", default: "config/router.yaml" },
-        port: { type: "string", short: "p" },
-        version: { type: "boolean", short: "v" },
-        help: { type: "boolean", short: "h" },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
+    values = parseFlags(FLAGS, args);
   } catch (err) {
     console.error(`error: ${(err as Error).message}\n\n${HELP}`);
     return 2;

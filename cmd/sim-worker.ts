@@ -10,54 +10,171 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { ANSWER_LENGTH_FORMS, parseAnswerLength } from "../src/sim/answer_length.ts";
 import { PROFILE_NAMES } from "../src/sim/profiles.ts";
 import type { LoraModule } from "../src/sim/models.ts";
 import { startSimWorker } from "../src/sim/server.ts";
 import { loadSimTokenizer, type SimTokenizer } from "../src/sim/sim_tokenizer.ts";
 import type { FaultOptions } from "../src/sim/types.ts";
+import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
+
+/** sim-worker's flags (the help lists them from here). */
+export const FLAGS = {
+  port: { type: "string", value: "N", default: "8000", help: "port to bind, 0 picks a free one" },
+  hostname: { type: "string", value: "HOST", default: "127.0.0.1", help: "address to bind" },
+  profile: {
+    type: "string",
+    value: "NAME",
+    default: "a100-7b",
+    help: `engine profile: ${PROFILE_NAMES.join(", ")}`,
+  },
+  "time-scale": {
+    type: "string",
+    value: "X",
+    default: "1",
+    help: "wall time per unit of model time, 0.1 = ten times faster",
+  },
+  id: { type: "string", value: "ID", shown: "sim-PORT", help: "worker id" },
+  model: {
+    type: "string",
+    value: "NAME",
+    multiple: true,
+    aliases: ["served-model-name"],
+    shown: "sim, accepting any model name",
+    help: "model name served; the first is the one responses name; given, a request for another " +
+      "model gets vLLM's 404",
+  },
+  lora: {
+    type: "string",
+    value: "NAME[=PATH]",
+    multiple: true,
+    shown: "none",
+    help: "a LoRA adapter of the first model; its blocks never match the base model's",
+  },
+  "allow-runtime-lora": {
+    type: "boolean",
+    default: false,
+    help: "serve POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM with " +
+      "VLLM_ALLOW_RUNTIME_LORA_UPDATING)",
+  },
+  "tokenizer-json": {
+    type: "string",
+    value: "FILE",
+    shown: "none: pseudo tokens",
+    help: "the model's tokenizer.json: real token ids (with --tokenizer-config)",
+  },
+  "tokenizer-config": {
+    type: "string",
+    value: "FILE",
+    shown: "none",
+    help: "the model's tokenizer_config.json",
+  },
+  "chat-template": {
+    type: "string",
+    value: "FILE",
+    shown: "the config's",
+    help: "a Jinja chat template replacing the config's (vLLM --chat-template)",
+  },
+  "kv-events": {
+    type: "string",
+    value: "ENDPOINT",
+    shown: "none",
+    help: "publish KV cache events on a ZMQ PUB socket, e.g. tcp://*:5557",
+  },
+  "kv-events-replay": {
+    type: "string",
+    value: "ENDPOINT",
+    shown: "none",
+    help: "the replay ROUTER socket, e.g. tcp://*:5558",
+  },
+  "kv-events-encoding": {
+    type: "string",
+    value: "E",
+    shown: "map",
+    help: "map (current vLLM) or array (older vLLM)",
+  },
+  "kv-events-topic": {
+    type: "string",
+    value: "T",
+    shown: '""',
+    help: "topic frame of every message",
+  },
+  "embedding-dim": {
+    type: "string",
+    value: "N",
+    shown: "64",
+    help: "dimensions of /v1/embeddings vectors",
+  },
+  "max-tokens": {
+    type: "string",
+    value: "N",
+    shown: "64",
+    help: "max_tokens when a request gives none",
+  },
+  "max-model-len": {
+    type: "string",
+    value: "N",
+    shown: "the profile's",
+    help: "max model length, tokens",
+  },
+  "answer-length": {
+    type: "string",
+    value: "DIST",
+    shown: "geometric:200",
+    help: `lengths of answers the request does not fix: ${ANSWER_LENGTH_FORMS}; capped at ` +
+      "max_tokens (ignore_eos and min_tokens in a request are honoured)",
+  },
+  "prefix-sharing": {
+    type: "string",
+    value: "V",
+    shown: "v1",
+    help: "v1 or v0: whether requests scheduled in the same step share a prefix one of them " +
+      "computes (v1) or each computes it (v0)",
+  },
+  seed: {
+    type: "string",
+    value: "N",
+    shown: "1",
+    help: "seed of the fault rng and of the answer lengths",
+  },
+  "error-rate": {
+    type: "string",
+    value: "P",
+    shown: "0",
+    help: "answer this share of requests with 500 (0..1)",
+  },
+  "added-latency-ms": {
+    type: "string",
+    value: "MS",
+    shown: "0",
+    help: "delay before handling each request",
+  },
+  "refuse-connections": {
+    type: "boolean",
+    default: false,
+    help: "do not accept connections (the port stays reserved)",
+  },
+  "die-after-chunks": {
+    type: "string",
+    value: "N",
+    shown: "never",
+    help: "drop the connection after N SSE chunks",
+  },
+  "stall-ms": {
+    type: "string",
+    value: "MS",
+    shown: "0",
+    help: "send headers, then wait this long before the first chunk",
+  },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagTable;
 
 const HELP = `Usage: sim-worker [options]
 
 Serves a simulated vLLM-like engine with a prefix-cached KV store.
 
 Options:
-  --port N                 port to bind, 0 picks a free one (default 8000)
-  --hostname HOST          address to bind (default 127.0.0.1)
-  --profile NAME           engine profile: ${PROFILE_NAMES.join(", ")} (default a100-7b)
-  --time-scale X           wall time per unit of model time, 0.1 = ten times faster (default 1)
-  --id ID                  worker id (default sim-PORT)
-  --model NAME             model name served; repeatable, the first is the one responses name;
-                           given, a request for another model gets vLLM's 404 (default
-                           sim-PROFILE, accepting any model name)
-  --served-model-name NAME same as --model (vLLM's spelling)
-  --lora NAME[=PATH]       a LoRA adapter of the first model; repeatable; its blocks never match
-                           the base model's
-  --allow-runtime-lora     serve POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM
-                           with VLLM_ALLOW_RUNTIME_LORA_UPDATING)
-  --tokenizer-json FILE    the model's tokenizer.json: real token ids (with --tokenizer-config)
-  --tokenizer-config FILE  the model's tokenizer_config.json
-  --chat-template FILE     a Jinja chat template replacing the config's (vLLM --chat-template)
-  --kv-events ENDPOINT     publish KV cache events on a ZMQ PUB socket, e.g. tcp://*:5557
-  --kv-events-replay EP    the replay ROUTER socket, e.g. tcp://*:5558
-  --kv-events-encoding E   map (default, current vLLM) or array (older vLLM)
-  --kv-events-topic T      topic frame of every message (default empty)
-  --embedding-dim N        dimensions of /v1/embeddings vectors (default 64)
-  --max-tokens N           max_tokens when a request gives none (default 64)
-  --max-model-len N        override the profile's max model length (tokens)
-  --answer-length DIST     lengths of answers the request does not fix: ${ANSWER_LENGTH_FORMS}
-                           (default geometric:200, capped at max_tokens; ignore_eos and
-                           min_tokens in a request are honoured)
-  --prefix-sharing V       v1 (default) or v0: whether requests scheduled in the same step share
-                           a prefix one of them computes
-  --seed N                 seed of the fault rng and of the answer lengths (default 1)
-  --error-rate P           answer this share of requests with 500 (0..1)
-  --added-latency-ms MS    delay before handling each request
-  --refuse-connections     do not accept connections (the port stays reserved)
-  --die-after-chunks N     drop the connection after N SSE chunks
-  --stall-ms MS            send headers, then wait before the first chunk
-  -h, --help               show this help
+${flagHelp(FLAGS)}
 `;
 
 function num(name: string, v: string | undefined, min = 0): number | undefined {
@@ -123,41 +240,7 @@ function kvEventsOf(v: Record<string, unknown>) {
 }
 
 async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      port: { type: "string", default: "8000" },
-      hostname: { type: "string", default: "127.0.0.1" },
-      profile: { type: "string", default: "a100-7b" },
-      "time-scale": { type: "string", default: "1" },
-      id: { type: "string" },
-      model: { type: "string", multiple: true },
-      "served-model-name": { type: "string", multiple: true },
-      lora: { type: "string", multiple: true },
-      "allow-runtime-lora": { type: "boolean", default: false },
-      "tokenizer-json": { type: "string" },
-      "tokenizer-config": { type: "string" },
-      "chat-template": { type: "string" },
-      "kv-events": { type: "string" },
-      "kv-events-replay": { type: "string" },
-      "kv-events-encoding": { type: "string" },
-      "kv-events-topic": { type: "string" },
-      "embedding-dim": { type: "string" },
-      "max-tokens": { type: "string" },
-      "max-model-len": { type: "string" },
-      "answer-length": { type: "string" },
-      "prefix-sharing": { type: "string" },
-      seed: { type: "string" },
-      "error-rate": { type: "string" },
-      "added-latency-ms": { type: "string" },
-      "refuse-connections": { type: "boolean", default: false },
-      "die-after-chunks": { type: "string" },
-      "stall-ms": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
+  const values = parseFlags(FLAGS, args);
   if (values.help) {
     console.log(HELP);
     return 0;
@@ -184,7 +267,7 @@ async function main(args: string[]): Promise<number> {
   if (port > 65535) {
     throw new Error(`--port must be an integer 0..65535, got "${values.port}"`);
   }
-  const names = [...(values.model ?? []), ...(values["served-model-name"] ?? [])];
+  const names = [...(values.model ?? [])];
   const loras: LoraModule[] = (values.lora ?? []).map((l) => {
     const eq = l.indexOf("=");
     const name = eq < 0 ? l : l.slice(0, eq);

@@ -7,48 +7,125 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { ANSWER_LENGTH_FORMS, parseAnswerLength } from "../src/sim/answer_length.ts";
 import { parseTrace, simulate, type SimulateResult } from "../src/sim/offline.ts";
 import { getProfile, PROFILE_NAMES } from "../src/sim/profiles.ts";
 import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
 import { buildMultiTurnTrace } from "../src/sim/testing.ts";
 import type { TraceRequest } from "../src/sim/types.ts";
+import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
+
+/** simulate's flags (the help lists them from here). */
+export const FLAGS = {
+  trace: {
+    type: "string",
+    value: "FILE",
+    shown: "none: give it or --demo-sessions",
+    help: 'JSONL trace, one {"session_id","pattern","body"} a line with either "delay_ms" ' +
+      '(closed loop) or "arrival_ms" (open loop) on every line, and optionally "output_tokens"',
+  },
+  "demo-sessions": {
+    type: "string",
+    value: "N",
+    shown: "none",
+    help: "instead of --trace: the built-in test trace (6 turns, 6 KB shared system prompt) " +
+      "with N sessions",
+  },
+  workers: { type: "string", value: "N", default: "4", help: "engines" },
+  profile: {
+    type: "string",
+    value: "NAME",
+    default: "a100-7b",
+    help: `engine profile: ${PROFILE_NAMES.join(", ")}`,
+  },
+  "max-model-len": {
+    type: "string",
+    value: "N",
+    shown: "the profile's",
+    help: "max model length, tokens",
+  },
+  "answer-length": {
+    type: "string",
+    value: "DIST",
+    shown: "geometric:200",
+    help: `lengths of answers the trace does not fix: ${ANSWER_LENGTH_FORMS}; capped at ` +
+      "max_tokens",
+  },
+  "prefix-sharing": {
+    type: "string",
+    value: "V",
+    shown: "v1",
+    help: "v1 (a prefix computed in a step is reused by requests scheduled after it) or v0 " +
+      "(each computes it)",
+  },
+  strategies: {
+    type: "string",
+    value: "A[,B...]",
+    default: "prefixaware,roundrobin,random",
+    aliases: ["strategy"],
+    help: `strategies to compare: ${STRATEGY_NAMES.join(", ")}`,
+  },
+  "chunk-size": { type: "string", value: "N", shown: "32", help: "router chunk size, bytes" },
+  "min-match-chunks": {
+    type: "string",
+    value: "N",
+    shown: "2",
+    help: "prefixaware min_match_chunks",
+  },
+  "saturation-inflight": {
+    type: "string",
+    value: "N",
+    shown: "8",
+    help: "prefixaware valve, 0 = off",
+  },
+  "kv-budget": {
+    type: "string",
+    value: "N",
+    shown: "0 = unbounded",
+    help: "prefix index budget per worker in chunks, as the router's kv_budget (prediction " +
+      "feedback shrinks it)",
+  },
+  "no-feedback": {
+    type: "boolean",
+    default: false,
+    help: "keep the index budget fixed (no prediction feedback)",
+  },
+  index: {
+    type: "string",
+    value: "MODE",
+    shown: "approximate",
+    help: "the router's index: approximate (its own routing text, corrected by cached_tokens) " +
+      "or precise (the engines' KV events)",
+  },
+  "event-lag-ms": {
+    type: "string",
+    value: "N",
+    shown: "20",
+    help: "precise: from a step's end to its KV events reaching the index",
+  },
+  "capacity-blocks": {
+    type: "string",
+    value: "N",
+    shown: "the profile's",
+    help: "override the profile's KV cache capacity (blocks of 16 tokens)",
+  },
+  seed: { type: "string", value: "N", shown: "1", help: "routing seed" },
+  out: {
+    type: "string",
+    value: "FILE",
+    shown: "none",
+    help: "write the per-request records as JSONL (strategy added per line)",
+  },
+  json: { type: "boolean", default: false, help: "print summaries as JSON lines, not a table" },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagTable;
 
 const HELP = `Usage: simulate [options]
 
 Replays a JSONL trace in virtual time against simulated engines, routed by the real strategies.
 
 Options:
-  --trace FILE               JSONL trace, one {"session_id","pattern","body"} a line with either
-                             "delay_ms" (closed loop) or "arrival_ms" (open loop) on every line,
-                             and optionally "output_tokens"
-  --demo-sessions N          instead of --trace: the built-in test trace (6 turns, 6 KB shared
-                             system prompt) with N sessions
-  --workers N                engines (default 4)
-  --profile NAME             ${PROFILE_NAMES.join(", ")} (default a100-7b)
-  --max-model-len N          override the profile's max model length (tokens)
-  --answer-length DIST       lengths of answers the trace does not fix: ${ANSWER_LENGTH_FORMS}
-                             (default geometric:200, capped at max_tokens)
-  --prefix-sharing V         v1 (default: a prefix computed in a step is reused by requests
-                             scheduled after it) or v0 (each computes it)
-  --strategies A[,B...]      strategies to compare (default prefixaware,roundrobin,random);
-                             --strategy is an alias
-  --chunk-size N             router chunk size in bytes (default 32)
-  --min-match-chunks N       prefixaware min_match_chunks (default 2)
-  --saturation-inflight N    prefixaware valve, 0 = off (default 8)
-  --kv-budget N              prefix index budget per worker in chunks (default 0 = unbounded, as
-                             the router's kv_budget; prediction feedback shrinks it)
-  --no-feedback              keep the index budget fixed (no prediction feedback)
-  --index MODE               the router's index: approximate (default: its own routing text,
-                             corrected by cached_tokens) or precise (the engines' KV events)
-  --event-lag-ms N           precise: from a step's end to its KV events reaching the index
-                             (default 20)
-  --capacity-blocks N        override the profile's KV cache capacity (blocks of 16 tokens)
-  --seed N                   routing seed (default 1)
-  --out FILE                 write the per-request records as JSONL (strategy added per line)
-  --json                     print summaries as JSON lines instead of a table
-  -h, --help                 show this help
+${flagHelp(FLAGS)}
 
 Columns: ttft and total in ms (p50, p95, p99), tpot = time per output token after the first (ms),
 queue = time in the engine's queue (ms), preempt = preemptions, evicted = KV blocks evicted,
@@ -114,43 +191,12 @@ function row(strategy: string, res: SimulateResult): string {
 }
 
 async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      trace: { type: "string" },
-      "demo-sessions": { type: "string" },
-      workers: { type: "string", default: "4" },
-      profile: { type: "string", default: "a100-7b" },
-      "max-model-len": { type: "string" },
-      "answer-length": { type: "string" },
-      "prefix-sharing": { type: "string" },
-      strategies: { type: "string" },
-      strategy: { type: "string" },
-      "chunk-size": { type: "string" },
-      "min-match-chunks": { type: "string" },
-      "saturation-inflight": { type: "string" },
-      "kv-budget": { type: "string" },
-      "no-feedback": { type: "boolean", default: false },
-      index: { type: "string" },
-      "event-lag-ms": { type: "string" },
-      "capacity-blocks": { type: "string" },
-      seed: { type: "string" },
-      out: { type: "string" },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
+  const values = parseFlags(FLAGS, args);
   if (values.help) {
     console.log(HELP);
     return 0;
   }
-  if (values.strategies !== undefined && values.strategy !== undefined) {
-    throw new Error("give --strategies or its alias --strategy, not both");
-  }
-  const list = values.strategies ?? values.strategy ?? "prefixaware,roundrobin,random";
-  const strategies = list.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const strategies = values.strategies.split(",").map((s) => s.trim()).filter((s) => s !== "");
   const sharing = values["prefix-sharing"];
   if (sharing !== undefined && sharing !== "v0" && sharing !== "v1") {
     throw new Error(`--prefix-sharing must be v0 or v1, got "${sharing}"`);

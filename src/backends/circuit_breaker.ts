@@ -71,6 +71,8 @@ export class CircuitBreaker {
   #openedAt = 0;
   /** Token of the probe now or last out (0: none yet). */
   #probe = 0;
+  /** Clock time of the last transition (of the breaker's creation before the first). */
+  #since: number;
 
   constructor(opts: CircuitBreakerOptions) {
     if (!Number.isInteger(opts.threshold) || opts.threshold < 1) {
@@ -85,6 +87,12 @@ export class CircuitBreaker {
     this.#cooldownMs = opts.cooldownMs;
     this.#clock = opts.clock;
     this.#onChange = opts.onChange;
+    this.#since = opts.clock.now();
+  }
+
+  /** Clock time (ms) the breaker entered its current state; its creation time before any change. */
+  get since(): number {
+    return this.#since;
   }
 
   /** Current state. */
@@ -171,6 +179,7 @@ export class CircuitBreaker {
     const from = this.#state;
     if (from === to) return;
     this.#state = to;
+    this.#since = this.#clock.now();
     this.#onChange?.(to, from);
   }
 }

@@ -203,3 +203,25 @@ Deno.test("cooldown 0 lets a probe through immediately", () => {
   breaker.acquire();
   assert.equal(breaker.canAdmit(), false);
 });
+
+Deno.test("since: the clock time of the last transition, not moved by verdicts that change nothing", () => {
+  const { clock, breaker } = make(2, 1000);
+  assert.equal(breaker.since, 10_000, "creation time before any change");
+  clock.advance(50);
+  breaker.failure(); // still closed
+  breaker.success();
+  assert.equal(breaker.since, 10_000);
+  clock.advance(50);
+  openIt(breaker, 2);
+  assert.equal(breaker.state, "open");
+  assert.equal(breaker.since, 10_100);
+  clock.advance(1000);
+  breaker.failure(); // ignored while open
+  assert.equal(breaker.since, 10_100);
+  breaker.acquire();
+  assert.equal(breaker.state, "half-open");
+  assert.equal(breaker.since, 11_100);
+  clock.advance(7);
+  breaker.success();
+  assert.equal(breaker.since, 11_107);
+});

@@ -3,20 +3,68 @@
  * prom-client's global default registry, so several routers can live in one process, as they do
  * in tests).
  *
- * Names and labels follow the design brief; every label is bounded: `strategy` and `reason` come
- * from code, `backend` from the config, `status` is the exact HTTP status code (a bounded set: the
- * router only forwards what the upstream answered or one of its own few error codes).
+ * Names and labels follow the design brief; docs/metrics.md lists every family. Every label is
+ * bounded: `strategy` and `reason` come from code, `backend` is a configured (or discovered)
+ * worker or `none`, `endpoint` the route name of the endpoint table (never the raw path), `model` a
+ * model some worker is known to serve or `other`/`none` (the router layer chooses, see
+ * `src/router/request_metrics.ts`), `cause` one of {@link REQUEST_CAUSES}, `status` the exact HTTP
+ * status code (a bounded set: the router forwards what the upstream answered or one of its own
+ * few codes).
+ *
+ * Every answer the router gives is counted once in `router_requests_total` (proxied or not); the
+ * latency histograms only see answers of the proxy pipeline.
  *
  * Hot path: `observeRequest` runs once per request. prom-client's `labels(...)` builds a label
  * object and a bound function on every call, so the children are built once per label combination
- * and kept in maps keyed by the joined label values; a request then costs three map lookups and the
- * sample updates themselves.
+ * and kept in maps keyed by the joined label values; a request then costs two or three map lookups
+ * and the sample updates themselves.
  *
  * @module
  */
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { BreakerState } from "../backends/circuit_breaker.ts";
 import type { PrefixIndexStats } from "../prefix/types.ts";
+import { EventLoopLag, registerProcessMetrics } from "./process_metrics.ts";
+
+/**
+ * Why the router gave the answer it gave, the `cause` label of `router_requests_total`:
+ * - `proxied`: a worker's answer, passed on (whatever its status);
+ * - `router_error`: the router's own 502/503/504 (no worker, every attempt failed, shutting down);
+ * - `limit`: 400/408/413 from the request limits and bad bodies (too large, too slow, not JSON,
+ *   too deep, bad fields, model required);
+ * - `auth`: 401, a missing or wrong API key;
+ * - `not_found`: 404, no route for the path or no worker serves the model;
+ * - `method`: 405, a method the path does not take;
+ * - `client_gone`: 499, the client left before its answer was over;
+ * - `local`: an endpoint the router answers itself (`/healthz`, `/readyz`, `/metrics`,
+ *   `/v1/models`, `/debug/*`), whatever its status;
+ * - `internal`: 500, a defect in the router (a thrown error that is not a `RouterError`).
+ */
+export const REQUEST_CAUSES = [
+  "proxied",
+  "router_error",
+  "limit",
+  "auth",
+  "not_found",
+  "method",
+  "client_gone",
+  "local",
+  "internal",
+] as const;
+
+/** One of {@link REQUEST_CAUSES}. */
+export type RequestCause = typeof REQUEST_CAUSES[number];
+
+/** The values of the `state` label of `router_backend_breaker_state`. */
+export const BREAKER_STATES = ["closed", "open", "half_open"] as const;
+
+/** Numeric codes of `router_breaker_state`: 0 closed, 1 open, 2 half-open. */
+const BREAKER_CODE: Readonly<Record<BreakerState, number>> = {
+  closed: 0,
+  open: 1,
+  "half-open": 2,
+};
 
 /** Buckets of `router_request_duration_seconds`: streams of long answers run for minutes. */
 export const DURATION_BUCKETS_S: readonly number[] = [
@@ -37,7 +85,10 @@ export const DURATION_BUCKETS_S: readonly number[] = [
   300,
 ];
 
-/** Buckets of `router_time_to_first_byte_seconds`: a long uncached prefill takes seconds. */
+/**
+ * Buckets of `router_time_to_first_byte_seconds` and `router_time_to_first_token_seconds`: a long
+ * uncached prefill takes seconds.
+ */
 export const TTFB_BUCKETS_S: readonly number[] = [
   0.005,
   0.01,
@@ -89,20 +140,30 @@ export const PREDICTION_ERROR_BUCKETS: readonly number[] = [
   8192,
 ];
 
-/** One finished request, as `observeRequest` records it. */
+/** One answer of the router, as `observeRequest` records it. */
 export interface RequestObservation {
   /** Strategy name. */
   readonly strategy: string;
-  /** Worker id that served the request (the last one tried). */
+  /** Worker id that served the request (the last one tried), or `none`. */
   readonly backend: string;
-  /** Routing reason, as sent in `X-Router-Reason`. */
+  /** Routing reason, as sent in `X-Router-Reason`, or `none`. */
   readonly reason: string;
-  /** HTTP status the client received. */
+  /** HTTP status the client received (499 when it left first). */
   readonly status: number;
-  /** Whole request, seconds. */
-  readonly durationS: number;
+  /** Why the router answered as it did. */
+  readonly cause: RequestCause;
+  /** Route name from the endpoint table (`/v1/chat/completions`), or `none` for no route. */
+  readonly endpoint: string;
+  /** A model some worker serves, `other` for any other name, `none` when none was read. */
+  readonly model: string;
+  /** Whether the client asked for a stream (`stream: true`). */
+  readonly stream: boolean;
+  /** Whole request, seconds; null for an answer outside the proxy pipeline (not observed). */
+  readonly durationS: number | null;
   /** Time to the first response byte sent to the client, seconds; null when none was sent. */
   readonly ttfbS: number | null;
+  /** Time to the first generated token of a stream, seconds; null when none (or not a stream). */
+  readonly ttftS: number | null;
   /** Prefix match of the chosen worker, chunks; null when the strategy does not use prefixes. */
   readonly matchChunks: number | null;
   /** Response body bytes sent to the client. */
@@ -119,6 +180,8 @@ interface BackendSeries {
   readonly inflight: Gauge.Internal<string>;
   readonly up: Gauge.Internal<string>;
   readonly breaker: Gauge.Internal<string>;
+  /** `router_backend_breaker_state` children, in {@link BREAKER_STATES} order. */
+  readonly breakerStates: readonly Gauge.Internal<string>[];
   readonly promptTokens: Counter.Internal;
   readonly cachedTokens: Counter.Internal;
   readonly treeChunks: Gauge.Internal<string>;
@@ -131,10 +194,11 @@ interface BackendSeries {
   last: { inserts: number; queries: number; evictions: number; index: object | null } | null;
 }
 
-/** Children of the per-(strategy, backend) histograms. */
+/** Children of the latency histograms of one (strategy, backend, endpoint, model, stream). */
 interface LatencySeries {
   readonly duration: Histogram.Internal<string>;
   readonly ttfb: Histogram.Internal<string>;
+  readonly ttft: Histogram.Internal<string>;
 }
 
 /** The router's metrics on a registry of their own. */
@@ -145,6 +209,7 @@ export class RouterMetrics {
   readonly #requests: Counter<string>;
   readonly #duration: Histogram<string>;
   readonly #ttfb: Histogram<string>;
+  readonly #ttft: Histogram<string>;
   readonly #matchChunks: Histogram<string>;
   readonly #cacheHits: Counter<string>;
   readonly #cacheHit: Counter.Internal;
@@ -154,6 +219,7 @@ export class RouterMetrics {
   readonly #inflight: Gauge<string>;
   readonly #up: Gauge<string>;
   readonly #breaker: Gauge<string>;
+  readonly #breakerState: Gauge<string>;
   readonly #promptTokens: Counter<string>;
   readonly #cachedTokens: Counter<string>;
   readonly #retries: Counter<string>;
@@ -168,6 +234,7 @@ export class RouterMetrics {
   readonly #latencyChildren = new Map<string, LatencySeries>();
   readonly #backendChildren = new Map<string, BackendSeries>();
   readonly #retryChildren = new Map<string, Counter.Internal>();
+  readonly #lag = new EventLoopLag();
 
   constructor() {
     const registers = [this.registry];
@@ -184,19 +251,25 @@ export class RouterMetrics {
 
     this.#requests = counter(
       "router_requests_total",
-      "Requests answered, by strategy, backend, routing reason and HTTP status code",
-      ["strategy", "backend", "reason", "status"],
+      "Answers of the router, each counted once: by strategy, backend, routing reason, HTTP status, cause, endpoint and model",
+      ["strategy", "backend", "reason", "status", "cause", "endpoint", "model"],
     );
     this.#duration = histogram(
       "router_request_duration_seconds",
-      "Whole request time as the router saw it, seconds",
-      ["strategy", "backend"],
+      "Whole request time as the router saw it (proxy pipeline answers), seconds",
+      ["strategy", "backend", "endpoint", "model"],
       DURATION_BUCKETS_S,
     );
     this.#ttfb = histogram(
       "router_time_to_first_byte_seconds",
-      "Time from request arrival to the first response byte sent to the client, seconds",
-      ["strategy", "backend"],
+      "Time from request arrival to the first response byte sent to the client (stream: whether the client asked for a stream), seconds",
+      ["strategy", "backend", "stream"],
+      TTFB_BUCKETS_S,
+    );
+    this.#ttft = histogram(
+      "router_time_to_first_token_seconds",
+      "Time from request arrival to the first generated token of a streamed answer, seconds",
+      ["endpoint", "model"],
       TTFB_BUCKETS_S,
     );
     this.#matchChunks = histogram(
@@ -207,7 +280,7 @@ export class RouterMetrics {
     );
     this.#cacheHits = counter(
       "router_cache_hit_requests_total",
-      "Requests whose engine reported cached prompt tokens (hit) or none (miss)",
+      "Proxied requests whose chosen worker held part of their prefix as the router predicted it (hit: match > 0 chunks) or none (miss)",
       ["category"],
     );
     this.#cacheHit = this.#cacheHits.labels("hit");
@@ -231,8 +304,13 @@ export class RouterMetrics {
     );
     this.#breaker = gauge(
       "router_breaker_state",
-      "Circuit breaker state: 0 closed, 1 open, 2 half-open",
+      "Circuit breaker state as a number: 0 closed, 1 open, 2 half-open",
       ["backend"],
+    );
+    this.#breakerState = gauge(
+      "router_backend_breaker_state",
+      "Circuit breaker state: 1 for the state the backend's breaker is in, 0 for the others",
+      ["backend", "state"],
     );
     this.#promptTokens = counter(
       "router_upstream_prompt_tokens_total",
@@ -279,6 +357,17 @@ export class RouterMetrics {
       "Chunks evicted from the backend's prefix index",
       ["backend"],
     );
+    registerProcessMetrics(this.registry, this.#lag);
+  }
+
+  /** Starts the event-loop lag sampler (the router's `start`); a second call does nothing. */
+  start(): void {
+    this.#lag.start();
+  }
+
+  /** Stops the event-loop lag sampler (the router's `stop`). */
+  stop(): void {
+    this.#lag.stop();
   }
 
   /** Content type of `render()`'s output, for the `/metrics` response. */
@@ -291,27 +380,40 @@ export class RouterMetrics {
     return this.registry.metrics();
   }
 
-  /** Records one finished request. */
+  /** Records one answer (see {@link RequestObservation}). */
   observeRequest(o: RequestObservation): void {
-    const reqKey = o.strategy + SEP + o.backend + SEP + o.reason + SEP + o.status;
+    const reqKey = o.strategy + SEP + o.backend + SEP + o.reason + SEP + o.status + SEP + o.cause +
+      SEP + o.endpoint + SEP + o.model;
     let req = this.#requestChildren.get(reqKey);
     if (req === undefined) {
-      req = this.#requests.labels(o.strategy, o.backend, o.reason, String(o.status));
+      req = this.#requests.labels(
+        o.strategy,
+        o.backend,
+        o.reason,
+        String(o.status),
+        o.cause,
+        o.endpoint,
+        o.model,
+      );
       this.#requestChildren.set(reqKey, req);
     }
     req.inc();
+    if (o.durationS === null) return;
 
-    const latKey = o.strategy + SEP + o.backend;
+    const stream = o.stream ? "true" : "false";
+    const latKey = o.strategy + SEP + o.backend + SEP + o.endpoint + SEP + o.model + SEP + stream;
     let lat = this.#latencyChildren.get(latKey);
     if (lat === undefined) {
       lat = {
-        duration: this.#duration.labels(o.strategy, o.backend),
-        ttfb: this.#ttfb.labels(o.strategy, o.backend),
+        duration: this.#duration.labels(o.strategy, o.backend, o.endpoint, o.model),
+        ttfb: this.#ttfb.labels(o.strategy, o.backend, stream),
+        ttft: this.#ttft.labels(o.endpoint, o.model),
       };
       this.#latencyChildren.set(latKey, lat);
     }
     lat.duration.observe(o.durationS);
     if (o.ttfbS !== null) lat.ttfb.observe(o.ttfbS);
+    if (o.ttftS !== null && o.stream) lat.ttft.observe(o.ttftS);
 
     if (o.matchChunks !== null) this.#matchChunks.observe(o.matchChunks);
     if (o.cacheHit !== null) (o.cacheHit ? this.#cacheHit : this.#cacheMiss).inc();
@@ -328,9 +430,12 @@ export class RouterMetrics {
     this.#backend(backend).up.set(up ? 1 : 0);
   }
 
-  /** Sets the breaker state code of `backend` (0 closed, 1 open, 2 half-open). */
-  setBreakerState(backend: string, n: number): void {
-    this.#backend(backend).breaker.set(n);
+  /** Sets `backend`'s breaker state: the numeric gauge and the labelled one. */
+  setBreakerState(backend: string, state: BreakerState): void {
+    const s = this.#backend(backend);
+    s.breaker.set(BREAKER_CODE[state]);
+    const at = state === "half-open" ? 2 : state === "open" ? 1 : 0;
+    for (let i = 0; i < s.breakerStates.length; i++) s.breakerStates[i].set(i === at ? 1 : 0);
   }
 
   /** Adds the engine-reported prompt and cached prompt tokens of one request. */
@@ -405,6 +510,7 @@ export class RouterMetrics {
         this.#treeMaxChunks,
       ]
     ) g.remove(backend);
+    for (const state of BREAKER_STATES) this.#breakerState.remove(backend, state);
   }
 
   #backend(backend: string): BackendSeries {
@@ -415,6 +521,7 @@ export class RouterMetrics {
         inflight: this.#inflight.labels(backend),
         up: this.#up.labels(backend),
         breaker: this.#breaker.labels(backend),
+        breakerStates: BREAKER_STATES.map((st) => this.#breakerState.labels(backend, st)),
         promptTokens: this.#promptTokens.labels(backend),
         cachedTokens: this.#cachedTokens.labels(backend),
         treeChunks: this.#treeChunks.labels(backend),

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { register as globalRegistry } from "prom-client";
-import { RouterMetrics } from "./metrics.ts";
+import { type RequestObservation, RouterMetrics } from "./metrics.ts";
 
 /** One parsed sample line of the text exposition. */
 interface Sample {
@@ -38,17 +38,36 @@ function value(
   return hits[0]?.value;
 }
 
-const base = {
+const base: RequestObservation = {
   strategy: "prefixaware",
   backend: "w1",
   reason: "longest-prefix",
   status: 200,
+  cause: "proxied",
+  endpoint: "/v1/chat/completions",
+  model: "m",
+  stream: false,
   durationS: 0.3,
   ttfbS: 0.02,
+  ttftS: null,
   matchChunks: 5,
   bytes: 1000,
-  cacheHit: true as boolean | null,
+  cacheHit: true,
 };
+
+/** The labels of `router_requests_total` for `base` with `over` replaced. */
+function reqLabels(over: Record<string, string> = {}): Record<string, string> {
+  return {
+    strategy: "prefixaware",
+    backend: "w1",
+    reason: "longest-prefix",
+    status: "200",
+    cause: "proxied",
+    endpoint: "/v1/chat/completions",
+    model: "m",
+    ...over,
+  };
+}
 
 Deno.test("observeRequest fills request, latency, match, cache-hit and bytes metrics", async () => {
   const m = new RouterMetrics();
@@ -67,21 +86,27 @@ Deno.test("observeRequest fills request, latency, match, cache-hit and bytes met
   m.observeRequest({ ...base, cacheHit: false, matchChunks: null, bytes: 1 });
   const s = parse(await m.render());
   const req = (backend: string, reason: string, status: string) =>
-    value(s, "router_requests_total", { strategy: "prefixaware", backend, reason, status });
+    value(s, "router_requests_total", reqLabels({ backend, reason, status }));
   assert.equal(req("w1", "longest-prefix", "200"), 3);
   assert.equal(req("w2", "fallback-least-loaded", "502"), 1);
   assert.equal(req("w1", "longest-prefix", "502"), undefined);
 
-  const d = { strategy: "prefixaware", backend: "w1" };
+  const d = {
+    strategy: "prefixaware",
+    backend: "w1",
+    endpoint: "/v1/chat/completions",
+    model: "m",
+  };
+  const t = { strategy: "prefixaware", backend: "w1", stream: "false" };
   assert.equal(value(s, "router_request_duration_seconds_count", d), 3);
   assert.ok(Math.abs(value(s, "router_request_duration_seconds_sum", d)! - 3.6) < 1e-9);
   assert.equal(value(s, "router_request_duration_seconds_bucket", { ...d, le: "0.5" }), 2);
   assert.equal(value(s, "router_request_duration_seconds_bucket", { ...d, le: "2.5" }), 2);
   assert.equal(value(s, "router_request_duration_seconds_bucket", { ...d, le: "5" }), 3);
-  assert.equal(value(s, "router_time_to_first_byte_seconds_count", d), 3);
-  assert.equal(value(s, "router_time_to_first_byte_seconds_bucket", { ...d, le: "0.025" }), 2);
+  assert.equal(value(s, "router_time_to_first_byte_seconds_count", t), 3);
+  assert.equal(value(s, "router_time_to_first_byte_seconds_bucket", { ...t, le: "0.025" }), 2);
   assert.equal(
-    value(s, "router_time_to_first_byte_seconds_count", { ...d, backend: "w2" }),
+    value(s, "router_time_to_first_byte_seconds_count", { ...t, backend: "w2" }),
     undefined,
     "no first byte, no TTFB sample",
   );
@@ -130,8 +155,9 @@ Deno.test("backend gauges, token counters and retries", async () => {
   m.setBackendUp("w1", true);
   m.setBackendUp("w2", true);
   m.setBackendUp("w2", false);
-  m.setBreakerState("w1", 0);
-  m.setBreakerState("w2", 2);
+  m.setBreakerState("w1", "closed");
+  m.setBreakerState("w2", "open");
+  m.setBreakerState("w2", "half-open");
   m.addUpstreamTokens("w1", 1000, 768);
   m.addUpstreamTokens("w1", 500, 0);
   m.incRetry("w2", "connect");
@@ -147,6 +173,18 @@ Deno.test("backend gauges, token counters and retries", async () => {
   assert.equal(value(s, "router_backend_up", { backend: "w2" }), 0);
   assert.equal(value(s, "router_breaker_state", { backend: "w1" }), 0);
   assert.equal(value(s, "router_breaker_state", { backend: "w2" }), 2);
+  const state = (backend: string, st: string) =>
+    value(s, "router_backend_breaker_state", { backend, state: st });
+  assert.deepEqual([state("w1", "closed"), state("w1", "open"), state("w1", "half_open")], [
+    1,
+    0,
+    0,
+  ]);
+  assert.deepEqual([state("w2", "closed"), state("w2", "open"), state("w2", "half_open")], [
+    0,
+    0,
+    1,
+  ]);
   assert.equal(value(s, "router_upstream_prompt_tokens_total", { backend: "w1" }), 1500);
   assert.equal(value(s, "router_upstream_cached_tokens_total", { backend: "w1" }), 768);
   assert.equal(value(s, "router_retries_total", { backend: "w2", reason: "connect" }), 2);
@@ -208,6 +246,7 @@ Deno.test("render declares every metric with its type", async () => {
     router_requests_total: "counter",
     router_request_duration_seconds: "histogram",
     router_time_to_first_byte_seconds: "histogram",
+    router_time_to_first_token_seconds: "histogram",
     router_prefix_match_chunks: "histogram",
     router_cache_hit_requests_total: "counter",
     router_prefix_tree_chunks: "gauge",
@@ -220,6 +259,7 @@ Deno.test("render declares every metric with its type", async () => {
     router_inflight: "gauge",
     router_backend_up: "gauge",
     router_breaker_state: "gauge",
+    router_backend_breaker_state: "gauge",
     router_upstream_prompt_tokens_total: "counter",
     router_upstream_cached_tokens_total: "counter",
     router_retries_total: "counter",
@@ -240,12 +280,7 @@ Deno.test("two instances share no state and leave the global registry alone", as
   b.setInflight("w1", 9);
   const sa = parse(await a.render());
   const sb = parse(await b.render());
-  const labels = {
-    strategy: "prefixaware",
-    backend: "w1",
-    reason: "longest-prefix",
-    status: "200",
-  };
+  const labels = reqLabels();
   assert.equal(value(sa, "router_requests_total", labels), 1);
   assert.equal(value(sb, "router_requests_total", labels), undefined);
   assert.equal(value(sa, "router_inflight", { backend: "w1" }), 4);
@@ -258,12 +293,94 @@ Deno.test("cached label children keep counting the same series", async () => {
   const m = new RouterMetrics();
   for (let i = 0; i < 1000; i++) m.observeRequest({ ...base, status: i % 2 === 0 ? 200 : 429 });
   const s = parse(await m.render());
-  const l = { strategy: "prefixaware", backend: "w1", reason: "longest-prefix" };
-  assert.equal(value(s, "router_requests_total", { ...l, status: "200" }), 500);
-  assert.equal(value(s, "router_requests_total", { ...l, status: "429" }), 500);
-  assert.equal(
-    value(s, "router_request_duration_seconds_count", { strategy: "prefixaware", backend: "w1" }),
-    1000,
-  );
+  assert.equal(value(s, "router_requests_total", reqLabels({ status: "200" })), 500);
+  assert.equal(value(s, "router_requests_total", reqLabels({ status: "429" })), 500);
+  const d = {
+    strategy: "prefixaware",
+    backend: "w1",
+    endpoint: "/v1/chat/completions",
+    model: "m",
+  };
+  assert.equal(value(s, "router_request_duration_seconds_count", d), 1000);
   assert.equal(value(s, "router_response_bytes_total", { backend: "w1" }), 1_000_000);
+});
+
+Deno.test("TTFT is observed for streams only; answers outside the pipeline get no latency", async () => {
+  const m = new RouterMetrics();
+  m.observeRequest({ ...base, stream: true, ttftS: 0.04 });
+  m.observeRequest({ ...base, stream: true, ttftS: 0.2, model: "other" });
+  m.observeRequest({ ...base, stream: false, ttftS: 0.03 }); // not a stream: no TTFT sample
+  m.observeRequest({ ...base, stream: true, ttftS: null }); // no token (an error answer)
+  m.observeRequest({
+    ...base,
+    backend: "none",
+    reason: "none",
+    status: 401,
+    cause: "auth",
+    model: "none",
+    durationS: null,
+    ttfbS: null,
+  });
+  const s = parse(await m.render());
+  const ttft = (model: string) =>
+    value(s, "router_time_to_first_token_seconds_count", {
+      endpoint: "/v1/chat/completions",
+      model,
+    });
+  assert.equal(ttft("m"), 1);
+  assert.equal(ttft("other"), 1);
+  assert.equal(
+    value(s, "router_time_to_first_token_seconds_bucket", {
+      endpoint: "/v1/chat/completions",
+      model: "m",
+      le: "0.05",
+    }),
+    1,
+  );
+  const streamed = { strategy: "prefixaware", backend: "w1", stream: "true" };
+  assert.equal(value(s, "router_time_to_first_byte_seconds_count", streamed), 3);
+  assert.equal(
+    value(
+      s,
+      "router_requests_total",
+      reqLabels({
+        backend: "none",
+        reason: "none",
+        status: "401",
+        cause: "auth",
+        model: "none",
+      }),
+    ),
+    1,
+  );
+  assert.equal(
+    value(s, "router_request_duration_seconds_count", {
+      strategy: "prefixaware",
+      backend: "none",
+      endpoint: "/v1/chat/completions",
+      model: "none",
+    }),
+    undefined,
+  );
+});
+
+Deno.test("forgetBackendGauges drops the labelled breaker states too", async () => {
+  const m = new RouterMetrics();
+  m.setBreakerState("gone", "open");
+  m.forgetBackendGauges("gone");
+  const text = await m.render();
+  assert.ok(!text.includes('backend="gone"'), text);
+});
+
+Deno.test("process metrics: CPU, memory, start time and event-loop lag are exported", async () => {
+  const m = new RouterMetrics();
+  const s = parse(await m.render());
+  assert.ok(value(s, "process_cpu_seconds_total")! > 0);
+  assert.ok(value(s, "process_resident_memory_bytes")! > 1e6);
+  assert.ok(value(s, "nodejs_heap_size_used_bytes")! > 0);
+  const start = value(s, "process_start_time_seconds")!;
+  assert.ok(Math.abs(start - Date.now() / 1000) < 24 * 3600, `start ${start}`);
+  assert.equal(value(s, "nodejs_eventloop_lag_seconds"), 0);
+  const build = s.find((x) => x.name === "router_build_info");
+  assert.equal(build?.labels.deno, Deno.version.deno);
 });

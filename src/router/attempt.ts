@@ -192,7 +192,7 @@ export class Attempt {
     if (this.#judged) return;
     this.#judged = true;
     this.backend.breaker.failure();
-    this.#state.faults.inc(this.backend.id, f.kind);
+    this.#state.faults.inc(this.backend.id, f.kind, f.message);
     if (requestId === null) return;
     this.#state.logger.warn("upstream failed", {
       request_id: requestId,

@@ -42,7 +42,14 @@ export interface ProxyEndpoint {
 }
 
 /** The router's own handlers. */
-export type LocalHandler = "healthz" | "readyz" | "metrics" | "models" | "model";
+export type LocalHandler =
+  | "healthz"
+  | "readyz"
+  | "metrics"
+  | "models"
+  | "model"
+  | "debug-workers"
+  | "debug-route";
 
 /** A path the router answers itself. */
 export interface LocalEndpoint {
@@ -103,6 +110,9 @@ export const ENDPOINTS: Readonly<Record<string, Endpoint>> = {
   "/healthz": { serve: "healthz", methods: GET, name: "/healthz" },
   "/readyz": { serve: "readyz", methods: GET, name: "/readyz" },
   "/metrics": { serve: "metrics", methods: GET, name: "/metrics" },
+  // Served on the main listener only without an admin one and with auth on (`debug.ts`).
+  "/debug/workers": { serve: "debug-workers", methods: GET, name: "/debug/workers" },
+  "/debug/route": { serve: "debug-route", methods: POST, name: "/debug/route" },
 };
 
 /** `GET /v1/models/{id}`: one model of the router's view. */
@@ -114,6 +124,8 @@ export const ADMIN_ENDPOINTS: Readonly<Record<string, LocalEndpoint>> = {
   "/metrics": { serve: "metrics", methods: GET, name: "/metrics" },
   "/healthz": { serve: "healthz", methods: GET, name: "/healthz" },
   "/readyz": { serve: "readyz", methods: GET, name: "/readyz" },
+  "/debug/workers": { serve: "debug-workers", methods: GET, name: "/debug/workers" },
+  "/debug/route": { serve: "debug-route", methods: POST, name: "/debug/route" },
 };
 
 /** The row of a `router.passthrough_paths` path: its body passed on as it is. */

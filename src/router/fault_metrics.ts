@@ -17,11 +17,13 @@
  * - `status-5xx`: the worker answered with a status ≥ 500.
  *
  * It lives on the router's own registry (`RouterMetrics.registry`), registered once per registry.
+ * The last failure of each worker is kept too (kind, message, when), for `/debug/workers`.
  *
  * @module
  */
 
 import { Counter, type Registry } from "prom-client";
+import { type Clock, systemClock } from "../util/clock.ts";
 
 /** What went wrong with one upstream attempt. */
 export type FailureKind =
@@ -35,12 +37,23 @@ export type FailureKind =
 
 const NAME = "router_upstream_failures_total";
 
+/** The last failure of one worker. */
+export interface LastFailure {
+  readonly kind: FailureKind;
+  readonly message: string;
+  /** The router clock's time of the failure, ms. */
+  readonly at: number;
+}
+
 /** The failure counter of one registry, with its children cached per label pair. */
 export class FaultMetrics {
   readonly #counter: Counter<string>;
   readonly #children = new Map<string, Counter.Internal>();
+  readonly #last = new Map<string, LastFailure>();
+  readonly #clock: Clock;
 
-  constructor(registry: Registry) {
+  constructor(registry: Registry, clock: Clock = systemClock) {
+    this.#clock = clock;
     const existing = registry.getSingleMetric(NAME);
     this.#counter = existing instanceof Counter ? existing : new Counter({
       name: NAME,
@@ -51,8 +64,9 @@ export class FaultMetrics {
     });
   }
 
-  /** Counts one failure of `backend`. */
-  inc(backend: string, kind: FailureKind): void {
+  /** Counts one failure of `backend` and keeps it as its last one. */
+  inc(backend: string, kind: FailureKind, message = ""): void {
+    this.#last.set(backend, { kind, message: message.slice(0, 1024), at: this.#clock.now() });
     const key = backend + "\u001f" + kind;
     let c = this.#children.get(key);
     if (c === undefined) {
@@ -60,5 +74,15 @@ export class FaultMetrics {
       this.#children.set(key, c);
     }
     c.inc();
+  }
+
+  /** The last failure counted for `backend`, or null. */
+  last(backend: string): LastFailure | null {
+    return this.#last.get(backend) ?? null;
+  }
+
+  /** Drops the last failures of workers not in `current` (bounded by the workers there are). */
+  keepOnly(current: ReadonlySet<string>): void {
+    for (const id of this.#last.keys()) if (!current.has(id)) this.#last.delete(id);
   }
 }

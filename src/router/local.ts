@@ -1,7 +1,8 @@
 /**
  * The endpoints the router answers itself: `/healthz` (the process is up), `/readyz` (some worker
  * is admitted), `/metrics` (Prometheus text; per-worker gauges read at scrape time, off the request
- * path), `/v1/models` and `/v1/models/{id}` (the router's view of the workers' models).
+ * path), `/v1/models` and `/v1/models/{id}` (the router's view of the workers' models). The admin
+ * views `/debug/*` are in `debug.ts`.
  *
  * @module
  */
@@ -44,10 +45,11 @@ export async function metrics(state: RouterState): Promise<Reply> {
   const m = state.metrics;
   const current = new Set(state.backends.map((b) => b.id));
   for (const id of m.backendIds()) if (!current.has(id)) m.forgetBackendGauges(id);
+  state.faults.keepOnly(current);
   for (const b of state.backends) {
     m.setInflight(b.id, b.inflight);
     m.setBackendUp(b.id, b.up);
-    m.setBreakerState(b.id, b.breaker.stateCode);
+    m.setBreakerState(b.id, b.breaker.state);
     m.setPrefixTreeStats(b.id, b.prefix.stats(), b.prefix);
   }
   return {

@@ -29,6 +29,7 @@ import { codeOf, type Failure, retryable } from "./failures.ts";
 import { parse, requestIdOf, type RequestPlan } from "./plan.ts";
 import type { Backend } from "./pool.ts";
 import { relay } from "./relay.ts";
+import { countRouterAnswer, type RouterAnswer } from "./request_metrics.ts";
 import { RequestLog } from "./settle.ts";
 import type { RouterState } from "./state.ts";
 
@@ -50,6 +51,16 @@ export async function proxy(
     state.strategy.name,
     t0,
   );
+  // Counts an answer the router made itself (`relay` counts the workers').
+  const answered = (status: number, p: RequestPlan | null, last: RouterAnswer["last"]) =>
+    countRouterAnswer(state, {
+      endpoint: endpoint.name,
+      plan: p,
+      strategy: log.strategy,
+      status,
+      last,
+      t0,
+    });
   let plan: RequestPlan;
   try {
     plan = await parse(req, endpoint, state, requestId);
@@ -57,12 +68,15 @@ export async function proxy(
     const res = replyForError(err, [["x-request-id", requestId]]);
     // A client that left while sending its body is not a bad request: 499, as nginx logs it.
     const gone = err instanceof ClientGone;
+    const status = gone ? 499 : res.status; // nobody reads it when the client left
+    answered(status, null, null);
     log.write(() => ({
-      status: gone ? 499 : res.status,
+      status,
       error: gone ? "client closed request while sending its body" : errorMessage(err),
     }));
     return res;
   }
+  log.model = (plan.served ?? plan.model)?.slice(0, 256) ?? null;
 
   const maxRetries = config.router.maxRetries;
   const tried = new Set<Backend>();
@@ -87,6 +101,7 @@ export async function proxy(
     if (sent.ok) return relay(state, plan, att, sent.answer, log, t0);
     if (sent.failure === null) {
       att.settle();
+      answered(sent.gone === "client" ? 499 : 503, plan, att);
       return goneReply(sent.gone, att, log, requestId);
     }
     att.failed(sent.failure, requestId);
@@ -97,7 +112,9 @@ export async function proxy(
     const rule = plan.previousResponseId !== null ? "connect-only" : endpoint.retry;
     if (!retryable(last, rule, config.router.retryTimeouts)) break;
   }
-  return routerError(last, lastChoice, log, requestId);
+  const res = routerError(last, lastChoice, log, requestId);
+  answered(res.status, plan, lastChoice);
+  return res;
 }
 
 /** The answer to a request the client left (it will not read it) or a shutdown cut short. */

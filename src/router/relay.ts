@@ -27,6 +27,7 @@ import { errorBody } from "../util/errors.ts";
 import type { Answer, Attempt } from "./attempt.ts";
 import { codeOf, midStreamFailure, RouterShutdown, statusFailure } from "./failures.ts";
 import type { RequestPlan } from "./plan.ts";
+import { modelLabel } from "./request_metrics.ts";
 import { ResponseIdScan } from "./response_ids.ts";
 import { RequestLog, round } from "./settle.ts";
 import type { RouterState } from "./state.ts";
@@ -63,12 +64,12 @@ export function relay(
     if (r.outcome === "error" && !(deadlines.reason instanceof RouterShutdown)) {
       const f = midStreamFailure(deadlines.reason, r.error, backend.id);
       if (status >= 500) att.failed(f, null);
-      else state.faults.inc(backend.id, f.kind); // counted; the breaker already heard a success
+      else state.faults.inc(backend.id, f.kind, f.message); // the breaker already heard a success
     } else if (r.outcome === "done" && status >= 500) {
       att.failed(statusFailure(backend.id, status), null);
     }
     att.settle(r.usage);
-    finishRequest(state, att, log, status, r, t0);
+    finishRequest(state, plan, att, log, status, r, t0);
   };
 
   if (status >= 400 && !isNullBodyStatus(status) && !speaksJson(upstream.headers)) {
@@ -192,6 +193,7 @@ const EMPTY_TAP: TapResult = {
 /** Counts and logs a proxied request whose reply is over. */
 function finishRequest(
   state: RouterState,
+  plan: RequestPlan,
   att: Attempt,
   log: RequestLog,
   status: number,
@@ -207,8 +209,13 @@ function finishRequest(
     backend: backend.id,
     reason,
     status: shown,
+    cause: shown === 499 ? "client_gone" : "proxied",
+    endpoint: plan.endpoint.name,
+    model: modelLabel(state.backends, plan),
+    stream: plan.stream,
     durationS: (state.clock.now() - t0) / 1000,
     ttfbS: r.firstByteMs === null ? null : r.firstByteMs / 1000,
+    ttftS: r.firstTokenMs === null ? null : r.firstTokenMs / 1000,
     matchChunks: match,
     bytes: r.bytes,
     cacheHit: match > 0,

@@ -31,11 +31,13 @@ import { registerPreciseMetrics } from "../metrics/precise_metrics.ts";
 import { ModelRefresher } from "./model_refresh.ts";
 import type { PreciseMode } from "./precise.ts";
 import { RouterShutdown } from "./failures.ts";
+import { debugOnMain, debugRoute, debugWorkers, isDebug } from "./debug.ts";
 import { healthz, metrics, model, models, readyz } from "./local.ts";
 import { Logger } from "./logger.ts";
 import { Backend } from "./pool.ts";
 import { proxy } from "./proxy.ts";
 import { applyWorkers, type ReloadSummary, sameStrategy } from "./reload.ts";
+import { causeOfStatus, countAnswer, NONE } from "./request_metrics.ts";
 import {
   newRouterState,
   type RouterDeps,
@@ -127,9 +129,13 @@ export class Router {
     await this.#state.precise?.loadTokenizers(this.#state.config.tokenizers);
   }
 
-  /** Starts health checks (when configured), the model refresher and KV-event subscriptions. */
+  /**
+   * Starts health checks (when configured), the model refresher, the engine scraper, KV-event
+   * subscriptions and the event-loop lag sampler.
+   */
   start(): void {
     this.#started = true;
+    this.#state.metrics.start();
     this.#startHealth();
     this.#startModels();
     this.#startScraper();
@@ -139,6 +145,7 @@ export class Router {
   /** Stops what `start` started. In-flight requests are not touched. */
   async stop(): Promise<void> {
     this.#started = false;
+    this.#state.metrics.stop();
     await Promise.all([
       this.#stopHealth(),
       this.#stopModels(),
@@ -310,32 +317,42 @@ export class Router {
   }
 
   /** Handles one request of the main listener. Never throws. */
-  handle = async (req: ServerRequest): Promise<Reply> => {
-    const path = req.path;
-    const endpoint = endpointFor(ENDPOINTS, path, this.#passthrough);
-    const denied = this.#deny(req, endpoint);
-    if (denied !== null) return denied;
-    try {
-      return await this.#serve(endpoint!, req);
-    } catch (err) {
-      return replyForError(err);
-    }
+  handle = (req: ServerRequest): Promise<Reply> => {
+    const endpoint = endpointFor(ENDPOINTS, req.path, this.#passthrough);
+    return this.#answer(req, endpoint, false);
   };
 
   /**
    * The admin listener's handler: `/metrics` (auth per `auth.protect_metrics`), `/healthz` and
    * `/readyz`; nothing is proxied there.
    */
-  handleAdmin = async (req: ServerRequest): Promise<Reply> => {
+  handleAdmin = (req: ServerRequest): Promise<Reply> => {
     const endpoint = endpointFor(ADMIN_ENDPOINTS, req.path);
-    const denied = this.#deny(req, endpoint, true);
-    if (denied !== null) return denied;
-    try {
-      return await this.#serve(endpoint!, req);
-    } catch (err) {
-      return replyForError(err);
-    }
+    return this.#answer(req, endpoint, true);
   };
+
+  /**
+   * Denies or serves `req`; every answer but the proxy pipeline's (which counts its own when it is
+   * over) is counted here, once.
+   */
+  async #answer(req: ServerRequest, endpoint: Endpoint | undefined, admin: boolean) {
+    const s = this.#state;
+    const denied = this.#deny(req, endpoint, admin);
+    if (denied !== null) {
+      const route = denied.status === 404 ? NONE : endpoint?.name ?? NONE;
+      countAnswer(s, route, denied.status, causeOfStatus(denied.status));
+      return denied;
+    }
+    try {
+      const reply = await this.#serve(endpoint!, req);
+      if (endpoint!.serve !== "proxy") countAnswer(s, endpoint!.name, reply.status, "local");
+      return reply;
+    } catch (err) {
+      const reply = replyForError(err);
+      countAnswer(s, endpoint!.name, reply.status, causeOfStatus(reply.status));
+      return reply;
+    }
+  }
 
   /** The answer to a request that may not go further (auth, unknown path, method), or null. */
   #deny(req: ServerRequest, endpoint: Endpoint | undefined, admin = false): Reply | null {
@@ -344,7 +361,8 @@ export class Router {
     // The admin listener checks the path and method first: its paths are few and never secret.
     const known = endpoint !== undefined &&
       (admin || path !== "/metrics" ||
-        (s.config.metrics.enabled && s.config.metrics.addr === null));
+        (s.config.metrics.enabled && s.config.metrics.addr === null)) &&
+      (admin || !isDebug(endpoint) || debugOnMain(s));
     if (
       !admin && s.auth.enabled && s.auth.guards(path) &&
       !s.auth.accepts(req.header("authorization"))
@@ -385,6 +403,10 @@ export class Router {
         return models(s);
       case "model":
         return model(s, req.path);
+      case "debug-workers":
+        return debugWorkers(s);
+      case "debug-route":
+        return debugRoute(s, req);
     }
   }
 }

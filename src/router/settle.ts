@@ -81,6 +81,8 @@ function settleDone(state: RouterState, a: LoadSettlement, usage: Usage | null):
 export class RequestLog {
   /** The strategy named on the line (the one that decided the last attempt). */
   strategy: string;
+  /** The request's model (served name, else as named) once parsed, for the line. */
+  model: string | null = null;
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #requestId: string;
@@ -118,6 +120,7 @@ export class RequestLog {
       request_id: this.#requestId,
       path: this.#path,
       strategy: this.strategy,
+      model: this.model,
       ...fields(),
       total_ms: round(this.#clock.now() - this.#t0),
     });

@@ -73,7 +73,7 @@ export function newRouterState(config: RouterConfig, deps: RouterDeps = {}): Rou
     rng: deps.rng ??
       new SeededRng(config.router.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]),
     metrics,
-    faults: new FaultMetrics(metrics.registry),
+    faults: new FaultMetrics(metrics.registry, clock),
     config,
     logger,
     auth: new ApiKeyAuth(config.auth.apiKeys, config.auth.protectMetrics),

@@ -1,0 +1,76 @@
+/**
+ * docs/metrics.md lists every metric family the router's registry holds, with its type and labels,
+ * and nothing else: read after a few requests of each kind through a real router.
+ */
+
+import assert from "node:assert/strict";
+import { registerSyncMetrics } from "../src/sync/mod.ts";
+import { documentedFamilies } from "./_metrics_doc.ts";
+import {
+  chatCompletion,
+  refusedUrl,
+  routerHarness,
+  sseWorker,
+  startServer,
+  waitFor,
+} from "./_support.ts";
+
+Deno.test("docs/metrics.md lists exactly the registry's families, with their types and labels", async () => {
+  const ok = await startServer(async (req) => {
+    await req.arrayBuffer();
+    return Response.json(chatCompletion("ok", 100, 32));
+  });
+  const sse = await sseWorker({ events: 2 });
+  const h = await routerHarness(
+    [{ url: ok.url, models: ["m"] }, { url: sse.url, models: ["s"] }, {
+      url: refusedUrl(),
+      models: ["m"],
+    }],
+    { auth: { apiKeys: ["k"] } },
+    { closeAlso: [ok, sse] },
+  );
+  const key = { authorization: "Bearer k" };
+  const chat = (model: string, stream = false) =>
+    JSON.stringify({
+      model,
+      stream,
+      stream_options: stream ? { include_usage: true } : undefined,
+      messages: [{ role: "user", content: "Tell me about prefix caches. ".repeat(8) }],
+    });
+  try {
+    // As cmd/router.ts does when sync is configured.
+    registerSyncMetrics(h.router.metrics.registry, () => null);
+    for (const body of [chat("m"), chat("m"), chat("s", true), "{bad", chat("nope")]) {
+      const res = await h.post(body, { headers: key });
+      await res.body?.cancel();
+    }
+    for (const [path, init] of [["/v1/models", { headers: key }], ["/x", {}], ["/healthz", {}]]) {
+      await (await fetch(h.url + path, init as RequestInit)).body?.cancel();
+    }
+    await waitFor(() => h.router.inflight === 0);
+    await (await fetch(`${h.url}/metrics`)).body?.cancel(); // per-worker gauges are set here
+
+    const registry = h.router.metrics.registry;
+    const json = await registry.getMetricsAsJSON();
+    const labelsOf = (
+      name: string,
+    ) => [...((registry.getSingleMetric(name) as unknown as { labelNames: string[] }).labelNames)];
+    const doc = await documentedFamilies();
+    const missing: string[] = [];
+    for (const m of json) {
+      const d = doc.get(m.name);
+      if (d === undefined) {
+        missing.push(m.name);
+        continue;
+      }
+      assert.equal(d.type, String(m.type), `${m.name}: type`);
+      assert.deepEqual(d.labels.sort(), labelsOf(m.name).sort(), `${m.name}: labels`);
+    }
+    assert.deepEqual(missing, [], "families the doc does not list");
+    const present = new Set(json.map((m) => m.name));
+    const stale = [...doc].filter(([n, d]) => !present.has(n) && !d.optional).map(([n]) => n);
+    assert.deepEqual(stale, [], "families the doc lists but the registry lacks");
+  } finally {
+    await h.close();
+  }
+});
