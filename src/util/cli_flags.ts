@@ -4,7 +4,8 @@
  * its default and description (`tests/cli_help_test.ts` checks every command).
  *
  * A flag may have older names (`aliases`): they are accepted for the same value, listed in the
- * help, and giving two names of one flag is an error. Defaults are applied after aliases are
+ * help, and giving two names of one flag is an error (a repeatable flag collects the values of
+ * all its names instead). Defaults are applied after aliases are
  * merged, so a flag given under its old name wins over the default.
  *
  * @module
@@ -70,6 +71,11 @@ export function parseFlags<const T extends FlagTable>(
   const out: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(table)) {
     const given = [name, ...(spec.aliases ?? [])].filter((n) => values[n] !== undefined);
+    if (spec.multiple === true) {
+      // A repeatable flag's values under all its names, in that order.
+      out[name] = given.length === 0 ? spec.default : given.flatMap((n) => values[n] as string[]);
+      continue;
+    }
     if (given.length > 1) {
       throw new TypeError(`give --${given[0]} or --${given[1]}, not both: they are one flag`);
     }
