@@ -11,8 +11,10 @@ import assert from "node:assert/strict";
 export interface DocFamily {
   readonly type: string;
   readonly labels: string[];
-  /** Marked † (needs `/proc/self`): may be absent from a registry. */
+  /** Marked † (needs `/proc/self`) or § (precise mode only): may be absent from a registry. */
   readonly optional: boolean;
+  /** Marked § : registered only with `router.index: precise`. */
+  readonly precise: boolean;
 }
 
 /** The rows of the "Families" table of docs/metrics.md. */
@@ -32,9 +34,10 @@ export async function documentedFamilies(): Promise<Map<string, DocFamily>> {
       ? []
       : [...cells[3].matchAll(/`([a-z_][a-z0-9_]*)`/g)].map((m) => m[1]);
     out.set(name, {
-      type: cells[2].replace(/[†‡]/g, "").trim(),
+      type: cells[2].replace(/[†‡§]/g, "").trim(),
       labels,
-      optional: cells[2].includes("†"),
+      optional: cells[2].includes("†") || cells[2].includes("§"),
+      precise: cells[2].includes("§"),
     });
   }
   return out;

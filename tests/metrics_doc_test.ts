@@ -74,3 +74,31 @@ Deno.test("docs/metrics.md lists exactly the registry's families, with their typ
     await h.close();
   }
 });
+
+Deno.test("docs/metrics.md lists precise mode's families (§) exactly as a precise router registers them", async () => {
+  const { configFromWorkers } = await import("../src/config/mod.ts");
+  const { Router } = await import("../src/router/mod.ts");
+  const router = new Router(
+    configFromWorkers(["http://127.0.0.1:1"], {
+      router: { index: "precise" },
+      health: { intervalMs: 0 },
+      worker: { kvEvents: "tcp://127.0.0.1:5557" },
+    }),
+  );
+  const registry = router.metrics.registry;
+  await registry.metrics();
+  const doc = await documentedFamilies();
+  const labelsOf = (
+    name: string,
+  ) => [...((registry.getSingleMetric(name) as unknown as { labelNames: string[] }).labelNames)];
+  for (const [name, d] of doc) {
+    if (!d.precise) continue;
+    assert.ok(registry.getSingleMetric(name) !== undefined, `${name} is registered`);
+    assert.deepEqual(d.labels.sort(), labelsOf(name).sort(), `${name}: labels`);
+  }
+  const precise = (await registry.getMetricsAsJSON()).map((m) => m.name).filter((n) =>
+    /^router_(kv_|precise_|tokenizer_)/.test(n)
+  );
+  for (const n of precise) assert.ok(doc.get(n)?.precise, `${n} is documented as precise-only`);
+  await router.stop();
+});
