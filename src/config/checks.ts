@@ -305,6 +305,50 @@ export const topic: Check = check(
   (v) => typeof v === "string" && v.length <= 256 ? v : new Expected("must be a topic string"),
 );
 
+/** A mapping of names to strings (collector headers, resource attributes). */
+export const stringMap: Check = check(
+  { type: "object", additionalProperties: { type: "string" } },
+  (v) => {
+    const want = new Expected("must be a mapping of names to strings");
+    if (!isMapping(v)) return want;
+    for (const [k, x] of Object.entries(v)) {
+      if (k === "" || typeof x !== "string" || /[\r\n]/.test(k + x)) return want;
+    }
+    return { ...v };
+  },
+);
+
+/** A non-empty string of printable characters. */
+export const nonEmpty: Check = check(
+  { type: "string", minLength: 1 },
+  (v) =>
+    typeof v === "string" && v.trim() !== "" && !/[\r\n]/.test(v)
+      ? v
+      : new Expected("must be a non-empty string"),
+);
+
+/** A share from 0 to 1. */
+export const ratio: Check = check(
+  { type: "number", minimum: 0, maximum: 1 },
+  (v) =>
+    typeof v === "number" && v >= 0 && v <= 1 ? v : new Expected("must be a number from 0 to 1"),
+);
+
+/** An http(s) base URL, or "" (off). */
+export const optionalUrl: Check = check(
+  { type: "string", pattern: "^(|https?://.+)$" },
+  (v) => {
+    if (v === "") return "";
+    if (typeof v === "string" && /^https?:\/\/[^\s]+$/.test(v)) {
+      try {
+        new URL(v);
+        return v.replace(/\/+$/, "");
+      } catch { /* below */ }
+    }
+    return new Expected(`must be an http(s) URL, or "" (off)`);
+  },
+);
+
 /** A URL path such as `/v1/foo`: starts with `/`, no query, no spaces or control characters. */
 const PATH_RE = /^\/[\x21-\x7e]*$/;
 

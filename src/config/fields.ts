@@ -32,12 +32,16 @@ import {
   listenAddr,
   modelAliases,
   modelList,
+  nonEmpty,
   nullable,
   oneOf,
+  optionalUrl,
   pathList,
+  ratio,
   seed,
   strategy,
   strategyOptions,
+  stringMap,
   topic,
   workerId,
   workerUrl,
@@ -71,7 +75,14 @@ const f = (
 ): Field => ({ key, field, check, def, doc, fromEnv });
 
 /** The scalar sections, by their YAML name. */
-export type SectionName = "server" | "router" | "health" | "logging" | "metrics" | "auth";
+export type SectionName =
+  | "server"
+  | "router"
+  | "health"
+  | "logging"
+  | "metrics"
+  | "auth"
+  | "tracing";
 
 /** Scalar sections, in the order errors are reported. */
 export const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
@@ -360,6 +371,51 @@ export const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
       "Whether the client's Authorization header is sent on to the worker (a worker api_key " +
         "wins).",
     ),
+  ],
+  tracing: [
+    f(
+      "endpoint",
+      "endpoint",
+      optionalUrl,
+      "",
+      `OTLP/HTTP collector base URL, e.g. http://otel-collector:4318 (spans are POSTed as JSON ` +
+        `to <endpoint>/v1/traces); "" turns tracing off.`,
+    ),
+    f(
+      "headers",
+      "headers",
+      stringMap,
+      {},
+      "Extra headers for the collector (authentication).",
+      flowMapping,
+    ),
+    f("service_name", "serviceName", nonEmpty, "llm-cache-router", "The resource's service.name."),
+    f(
+      "resource_attributes",
+      "resourceAttributes",
+      stringMap,
+      {},
+      "More resource attributes, e.g. {deployment.environment: prod}.",
+      flowMapping,
+    ),
+    f(
+      "sample_ratio",
+      "sampleRatio",
+      ratio,
+      1,
+      "Share of new traces recorded (a client's traceparent decides for its own trace).",
+    ),
+    f("max_batch_size", "maxBatchSize", int(1), 512, "Spans in one export request at most."),
+    f(
+      "max_queue_size",
+      "maxQueueSize",
+      int(1),
+      2048,
+      "Ended spans waiting for export at most; more are dropped and counted.",
+    ),
+    f("flush_interval", "flushIntervalMs", duration(true), "5s", "Longest wait before an export."),
+    f("export_timeout", "exportTimeoutMs", duration(true), "10s", "Time allowed for one export."),
+    f("max_retries", "maxRetries", int(0), 5, "Retries of a batch the collector refused for now."),
   ],
 };
 

@@ -73,6 +73,7 @@ export interface ConfigOverrides {
   readonly logging?: Partial<RouterConfig["logging"]>;
   readonly metrics?: Partial<RouterConfig["metrics"]>;
   readonly auth?: Partial<RouterConfig["auth"]>;
+  readonly tracing?: Partial<RouterConfig["tracing"]>;
   /** Applied to every worker; a field given on the worker itself wins. */
   readonly worker?: Partial<Omit<WorkerConfig, "id" | "url">>;
   /** Replica sync; default off. `redis` needs at least `url`; the other fields default. */

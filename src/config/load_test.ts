@@ -71,6 +71,18 @@ const DEFAULTS: RouterConfig = {
   sync: SYNC_OFF,
   discovery: { ...DISCOVERY_STATIC, worker: WORKER_DEFAULTS },
   tokenizers: [],
+  tracing: {
+    endpoint: "",
+    headers: {},
+    serviceName: "llm-cache-router",
+    resourceAttributes: {},
+    sampleRatio: 1,
+    maxBatchSize: 512,
+    maxQueueSize: 2048,
+    flushIntervalMs: 5_000,
+    exportTimeoutMs: 10_000,
+    maxRetries: 5,
+  },
 };
 
 Deno.test("parseConfig fills every default", () => {

@@ -54,6 +54,7 @@ const SECTION_DOCS: Readonly<Record<keyof typeof SECTIONS, string>> = {
   logging: "Log output.",
   metrics: "Prometheus metrics.",
   auth: "API keys clients must present.",
+  tracing: "OpenTelemetry spans of requests and upstream attempts, exported as OTLP/HTTP JSON.",
 };
 
 /**

@@ -10,6 +10,7 @@ import type { DiscoveryConfig, WorkerTemplate } from "../discovery/section.ts";
 import type { StrategyParams } from "../strategies/types.ts";
 import type { SyncConfig } from "../sync/section.ts";
 import type { TokenizerSpec } from "../tokenize/section.ts";
+import type { TracingConfig } from "../telemetry/types.ts";
 
 export type { DiscoveryConfig, SyncConfig, TokenizerSpec, WorkerTemplate };
 
@@ -157,6 +158,8 @@ export interface RouterConfig {
     /** Separate admin listener `host:port` for /metrics, or null to serve on the main port. */
     readonly addr: string | null;
   };
+  /** OpenTelemetry tracing (`tracing:`); `endpoint` "" = off. */
+  readonly tracing: TracingConfig;
   /** precise mode: per model, its tokenizer files (`tokenizers:`); empty = engines' /tokenize. */
   readonly tokenizers: readonly TokenizerSpec[];
   readonly auth: {

@@ -23,6 +23,7 @@ import { AttemptDeadlines } from "../proxy/deadlines.ts";
 import { headerValue, withApiKey } from "../proxy/headers.ts";
 import type { H1Answer } from "../proxy/h1_client.ts";
 import type { Usage } from "../proxy/usage_tap.ts";
+import { NOOP_TRACER, type Span, withTraceHeaders } from "../telemetry/mod.ts";
 import type { Choice } from "./choose.ts";
 import { record } from "./choose.ts";
 import { classify, type Failure, RouterShutdown, statusFailure } from "./failures.ts";
@@ -67,16 +68,25 @@ export class Attempt {
   readonly #state: RouterState;
   readonly #client: AbortSignal;
   readonly #plan: RequestPlan;
+  /** This attempt's span (a client-kind child of the request's); ended at `settle`. */
+  readonly span: Span;
   /** The breaker's probe token of this attempt (0: not a probe). */
   readonly #probe: number;
   #judged = false;
   #settled = false;
 
-  private constructor(state: RouterState, plan: RequestPlan, choice: Choice, client: AbortSignal) {
+  private constructor(
+    state: RouterState,
+    plan: RequestPlan,
+    choice: Choice,
+    client: AbortSignal,
+    span: Span,
+  ) {
     const backend = choice.backend;
     this.#state = state;
     this.#client = client;
     this.#plan = plan;
+    this.span = span;
     this.backend = backend;
     this.reason = choice.reason;
     this.match = choice.match;
@@ -100,9 +110,10 @@ export class Attempt {
     plan: RequestPlan,
     choice: Choice,
     client: AbortSignal,
+    span: Span = NOOP_ATTEMPT_SPAN,
   ): Attempt {
     record(choice, plan.hashes);
-    return new Attempt(state, plan, choice, client);
+    return new Attempt(state, plan, choice, client, span);
   }
 
   /** Whether the client went away (its signal aborted). */
@@ -123,7 +134,8 @@ export class Attempt {
     let whole = false;
     let sse = false;
     try {
-      const headers = withApiKey(plan.headers, b.config.apiKey);
+      // The attempt's span is the engine's parent (replacing the client's traceparent).
+      const headers = withTraceHeaders(withApiKey(plan.headers, b.config.apiKey), this.span);
       const h1 = this.#state.config.router.upstreamClient === "native" ? b.h1() : null;
       upstream = h1 !== null
         ? await h1.send("POST", b.basePath + plan.target, headers, plan.body, d.signal)
@@ -136,6 +148,7 @@ export class Attempt {
           }),
         ));
       d.headers();
+      this.span.set("http.response.status_code", upstream.status);
       if (upstream.status >= 500 && retry5xx()) {
         await upstream.body?.cancel().catch(() => {});
         return { ok: false, failure: statusFailure(b.id, upstream.status) };
@@ -160,8 +173,14 @@ export class Attempt {
       if (reader) reader.cancel().catch(() => {});
       else upstream?.body?.cancel().catch(() => {});
       const why = d.reason;
-      if (this.#client.aborted) return { ok: false, failure: null, gone: "client" };
-      if (why instanceof RouterShutdown) return { ok: false, failure: null, gone: "shutdown" };
+      if (this.#client.aborted) {
+        this.span.set("router.attempt.outcome", "client_gone");
+        return { ok: false, failure: null, gone: "client" };
+      }
+      if (why instanceof RouterShutdown) {
+        this.span.set("router.attempt.outcome", "shutdown");
+        return { ok: false, failure: null, gone: "shutdown" };
+      }
       return { ok: false, failure: classify(why, err, upstream !== null, b.id) };
     }
   }
@@ -192,6 +211,8 @@ export class Attempt {
     if (this.#judged) return;
     this.#judged = true;
     this.backend.breaker.failure();
+    this.span.set("router.attempt.outcome", "failed");
+    this.span.error(f.kind, f.message);
     this.#state.faults.inc(this.backend.id, f.kind, f.message);
     if (requestId === null) return;
     this.#state.logger.warn("upstream failed", {
@@ -208,6 +229,7 @@ export class Attempt {
   settle(usage: Usage | null = null): void {
     if (this.#settled) return;
     this.#settled = true;
+    this.span.end();
     const state = this.#state;
     const b = this.backend;
     this.deadlines.end();
@@ -222,6 +244,9 @@ export class Attempt {
     if (state.retired.size > 0 && b.inflight === 0) state.retired.delete(b);
   }
 }
+
+/** An attempt's span when tracing is off. */
+const NOOP_ATTEMPT_SPAN: Span = NOOP_TRACER.startRequest({ header: () => null }, "").child("");
 
 /** A `fetch` answer in the shape the HTTP/1.1 client hands over. */
 function fromFetch(res: Response): H1Answer {

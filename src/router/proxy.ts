@@ -51,8 +51,13 @@ export async function proxy(
     state.strategy.name,
     t0,
   );
-  // Counts an answer the router made itself (`relay` counts the workers').
-  const answered = (status: number, p: RequestPlan | null, last: RouterAnswer["last"]) =>
+  const span = state.tracer.startRequest(req, `${req.method} ${endpoint.name}`, {
+    "http.request.method": req.method,
+    "url.path": req.path,
+  });
+  log.span = span;
+  // Counts an answer the router made itself and ends its span (`relay` does for the workers').
+  const answered = (status: number, p: RequestPlan | null, last: RouterAnswer["last"]) => {
     countRouterAnswer(state, {
       endpoint: endpoint.name,
       plan: p,
@@ -61,6 +66,8 @@ export async function proxy(
       last,
       t0,
     });
+    span.end(status);
+  };
   let plan: RequestPlan;
   try {
     plan = await parse(req, endpoint, state, requestId);
@@ -77,6 +84,7 @@ export async function proxy(
     return res;
   }
   log.model = (plan.served ?? plan.model)?.slice(0, 256) ?? null;
+  if (log.model !== null) span.set("gen_ai.request.model", log.model);
 
   const maxRetries = config.router.maxRetries;
   const tried = new Set<Backend>();
@@ -92,7 +100,22 @@ export async function proxy(
     }
     tried.add(choice.backend);
     lastChoice = choice;
-    const att = Attempt.begin(state, plan, choice, req.signal);
+    span.set("router.strategy", log.strategy);
+    span.set("router.worker", choice.backend.id);
+    span.set("router.reason", choice.reason);
+    span.set("router.match_chunks", choice.match);
+    span.set("router.attempts", n + 1);
+    const att = Attempt.begin(
+      state,
+      plan,
+      choice,
+      req.signal,
+      span.child(`attempt ${n}`, {
+        "router.worker": choice.backend.id,
+        "server.address": choice.backend.dial.hostname,
+        "router.attempt": n,
+      }),
+    );
     const retry5xx = endpoint.retry === "before-first-byte";
     const sent = await att.send(
       plan,
@@ -113,6 +136,7 @@ export async function proxy(
     if (!retryable(last, rule, config.router.retryTimeouts)) break;
   }
   const res = routerError(last, lastChoice, log, requestId);
+  if (last !== null) span.error(last.kind, last.message);
   answered(res.status, plan, lastChoice);
   return res;
 }

@@ -51,6 +51,7 @@ export function relay(
     ["x-request-id", plan.requestId],
   );
   if (status < 500) att.succeeded();
+  att.span.set("router.attempt.outcome", "answered");
   // The engine refused it (or failed): it holds nothing of this request.
   if (status >= 400) att.unrecord();
   const now = () => state.clock.now();
@@ -220,6 +221,8 @@ function finishRequest(
     bytes: r.bytes,
     cacheHit: match > 0,
   });
+  if (r.outcome === "error") log.span.error("stream-error", String(r.error));
+  log.span.end(shown);
   log.write(() => ({
     backend: backend.id,
     reason,

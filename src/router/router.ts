@@ -28,6 +28,8 @@ import {
   type ProxyEndpoint,
 } from "./endpoints.ts";
 import { registerPreciseMetrics } from "../metrics/precise_metrics.ts";
+import { registerTraceMetrics } from "../metrics/trace_metrics.ts";
+import type { Tracer } from "../telemetry/mod.ts";
 import { ModelRefresher } from "./model_refresh.ts";
 import type { PreciseMode } from "./precise.ts";
 import { RouterShutdown } from "./failures.ts";
@@ -76,6 +78,9 @@ export class Router {
     this.metrics = this.#state.metrics;
     if (this.#state.precise !== null) {
       registerPreciseMetrics(this.metrics.registry, this.#state.precise);
+    }
+    if (this.metrics.registry.getSingleMetric("router_trace_spans_exported_total") === undefined) {
+      registerTraceMetrics(this.metrics.registry, () => this.#state.tracer);
     }
   }
 
@@ -175,6 +180,11 @@ export class Router {
     this.#scraper = null;
     for (const b of this.#state.backends) b.engineSource = null;
     if (sc) await sc.stop();
+  }
+
+  /** The tracer of requests and attempts (a no-op one while `tracing.endpoint` is ""). */
+  get tracer(): Tracer {
+    return this.#state.tracer;
   }
 
   /** Precise mode's index, subscriptions and tokenizers; null in approximate mode. */

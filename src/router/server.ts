@@ -152,4 +152,6 @@ async function stop(
     await Promise.all([server.closeAll(), admin?.closeAll()]);
   }
   router.dispose();
+  // The spans of the last requests go out before the process ends.
+  await router.tracer.shutdown();
 }

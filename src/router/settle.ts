@@ -15,6 +15,10 @@ import type { Usage } from "../proxy/usage_tap.ts";
 import type { Clock } from "../util/clock.ts";
 import type { LoadTicket } from "./load_tracker.ts";
 import type { Logger } from "./logger.ts";
+import { NOOP_TRACER, type Span } from "../telemetry/mod.ts";
+
+/** The span of a request when tracing is off. */
+const NOOP_SPAN: Span = NOOP_TRACER.startRequest({ header: () => null }, "");
 import type { Backend } from "./pool.ts";
 import { nextCapacity } from "./prediction_feedback.ts";
 import { RadixTree } from "../prefix/radix_tree.ts";
@@ -83,6 +87,8 @@ export class RequestLog {
   strategy: string;
   /** The request's model (served name, else as named) once parsed, for the line. */
   model: string | null = null;
+  /** The request's span: its trace id goes on the line. */
+  span: Span = NOOP_SPAN;
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #requestId: string;
@@ -116,8 +122,10 @@ export class RequestLog {
     if (this.#written) return;
     this.#written = true;
     if (!this.#logger.enabled("info")) return;
+    const traceId = this.span.traceId;
     this.#logger.info("request", {
       request_id: this.#requestId,
+      ...(traceId === null ? {} : { trace_id: traceId }),
       path: this.#path,
       strategy: this.strategy,
       model: this.model,

@@ -21,6 +21,7 @@ import { LoadTracker } from "./load_tracker.ts";
 import { Logger } from "./logger.ts";
 import { Backend } from "./pool.ts";
 import { PreciseMode } from "./precise.ts";
+import { createTracer, type Tracer } from "../telemetry/mod.ts";
 import { ResponseOwners } from "./response_ids.ts";
 import { SessionPins } from "./sessions.ts";
 
@@ -49,6 +50,8 @@ export interface RouterState {
   readonly responses: ResponseOwners<Backend>;
   /** Precise mode (`router.index: precise`), or null. */
   readonly precise: PreciseMode | null;
+  /** Spans of requests and attempts (a no-op tracer when `tracing.endpoint` is ""). */
+  readonly tracer: Tracer;
 }
 
 /** Injected collaborators of a router. */
@@ -86,6 +89,7 @@ export function newRouterState(config: RouterConfig, deps: RouterDeps = {}): Rou
     draining: false,
     responses: new ResponseOwners<Backend>(),
     precise,
+    tracer: createTracer(config.tracing),
   };
   wireLoad(state);
   return state;
