@@ -57,6 +57,7 @@ const DEFAULTS: RouterConfig = {
   auth: { apiKeys: [], apiKeysFile: null, protectMetrics: false, forwardClientAuth: false },
   sync: SYNC_OFF,
   discovery: { ...DISCOVERY_STATIC, worker: WORKER_DEFAULTS },
+  flow: null,
 };
 
 Deno.test("parseConfig fills every default", () => {

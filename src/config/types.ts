@@ -7,10 +7,11 @@
  */
 
 import type { DiscoveryConfig, WorkerTemplate } from "../discovery/section.ts";
+import type { FlowConfig } from "../flow/types.ts";
 import type { StrategyParams } from "../strategies/types.ts";
 import type { SyncConfig } from "../sync/section.ts";
 
-export type { DiscoveryConfig, SyncConfig, WorkerTemplate };
+export type { DiscoveryConfig, FlowConfig, SyncConfig, WorkerTemplate };
 
 /** Log verbosity. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -129,6 +130,12 @@ export interface RouterConfig {
    * rules and defaults as a `workers[]` entry: the settings of every discovered worker.
    */
   readonly discovery: DiscoveryConfig & { readonly worker: WorkerTemplate };
+  /**
+   * Flow control (`flow:`): the router queue (priority classes, fairness across tenants, max
+   * wait) and per-tenant limits; null (the section absent) = off: a request that finds every
+   * worker full is answered 503 at once.
+   */
+  readonly flow: FlowConfig | null;
   readonly logging: {
     readonly level: LogLevel;
     readonly format: "text" | "json";
