@@ -60,6 +60,8 @@ export interface RequestPlan {
   readonly sessionId: string | null;
   /** A Responses API follow-up's `previous_response_id`, or null. */
   readonly previousResponseId: string | null;
+  /** The JSON body's `flow.queue.class_field` (a priority class, `admission.ts`), if given. */
+  readonly classValue: unknown;
 }
 
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,128}$/;
@@ -115,6 +117,7 @@ export async function parse(
   const text = utf8(served === null ? fields.text : `${modelTag(served)}${fields.text}`);
   const chunkSize = config.router.chunkSize;
   const sessionHeader = config.router.sessionHeader;
+  const classField = config.flow?.queue.classField ?? "";
   return {
     endpoint,
     requestId,
@@ -131,6 +134,9 @@ export async function parse(
     tokensPerChunk: chunkSize / BYTES_PER_TOKEN,
     sessionId: sessionHeader === "" ? null : req.header(sessionHeader),
     previousResponseId: fields.previousResponseId,
+    classValue: classField !== "" && fields.json !== null && Object.hasOwn(fields.json, classField)
+      ? fields.json[classField]
+      : undefined,
   };
 }
 

@@ -111,16 +111,21 @@ export class Router {
     return this.#state.backends.filter((b) => b.admits());
   }
 
-  /** Starts active health checks (when configured) and the model refresher. */
+  /** Starts active health checks (when configured), the model refresher and the queue's tick. */
   start(): void {
     this.#started = true;
     this.#startHealth();
     this.#startModels();
+    this.#state.flow.start();
   }
 
-  /** Stops health checks and the model refresher. In-flight requests are not touched. */
+  /**
+   * Stops health checks, the model refresher and the queue's tick. In-flight requests are not
+   * touched; requests waiting in the router queue still go as workers free up.
+   */
   async stop(): Promise<void> {
     this.#started = false;
+    this.#state.flow.stop();
     await Promise.all([this.#stopHealth(), this.#stopModels()]);
   }
 
@@ -138,7 +143,10 @@ export class Router {
       intervalMs: s.config.health.intervalMs,
       timeoutMs: s.config.health.timeoutMs,
       onError: (id, error) => s.logger.debug("worker models not read", { backend: id, error }),
-      onChange: (id, models) => s.logger.info("worker models", { backend: id, models }),
+      onChange: (id, models) => {
+        s.logger.info("worker models", { backend: id, models });
+        s.flow.freed(); // requests for a model this worker now serves may go
+      },
     });
     this.#models.start();
   }
@@ -178,6 +186,7 @@ export class Router {
           });
         }
         b.up = up;
+        if (up) s.flow.freed(); // a worker back up takes requests from the router queue
       },
     });
     this.#health = health;
@@ -195,6 +204,7 @@ export class Router {
    * The router's last step, after its listener drained.
    */
   dispose(): void {
+    this.#state.flow.close();
     for (const b of this.#state.backends) b.dispose();
     for (const b of this.#state.retired) b.dispose();
   }
@@ -206,9 +216,11 @@ export class Router {
 
   /**
    * Aborts every upstream attempt in flight: streams end (SSE ones with an error event), requests
-   * still waiting for a worker are answered 503. For the end of a shutdown's grace period.
+   * still waiting for a worker (or in the router queue) are answered 503. For the end of a
+   * shutdown's grace period.
    */
   abortInflight(): void {
+    this.#state.flow.close();
     const reason = new RouterShutdown();
     for (const d of this.#state.attempts) d.abort(reason);
   }
@@ -238,6 +250,7 @@ export class Router {
     // From here on nothing throws.
     const summary = applyWorkers(s, next, strategy);
     wireLoad(s);
+    s.flow.update(next.flow); // new bounds and limits; workers added may take queued requests
     s.auth = new ApiKeyAuth(next.auth.apiKeys, next.auth.protectMetrics);
     if (
       this.#ownLogger &&

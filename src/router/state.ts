@@ -15,6 +15,7 @@ import { createStrategy } from "../strategies/mod.ts";
 import type { Strategy } from "../strategies/types.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { type Rng, SeededRng } from "../util/rng.ts";
+import { FlowControl } from "./admission.ts";
 import { ApiKeyAuth } from "./auth.ts";
 import { FaultMetrics } from "./fault_metrics.ts";
 import { LoadTracker } from "./load_tracker.ts";
@@ -46,6 +47,8 @@ export interface RouterState {
   draining: boolean;
   /** Responses API: response id → the worker that made it (and holds it). */
   readonly responses: ResponseOwners<Backend>;
+  /** Flow control (`flow:`): the router queue and tenant limits; does nothing while off. */
+  readonly flow: FlowControl;
 }
 
 /** Injected collaborators of a router. */
@@ -79,6 +82,11 @@ export function newRouterState(config: RouterConfig, deps: RouterDeps = {}): Rou
     attempts: new Set(),
     draining: false,
     responses: new ResponseOwners<Backend>(),
+    flow: new FlowControl(config.flow, {
+      backends: () => state.backends,
+      registry: metrics.registry,
+      clock,
+    }),
   };
   wireLoad(state);
   return state;
