@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { configFromWorkers } from "../src/config/mod.ts";
 import { apiKeyTenant } from "../src/router/admission.ts";
 import {
   chatBody,
@@ -389,6 +390,38 @@ Deno.test("flow: unknown priority is 400; a tenant over its rate gets 429 with R
     assert.equal(sample(m, "router_flow_admitted_total", { class: "batch", path: "direct" }), 1);
     assert.ok(!m.includes(key), "the key itself never appears");
   } finally {
+    await h.close();
+  }
+});
+
+Deno.test("flow: a reload turns the queue on (no more instant 503) and a shutdown answers the queue 503", async () => {
+  const log: Arrival[] = [];
+  const w = await gatedWorker("w1", log);
+  const workers = [{ url: w.url, maxInflight: 1 }];
+  const h = await routerHarness(workers, { server: { shutdownTimeoutMs: 300 } }, {
+    closeAlso: [w],
+  });
+  try {
+    const a = h.post(chatBody("a")).then(drain);
+    assert.ok(await until(() => log.length === 1));
+    const off = await drain(await h.post(chatBody("off")));
+    assert.equal(off.status, 503, "flow control off: every worker full is a 503 at once");
+    await h.router.reload(configFromWorkers(workers, {
+      server: { addr: "127.0.0.1:0", shutdownTimeoutMs: 300 },
+      health: { intervalMs: 0 },
+      flow: { queue: { classes: CLASSES } },
+    }));
+    const queued = h.post(chatBody("queued")).then(drain);
+    assert.ok(await untilMetrics(h, (m) => depth(m, "interactive") === 1));
+    // Shutdown: the grace period ends with the worker still busy; the queued request gets 503.
+    await h.running.shutdown();
+    const q = await queued;
+    assert.equal(q.status, 503);
+    assert.equal((q.body as { error: Record<string, unknown> }).error.code, "queue_closed");
+    await a.catch(() => {});
+    assert.deepEqual(log.map((x) => x.tag), ["a"]);
+  } finally {
+    w.open();
     await h.close();
   }
 });

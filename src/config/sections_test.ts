@@ -262,3 +262,23 @@ Deno.test("deploy/configmap.yaml holds a valid router config: kubernetes discove
   assert.deepEqual(config.workers, []);
   assert.equal(config.sync.redis?.url, "redis://llm-cache-router-redis:6379/0");
 });
+
+Deno.test("flow: off by default; the section from YAML or configFromWorkers; errors with paths", () => {
+  assert.equal(parseConfig(ONE_WORKER).flow, null);
+  const flow = parseConfig(`flow:\n  queue:\n    max_total: 10\n${ONE_WORKER}`).flow;
+  assert.equal(flow?.queue.maxTotal, 10);
+  assert.deepEqual(flow?.queue.classes.map((c) => [c.name, c.order]), [
+    ["interactive", "adaptive"],
+    ["batch", "adaptive"],
+  ]);
+  assert.deepEqual(
+    configFromWorkers(["http://127.0.0.1:1"], { flow: { queue: { max_total: 10 } } }).flow,
+    flow,
+  );
+  assert.deepEqual(errorsOf(() => parseConfig(`flow: {queue: {max_total: 0}}\n${ONE_WORKER}`)), [
+    "flow.queue.max_total must be an integer 1..1000000, got 0",
+  ]);
+  assert.deepEqual(errorsOf(() => parseConfig(`flow: {tenant: {}}\n${ONE_WORKER}`)), [
+    "unknown key flow.tenant, did you mean tenants?",
+  ]);
+});
