@@ -282,3 +282,18 @@ Deno.test("flow: off by default; the section from YAML or configFromWorkers; err
     "unknown key flow.tenant, did you mean tenants?",
   ]);
 });
+
+Deno.test("config/router.yaml's commented flow: example, uncommented, is a valid config", () => {
+  const text = Deno.readTextFileSync(new URL("../../config/router.yaml", import.meta.url));
+  const lines = text.split("\n");
+  const start = lines.indexOf("# flow:");
+  assert.ok(start > 0, "router.yaml has a commented flow: example");
+  const block: string[] = [];
+  for (const line of lines.slice(start)) {
+    if (!line.startsWith("#")) break;
+    block.push(line.slice(2));
+  }
+  const flow = parseConfig(`${block.join("\n")}\n${ONE_WORKER}`).flow;
+  assert.equal(flow?.queue.classes.length, 2);
+  assert.equal(flow?.tenants.limits["key:0123456789abcdef"]?.weight, 2);
+});
