@@ -14,8 +14,9 @@
  *    A wait ends dispatched, or shed: 429 with `Retry-After` (full, displaced, waited
  *    `max_wait`), 503 (the queue closed at shutdown), 499 (the client left: it never reaches a
  *    worker).
- * 2. `requeue` when `choose` then finds no worker after all (another request took the slot):
- *    back to the front of its tenant's flow, dispatched again by a later wake-up.
+ * 2. `wait` when `choose` then finds no worker after all (another request took the slot, or
+ *    raced this one since `admit`): a dispatched request goes back to the front of its tenant's
+ *    flow, one that went on at once joins the queue; a later wake-up lets it go again.
  * 3. `started` right after `Attempt.begin` (the worker's in-flight count holds it now), `hold`
  *    before the relay (the tenant's permit is held until that attempt settles), `end` when the
  *    proxy returns (everything not held is let go: a dispatch never started, the permit).
