@@ -9,8 +9,8 @@
  * default in YAML form, description), the field in `types.ts`' `RouterConfig`, and the key with
  * its default and comment in `config/router.yaml`; then regenerate the schema
  * (`deno run src/config/schema.ts > config/router.schema.json`). A new section: a new entry in
- * `SECTIONS` and `SectionName`. The `sync` and `discovery` sections are checked by their own
- * modules; `discovery.worker` uses the `WORKER` table here (every key but `id` and `url`).
+ * `SECTIONS` and `SectionName`. The `sync`, `discovery` and `flow` sections are checked by their
+ * own modules; `discovery.worker` uses the `WORKER` table here (every key but `id` and `url`).
  *
  * @module
  */
@@ -543,4 +543,5 @@ export const TOP_KEYS: readonly string[] = [
   "sync",
   "discovery",
   "tokenizers",
+  "flow",
 ];

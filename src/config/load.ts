@@ -100,13 +100,18 @@ export interface ConfigOverrides {
     /** Settings of every discovered worker; absent fields take the `workers[]` defaults. */
     readonly worker?: Partial<Omit<WorkerConfig, "id" | "url">>;
   };
+  /**
+   * Flow control, in its YAML form (`{queue: {max_total: 100, classes: [...]}, tenants: {...}}`,
+   * durations as strings); default off. Errors name its YAML keys (`flow.queue.max_total`).
+   */
+  readonly flow?: Readonly<Record<string, unknown>> | null;
 }
 
 /**
  * Builds a configuration in code (demo, benchmarks, tests) with the YAML path's defaults and
  * checks. Workers given as plain URLs get ids `w1`, `w2`, … by position. Errors name the
- * overrides' own fields (`router.chunkSize`), except in `sync` and `discovery` (their YAML keys,
- * `sync.redis.max_len`). Sync is off and discovery static unless overridden; with a `dns` or
+ * overrides' own fields (`router.chunkSize`), except in `sync`, `discovery` and `flow` (their
+ * YAML keys, `sync.redis.max_len`). Sync is off and discovery static unless overridden; with a `dns` or
  * `kubernetes` discovery `workers` must be empty.
  *
  * @throws {ConfigError} when a value is invalid.
@@ -129,6 +134,7 @@ export function configFromWorkers(
     return toRaw(merged, WORKER, `workers[${i}]`, labels, errors);
   });
   if (overrides.sync !== undefined) raw.sync = syncToRaw(overrides.sync);
+  if (overrides.flow !== undefined) raw.flow = overrides.flow;
   if (overrides.discovery !== undefined) {
     const d = overrides.discovery;
     const k = d.kubernetes;

@@ -83,6 +83,7 @@ const DEFAULTS: RouterConfig = {
     exportTimeoutMs: 10_000,
     maxRetries: 5,
   },
+  flow: null,
 };
 
 Deno.test("parseConfig fills every default", () => {

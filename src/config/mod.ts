@@ -14,6 +14,7 @@
 
 export type {
   DiscoveryConfig,
+  FlowConfig,
   LogLevel,
   ParseOptions,
   RouterConfig,

@@ -8,8 +8,9 @@
  *   default, which goes through the same check. Unknown keys are errors at every level, with the
  *   closest known key when one is close. A key set to `null` is an error unless the key is
  *   nullable; a whole section may be empty (`metrics:` with every key commented out).
- * - The `sync` and `discovery` sections are checked by their own modules (`src/sync/section.ts`,
- *   `src/discovery/section.ts`), with the same message form; `discovery.worker` is checked here
+ * - The `sync`, `discovery` and `flow` sections are checked by their own modules
+ *   (`src/sync/section.ts`, `src/discovery/section.ts`, `src/flow/section.ts`), with the same
+ *   message form; `discovery.worker` is checked here
  *   with the `workers[]` table (every key but `id` and `url`).
  * - `workers` is required and non-empty with `discovery.mode: static` (the default); with `dns`
  *   or `kubernetes` it must be empty or absent (the workers come from discovery).
@@ -21,6 +22,7 @@
  */
 
 import { resolveDiscoveryConfig } from "../discovery/section.ts";
+import { resolveFlowConfig } from "../flow/section.ts";
 import { resolveSyncConfig } from "../sync/section.ts";
 import { resolveTokenizersConfig } from "../tokenize/section.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -92,6 +94,8 @@ export function resolve(
     : null;
   const tokenizers = resolveTokenizersConfig(top.tokenizers, baseDir);
   errors.push(...tokenizers.errors);
+  const flow = resolveFlowConfig(top.flow, "flow");
+  errors.push(...flow.errors);
 
   checkListeners(out, problem);
   addKeysFile(out, problem, opts);
@@ -104,6 +108,7 @@ export function resolve(
     sync: sync.value,
     discovery,
     tokenizers: tokenizers.value,
+    flow: flow.value,
   } as unknown as RouterConfig;
 }
 

@@ -1,8 +1,8 @@
 /**
  * The JSON Schema (draft 2020-12) of the router's YAML config, generated from the tables the
  * loader itself checks with: `SECTIONS` and `WORKER` (`fields.ts`) for the scalar sections,
- * `workers[]` and `discovery.worker`, and the `sync:` and `discovery:` sections' own descriptions
- * (`SYNC_SCHEMA`, `DISCOVERY_SCHEMA`). Each key carries its type (from its check), its default (in
+ * `workers[]` and `discovery.worker`, and the `sync:`, `discovery:` and `flow:` sections' own
+ * descriptions (`SYNC_SCHEMA`, `DISCOVERY_SCHEMA`, `FLOW_SCHEMA`). Each key carries its type (from its check), its default (in
  * YAML form) and its description; durations and sizes are strings with a pattern or numbers.
  *
  * `config/router.schema.json` is this output with the strategy registry's names as the enum of
@@ -14,6 +14,7 @@
  */
 
 import { DISCOVERY_SCHEMA } from "../discovery/section.ts";
+import { FLOW_SCHEMA } from "../flow/schema.ts";
 import { SYNC_SCHEMA } from "../sync/section.ts";
 import { TOKENIZERS_SCHEMA } from "../tokenize/section.ts";
 import { type Field, REQUIRED, SECTIONS, TOP_KEYS, WORKER, WORKER_TEMPLATE } from "./fields.ts";
@@ -87,6 +88,7 @@ export function configSchema(opts: ParseOptions = {}): JsonSchema {
     sync: SYNC_SCHEMA,
     discovery,
     tokenizers: TOKENIZERS_SCHEMA,
+    flow: FLOW_SCHEMA,
   };
   // The same keys as the loader's top level, in its order.
   const ordered = Object.fromEntries(TOP_KEYS.map((k) => [k, properties[k]]));

@@ -262,3 +262,38 @@ Deno.test("deploy/configmap.yaml holds a valid router config: kubernetes discove
   assert.deepEqual(config.workers, []);
   assert.equal(config.sync.redis?.url, "redis://llm-cache-router-redis:6379/0");
 });
+
+Deno.test("flow: off by default; the section from YAML or configFromWorkers; errors with paths", () => {
+  assert.equal(parseConfig(ONE_WORKER).flow, null);
+  const flow = parseConfig(`flow:\n  queue:\n    max_total: 10\n${ONE_WORKER}`).flow;
+  assert.equal(flow?.queue.maxTotal, 10);
+  assert.deepEqual(flow?.queue.classes.map((c) => [c.name, c.order]), [
+    ["interactive", "adaptive"],
+    ["batch", "adaptive"],
+  ]);
+  assert.deepEqual(
+    configFromWorkers(["http://127.0.0.1:1"], { flow: { queue: { max_total: 10 } } }).flow,
+    flow,
+  );
+  assert.deepEqual(errorsOf(() => parseConfig(`flow: {queue: {max_total: 0}}\n${ONE_WORKER}`)), [
+    "flow.queue.max_total must be an integer 1..1000000, got 0",
+  ]);
+  assert.deepEqual(errorsOf(() => parseConfig(`flow: {tenant: {}}\n${ONE_WORKER}`)), [
+    "unknown key flow.tenant, did you mean tenants?",
+  ]);
+});
+
+Deno.test("config/router.yaml's commented flow: example, uncommented, is a valid config", () => {
+  const text = Deno.readTextFileSync(new URL("../../config/router.yaml", import.meta.url));
+  const lines = text.split("\n");
+  const start = lines.indexOf("# flow:");
+  assert.ok(start > 0, "router.yaml has a commented flow: example");
+  const block: string[] = [];
+  for (const line of lines.slice(start)) {
+    if (!line.startsWith("#")) break;
+    block.push(line.slice(2));
+  }
+  const flow = parseConfig(`${block.join("\n")}\n${ONE_WORKER}`).flow;
+  assert.equal(flow?.queue.classes.length, 2);
+  assert.equal(flow?.tenants.limits["key:0123456789abcdef"]?.weight, 2);
+});

@@ -7,12 +7,13 @@
  */
 
 import type { DiscoveryConfig, WorkerTemplate } from "../discovery/section.ts";
+import type { FlowConfig } from "../flow/types.ts";
 import type { StrategyParams } from "../strategies/types.ts";
 import type { SyncConfig } from "../sync/section.ts";
 import type { TokenizerSpec } from "../tokenize/section.ts";
 import type { TracingConfig } from "../telemetry/types.ts";
 
-export type { DiscoveryConfig, SyncConfig, TokenizerSpec, WorkerTemplate };
+export type { DiscoveryConfig, FlowConfig, SyncConfig, TokenizerSpec, WorkerTemplate };
 
 /** Log verbosity. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -149,6 +150,12 @@ export interface RouterConfig {
    * rules and defaults as a `workers[]` entry: the settings of every discovered worker.
    */
   readonly discovery: DiscoveryConfig & { readonly worker: WorkerTemplate };
+  /**
+   * Flow control (`flow:`): the router queue (priority classes, fairness across tenants, max
+   * wait) and per-tenant limits; null (the section absent) = off: a request that finds every
+   * worker full is answered 503 at once.
+   */
+  readonly flow: FlowConfig | null;
   readonly logging: {
     readonly level: LogLevel;
     readonly format: "text" | "json";

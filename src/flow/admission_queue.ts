@@ -7,8 +7,10 @@
  * wait then sheds it, with a `Retry-After`). Within a class, deficit round robin across tenants
  * (`fair_queue.ts`): a tenant flooding the class gets its share of the dispatches and no more, so
  * another tenant's request waits for at most one round of the others, whatever their backlog.
- * Within one tenant's flow, FCFS or LIFO (`order`, per class; LIFO keeps goodput under sustained
- * overload, measured in `overload.ts`).
+ * Within one tenant's flow, FCFS, LIFO or adaptive (`order`, per class): adaptive is FCFS while
+ * the class's oldest request has waited less than {@link ADAPTIVE_LIFO_AFTER} of its max wait and
+ * LIFO once it has waited longer, so a burst that drains is served in arrival order and a standing
+ * queue serves the requests that can still be on time (measured in `overload.ts`).
  * A request's DRR cost is 1 by default (`fair_cost: requests`): what the queue hands out is a
  * dispatch slot, and `max_inflight` counts requests, not tokens, so one request = one slot is the
  * fair unit. `fair_cost: prompt_tokens` charges the router's estimate of the prompt (bytes ÷ 4)
@@ -34,6 +36,9 @@
  * front of their tenant's flow, cost refunded). Neither ever dispatches by itself: a wake-up comes
  * only from the owner, and one call lets each waiting request go at most once, so a request that
  * keeps losing races cannot spin.
+ *
+ * Queues may share one `max_total` (`shared`: the router's queues per served model): the bound
+ * counts them all, and room is made by displacing the lowest-ranked sheddable request of any.
  *
  * Both forms of waiting run the same code: `enqueue` (a promise, the router) and `submit` (a
  * callback called synchronously at dispatch or shed, the virtual-time simulator).
@@ -69,6 +74,17 @@ import {
 /** Tenant labels the stats keep at most; more are counted as `other`. */
 export const MAX_LABELS = 1000;
 
+/** Share of a class's max wait after which `order: adaptive` turns to LIFO. */
+export const ADAPTIVE_LIFO_AFTER = 0.5;
+
+/** Queues sharing one `max_total` (see the module comment). */
+export interface SharedBound {
+  /** Requests waiting in all the queues. */
+  depth(): number;
+  /** Displaces a request ranked below `className` in one of the queues; false when none can go. */
+  displace(className: string): boolean;
+}
+
 /** Options of {@linkcode AdmissionQueue}. */
 export interface AdmissionQueueOptions {
   readonly config: FlowQueueConfig;
@@ -83,6 +99,8 @@ export interface AdmissionQueueOptions {
   /** Metric label of a tenant (its id when configured, else `other`); default `other`. */
   readonly labelOf?: (tenant: string) => string;
   readonly observer?: FlowObserver;
+  /** The bound this queue shares with others; default: its own depth against `max_total`. */
+  readonly shared?: SharedBound;
 }
 
 interface ClassState {
@@ -119,6 +137,7 @@ export class AdmissionQueue {
   readonly #weightOf: (tenant: string) => number;
   readonly #labelOf: (tenant: string) => string;
   readonly #observer: FlowObserver;
+  readonly #shared: SharedBound | undefined;
   readonly #rate = new DecayingRate();
   readonly #labels = new Map<string, LabelCounts>();
   #config: FlowQueueConfig;
@@ -135,6 +154,7 @@ export class AdmissionQueue {
     this.#weightOf = opts.weightOf ?? (() => 1);
     this.#labelOf = opts.labelOf ?? (() => OTHER_TENANT);
     this.#observer = opts.observer ?? {};
+    this.#shared = opts.shared;
     this.#config = opts.config;
     this.update(opts.config);
   }
@@ -147,6 +167,28 @@ export class AdmissionQueue {
   /** Dispatched requests that have not called `started` or `requeue` yet. */
   get inTransit(): number {
     return this.#inTransit;
+  }
+
+  /** Rank of the highest-ranked class with a request waiting; -Infinity when none waits. */
+  get topRank(): number {
+    for (const c of this.#classes) if (c.queue.size > 0) return c.config.rank;
+    return -Infinity;
+  }
+
+  /** Rank of the class `displace(className)` would take a request from; null when none. */
+  sheddableRank(className: string): number | null {
+    const rank = this.#classOf(className).config.rank;
+    for (let i = this.#classes.length - 1; i >= 0; i--) {
+      const c = this.#classes[i];
+      if (c.config.rank >= rank) return null;
+      if (c.config.sheddable && c.queue.size > 0) return c.config.rank;
+    }
+    return null;
+  }
+
+  /** Sheds (`displaced`) the newest request of the lowest sheddable class below `className`. */
+  displace(className: string): boolean {
+    return this.#displaceFor(this.#classOf(className));
   }
 
   /**
@@ -202,12 +244,13 @@ export class AdmissionQueue {
           : `Router queue for class ${c.name} is full: ${cls.queue.size} requests waiting`,
       );
     }
-    if (this.#depth >= this.#config.maxTotal && !this.#displaceFor(cls)) {
-      return this.#refuse(
-        e,
-        "queue_full",
-        `Router queue is full: ${this.#depth} requests waiting`,
-      );
+    const shared = this.#shared;
+    const total = shared === undefined ? this.#depth : shared.depth();
+    if (
+      total >= this.#config.maxTotal &&
+      !(shared === undefined ? this.#displaceFor(cls) : shared.displace(c.name))
+    ) {
+      return this.#refuse(e, "queue_full", `Router queue is full: ${total} requests waiting`);
     }
     cls.enqueued++;
     cls.queue.push(e);
@@ -414,6 +457,11 @@ export class AdmissionQueue {
       }
     }
     if (cls === undefined) return false;
+    const now = this.#sched.now();
+    if (cls.config.order === "adaptive") {
+      cls.queue.lifo = now - cls.queue.oldest!.enqueuedAt >=
+        cls.config.maxWaitMs * ADAPTIVE_LIFO_AFTER;
+    }
     const e = cls.queue.pick()!;
     // pick() took it out of the class queue; #leave's remove is then a no-op.
     this.#leave(e);
@@ -421,7 +469,6 @@ export class AdmissionQueue {
     this.#inTransit++;
     cls.dispatched++;
     this.#counts(e.label).dispatched++;
-    const now = this.#sched.now();
     this.#rate.note(now);
     const waitedMs = now - e.enqueuedAt;
     this.#observe(() => this.#observer.dispatched?.(cls.config.name, e.label, waitedMs));

@@ -4,10 +4,14 @@
  *
  * Scenario (defaults). 4 workers of profile `a100-7b`. Two classes: `interactive` (rank 10, 512
  * prompt tokens, 64 answer tokens, TTFT target 1 s) and `batch` (rank 0, sheddable, 2048 prompt,
- * 256 answer, TTFT target 10 s). Two tenants: `alice` sends interactive requests at 10 % of the
- * fleet's capacity; `mallory` floods, interactive at 200 % and batch at 50 %: 2.6 × capacity in
- * all, and the interactive class alone is over capacity. Poisson arrivals for 60 s (seeded).
- * Clients give up (and the engine drops their request) when no first token came within 30 s.
+ * 256 answer, TTFT target 10 s). Two tenants, in one of two load shapes (`--scenario`):
+ * - `flood` (default): `alice` sends interactive requests at 10 % of the fleet's capacity;
+ *   `mallory` floods, interactive at 200 % and batch at 50 %: 2.6 × capacity in all, and the
+ *   interactive class alone is over capacity (what fairness and order do);
+ * - `priority`: interactive at 80 % of capacity (alice 10 %, mallory 70 %), mallory's batch at
+ *   120 %: 2 × capacity, while the interactive class alone fits (what priority does).
+ * Poisson arrivals for 60 s (seeded). Clients give up (and the engine drops their request) when
+ * no first token came within 30 s.
  *
  * Capacity is measured first: one engine kept full (`max_num_seqs` requests in flight, closed
  * loop) on the same mix of requests, completions per second × workers.
@@ -17,18 +21,20 @@
  *   whose own FCFS queue grows (the router without `max_inflight`);
  * - `reject`: `max_inflight` per worker (default 16), no queue: a request finding every worker
  *   full is answered 503 at once (today's router with caps);
- * - `queue`: `max_inflight` per worker and the router queue (`AdmissionQueue`): strict priority,
- *   DRR across tenants, max wait = the class's TTFT target (1 s, 10 s), 429 when shed;
- * - `queue_fcfs`: the same queue with one tenant key for all, so FCFS within a class (what DRR
- *   adds, measured);
- * - `queue_lifo`: the same queue with `order: lifo` in both classes (each tenant's newest request
- *   first: under sustained overload FCFS sends only requests that already waited about their max
- *   wait, so late; LIFO sends fresh ones and lets the oldest time out).
+ * - `queue`: `max_inflight` per worker and the router queue (`AdmissionQueue`) with the defaults
+ *   of `flow.queue`: strict priority, DRR across tenants, `order: adaptive`; max wait = the
+ *   class's TTFT target (1 s, 10 s), 429 when shed;
+ * - `queue_fcfs`: the same with `order: fcfs` in both classes (oldest first: under sustained
+ *   overload it sends only requests that already waited about their max wait, so late);
+ * - `queue_lifo`: the same with `order: lifo` (newest first: fresh requests go, the oldest time
+ *   out; but a burst that drains is served newest first too);
+ * - `queue_no_drr`: the defaults with one tenant key for all (what DRR adds, measured).
  *
  * Figures per mode, class and tenant: TTFT p50/p95 of the requests that got a first token (from
  * arrival at the router, queue wait included), the router-side wait p95, the number that got a
- * first token, goodput (requests whose TTFT met their class's target, per second of the arrival
- * window) and the requests lost by reason. Deterministic for a seed.
+ * first token, the share of the requests sent whose TTFT met their class's target (a class "meets
+ * its target" when that share is at least 95 %), goodput (requests meeting the target, per second
+ * of the arrival window) and the requests lost by reason. Deterministic for a seed.
  *
  * @module
  */
@@ -61,7 +67,13 @@ export interface OverloadStream {
 }
 
 /** How the router handles the load. */
-export type OverloadMode = "direct" | "reject" | "queue" | "queue_fcfs" | "queue_lifo";
+export type OverloadMode =
+  | "direct"
+  | "reject"
+  | "queue"
+  | "queue_fcfs"
+  | "queue_lifo"
+  | "queue_no_drr";
 
 /** Every mode, in the order the default run reports them. */
 export const MODES: readonly OverloadMode[] = [
@@ -70,7 +82,14 @@ export const MODES: readonly OverloadMode[] = [
   "queue",
   "queue_fcfs",
   "queue_lifo",
+  "queue_no_drr",
 ];
+
+/** Class order each queue mode forces (the others keep the config's). */
+const MODE_ORDER: Partial<Record<OverloadMode, "fcfs" | "lifo">> = {
+  queue_fcfs: "fcfs",
+  queue_lifo: "lifo",
+};
 
 /** Options of {@linkcode runOverload}; every field has a default (see the module comment). */
 export interface OverloadOptions {
@@ -102,6 +121,8 @@ export interface ClassFigures {
   readonly queueWaitP95Ms: number;
   /** Requests meeting the class's TTFT target, per second of the arrival window. */
   readonly goodputPerS: number;
+  /** Share of the requests sent that met their class's TTFT target (0..1). */
+  readonly metTargetShare: number;
   /** Requests that did not finish, by reason (`client_timeout`, `no_worker`, queue sheds). */
   readonly lost: Readonly<Record<string, number>>;
 }
@@ -136,11 +157,21 @@ const DEFAULT_KINDS: Readonly<Record<string, RequestKind>> = {
   batch: { promptTokens: 2048, maxTokens: 256, ttftTargetMs: 10_000 },
 };
 
-const DEFAULT_STREAMS: readonly OverloadStream[] = [
-  { tenant: "alice", className: "interactive", share: 0.1 },
-  { tenant: "mallory", className: "interactive", share: 2.0 },
-  { tenant: "mallory", className: "batch", share: 0.5 },
-];
+/** The load shapes of the module comment. */
+export const SCENARIOS: Readonly<Record<string, readonly OverloadStream[]>> = {
+  flood: [
+    { tenant: "alice", className: "interactive", share: 0.1 },
+    { tenant: "mallory", className: "interactive", share: 2.0 },
+    { tenant: "mallory", className: "batch", share: 0.5 },
+  ],
+  priority: [
+    { tenant: "alice", className: "interactive", share: 0.1 },
+    { tenant: "mallory", className: "interactive", share: 0.7 },
+    { tenant: "mallory", className: "batch", share: 1.2 },
+  ],
+};
+
+const DEFAULT_STREAMS = SCENARIOS.flood;
 
 /**
  * The experiment's queue: `flow.queue` defaults, `max_total` 4000, max waits by class (default:
@@ -290,10 +321,11 @@ function runMode(o: Resolved, mode: OverloadMode, arrivals: readonly Arrival[]):
   const sched = new VirtualScheduler();
   const fleet = new SimFleet(sched, o.params, o.workers);
   const cap = mode === "direct" ? 0 : o.maxInflight;
+  const order = MODE_ORDER[mode];
   const queue = !mode.startsWith("queue") ? null : new AdmissionQueue({
-    config: mode !== "queue_lifo" ? o.queue : {
+    config: order === undefined ? o.queue : {
       ...o.queue,
-      classes: o.queue.classes.map((c) => ({ ...c, order: "lifo" as const })),
+      classes: o.queue.classes.map((c) => ({ ...c, order })),
     },
     scheduler: sched,
     capacity: () => fleet.free(cap),
@@ -324,8 +356,8 @@ function runMode(o: Resolved, mode: OverloadMode, arrivals: readonly Arrival[]):
       return;
     }
     if (queue.waitingAhead(r.className) === 0 && dispatch(r)) return;
-    // queue_fcfs: one tenant key for all, so DRR has nothing to share (FCFS within a class).
-    const tenant = mode === "queue_fcfs" ? "all" : r.tenant;
+    // queue_no_drr: one tenant key for all, so DRR has nothing to share.
+    const tenant = mode === "queue_no_drr" ? "all" : r.tenant;
     queue.submit({ class: r.className, tenant, signal: ac.signal }, (adm: Admission) => {
       if (!adm.ok) {
         r.outcome ??= adm.reason;
@@ -404,6 +436,7 @@ function classFigures(o: Resolved, rs: readonly SimRequest[]): ClassFigures {
     ttftP95Ms: percentile(ttft, 95),
     queueWaitP95Ms: percentile(waits, 95),
     goodputPerS: (good / o.durationMs) * 1000,
+    metTargetShare: rs.length === 0 ? 1 : good / rs.length,
     lost,
   };
 }
@@ -413,14 +446,15 @@ export function formatOverload(r: OverloadResult): string {
   const lines = [
     `capacity ${r.capacityPerS.toFixed(1)} req/s, arrivals ${r.arrivalPerS.toFixed(1)} req/s ` +
     `(${(r.arrivalPerS / r.capacityPerS).toFixed(2)}x), max_inflight ${r.maxInflight}`,
-    "mode       stream                 sent  served  TTFT p50  TTFT p95  wait p95  goodput/s  lost",
+    "mode         stream                 sent  served  TTFT p50  TTFT p95  wait p95  met  goodput/s  lost",
   ];
   const row = (mode: string, name: string, c: ClassFigures) => {
     const lost = Object.entries(c.lost).map(([k, v]) => `${k}=${v}`).join(" ");
     lines.push(
-      `${mode.padEnd(10)} ${name.padEnd(21)} ${String(c.sent).padStart(5)} ` +
+      `${mode.padEnd(12)} ${name.padEnd(21)} ${String(c.sent).padStart(5)} ` +
         `${String(c.served).padStart(7)} ${fmt(c.ttftP50Ms).padStart(9)} ` +
         `${fmt(c.ttftP95Ms).padStart(9)} ${fmt(c.queueWaitP95Ms).padStart(9)} ` +
+        `${(Math.round(c.metTargetShare * 100) + "%").padStart(4)} ` +
         `${c.goodputPerS.toFixed(1).padStart(10)}  ${lost}`,
     );
   };
@@ -428,11 +462,11 @@ export function formatOverload(r: OverloadResult): string {
     for (const [k, c] of Object.entries(m.classes)) row(m.mode, k, c);
     for (const [k, c] of Object.entries(m.streams)) row(m.mode, `  ${k}`, c);
     lines.push(
-      `${m.mode.padEnd(10)} goodput ${m.goodputPerS.toFixed(1)} req/s, largest engine queue ` +
+      `${m.mode.padEnd(12)} goodput ${m.goodputPerS.toFixed(1)} req/s, largest engine queue ` +
         `${m.maxEngineWaiting}, largest router queue ${m.maxQueueDepth}, leftover ${m.leftover}`,
     );
   }
-  lines.push("(times in ms; wait = arrival to dispatch)");
+  lines.push("(times in ms; wait = arrival to dispatch; met = share of sent within TTFT target)");
   return lines.join("\n");
 }
 
@@ -449,10 +483,12 @@ Options:
   --workers N          engines (default 4)
   --profile NAME       ${PROFILE_NAMES.join(", ")} (default a100-7b)
   --duration-ms N      arrival window (default 60000)
-  --overload X         multiplies every stream's share of capacity (default 1: 2.6x in all)
+  --scenario NAME      ${Object.keys(SCENARIOS).join(", ")} (default flood: 2.6x capacity in all;
+                       priority: 2x, interactive alone at 0.8x)
+  --overload X         multiplies every stream's share of capacity (default 1)
   --max-inflight N     per-worker cap of the reject and queue modes (default 16)
   --max-wait C=D,...   router queue max wait by class (default interactive=1s,batch=10s)
-  --modes A,B,...      direct, reject, queue, queue_fcfs, queue_lifo (default all)
+  --modes A,B,...      ${MODES.join(", ")} (default all)
   --seed N             arrival seed (default 1)
   --json               print the result as JSON
   -h, --help           show this help
@@ -469,6 +505,7 @@ export function main(args: readonly string[]): number {
         profile: { type: "string" },
         "duration-ms": { type: "string" },
         overload: { type: "string" },
+        scenario: { type: "string" },
         "max-inflight": { type: "string" },
         "max-wait": { type: "string" },
         modes: { type: "string" },
@@ -492,7 +529,14 @@ export function main(args: readonly string[]): number {
     return n;
   };
   try {
+    const scenario = values.scenario ?? "flood";
+    if (!Object.hasOwn(SCENARIOS, scenario)) {
+      throw new RangeError(
+        `--scenario takes ${Object.keys(SCENARIOS).join(", ")}, got "${scenario}"`,
+      );
+    }
     const result = runOverload({
+      streams: SCENARIOS[scenario],
       workers: num("workers", values.workers, (n) => Number.isInteger(n) && n >= 1),
       profile: values.profile,
       durationMs: num("duration-ms", values["duration-ms"], (n) => n > 0 && n <= 3_600_000),

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { main, type OverloadOptions, runOverload } from "./overload.ts";
+import { main, type OverloadOptions, runOverload, SCENARIOS } from "./overload.ts";
 
 const SMALL: OverloadOptions = { workers: 2, durationMs: 10_000, seed: 7 };
 
@@ -28,18 +28,36 @@ Deno.test("overload: accounting, queue vs direct, DRR vs FCFS, determinism", () 
     `interactive p95: queue ${queue.classes.interactive.ttftP95Ms}, direct ${direct.classes.interactive.ttftP95Ms}`,
   );
   // FCFS under sustained overload sends requests that already waited about max wait (late);
-  // LIFO sends fresh ones: more goodput than no queue and than FCFS.
+  // LIFO sends fresh ones: more goodput than no queue and than FCFS; adaptive (the default, in
+  // mode queue) turns to LIFO under sustained overload and keeps that goodput.
+  const fcfs = mode("queue_fcfs");
   assert.ok(mode("queue_lifo").goodputPerS > direct.goodputPerS);
-  assert.ok(mode("queue_lifo").goodputPerS > queue.goodputPerS);
+  assert.ok(mode("queue_lifo").goodputPerS > fcfs.goodputPerS);
+  assert.ok(queue.goodputPerS > fcfs.goodputPerS);
+  assert.ok(queue.goodputPerS > direct.goodputPerS);
   assert.ok(direct.maxEngineWaiting > 10 * queue.maxEngineWaiting);
-  // DRR: the light tenant gets more of its requests served, and sooner, than under FCFS.
+  // DRR: the light tenant gets more of its requests served, and sooner, than with one key for all.
   const alice = queue.streams["alice/interactive"];
-  const aliceFcfs = mode("queue_fcfs").streams["alice/interactive"];
-  assert.ok(alice.served > aliceFcfs.served, `alice ${alice.served} vs ${aliceFcfs.served}`);
-  assert.ok(alice.ttftP95Ms < aliceFcfs.ttftP95Ms);
+  const aliceOne = mode("queue_no_drr").streams["alice/interactive"];
+  assert.ok(alice.served > aliceOne.served, `alice ${alice.served} vs ${aliceOne.served}`);
+  assert.ok(alice.metTargetShare > aliceOne.metTargetShare);
   // Shed answers, not engine queues, absorb the excess.
   assert.ok((queue.classes.batch.lost.timeout ?? 0) > 0);
   assert.deepEqual(runOverload(SMALL), r);
+});
+
+Deno.test("overload, priority scenario: the queue meets the interactive target, 503s do not", () => {
+  const r = runOverload({
+    durationMs: 30_000,
+    seed: 7,
+    streams: SCENARIOS.priority,
+    modes: ["reject", "queue"],
+  });
+  const [reject, queue] = r.modes;
+  assert.ok(queue.classes.interactive.metTargetShare >= 0.95, JSON.stringify(queue.classes));
+  assert.ok(queue.classes.interactive.ttftP95Ms <= 1000);
+  assert.ok(reject.classes.interactive.metTargetShare < 0.6, JSON.stringify(reject.classes));
+  assert.ok(queue.goodputPerS > reject.goodputPerS);
 });
 
 Deno.test("overload main: help, bad flags, a bad --max-wait", () => {
@@ -56,6 +74,8 @@ Deno.test("overload main: help, bad flags, a bad --max-wait", () => {
     assert.equal(main(["--max-wait", "interactive"]), 2);
     assert.equal(main(["--modes", "queue,nope"]), 2);
     assert.match(out.at(-1)!, /--modes takes direct, reject, queue, queue_fcfs, queue_lifo/);
+    assert.equal(main(["--scenario", "nope"]), 2);
+    assert.match(out.at(-1)!, /--scenario takes flood, priority/);
   } finally {
     console.log = log;
     console.error = error;

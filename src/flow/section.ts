@@ -15,9 +15,9 @@
  *     max_retry_after: 60s       # largest Retry-After answered
  *     classes:                   # default: these two
  *       - { name: interactive, rank: 10, max_queue: 1000, max_wait: 10s, sheddable: false,
- *           values: [high], order: fcfs }
+ *           values: [high], order: adaptive }
  *       - { name: batch, rank: 0, max_queue: 1000, max_wait: 60s, sheddable: true,
- *           values: [low], order: fcfs }
+ *           values: [low], order: adaptive }
  *   tenants:
  *     source: api_key            # api_key (fingerprint of the client's key) | header
  *     header: x-tenant-id        # required with source: header
@@ -28,8 +28,12 @@
  * ```
  *
  * `burst` defaults to one second's worth (`ceil(rps)`); `max_queue` to `max_total`. `order` is the
- * order of one tenant's waiting requests in a class: `fcfs`, or `lifo` (newest first), which keeps
- * goodput under sustained overload (see `fair_queue.ts` and `overload.ts`).
+ * order of one tenant's waiting requests in a class: `fcfs` (oldest first), `lifo` (newest
+ * first), or `adaptive` (the default: FCFS while the class's oldest request has waited less than
+ * half its max wait, LIFO after). Measured in `overload.ts`: FCFS with a max wait near the TTFT
+ * target sends only requests that are already late under sustained overload (less goodput than
+ * answering 503 at once); LIFO keeps the goodput but lengthens the tail of a burst that drains;
+ * adaptive has the goodput of LIFO and the TTFT p95 of FCFS.
  *
  * @module
  */
@@ -39,6 +43,7 @@ import { mapping, show, unknownKeys } from "../config/validate.ts";
 import { MAX_TENANT_ID } from "./classify.ts";
 import { OTHER_TENANT } from "./types.ts";
 import type {
+  ClassOrder,
   FairCost,
   FlowClassConfig,
   FlowConfig,
@@ -49,7 +54,8 @@ import type {
 
 const CLASS_NAME = /^[a-z][a-z0-9_-]{0,31}$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
-const QUEUE_KEYS = [
+/** Keys of `flow.queue`. */
+export const QUEUE_KEYS: readonly string[] = [
   "max_total",
   "default_class",
   "class_header",
@@ -59,8 +65,28 @@ const QUEUE_KEYS = [
   "max_retry_after",
   "classes",
 ];
-const CLASS_KEYS = ["name", "rank", "max_queue", "max_wait", "sheddable", "values", "order"];
-const LIMIT_KEYS = ["rps", "burst", "max_concurrent", "weight"];
+const ORDERS: readonly ClassOrder[] = ["adaptive", "fcfs", "lifo"];
+/** Keys of one `flow.queue.classes[]` entry. */
+export const CLASS_KEYS: readonly string[] = [
+  "name",
+  "rank",
+  "max_queue",
+  "max_wait",
+  "sheddable",
+  "values",
+  "order",
+];
+/** Keys of one tenant's limits. */
+export const LIMIT_KEYS: readonly string[] = ["rps", "burst", "max_concurrent", "weight"];
+
+/** Keys of `flow.tenants`. */
+export const TENANT_KEYS: readonly string[] = [
+  "source",
+  "header",
+  "max_tracked",
+  "default",
+  "limits",
+];
 
 /** Limits that limit nothing. */
 export const NO_LIMIT: TenantLimitConfig = { rps: 0, burst: 0, maxConcurrent: 0, weight: 1 };
@@ -160,9 +186,9 @@ function resolveClasses(
     if (typeof sheddable !== "boolean") {
       errors.push(`${p}.sheddable must be true or false, got ${show(sheddable)}`);
     }
-    const order = c.order ?? "fcfs";
-    if (order !== "fcfs" && order !== "lifo") {
-      errors.push(`${p}.order must be fcfs or lifo, got ${show(order)}`);
+    const order = c.order ?? "adaptive";
+    if (!ORDERS.includes(order as ClassOrder)) {
+      errors.push(`${p}.order must be one of ${ORDERS.join(", ")}, got ${show(order)}`);
     }
     const values: string[] = [];
     const rawValues = c.values ?? [];
@@ -190,7 +216,7 @@ function resolveClasses(
       maxWaitMs,
       sheddable: sheddable === true,
       values,
-      order: order === "lifo" ? "lifo" : "fcfs",
+      order: ORDERS.includes(order as ClassOrder) ? order as ClassOrder : "adaptive",
     });
   });
   const ranks = new Set<number>();
@@ -205,7 +231,7 @@ function resolveClasses(
 
 function resolveTenants(raw: unknown, path: string, errors: string[]): TenantsConfig {
   const t = mapping(raw ?? {}, path, errors) ?? {};
-  unknownKeys(t, ["source", "header", "max_tracked", "default", "limits"], path, errors);
+  unknownKeys(t, TENANT_KEYS, path, errors);
   const source = t.source ?? "api_key";
   if (source !== "api_key" && source !== "header") {
     errors.push(`${path}.source must be api_key or header, got ${show(source)}`);

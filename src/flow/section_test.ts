@@ -22,7 +22,7 @@ Deno.test("flow: {} resolves to the documented defaults", () => {
           maxWaitMs: 10_000,
           sheddable: false,
           values: ["high"],
-          order: "fcfs",
+          order: "adaptive",
         },
         {
           name: "batch",
@@ -31,7 +31,7 @@ Deno.test("flow: {} resolves to the documented defaults", () => {
           maxWaitMs: 60_000,
           sheddable: true,
           values: ["low"],
-          order: "fcfs",
+          order: "adaptive",
         },
       ],
       defaultClass: "interactive",
@@ -76,7 +76,7 @@ Deno.test("flow: a full config, classes sorted by rank, burst defaulting to one 
   assert.deepEqual(
     value!.queue.classes.map((c) => [c.name, c.maxQueue, c.maxWaitMs, c.values, c.order]),
     [
-      ["top", 5, 2000, ["p0", "0"], "fcfs"],
+      ["top", 5, 2000, ["p0", "0"], "adaptive"],
       ["low", 50, 300_000, [], "lifo"],
     ],
   );
@@ -124,7 +124,7 @@ Deno.test("flow: every error is reported with its path and value", () => {
     'flow.queue.classes[1].max_wait must be a positive duration such as "10s", got "0s"',
     "flow.queue.classes[2].max_queue must be an integer 0..1000000, got -2",
     'flow.queue.classes[2].sheddable must be true or false, got "yes"',
-    'flow.queue.classes[2].order must be fcfs or lifo, got "random"',
+    'flow.queue.classes[2].order must be one of adaptive, fcfs, lifo, got "random"',
     'flow.queue.classes[2] names "X", already named by flow.queue.classes[1]',
     "flow.queue.classes: two classes have rank 1; ranks must differ",
     'flow.queue.default_class must be one of a, b, got "nope"',

@@ -8,6 +8,9 @@
 
 import type { Clock } from "../util/clock.ts";
 
+/** Order of one tenant's waiting requests in a class; see `FlowClassConfig.order`. */
+export type ClassOrder = "fcfs" | "lifo" | "adaptive";
+
 /** One priority class (`flow.queue.classes[]`). */
 export interface FlowClassConfig {
   /** Name, used in metrics labels and messages. */
@@ -26,10 +29,12 @@ export interface FlowClassConfig {
   /** Header or body values naming this class besides its name (compared case-insensitively). */
   readonly values: readonly string[];
   /**
-   * Order of one tenant's waiting requests: `fcfs` (oldest first) or `lifo` (newest first: under
-   * sustained overload the requests sent can still be on time, the oldest reach max wait).
+   * Order of one tenant's waiting requests: `fcfs` (oldest first), `lifo` (newest first: under
+   * sustained overload the requests sent can still be on time, the oldest reach max wait), or
+   * `adaptive` (the default: FCFS while the class's oldest request has waited less than half its
+   * max wait, LIFO once it has waited longer, i.e. while the queue stands instead of draining).
    */
-  readonly order: "fcfs" | "lifo";
+  readonly order: ClassOrder;
 }
 
 /** What the DRR cost of one request counts. */

@@ -12,7 +12,7 @@
  *   the first byte, or a status ≥ 500) or, when neither was given, a release of the probe token
  *   at `settle` (the client left, the router shut down: no word on the worker);
  * - `settle`: deadlines cleared, in-flight down, the load tracker and prediction feedback told,
- *   a retired worker let go when its last request ends.
+ *   a retired worker let go when its last request ends, the router queue woken.
  *
  * @module
  */
@@ -199,7 +199,9 @@ export class Attempt {
   succeeded(): void {
     if (this.#judged) return;
     this.#judged = true;
+    const closing = this.backend.breaker.state !== "closed";
     this.backend.breaker.success();
+    if (closing) this.#state.flow.freed(); // a closed breaker takes max_inflight again
   }
 
   /**
@@ -242,6 +244,7 @@ export class Attempt {
     }
     // A worker a reload removed (and disposed) is held only while its requests run.
     if (state.retired.size > 0 && b.inflight === 0) state.retired.delete(b);
+    state.flow.settled(this); // a slot is free: the router queue may send a waiting request
   }
 }
 

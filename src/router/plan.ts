@@ -64,6 +64,8 @@ export interface RequestPlan {
   readonly sessionId: string | null;
   /** A Responses API follow-up's `previous_response_id`, or null. */
   readonly previousResponseId: string | null;
+  /** The JSON body's `flow.queue.class_field` (a priority class, `admission.ts`), if given. */
+  readonly classValue: unknown;
 }
 
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,128}$/;
@@ -121,6 +123,7 @@ export async function parse(
     state.backends,
   );
   const sessionHeader = config.router.sessionHeader;
+  const classField = config.flow?.queue.classField ?? "";
   const common = {
     endpoint,
     requestId,
@@ -134,6 +137,9 @@ export async function parse(
     includeUsage: fields.includeUsage,
     sessionId: sessionHeader === "" ? null : req.header(sessionHeader),
     previousResponseId: fields.previousResponseId,
+    classValue: classField !== "" && fields.json !== null && Object.hasOwn(fields.json, classField)
+      ? fields.json[classField]
+      : undefined,
   };
   if (key !== null) {
     // Precise mode: a chunk is a block of `block_size` tokens, told to strategies in bytes.

@@ -16,12 +16,17 @@
  * A request whose client left (or that a shutdown cut short) before the worker answered is never
  * retried, and gets no breaker verdict on the worker.
  *
+ * Flow control (`admission.ts`, with `flow:` configured) sits between parse and the first attempt:
+ * a request may be refused there (400 unknown priority, 429 with `Retry-After`) or wait in the
+ * router queue until a worker serving its model is free, instead of the 503.
+ *
  * @module
  */
 
 import { ClientGone, type Reply, type ServerRequest } from "../http/types.ts";
 import type { HeaderList } from "../proxy/headers.ts";
 import { errorMessage, errorReply, replyForError } from "../util/errors.ts";
+import type { FlowTicket } from "./admission.ts";
 import { Attempt } from "./attempt.ts";
 import { anyCandidate, choose } from "./choose.ts";
 import type { ProxyEndpoint } from "./endpoints.ts";
@@ -38,6 +43,20 @@ export async function proxy(
   state: RouterState,
   req: ServerRequest,
   endpoint: ProxyEndpoint,
+): Promise<Reply> {
+  const flow = state.flow.ticket();
+  try {
+    return await proxyRequest(state, req, endpoint, flow);
+  } finally {
+    flow.end();
+  }
+}
+
+async function proxyRequest(
+  state: RouterState,
+  req: ServerRequest,
+  endpoint: ProxyEndpoint,
+  flow: FlowTicket,
 ): Promise<Reply> {
   const t0 = state.clock.now();
   // One config for the whole request, even if a reload lands meanwhile.
@@ -85,6 +104,14 @@ export async function proxy(
   }
   log.model = (plan.served ?? plan.model)?.slice(0, 256) ?? null;
   if (log.model !== null) span.set("gen_ai.request.model", log.model);
+  // Flow control: priority class, tenant limits, a wait in the router queue while no worker can
+  // take the request (admission.ts); null = go on (no await then: choose runs in this same turn).
+  const admitted = flow.admit(req, plan, log);
+  const refused = admitted === null ? null : await admitted;
+  if (refused !== null) {
+    answered(refused.status, plan, null);
+    return refused;
+  }
 
   const maxRetries = config.router.maxRetries;
   const tried = new Set<Backend>();
@@ -92,7 +119,16 @@ export async function proxy(
   let lastChoice: { backend: Backend; reason: string } | null = null;
   for (let n = 0; n <= maxRetries; n++) {
     log.strategy = state.strategy.name;
-    const choice = choose(state, plan, tried, n > 0, t0);
+    let choice = choose(state, plan, tried, n > 0, t0);
+    // No worker after all (another request took the free one): wait in the router queue.
+    while (choice === null && flow.waits) {
+      const shed = await flow.wait(log);
+      if (shed !== null) {
+        answered(shed.status, plan, null);
+        return shed;
+      }
+      choice = choose(state, plan, tried, n > 0, t0);
+    }
     if (choice === null) break;
     // A retry is counted once it actually happens, against the worker that failed.
     if (last !== null && lastChoice !== null) {
@@ -116,12 +152,16 @@ export async function proxy(
         "router.attempt": n,
       }),
     );
+    flow.started();
     const retry5xx = endpoint.retry === "before-first-byte";
     const sent = await att.send(
       plan,
       () => retry5xx && n < maxRetries && anyCandidate(state.backends, tried, plan.served),
     );
-    if (sent.ok) return relay(state, plan, att, sent.answer, log, t0);
+    if (sent.ok) {
+      flow.hold(att);
+      return relay(state, plan, att, sent.answer, log, t0);
+    }
     if (sent.failure === null) {
       att.settle();
       answered(sent.gone === "client" ? 499 : 503, plan, att);

@@ -136,7 +136,7 @@ export class Router {
 
   /**
    * Starts health checks (when configured), the model refresher, the engine scraper, KV-event
-   * subscriptions and the event-loop lag sampler.
+   * subscriptions, the event-loop lag sampler and the router queue's tick.
    */
   start(): void {
     this.#started = true;
@@ -145,12 +145,17 @@ export class Router {
     this.#startModels();
     this.#startScraper();
     this.#state.precise?.start();
+    this.#state.flow.start();
   }
 
-  /** Stops what `start` started. In-flight requests are not touched. */
+  /**
+   * Stops what `start` started. In-flight requests are not touched; requests waiting in the
+   * router queue still go as workers free up.
+   */
   async stop(): Promise<void> {
     this.#started = false;
     this.#state.metrics.stop();
+    this.#state.flow.stop();
     await Promise.all([
       this.#stopHealth(),
       this.#stopModels(),
@@ -206,7 +211,10 @@ export class Router {
       intervalMs: s.config.health.intervalMs,
       timeoutMs: s.config.health.timeoutMs,
       onError: (id, error) => s.logger.debug("worker models not read", { backend: id, error }),
-      onChange: (id, models) => s.logger.info("worker models", { backend: id, models }),
+      onChange: (id, models) => {
+        s.logger.info("worker models", { backend: id, models });
+        s.flow.freed(); // requests for a model this worker now serves may go
+      },
     });
     this.#models.start();
   }
@@ -246,6 +254,7 @@ export class Router {
           });
         }
         b.up = up;
+        if (up) s.flow.freed(); // a worker back up takes requests from the router queue
       },
     });
     this.#health = health;
@@ -263,6 +272,7 @@ export class Router {
    * The router's last step, after its listener drained.
    */
   dispose(): void {
+    this.#state.flow.close();
     for (const b of this.#state.backends) b.dispose();
     for (const b of this.#state.retired) b.dispose();
   }
@@ -274,9 +284,11 @@ export class Router {
 
   /**
    * Aborts every upstream attempt in flight: streams end (SSE ones with an error event), requests
-   * still waiting for a worker are answered 503. For the end of a shutdown's grace period.
+   * still waiting for a worker (or in the router queue) are answered 503. For the end of a
+   * shutdown's grace period.
    */
   abortInflight(): void {
+    this.#state.flow.close();
     const reason = new RouterShutdown();
     for (const d of this.#state.attempts) d.abort(reason);
   }
@@ -306,6 +318,7 @@ export class Router {
     // From here on nothing throws.
     const summary = applyWorkers(s, next, strategy);
     wireLoad(s);
+    s.flow.update(next.flow); // new bounds and limits; workers added may take queued requests
     s.auth = new ApiKeyAuth(next.auth.apiKeys, next.auth.protectMetrics);
     if (
       this.#ownLogger &&

@@ -15,6 +15,7 @@ import { createStrategy } from "../strategies/mod.ts";
 import type { Strategy } from "../strategies/types.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
 import { type Rng, SeededRng } from "../util/rng.ts";
+import { FlowControl } from "./admission.ts";
 import { ApiKeyAuth } from "./auth.ts";
 import { FaultMetrics } from "./fault_metrics.ts";
 import { LoadTracker } from "./load_tracker.ts";
@@ -52,6 +53,8 @@ export interface RouterState {
   readonly precise: PreciseMode | null;
   /** Spans of requests and attempts (a no-op tracer when `tracing.endpoint` is ""). */
   readonly tracer: Tracer;
+  /** Flow control (`flow:`): the router queue and tenant limits; does nothing while off. */
+  readonly flow: FlowControl;
 }
 
 /** Injected collaborators of a router. */
@@ -90,6 +93,11 @@ export function newRouterState(config: RouterConfig, deps: RouterDeps = {}): Rou
     responses: new ResponseOwners<Backend>(),
     precise,
     tracer: createTracer(config.tracing),
+    flow: new FlowControl(config.flow, {
+      backends: () => state.backends,
+      registry: metrics.registry,
+      clock,
+    }),
   };
   wireLoad(state);
   return state;

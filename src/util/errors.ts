@@ -1,6 +1,8 @@
 /**
  * HTTP errors in OpenAI's shape, mapped in one place:
- * `{"error":{"message","type","param","code"}}`.
+ * `{"error":{"message","type","param","code"}}`. A 429 (`rate_limited`: the router queue or a
+ * tenant limit refused the request) carries `type: "rate_limit_error"`, as OpenAI's own 429s do,
+ * so OpenAI clients retry it after its `Retry-After`.
  *
  * @module
  */
@@ -13,6 +15,7 @@ export const ERROR_KINDS = {
   method_not_allowed: { status: 405, type: "invalid_request_error" },
   request_timeout: { status: 408, type: "invalid_request_error" },
   too_large: { status: 413, type: "invalid_request_error" },
+  rate_limited: { status: 429, type: "rate_limit_error" },
   no_worker: { status: 503, type: "service_unavailable_error" },
   upstream_failed: { status: 502, type: "upstream_error" },
   timeout: { status: 504, type: "timeout_error" },

@@ -1,0 +1,14 @@
+/**
+ * The overload experiment: open-loop arrivals above the fleet's capacity, in virtual time on the
+ * simulated engine, without a router queue, with instant 503s and with the router queue
+ * (`src/flow/overload.ts`; results in docs/results.md).
+ *
+ *   deno task overload                       # flood scenario: 2.6x capacity, every mode
+ *   deno task overload --scenario priority   # the interactive class alone fits
+ *
+ * @module
+ */
+
+import { main } from "../src/flow/overload.ts";
+
+Deno.exit(main(Deno.args));
