@@ -15,6 +15,8 @@ export interface DocFamily {
   readonly optional: boolean;
   /** Marked § : registered only with `router.index: precise`. */
   readonly precise: boolean;
+  /** Marked ¶ : registered only once flow control is on (`flow:`). */
+  readonly flow: boolean;
 }
 
 /** The rows of the "Families" table of docs/metrics.md. */
@@ -34,10 +36,11 @@ export async function documentedFamilies(): Promise<Map<string, DocFamily>> {
       ? []
       : [...cells[3].matchAll(/`([a-z_][a-z0-9_]*)`/g)].map((m) => m[1]);
     out.set(name, {
-      type: cells[2].replace(/[†‡§]/g, "").trim(),
+      type: cells[2].replace(/[†‡§¶]/g, "").trim(),
       labels,
-      optional: cells[2].includes("†") || cells[2].includes("§"),
+      optional: /[†§¶]/.test(cells[2]),
       precise: cells[2].includes("§"),
+      flow: cells[2].includes("¶"),
     });
   }
   return out;

@@ -102,3 +102,27 @@ Deno.test("docs/metrics.md lists precise mode's families (§) exactly as a preci
   for (const n of precise) assert.ok(doc.get(n)?.precise, `${n} is documented as precise-only`);
   await router.stop();
 });
+
+Deno.test("docs/metrics.md lists flow control's families (¶) exactly as a router with flow: registers them", async () => {
+  const { parseConfig } = await import("../src/config/mod.ts");
+  const { Router } = await import("../src/router/mod.ts");
+  const config = parseConfig(
+    "health: {interval: 0s}\nflow: {}\nworkers:\n  - {id: a, url: 'http://127.0.0.1:1'}\n",
+  );
+  const router = new Router(config);
+  const registry = router.metrics.registry;
+  const doc = await documentedFamilies();
+  const flow = (await registry.getMetricsAsJSON()).map((m) => m.name).filter((n) =>
+    n.startsWith("router_flow_")
+  );
+  assert.ok(flow.length > 0, "flow control registers its families");
+  for (const n of flow) assert.ok(doc.get(n)?.flow, `${n} is documented as flow-only`);
+  for (const [name, d] of doc) {
+    if (!d.flow) continue;
+    const m = registry.getSingleMetric(name) as unknown as { labelNames: string[] } | undefined;
+    assert.ok(m !== undefined, `${name} is registered`);
+    assert.deepEqual(d.labels.sort(), [...m.labelNames].sort(), `${name}: labels`);
+  }
+  await router.stop();
+  router.dispose();
+});
