@@ -24,11 +24,13 @@
  */
 
 import { ClientGone, type Reply, type ServerRequest } from "../http/types.ts";
+import type { RouterConfig } from "../config/types.ts";
 import type { HeaderList } from "../proxy/headers.ts";
+import type { Span } from "../telemetry/mod.ts";
 import { errorMessage, errorReply, replyForError } from "../util/errors.ts";
 import type { FlowTicket } from "./admission.ts";
 import { Attempt } from "./attempt.ts";
-import { anyCandidate, choose } from "./choose.ts";
+import { anyCandidate, type Choice, choose } from "./choose.ts";
 import type { ProxyEndpoint } from "./endpoints.ts";
 import { codeOf, type Failure, retryable } from "./failures.ts";
 import { parse, requestIdOf, type RequestPlan } from "./plan.ts";
@@ -52,82 +54,114 @@ export async function proxy(
   }
 }
 
+/** One request's way through the pipeline: what every stage of it shares. */
+class Exchange {
+  readonly t0: number;
+  /** One config for the whole request, even if a reload lands meanwhile. */
+  readonly config: RouterConfig;
+  readonly requestId: string;
+  readonly log: RequestLog;
+  readonly span: Span;
+
+  constructor(
+    readonly state: RouterState,
+    readonly req: ServerRequest,
+    readonly endpoint: ProxyEndpoint,
+    readonly flow: FlowTicket,
+  ) {
+    this.t0 = state.clock.now();
+    this.config = state.config;
+    this.requestId = requestIdOf(req);
+    this.log = new RequestLog(
+      state.logger,
+      state.clock,
+      this.requestId,
+      req.path,
+      state.strategy.name,
+      this.t0,
+    );
+    this.span = state.tracer.startRequest(req, `${req.method} ${endpoint.name}`, {
+      "http.request.method": req.method,
+      "url.path": req.path,
+    });
+    this.log.span = this.span;
+  }
+
+  /** Counts an answer the router made itself and ends the span (`relay` does for the workers'). */
+  answered(status: number, plan: RequestPlan | null, last: RouterAnswer["last"]): void {
+    countRouterAnswer(this.state, {
+      endpoint: this.endpoint.name,
+      plan,
+      strategy: this.log.strategy,
+      status,
+      last,
+      t0: this.t0,
+    });
+    this.span.end(status);
+  }
+
+  /** The answer to a request `parse` refused (or whose client left while sending its body). */
+  refused(err: unknown): Reply {
+    const res = replyForError(err, [["x-request-id", this.requestId]]);
+    // A client that left while sending its body is not a bad request: 499, as nginx logs it.
+    const gone = err instanceof ClientGone;
+    const status = gone ? 499 : res.status; // nobody reads it when the client left
+    this.answered(status, null, null);
+    this.log.write(() => ({
+      status,
+      error: gone ? "client closed request while sending its body" : errorMessage(err),
+    }));
+    return res;
+  }
+}
+
 async function proxyRequest(
   state: RouterState,
   req: ServerRequest,
   endpoint: ProxyEndpoint,
   flow: FlowTicket,
 ): Promise<Reply> {
-  const t0 = state.clock.now();
-  // One config for the whole request, even if a reload lands meanwhile.
-  const config = state.config;
-  const requestId = requestIdOf(req);
-  const log = new RequestLog(
-    state.logger,
-    state.clock,
-    requestId,
-    req.path,
-    state.strategy.name,
-    t0,
-  );
-  const span = state.tracer.startRequest(req, `${req.method} ${endpoint.name}`, {
-    "http.request.method": req.method,
-    "url.path": req.path,
-  });
-  log.span = span;
-  // Counts an answer the router made itself and ends its span (`relay` does for the workers').
-  const answered = (status: number, p: RequestPlan | null, last: RouterAnswer["last"]) => {
-    countRouterAnswer(state, {
-      endpoint: endpoint.name,
-      plan: p,
-      strategy: log.strategy,
-      status,
-      last,
-      t0,
-    });
-    span.end(status);
-  };
+  const ex = new Exchange(state, req, endpoint, flow);
   let plan: RequestPlan;
   try {
-    plan = await parse(req, endpoint, state, requestId);
+    plan = await parse(req, endpoint, state, ex.requestId);
   } catch (err) {
-    const res = replyForError(err, [["x-request-id", requestId]]);
-    // A client that left while sending its body is not a bad request: 499, as nginx logs it.
-    const gone = err instanceof ClientGone;
-    const status = gone ? 499 : res.status; // nobody reads it when the client left
-    answered(status, null, null);
-    log.write(() => ({
-      status,
-      error: gone ? "client closed request while sending its body" : errorMessage(err),
-    }));
-    return res;
+    return ex.refused(err);
   }
-  log.model = (plan.served ?? plan.model)?.slice(0, 256) ?? null;
-  if (log.model !== null) span.set("gen_ai.request.model", log.model);
+  ex.log.model = (plan.served ?? plan.model)?.slice(0, 256) ?? null;
+  if (ex.log.model !== null) ex.span.set("gen_ai.request.model", ex.log.model);
   // Flow control: priority class, tenant limits, a wait in the router queue while no worker can
   // take the request (admission.ts); null = go on (no await then: choose runs in this same turn).
-  const admitted = flow.admit(req, plan, log);
+  const admitted = flow.admit(req, plan, ex.log);
   const refused = admitted === null ? null : await admitted;
   if (refused !== null) {
-    answered(refused.status, plan, null);
+    ex.answered(refused.status, plan, null);
     return refused;
   }
+  return await attempts(ex, plan);
+}
 
-  const maxRetries = config.router.maxRetries;
+/** The attempts of a request, until one answers or none may follow (see the module comment). */
+async function attempts(ex: Exchange, plan: RequestPlan): Promise<Reply> {
+  const { state, endpoint, log, requestId } = ex;
+  const maxRetries = ex.config.router.maxRetries;
   const tried = new Set<Backend>();
   let last: Failure | null = null;
   let lastChoice: { backend: Backend; reason: string } | null = null;
   for (let n = 0; n <= maxRetries; n++) {
-    log.strategy = state.strategy.name;
-    let choice = choose(state, plan, tried, n > 0, t0);
-    // No worker after all (another request took the free one): wait in the router queue.
-    while (choice === null && flow.waits) {
-      const shed = await flow.wait(log);
+    ex.log.strategy = state.strategy.name;
+    // Choosing and beginning the attempt run in one turn (no await between them): otherwise two
+    // requests could both be told a worker is free and take its one slot.
+    let choice = choose(state, plan, tried, n > 0, ex.t0);
+    // No worker after all (another request took the free one): wait in the router queue, and
+    // choose in the turn it wakes the request in.
+    while (choice === null && ex.flow.waits) {
+      const shed = await ex.flow.wait(log);
       if (shed !== null) {
-        answered(shed.status, plan, null);
+        ex.answered(shed.status, plan, null);
         return shed;
       }
-      choice = choose(state, plan, tried, n > 0, t0);
+      choice = choose(state, plan, tried, n > 0, ex.t0);
     }
     if (choice === null) break;
     // A retry is counted once it actually happens, against the worker that failed.
@@ -136,35 +170,19 @@ async function proxyRequest(
     }
     tried.add(choice.backend);
     lastChoice = choice;
-    span.set("router.strategy", log.strategy);
-    span.set("router.worker", choice.backend.id);
-    span.set("router.reason", choice.reason);
-    span.set("router.match_chunks", choice.match);
-    span.set("router.attempts", n + 1);
-    const att = Attempt.begin(
-      state,
-      plan,
-      choice,
-      req.signal,
-      span.child(`attempt ${n}`, {
-        "router.worker": choice.backend.id,
-        "server.address": choice.backend.dial.hostname,
-        "router.attempt": n,
-      }),
-    );
-    flow.started();
+    const att = begin(ex, plan, choice, n);
     const retry5xx = endpoint.retry === "before-first-byte";
     const sent = await att.send(
       plan,
       () => retry5xx && n < maxRetries && anyCandidate(state.backends, tried, plan.served),
     );
     if (sent.ok) {
-      flow.hold(att);
-      return relay(state, plan, att, sent.answer, log, t0);
+      ex.flow.hold(att);
+      return relay(state, plan, att, sent.answer, log, ex.t0);
     }
     if (sent.failure === null) {
       att.settle();
-      answered(sent.gone === "client" ? 499 : 503, plan, att);
+      ex.answered(sent.gone === "client" ? 499 : 503, plan, att);
       return goneReply(sent.gone, att, log, requestId);
     }
     att.failed(sent.failure, requestId);
@@ -173,12 +191,35 @@ async function proxyRequest(
     last = sent.failure;
     // A follow-up whose previous response lives on that worker cannot succeed elsewhere.
     const rule = plan.previousResponseId !== null ? "connect-only" : endpoint.retry;
-    if (!retryable(last, rule, config.router.retryTimeouts)) break;
+    if (!retryable(last, rule, ex.config.router.retryTimeouts)) break;
   }
   const res = routerError(last, lastChoice, log, requestId);
-  if (last !== null) span.error(last.kind, last.message);
-  answered(res.status, plan, lastChoice);
+  if (last !== null) ex.span.error(last.kind, last.message);
+  ex.answered(res.status, plan, lastChoice);
   return res;
+}
+
+/** Begins attempt `n` on `choice`: its span, its bookkeeping, and the queue told it started. */
+function begin(ex: Exchange, plan: RequestPlan, choice: Choice, n: number): Attempt {
+  const span = ex.span;
+  span.set("router.strategy", ex.log.strategy);
+  span.set("router.worker", choice.backend.id);
+  span.set("router.reason", choice.reason);
+  span.set("router.match_chunks", choice.match);
+  span.set("router.attempts", n + 1);
+  const att = Attempt.begin(
+    ex.state,
+    plan,
+    choice,
+    ex.req.signal,
+    span.child(`attempt ${n}`, {
+      "router.worker": choice.backend.id,
+      "server.address": choice.backend.dial.hostname,
+      "router.attempt": n,
+    }),
+  );
+  ex.flow.started();
+  return att;
 }
 
 /** The answer to a request the client left (it will not read it) or a shutdown cut short. */
