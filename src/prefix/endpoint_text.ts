@@ -19,23 +19,8 @@
  * @module
  */
 
-import { RouterError } from "../util/errors.ts";
+import { bad, isObject, typeName } from "./json_fields.ts";
 import { fnv1a64Hex } from "./chunker.ts";
-
-/** Type name for messages: `null`, `array`, or `typeof`. */
-function typeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "array";
-  return typeof value;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function bad(param: string | null, message: string): RouterError {
-  return new RouterError("bad_request", message, param);
-}
 
 /** `tools:` + the tools' JSON + newline when `tools` is a non-empty array, else "". */
 export function toolsText(tools: unknown): string {

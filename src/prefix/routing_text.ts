@@ -21,7 +21,7 @@
  * @module
  */
 
-import { RouterError } from "../util/errors.ts";
+import { bad, isObject, typeName } from "./json_fields.ts";
 import { fnv1a64Hex } from "./chunker.ts";
 import { messagesText, rerankText, responsesText, scoreText } from "./endpoint_text.ts";
 
@@ -49,21 +49,6 @@ export interface ParsedRequest {
   readonly text: string;
   /** `previous_response_id` of a Responses API body, or null. */
   readonly previousResponseId: string | null;
-}
-
-/** Type name for messages: `null`, `array`, or `typeof`. */
-function typeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "array";
-  return typeof value;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function bad(param: string | null, message: string): RouterError {
-  return new RouterError("bad_request", message, param);
 }
 
 function contentText(content: unknown, path: string): string {

@@ -1,6 +1,7 @@
 /**
- * Request limits: the bounded body read (`server.max_body_bytes` → 413, `server.read_timeout` →
- * 408) and the JSON nesting limit (`server.max_json_depth` → 400).
+ * Request limits: the JSON nesting limit (`server.max_json_depth` → 400). The bounded body read
+ * (`server.max_body_bytes` → 413, `server.read_timeout` → 408) is the HTTP server's
+ * (`ServerRequest.readBody`, `src/http/server_request.ts`).
  *
  * Why a depth limit: `JSON.parse` itself copes with any depth, but deep nesting is cheap to send
  * and dear to handle: 8 MiB of `[` took V8 about 0.8 s to parse (a flat 8 MiB body: about 10 ms),
@@ -18,8 +19,7 @@
  * @module
  */
 
-import { errorMessage, RouterError } from "../util/errors.ts";
-import { deadlineTimers, TimerQueue } from "../util/timer_queue.ts";
+import { RouterError } from "../util/errors.ts";
 
 /** Bodies larger than this are scanned for depth before parsing; smaller ones walked after. */
 export const SCAN_MIN_BYTES = 64 * 1024;
@@ -89,65 +89,4 @@ export function tooDeepError(max: number): RouterError {
     null,
     "json_too_deep",
   );
-}
-
-/** Reads a request body of at most `max` bytes within `timeoutMs`. */
-export async function readBody(
-  req: Request,
-  max: number,
-  timeoutMs: number,
-): Promise<Uint8Array<ArrayBuffer>> {
-  const declared = req.headers.get("content-length");
-  if (declared !== null && Number(declared) > max) {
-    throw new RouterError(
-      "too_large",
-      `Request body of ${declared} bytes exceeds the limit of ${max} bytes`,
-    );
-  }
-  if (!req.body) throw new RouterError("bad_request", "Request body is empty");
-  const reader = req.body.getReader();
-  const parts: Uint8Array<ArrayBuffer>[] = [];
-  let total = 0;
-  let timedOut = false;
-  // A deadline in the shared queue, not a timer of its own (most bodies arrive in one read).
-  const deadline = TimerQueue.entry(() => {
-    timedOut = true;
-    reader.cancel().catch(() => {});
-  });
-  if (timeoutMs > 0) deadlineTimers.schedule(deadline, performance.now() + timeoutMs);
-  try {
-    while (true) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > max) {
-        await reader.cancel().catch(() => {});
-        throw new RouterError("too_large", `Request body exceeds the limit of ${max} bytes`);
-      }
-      parts.push(value);
-    }
-  } catch (err) {
-    if (err instanceof RouterError) throw err;
-    throw new RouterError(
-      "bad_request",
-      `Request body could not be read: ${errorMessage(err)}`,
-    );
-  } finally {
-    deadlineTimers.cancel(deadline);
-  }
-  if (timedOut) {
-    throw new RouterError(
-      "request_timeout",
-      `Request body was not received within ${timeoutMs} ms`,
-    );
-  }
-  if (total === 0) throw new RouterError("bad_request", "Request body is empty");
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

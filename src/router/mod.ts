@@ -3,7 +3,7 @@
  * @module
  */
 export { type ReloadSummary, Router, type RouterDeps, RouterShutdown } from "./router.ts";
-export { jsonTooDeep, readBody, SCAN_MIN_BYTES, valueTooDeep } from "./limits.ts";
+export { jsonTooDeep, SCAN_MIN_BYTES, valueTooDeep } from "./limits.ts";
 export { ApiKeyAuth, equalsFixedTime } from "./auth.ts";
 export { type FailureKind, FaultMetrics } from "./fault_metrics.ts";
 export { ListenError, type RunningRouter, type StartOptions, startRouter } from "./server.ts";

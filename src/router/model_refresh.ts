@@ -11,6 +11,7 @@
  */
 
 import { errorMessage } from "../util/errors.ts";
+import { readCapped } from "../util/read_capped.ts";
 import { modelEntries, type ModelEntry } from "./models.ts";
 
 /** Largest `/v1/models` answer read from a worker, bytes. */
@@ -56,25 +57,11 @@ export async function fetchModels(
     await res.body?.cancel().catch(() => {});
     throw new Error(`answered ${res.status}`);
   }
-  const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > MAX_MODELS_BYTES) {
-      await reader.cancel().catch(() => {});
-      throw new Error(`answer is larger than ${MAX_MODELS_BYTES} bytes`);
-    }
-    parts.push(value);
-  }
-  const all = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    all.set(p, at);
-    at += p.length;
-  }
+  const all = await readCapped(
+    res,
+    MAX_MODELS_BYTES,
+    () => new Error(`answer is larger than ${MAX_MODELS_BYTES} bytes`),
+  );
   const entries = modelEntries(JSON.parse(new TextDecoder().decode(all)));
   // Not a model list (a server that answers every path alike) or an empty one: nothing learned,
   // so the worker stays "unknown" and may still take any model's requests.

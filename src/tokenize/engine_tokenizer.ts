@@ -22,6 +22,7 @@
  * @module
  */
 
+import { readCapped } from "../util/read_capped.ts";
 import {
   bodyObject,
   chatFlags,
@@ -86,36 +87,14 @@ function chatPayload(
 }
 
 /** Reads at most `max` bytes of `res`'s body; cancels it and throws `too_large` past that. */
-async function readCapped(res: Response, max: number): Promise<Uint8Array> {
-  const declared = Number(res.headers.get("content-length") ?? "NaN");
-  if (declared > max) {
-    await res.body?.cancel();
-    throw new TokenizeError(
+function readBounded(res: Response, max: number): Promise<Uint8Array> {
+  return readCapped(res, max, (declared) =>
+    new TokenizeError(
       "too_large",
-      `Engine /tokenize answer of ${declared} bytes is over ${max}`,
-    );
-  }
-  if (res.body === null) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > max) {
-      await reader.cancel();
-      throw new TokenizeError("too_large", `Engine /tokenize answer is over ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
+      declared === null
+        ? `Engine /tokenize answer is over ${max} bytes`
+        : `Engine /tokenize answer of ${declared} bytes is over ${max}`,
+    ));
 }
 
 /** The ids of a `/tokenize` answer. */
@@ -249,13 +228,13 @@ export class EngineTokenizer implements RequestTokenizer {
         signal: ctl.signal,
       });
       if (!res.ok) {
-        const detail = errorText(await readCapped(res, 64 * 1024).catch(() => new Uint8Array(0)));
+        const detail = errorText(await readBounded(res, 64 * 1024).catch(() => new Uint8Array(0)));
         throw new TokenizeError(
           "engine_failed",
           `Engine /tokenize answered ${res.status}: ${detail}`,
         );
       }
-      const bytes = await readCapped(res, this.#maxBytes);
+      const bytes = await readBounded(res, this.#maxBytes);
       let json: unknown;
       try {
         json = JSON.parse(new TextDecoder().decode(bytes));
