@@ -39,7 +39,10 @@ Options (defaults: the reference's cloud study on 4 simulated a100-7b workers):
   --workers N            simulated workers (default: 4)
   --profile P            ${Object.keys(PROFILES).join("|")} (default: a100-7b)
   --time-scale X         simulated time multiplier, 0.1 = 10x faster (default: 1)
-  --workers-url LIST     real engine base URLs instead of simulated workers
+  --workers-url LIST     real engine base URLs instead of simulated workers; their prefix
+                         caches are emptied before every cell (vLLM POST /reset_prefix_cache,
+                         SGLang POST /flush_cache, llama-server slot erase), else strategies are
+                         interleaved; the report says which
   --model NAME           model name sent in requests (default: sim)
   --offline              offline simulator (virtual time, no HTTP)
   --demo                 short sweep: 2 points (4, 16 sessions), 1 seed, time scale 0.5
@@ -64,22 +67,23 @@ function list(s: string | undefined, fallback: (number | string)[]): (number | s
 
 /**
  * Rebuilds `report.md`, `results.json` and the charts of a results folder from its
- * `records.jsonl` (after a change to the report), keeping its title.
+ * `records.jsonl` (after a change to the report), keeping its title and notes.
  */
 async function rerender(dir: string): Promise<number> {
   let records: BenchRecord[];
   let title: string | undefined;
+  let notes: string[] | undefined;
   try {
     const text = await Deno.readTextFile(`${dir}/records.jsonl`);
     records = recordsFromJsonl<BenchRecord>(text);
-    title = JSON.parse(await Deno.readTextFile(`${dir}/results.json`)).title;
+    ({ title, notes } = JSON.parse(await Deno.readTextFile(`${dir}/results.json`)));
   } catch (err) {
     console.error(
       `error: cannot read ${dir}/records.jsonl and results.json: ${(err as Error).message}`,
     );
     return 1;
   }
-  await writeReport(dir, records, { title });
+  await writeReport(dir, records, { title, notes });
   console.log(`report: ${dir}/report.md rebuilt from ${records.length} records`);
   return 0;
 }
@@ -251,10 +255,15 @@ export async function main(args: string[]): Promise<number> {
   const onSignal = () => ctl.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   let records;
+  const notes: string[] = [];
   try {
     records = await runSweep({
       ...opts,
       signal: ctl.signal,
+      onNote: (n) => {
+        notes.push(n);
+        console.log(n);
+      },
       onProgress: (p) => {
         const secs = ((performance.now() - started) / 1000).toFixed(0);
         const label = `[${p.cell}/${p.cells}] ${p.strategy} sessions=${p.sessions} seed=${p.seed}`;
@@ -274,8 +283,8 @@ export async function main(args: string[]): Promise<number> {
   const title = `${name}: ${opts.shape} trace, ${mode}, think ${
     values["think-ms"] ?? 1000
   } ms, stagger ${values["stagger-ms"] ?? 2000} ms`;
-  await writeReport(dir, records, { title });
-  const report = buildReport(records, { title });
+  await writeReport(dir, records, { title, notes });
+  const report = buildReport(records, { title, notes });
   console.log("\n" + renderMarkdown(report));
   console.log(
     `report: ${dir}/report.md (charts: ${dir}/*.svg) in ${

@@ -340,8 +340,10 @@ export interface TraceSummary {
  * The requests of a closed-loop trace sent open loop: arrivals form a Poisson process of
  * `ratePerSec` requests a second (exponential gaps from a stream of `seed`), handed out turn by
  * turn across sessions (every session's first request, then every second one, ...), so a
- * session's requests keep their order and sessions progress side by side. Returned in arrival
- * order.
+ * session's requests keep their order and sessions progress side by side. Within a round the
+ * sessions come in an order shuffled with `seed`: in a fixed order, session s's turn k would be
+ * request k × sessions + s, which round-robin over a worker count dividing the session count
+ * sends to the same worker every time (perfect affinity by accident). Returned in arrival order.
  */
 export function toOpenLoop(
   entries: readonly TraceEntry[],
@@ -355,9 +357,12 @@ export function toOpenLoop(
   const order = entries.map((e, idx) => {
     const k = turn.get(e.session_id) ?? 0;
     turn.set(e.session_id, k + 1);
-    return { e, k, idx };
+    return { e, k, idx, r: 0 };
   });
-  order.sort((a, b) => a.k - b.k || a.idx - b.idx);
+  // A fresh shuffle of the sessions per round: rank of (round, session) from a seeded stream.
+  const shuffled = deriveRng(seed, "arrival-order");
+  for (const o of order) o.r = shuffled.next();
+  order.sort((a, b) => a.k - b.k || a.r - b.r || a.idx - b.idx);
   const rng = deriveRng(seed, "arrivals");
   let t = 0;
   return order.map(({ e }, n) => {
