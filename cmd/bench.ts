@@ -92,7 +92,9 @@ export const FLAGS = {
     type: "string",
     value: "LIST",
     shown: "simulated workers",
-    help: "real engine base URLs instead of simulated workers",
+    help: "real engine base URLs instead of simulated workers; their prefix caches are emptied " +
+      "before every cell (vLLM POST /reset_prefix_cache, SGLang POST /flush_cache, llama-server " +
+      "slot erase), else strategies are interleaved; the report says which",
   },
   model: { type: "string", value: "NAME", shown: "sim", help: "model name sent in requests" },
   offline: { type: "boolean", default: false, help: "offline simulator (virtual time, no HTTP)" },
@@ -143,22 +145,23 @@ function list(s: string | undefined, fallback: (number | string)[]): (number | s
 
 /**
  * Rebuilds `report.md`, `results.json` and the charts of a results folder from its
- * `records.jsonl` (after a change to the report), keeping its title.
+ * `records.jsonl` (after a change to the report), keeping its title and notes.
  */
 async function rerender(dir: string): Promise<number> {
   let records: BenchRecord[];
   let title: string | undefined;
+  let notes: string[] | undefined;
   try {
     const text = await Deno.readTextFile(`${dir}/records.jsonl`);
     records = recordsFromJsonl<BenchRecord>(text);
-    title = JSON.parse(await Deno.readTextFile(`${dir}/results.json`)).title;
+    ({ title, notes } = JSON.parse(await Deno.readTextFile(`${dir}/results.json`)));
   } catch (err) {
     console.error(
       `error: cannot read ${dir}/records.jsonl and results.json: ${(err as Error).message}`,
     );
     return 1;
   }
-  await writeReport(dir, records, { title });
+  await writeReport(dir, records, { title, notes });
   console.log(`report: ${dir}/report.md rebuilt from ${records.length} records`);
   return 0;
 }
@@ -304,10 +307,15 @@ export async function main(args: string[]): Promise<number> {
   const onSignal = () => ctl.abort();
   Deno.addSignalListener("SIGINT", onSignal);
   let records;
+  const notes: string[] = [];
   try {
     records = await runSweep({
       ...opts,
       signal: ctl.signal,
+      onNote: (n) => {
+        notes.push(n);
+        console.log(n);
+      },
       onProgress: (p) => {
         const secs = ((performance.now() - started) / 1000).toFixed(0);
         const label = `[${p.cell}/${p.cells}] ${p.strategy} sessions=${p.sessions} seed=${p.seed}`;
@@ -327,8 +335,8 @@ export async function main(args: string[]): Promise<number> {
   const title = `${name}: ${opts.shape} trace, ${mode}, think ${
     values["think-ms"] ?? 1000
   } ms, stagger ${values["stagger-ms"] ?? 2000} ms`;
-  await writeReport(dir, records, { title });
-  const report = buildReport(records, { title });
+  await writeReport(dir, records, { title, notes });
+  const report = buildReport(records, { title, notes });
   console.log("\n" + renderMarkdown(report));
   console.log(
     `report: ${dir}/report.md (charts: ${dir}/*.svg) in ${

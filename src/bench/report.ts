@@ -107,6 +107,8 @@ export interface CdfSeries {
 /** Everything a report holds; serialized as `results.json`. */
 export interface Report {
   title: string;
+  /** Lines about how the run was made (e.g. how engine caches were handled), printed first. */
+  notes?: string[];
   strategies: string[];
   sessions: number[];
   seeds: number[];
@@ -121,6 +123,8 @@ export interface Report {
 /** Options of `buildReport`. */
 export interface ReportOptions {
   title?: string;
+  /** Lines printed under the title (see `Report.notes`). */
+  notes?: string[];
   /** Bootstrap resamples (default 1000). */
   resamples?: number;
   /** Seed of the bootstrap RNG (default 1). */
@@ -322,6 +326,7 @@ export function buildReport(records: readonly BenchRecord[], opts: ReportOptions
 
   return {
     title: opts.title ?? "Benchmark",
+    ...(opts.notes && opts.notes.length > 0 ? { notes: [...opts.notes] } : {}),
     strategies,
     sessions,
     seeds,
@@ -365,6 +370,7 @@ function table(head: string[], rows: string[][]): string {
 export function renderMarkdown(r: Report): string {
   const out: string[] = [];
   out.push(`# ${r.title}`, "");
+  for (const n of r.notes ?? []) out.push(n, "");
   out.push(
     `Strategies: ${r.strategies.join(", ")}. Sessions: ${r.sessions.join(", ")}. ` +
       `Seeds: ${r.seeds.join(", ")}.`,

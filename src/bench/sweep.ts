@@ -4,8 +4,12 @@
  * them, generate the trace, replay it, shut everything down, and tag the records with the cell.
  *
  * Fresh workers per cell make cells independent: no cell inherits a warm KV cache from the one
- * before. With `workerUrls` (real engines) that cannot be done from here; the engines keep their
- * caches across cells, so run one strategy per engine restart when that matters.
+ * before. With `workerUrls` (real engines) the sweep empties every engine's prefix cache before
+ * each cell (`engine_reset.ts`: vLLM `POST /reset_prefix_cache`, SGLang `POST /flush_cache`,
+ * llama-server slot erase). When some engine offers none of these, caches carry over, and the
+ * cells are interleaved instead: each sessions × seed point runs every strategy in turn, the
+ * order rotated from one point to the next, so no strategy always inherits the same one's cache.
+ * `onNote` hears which of the two happened (the report prints it).
  *
  * The router, sim worker and offline simulator can be injected (`deps`) for tests.
  * `offline: true` runs the offline simulator (virtual time, no HTTP) instead.
@@ -19,6 +23,7 @@ import { silentLogger, startRouter } from "../router/mod.ts";
 import { startSimWorker } from "../sim/server.ts";
 import { simulate } from "../sim/offline.ts";
 import type { TraceRequest } from "../sim/types.ts";
+import { cacheNote, CacheResetter, type ResetMethod } from "./engine_reset.ts";
 import { replayTrace } from "./replay.ts";
 import { generateTrace } from "./traces.ts";
 import type { BenchRecord, RequestRecord, Shape, TraceEntry } from "./types.ts";
@@ -66,6 +71,8 @@ export interface SweepDeps {
     trace: readonly TraceEntry[],
     opts: OfflineRunOptions,
   ): readonly RequestRecord[] | Promise<readonly RequestRecord[]>;
+  /** Empties real engines' caches between cells (default: a `CacheResetter`). */
+  resetter?: { resetAll(urls: readonly string[]): Promise<(ResetMethod | null)[]> };
 }
 
 /** Where the sweep is. */
@@ -115,10 +122,26 @@ export interface SweepOptions {
   /** Stops the sweep: in-flight requests are cancelled, servers shut down. */
   signal?: AbortSignal;
   onProgress?: (p: SweepProgress) => void;
+  /** A line for the report (how engine caches were handled between cells). */
+  onNote?: (note: string) => void;
   deps?: SweepDeps;
 }
 
-function resolveDeps(opts: SweepOptions): Required<SweepDeps> {
+/** Cells point by point (sessions, then seed), every strategy in turn, rotated per point. */
+function interleaved(opts: SweepOptions): [string, number, number][] {
+  const out: [string, number, number][] = [];
+  const n = opts.strategies.length;
+  let point = 0;
+  for (const sessions of opts.sessions) {
+    for (const seed of opts.seeds) {
+      for (let i = 0; i < n; i++) out.push([opts.strategies[(point + i) % n], sessions, seed]);
+      point++;
+    }
+  }
+  return out;
+}
+
+function resolveDeps(opts: SweepOptions): Required<Omit<SweepDeps, "resetter">> & SweepDeps {
   const d = opts.deps ?? {};
   return {
     startSimWorker: d.startSimWorker ?? startSimWorker,
@@ -170,54 +193,66 @@ export async function runSweep(opts: SweepOptions): Promise<BenchRecord[]> {
     });
     await runCell(opts, deps, opts.strategies[0], 0, warm, () => {});
   }
-  let cell = 0;
+  let order: [string, number, number][] = [];
   for (const strategy of opts.strategies) {
     for (const sessions of opts.sessions) {
-      for (const seed of opts.seeds) {
-        if (opts.signal?.aborted) return out;
-        cell++;
-        const trace = generateTrace({
-          shape: opts.shape ?? "multiturn",
-          sessions,
-          turns: opts.turns,
-          seed,
-          systemBytes: opts.systemBytes,
-          maxTokens: opts.maxTokens,
-          model: opts.model,
-          thinkMs: opts.thinkMs,
-          staggerMs: opts.staggerMs,
-        });
-        const progress = (kind: SweepProgress["kind"], done: number) =>
-          opts.onProgress?.({
-            kind,
-            strategy,
-            sessions,
-            seed,
-            cell,
-            cells,
-            done,
-            total: trace.length,
-          });
-        progress("cell-start", 0);
-        const records = opts.offline
-          ? await deps.runOffline(trace, {
-            strategy,
-            workers: opts.workers,
-            profile: opts.profile,
-            seed,
-          })
-          : await runCell(opts, deps, strategy, seed, trace, (n) => progress("request", n));
-        for (const r of records) out.push({ ...r, strategy, sessions, seed });
-        progress("cell-done", records.length);
-      }
+      for (const seed of opts.seeds) order.push([strategy, sessions, seed]);
     }
+  }
+  let reset = false;
+  if (opts.workerUrls && !opts.offline) {
+    const resetter = opts.deps?.resetter ?? new CacheResetter();
+    const methods = await resetter.resetAll(opts.workerUrls);
+    reset = methods.every((m) => m !== null);
+    if (!reset) order = interleaved(opts);
+    opts.onNote?.(cacheNote(methods, !reset));
+    deps.resetter = resetter;
+  }
+  let cell = 0;
+  for (const [strategy, sessions, seed] of order) {
+    if (opts.signal?.aborted) return out;
+    if (reset) await deps.resetter!.resetAll(opts.workerUrls!);
+    cell++;
+    const trace = generateTrace({
+      shape: opts.shape ?? "multiturn",
+      sessions,
+      turns: opts.turns,
+      seed,
+      systemBytes: opts.systemBytes,
+      maxTokens: opts.maxTokens,
+      model: opts.model,
+      thinkMs: opts.thinkMs,
+      staggerMs: opts.staggerMs,
+    });
+    const progress = (kind: SweepProgress["kind"], done: number) =>
+      opts.onProgress?.({
+        kind,
+        strategy,
+        sessions,
+        seed,
+        cell,
+        cells,
+        done,
+        total: trace.length,
+      });
+    progress("cell-start", 0);
+    const records = opts.offline
+      ? await deps.runOffline(trace, {
+        strategy,
+        workers: opts.workers,
+        profile: opts.profile,
+        seed,
+      })
+      : await runCell(opts, deps, strategy, seed, trace, (n) => progress("request", n));
+    for (const r of records) out.push({ ...r, strategy, sessions, seed });
+    progress("cell-done", records.length);
   }
   return out;
 }
 
 async function runCell(
   opts: SweepOptions,
-  deps: Required<SweepDeps>,
+  deps: ReturnType<typeof resolveDeps>,
   strategy: string,
   seed: number,
   trace: TraceEntry[],

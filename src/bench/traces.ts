@@ -14,7 +14,8 @@
  * - `rag`: single-turn questions, each over several documents drawn without replacement from a
  *   shared pool with Zipf popularity (document 0 most popular).
  * - `single`: single-turn questions sharing only the system prompt.
- * - `mixed`: sessions rotate through the four patterns.
+ * - `fork` (forked tool loops) and `agentic` (growing tool outputs): see agent_traces.ts.
+ * - `mixed`: sessions rotate through multiturn, tool-loop, rag and single.
  *
  * Every random choice comes from a `SeededRng` derived from `seed`, the pattern and the session
  * index, so a session's content does not depend on how many sessions the trace has. Delays come
@@ -34,11 +35,12 @@
  * @module
  */
 
-import { SeededRng } from "../util/rng.ts";
 import type { Rng } from "../util/rng.ts";
 import { type AnswerLengthModel, drawAnswerLength } from "../sim/answer_length.ts";
 import { percentile } from "./stats.ts";
 import { parseTraceLines } from "./trace_format.ts";
+import { agenticSession, forkSession, forkStartMs } from "./agent_traces.ts";
+import { deriveRng, TOOLS, toolStep, varied, word, wordText } from "./trace_text.ts";
 import type {
   AnyTraceEntry,
   ChatMessage,
@@ -46,11 +48,12 @@ import type {
   OpenTraceEntry,
   Pattern,
   Shape,
-  ToolCall,
   ToolDef,
   TraceEntry,
 } from "./types.ts";
-import { PATTERNS } from "./types.ts";
+import { MIXED_PATTERNS, PATTERNS } from "./types.ts";
+
+export { deriveRng, TOOLS, wordText };
 
 /** Options of `generateTrace`. */
 export interface TraceOptions {
@@ -80,92 +83,6 @@ export interface TraceOptions {
   zipfS?: number;
   /** Answer lengths to draw `output_tokens` from (default none: lines carry no length). */
   outputTokens?: AnswerLengthModel | null;
-}
-
-const VOCABULARY = (
-  "the a of to and in is for on with as by at from that this it be are was can will not or " +
-  "cache prefix router worker engine token block request session model prompt answer query " +
-  "system user assistant tool result document memory latency throughput batch queue stream " +
-  "server client network packet buffer index tree node edge leaf root hash chunk window " +
-  "policy strategy load balance spill fallback valve budget capacity eviction recency " +
-  "measure compare report table chart sample median tail percentile mean spread seed trace " +
-  "river mountain forest garden harbor bridge castle market village meadow valley island " +
-  "quickly carefully gently rarely often always never mostly nearly simply clearly " +
-  "green bright quiet heavy narrow ancient modern simple complex stable rapid gentle " +
-  "build check write read parse route send receive store fetch merge split match insert " +
-  "evaluate explain describe summarize translate classify extract improve reduce increase " +
-  "because although while after before during between within without across through " +
-  "number letter paper story question problem method example detail reason point part"
-).split(" ");
-
-/** Tools offered in every tool-loop request (shared across sessions, so part of the prefix). */
-export const TOOLS: readonly ToolDef[] = [
-  tool("search_code", "Search the repository for a text pattern", { query: "string" }),
-  tool("read_file", "Read a file of the repository", { path: "string" }),
-  tool("run_tests", "Run the tests matching a filter and return the output", {
-    filter: "string",
-  }),
-  tool("write_file", "Replace the content of a file", { path: "string", content: "string" }),
-];
-
-function tool(name: string, description: string, props: Record<string, string>): ToolDef {
-  const properties: Record<string, unknown> = {};
-  for (const [k, t] of Object.entries(props)) properties[k] = { type: t };
-  return {
-    type: "function",
-    function: {
-      name,
-      description,
-      parameters: { type: "object", properties, required: Object.keys(props) },
-    },
-  };
-}
-
-/** FNV-1a 32 of a string, used to derive independent seeds. */
-function fnv1a32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
-
-/** An independent random stream for (seed, label…). */
-export function deriveRng(seed: number, ...labels: (string | number)[]): SeededRng {
-  return new SeededRng(fnv1a32(`${seed}|${labels.join("|")}`));
-}
-
-function word(rng: Rng): string {
-  return VOCABULARY[rng.int(VOCABULARY.length)];
-}
-
-/** A sentence of 6–16 words, capitalized, ending with a period. */
-function sentence(rng: Rng): string {
-  const n = 6 + rng.int(11);
-  const ws: string[] = [];
-  for (let i = 0; i < n; i++) ws.push(word(rng));
-  ws[0] = ws[0][0].toUpperCase() + ws[0].slice(1);
-  return ws.join(" ") + ".";
-}
-
-/**
- * Word-like ASCII text of exactly `bytes` bytes (sentences cut at the end; the last byte is a
- * period when the text is cut mid-sentence).
- */
-export function wordText(rng: Rng, bytes: number): string {
-  if (bytes <= 0) return "";
-  const parts: string[] = [];
-  let len = -1;
-  while (len < bytes) {
-    const s = sentence(rng);
-    parts.push(s);
-    len += s.length + 1;
-  }
-  const text = parts.join(" ");
-  if (text.length === bytes) return text;
-  const cut = text.slice(0, bytes);
-  return bytes > 1 ? cut.slice(0, -1) + "." : cut;
 }
 
 /** The shared system prompt: exactly `bytes` bytes, the same for every session of a seed. */
@@ -237,11 +154,6 @@ function delays(o: Resolved, pattern: Pattern, i: number, n: number): number[] {
   return out;
 }
 
-/** Length drawn log-uniformly from [lo, hi]. */
-function varied(rng: Rng, lo: number, hi: number): number {
-  return Math.round(lo * Math.pow(hi / lo, rng.next()));
-}
-
 /** Answer lengths of one session's `n` requests, or null when the trace fixes none. */
 function outputLengths(o: Resolved, pattern: Pattern, i: number, n: number): number[] | null {
   if (o.outputTokens === null) return null;
@@ -270,34 +182,6 @@ function multiturnSession(
     history.push({ role: "assistant", content: wordText(rng, answerBytes) });
   }
   return out;
-}
-
-const TOOL_ARGS: Record<string, string[]> = {
-  search_code: ["query"],
-  read_file: ["path"],
-  run_tests: ["filter"],
-  write_file: ["path", "content"],
-};
-
-function toolStep(rng: Rng, id: string): ChatMessage[] {
-  const name = TOOLS[rng.int(TOOLS.length)].function.name;
-  const args: Record<string, string> = {};
-  for (const a of TOOL_ARGS[name]) {
-    args[a] = a === "path"
-      ? `src/${word(rng)}/${word(rng)}_${word(rng)}.ts`
-      : a === "content"
-      ? wordText(rng, varied(rng, 80, 400))
-      : `${word(rng)} ${word(rng)}`;
-  }
-  const call: ToolCall = {
-    id,
-    type: "function",
-    function: { name, arguments: JSON.stringify(args) },
-  };
-  return [
-    { role: "assistant", content: null, tool_calls: [call] },
-    { role: "tool", tool_call_id: id, content: wordText(rng, varied(rng, 200, 1500)) },
-  ];
 }
 
 function toolLoopSession(o: Resolved, sys: string, i: number): ChatRequestBody[] {
@@ -393,7 +277,9 @@ export function generateTrace(opts: TraceOptions): TraceEntry[] {
   let docs: string[] | null = null;
   const out: TraceEntry[] = [];
   for (let i = 0; i < o.sessions; i++) {
-    const pattern: Pattern = o.shape === "mixed" ? PATTERNS[i % PATTERNS.length] : o.shape;
+    const pattern: Pattern = o.shape === "mixed"
+      ? MIXED_PATTERNS[i % MIXED_PATTERNS.length]
+      : o.shape;
     let bodies: ChatRequestBody[];
     const lengths = outputLengths(o, pattern, i, o.turns);
     switch (pattern) {
@@ -410,8 +296,15 @@ export function generateTrace(opts: TraceOptions): TraceEntry[] {
       case "single":
         bodies = singleSession(o, sys, i);
         break;
+      case "fork":
+        bodies = forkSession(o.seed, sys, i, o.turns, (m, t) => body(o, m, t));
+        break;
+      case "agentic":
+        bodies = agenticSession(o.seed, sys, i, o.turns, (m, t) => body(o, m, t));
+        break;
     }
     const ds = delays(o, pattern, i, bodies.length);
+    if (pattern === "fork") ds[0] = forkStartMs(o.seed, i, o.staggerMs, o.thinkMs);
     bodies.forEach((b, k) => {
       const e: TraceEntry = { session_id: `${pattern}-${i}`, delay_ms: ds[k], pattern, body: b };
       if (lengths !== null) e.output_tokens = lengths[k];
@@ -447,8 +340,10 @@ export interface TraceSummary {
  * The requests of a closed-loop trace sent open loop: arrivals form a Poisson process of
  * `ratePerSec` requests a second (exponential gaps from a stream of `seed`), handed out turn by
  * turn across sessions (every session's first request, then every second one, ...), so a
- * session's requests keep their order and sessions progress side by side. Returned in arrival
- * order.
+ * session's requests keep their order and sessions progress side by side. Within a round the
+ * sessions come in an order shuffled with `seed`: in a fixed order, session s's turn k would be
+ * request k × sessions + s, which round-robin over a worker count dividing the session count
+ * sends to the same worker every time (perfect affinity by accident). Returned in arrival order.
  */
 export function toOpenLoop(
   entries: readonly TraceEntry[],
@@ -462,9 +357,12 @@ export function toOpenLoop(
   const order = entries.map((e, idx) => {
     const k = turn.get(e.session_id) ?? 0;
     turn.set(e.session_id, k + 1);
-    return { e, k, idx };
+    return { e, k, idx, r: 0 };
   });
-  order.sort((a, b) => a.k - b.k || a.idx - b.idx);
+  // A fresh shuffle of the sessions per round: rank of (round, session) from a seeded stream.
+  const shuffled = deriveRng(seed, "arrival-order");
+  for (const o of order) o.r = shuffled.next();
+  order.sort((a, b) => a.k - b.k || a.r - b.r || a.idx - b.idx);
   const rng = deriveRng(seed, "arrivals");
   let t = 0;
   return order.map(({ e }, n) => {

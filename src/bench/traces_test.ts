@@ -234,3 +234,59 @@ Deno.test("open loop: Poisson arrivals at the rate, session order kept; replay r
   }
   assert(/neither delay_ms/.test(missing), missing);
 });
+
+Deno.test("fork: a group's branches share the parent context, start together after the parent, and grow", () => {
+  const t = generateTrace({
+    shape: "fork",
+    sessions: 8,
+    turns: 4,
+    seed: 3,
+    thinkMs: 500,
+    staggerMs: 1000,
+  });
+  const sessions = [...bySession(t).values()];
+  assertEquals(sessions.length, 8);
+  for (let g = 0; g < 2; g++) {
+    const group = sessions.slice(4 * g, 4 * g + 4);
+    const parent = group[0][0].body.messages;
+    // The parent's first request is the parent context alone; every branch extends it.
+    assertEquals(parent.at(-1)!.role, "tool");
+    for (const [b, reqs] of group.entries()) {
+      const msgs = reqs.map((r) => r.body.messages);
+      if (b > 0) assert(isPrefix(parent, msgs[0]), `branch ${b} lost the parent context`);
+      for (let k = 1; k < msgs.length; k++) assert(isPrefix(msgs[k - 1], msgs[k]));
+      assert(reqs.every((r) => r.body.tools && r.body.tools.length > 0));
+    }
+    // Branches diverge right after the parent context.
+    const firsts = new Set(group.slice(1).map((r) => JSON.stringify(r[0].body.messages.at(-2))));
+    assertEquals(firsts.size, 3);
+    // The other branches start 2 s + think time after the parent, within 20 ms of each other.
+    const start = group[0][0].delay_ms;
+    assert(start >= 0 && start <= 1000);
+    for (const reqs of group.slice(1)) {
+      const d = reqs[0].delay_ms - start;
+      assert(d >= 2500 && d <= 2520, `branch starts ${d} ms after its parent`);
+    }
+  }
+  // Another group has another parent context.
+  assert(sessions[0][0].body.messages[1].content !== sessions[4][0].body.messages[1].content);
+});
+
+Deno.test("agentic: each turn adds a tool call whose result grows about 1.6× a turn, up to 16 KiB", () => {
+  const t = generateTrace({ shape: "agentic", sessions: 3, turns: 12, seed: 2 });
+  for (const [, reqs] of bySession(t)) {
+    const msgs = reqs.map((r) => r.body.messages);
+    assertEquals(msgs[0].length, 2);
+    const results: number[] = [];
+    for (let k = 1; k < msgs.length; k++) {
+      assert(isPrefix(msgs[k - 1], msgs[k]));
+      assertEquals(msgs[k].length, msgs[k - 1].length + 2);
+      assertEquals(msgs[k].at(-2)!.role, "assistant");
+      results.push(msgs[k].at(-1)!.content!.length);
+    }
+    assert(results[0] >= 384 && results[0] <= 640, `first result ${results[0]}`);
+    assert(results[5] > 3 * results[0], `results ${results}`);
+    assert(results.every((n) => n <= 16384));
+    assertEquals(results.at(-1), 16384);
+  }
+});

@@ -9,13 +9,23 @@
  */
 
 /** How a trace's sessions share prompt text. */
-export type Pattern = "multiturn" | "tool-loop" | "rag" | "single";
+export type Pattern = "multiturn" | "tool-loop" | "rag" | "single" | "fork" | "agentic";
 
 /** Trace shapes `gen-traces --shape` accepts: one pattern, or `mixed` (sessions rotate patterns). */
 export type Shape = Pattern | "mixed";
 
-/** All patterns, in the order `mixed` rotates through them. */
-export const PATTERNS: readonly Pattern[] = ["multiturn", "tool-loop", "rag", "single"];
+/** All patterns. */
+export const PATTERNS: readonly Pattern[] = [
+  "multiturn",
+  "tool-loop",
+  "rag",
+  "single",
+  "fork",
+  "agentic",
+];
+
+/** The patterns `mixed` rotates through, in order. */
+export const MIXED_PATTERNS: readonly Pattern[] = ["multiturn", "tool-loop", "rag", "single"];
 
 /** All shapes. */
 export const SHAPES: readonly Shape[] = [...PATTERNS, "mixed"];

@@ -1,6 +1,7 @@
 /**
- * The node of `RadixTree` and the two hash helpers its walks use: the small-integer child key of
- * a chunk hash, and the binary search for where a chained edge stops agreeing with a request.
+ * The node of `RadixTree`, its LRU list, and the two hash helpers its walks use: the small-integer
+ * child key of a chunk hash, and the binary search for where a chained edge stops agreeing with a
+ * request.
  *
  * @module
  */
@@ -29,6 +30,55 @@ export class Node {
 }
 
 export const EMPTY = new Uint32Array(0);
+
+/** An intrusive doubly linked list of nodes: head = least recently used, tail = most recent. */
+export class LruList {
+  head: Node | null = null;
+  tail: Node | null = null;
+  /** Nodes in the list. */
+  size = 0;
+
+  append(x: Node): void {
+    this.size++;
+    x.prev = this.tail;
+    x.next = null;
+    if (this.tail === null) this.head = x;
+    else this.tail.next = x;
+    this.tail = x;
+  }
+
+  remove(x: Node): void {
+    this.size--;
+    if (x.prev === null) this.head = x.next;
+    else x.prev.next = x.next;
+    if (x.next === null) this.tail = x.prev;
+    else x.next.prev = x.prev;
+    x.prev = null;
+    x.next = null;
+  }
+
+  moveToTail(x: Node): void {
+    if (this.tail === x) return;
+    this.remove(x);
+    this.append(x);
+  }
+
+  /** Puts `x` right after `anchor` (towards the tail). */
+  insertAfter(anchor: Node, x: Node): void {
+    this.size++;
+    x.prev = anchor;
+    x.next = anchor.next;
+    if (anchor.next === null) this.tail = x;
+    else anchor.next.prev = x;
+    anchor.next = x;
+  }
+
+  clear(): void {
+    this.head = null;
+    this.tail = null;
+    this.size = 0;
+  }
+}
 
 /**
  * Small-integer (Smi) key of a chunk hash: 30 bits, so `Map` lookups never box a number. Both

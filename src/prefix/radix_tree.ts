@@ -16,6 +16,10 @@
  *   (the longest prefix that fits; the dropped tail was never held, so it is not counted as an
  *   eviction). A leaf's recency is the last insert that covered its whole sequence (the insert
  *   itself or one that extended it); eviction is per leaf edge, not per chunk.
+ * - `resize(max)` (prediction feedback, a reload) trims to the new capacity: least-recently-used
+ *   leaves go and the last one only loses the tail of its edge, so a shrink by a few chunks never
+ *   takes a whole branch (with the shared prefix merged into it, possibly the whole tree).
+ * - `touch(h)` refreshes the recency of what is held along `h` (the engine just ran it).
  * - `truncate(h, k)` (the engine reported fewer cached chunks than predicted) removes the subtree
  *   that continues `h` past its first `k` chunks; removed chunks count as evictions.
  * - `clear()` empties the tree; `inserts`, `queries` and `evictions` stay monotonic (Prometheus).
@@ -49,7 +53,7 @@
  * @module
  */
 
-import { chainedCommon, childKey, EMPTY, Node } from "./radix_node.ts";
+import { chainedCommon, childKey, EMPTY, LruList, Node } from "./radix_node.ts";
 import type { ChunkHashes, PrefixIndex, PrefixIndexStats } from "./types.ts";
 
 /** Options of {@linkcode RadixTree}. */
@@ -91,12 +95,9 @@ export class RadixTree implements PrefixIndex {
   #maxChunks: number;
   #maxNodes: number;
   readonly #chained: boolean;
-  /** Nodes besides the root (= the LRU list's length). */
-  #nodes = 0;
   #root = new Node(EMPTY, null);
-  /** LRU list: head = least recently used, tail = most recently used. */
-  #head: Node | null = null;
-  #tail: Node | null = null;
+  /** Every node but the root: head = least recently used, tail = most recently used. */
+  readonly #lru = new LruList();
   #chunks = 0;
   #terminals = 0;
   #inserts = 0;
@@ -164,7 +165,7 @@ export class RadixTree implements PrefixIndex {
         const leaf = new Node(hashes.slice(i, len), node);
         leaf.terminal = true;
         this.#addChild(node, leaf);
-        this.#listAppend(leaf);
+        this.#lru.append(leaf);
         this.#chunks += (len - i) >>> 1;
         this.#terminals++;
         node = leaf;
@@ -179,15 +180,17 @@ export class RadixTree implements PrefixIndex {
     }
     // Deepest first, so that every node ends up before its ancestors.
     for (let x: Node | null = node; x !== this.#root && x !== null; x = x.parent) {
-      this.#listMoveToTail(x);
+      this.#lru.moveToTail(x);
     }
     if (this.#maxChunks > 0 || this.#maxNodes > 0) this.#evictTo(this.#maxChunks, node);
   }
 
   /**
    * Changes the capacity to `maxChunks` (0 = unbounded) and, when given, the node budget, and
-   * evicts least-recently-used leaves until the tree fits. Used when the engine's reports show it
-   * holds less than the tree believes, and when a reload changes the budgets.
+   * trims the tree until it fits: least-recently-used leaves go, and the last one only in part
+   * (the tail of its edge), so that a shrink by a few chunks does not take a whole branch with
+   * it (an engine evicts a sequence's blocks tail first too). Used when the engine's reports show
+   * it holds less than the tree believes, and when a reload changes the budgets.
    */
   resize(maxChunks: number, maxNodes = this.#maxNodes): void {
     if (!Number.isInteger(maxChunks) || maxChunks < 0) {
@@ -198,19 +201,57 @@ export class RadixTree implements PrefixIndex {
     }
     this.#maxChunks = maxChunks;
     this.#maxNodes = maxNodes;
-    if (maxChunks > 0 || this.#maxNodes > 0) this.#evictTo(maxChunks, null);
+    if (maxChunks > 0 || this.#maxNodes > 0) this.#evictTo(maxChunks, null, true);
+  }
+
+  /**
+   * Refreshes the recency of what is held along `hashes` (the engine just used it) without
+   * inserting anything; not counted as an insert or a query.
+   */
+  touch(hashes: ChunkHashes): void {
+    const len = hashes.length & ~1;
+    let node = this.#root;
+    let i = 0;
+    while (i < len) {
+      const child = this.#child(node, hashes[i], hashes[i + 1]);
+      if (child === undefined) break;
+      node = child;
+      const n = child.edge.length;
+      if (n > len - i || !this.#edgeAgrees(child.edge, hashes, i)) break;
+      i += n;
+    }
+    for (let x: Node | null = node; x !== this.#root && x !== null; x = x.parent) {
+      this.#lru.moveToTail(x);
+    }
+  }
+
+  /** Whether the whole of `edge` agrees with `hashes` from `at` (its first chunk does). */
+  #edgeAgrees(edge: Uint32Array, hashes: ChunkHashes, at: number): boolean {
+    const n = edge.length;
+    if (this.#chained && n > 4) return chainedCommon(edge, hashes, at, n) === n;
+    for (let j = 2; j < n; j++) if (edge[j] !== hashes[at + j]) return false;
+    return true;
   }
 
   /**
    * Evicts LRU leaves until at most `max` chunks (0: no bound) and `maxNodes` nodes are held,
-   * never `keep` (the path just inserted).
+   * never `keep` (the path just inserted). With `partial`, the last leaf the chunk bound needs
+   * loses only the tail of its edge.
    */
-  #evictTo(max: number, keep: Node | null): void {
+  #evictTo(max: number, keep: Node | null, partial = false): void {
     const maxNodes = this.#maxNodes;
-    while ((max > 0 && this.#chunks > max) || (maxNodes > 0 && this.#nodes > maxNodes)) {
-      const lru = this.#head;
+    while ((max > 0 && this.#chunks > max) || (maxNodes > 0 && this.#lru.size > maxNodes)) {
+      const lru = this.#lru.head;
       // Unreachable while the list invariant holds: the path just inserted fits the budget.
       if (lru === null || lru === keep) break;
+      const excess = this.#chunks - max;
+      const n = lru.edge.length >>> 1;
+      if (partial && excess > 0 && excess < n && !(maxNodes > 0 && this.#lru.size > maxNodes)) {
+        lru.edge = lru.edge.slice(0, 2 * (n - excess));
+        this.#chunks -= excess;
+        this.#evictions += excess;
+        break;
+      }
       this.#evictedChunks(lru);
       this.#removeLeaf(lru);
     }
@@ -271,11 +312,9 @@ export class RadixTree implements PrefixIndex {
   /** Forgets everything. The cumulative counters (inserts, queries, evictions) stay monotonic. */
   clear(): void {
     this.#root = new Node(EMPTY, null);
-    this.#head = null;
-    this.#tail = null;
+    this.#lru.clear();
     this.#chunks = 0;
     this.#terminals = 0;
-    this.#nodes = 0;
   }
 
   /** Chunks held now. */
@@ -285,12 +324,12 @@ export class RadixTree implements PrefixIndex {
 
   /** Nodes held now (besides the root). */
   get nodes(): number {
-    return this.#nodes;
+    return this.#lru.size;
   }
 
   /** What the tree holds now is at most worth this many bytes (see "Memory"). */
   get bytes(): number {
-    return this.#chunks * CHUNK_BYTES + this.#nodes * NODE_BYTES;
+    return this.#chunks * CHUNK_BYTES + this.#lru.size * NODE_BYTES;
   }
 
   /** Current size counters. */
@@ -345,7 +384,7 @@ export class RadixTree implements PrefixIndex {
     // The LRU list holds every non-root node once, each before all of its ancestors.
     const seen = new Set<Node>();
     let listed = 0;
-    for (let x = this.#head, prev: Node | null = null; x !== null; prev = x, x = x.next) {
+    for (let x = this.#lru.head, prev: Node | null = null; x !== null; prev = x, x = x.next) {
       if (x.prev !== prev) throw new Error("broken LRU back link");
       for (let a = x.parent; a !== null && a !== this.#root; a = a.parent) {
         if (seen.has(a)) throw new Error("LRU list has an ancestor before its descendant");
@@ -354,8 +393,8 @@ export class RadixTree implements PrefixIndex {
       listed++;
     }
     if (listed !== nodes) throw new Error(`LRU list has ${listed} nodes, tree has ${nodes}`);
-    if (nodes !== this.#nodes) {
-      throw new Error(`node counter says ${this.#nodes}, tree has ${nodes}`);
+    if (nodes !== this.#lru.size) {
+      throw new Error(`node counter says ${this.#lru.size}, tree has ${nodes}`);
     }
     return { chunks, terminals, nodes, leaves };
   }
@@ -433,7 +472,7 @@ export class RadixTree implements PrefixIndex {
     child.parent = mid;
     mid.children = new Map([[childKey(child.edge[0], child.edge[1]), child]]);
     mid.childCount = 1;
-    this.#listInsertAfter(child, mid); // an ancestor stays after its descendants
+    this.#lru.insertAfter(child, mid); // an ancestor stays after its descendants
     return mid;
   }
 
@@ -450,7 +489,7 @@ export class RadixTree implements PrefixIndex {
     const parent = leaf.parent!;
     if (leaf.terminal) this.#terminals--;
     this.#unlinkChild(parent, leaf);
-    this.#listRemove(leaf);
+    this.#lru.remove(leaf);
     leaf.parent = null;
     this.#afterChildRemoved(parent);
   }
@@ -487,7 +526,7 @@ export class RadixTree implements PrefixIndex {
     child.edge = edge;
     child.parent = parent;
     this.#replaceChild(parent, node, child);
-    this.#listRemove(node);
+    this.#lru.remove(node);
     node.parent = null;
     node.children = null;
   }
@@ -527,46 +566,10 @@ export class RadixTree implements PrefixIndex {
       }
       this.#evictedChunks(x);
       if (x.terminal) this.#terminals--;
-      this.#listRemove(x);
+      this.#lru.remove(x);
       x.parent = null;
       x.children = null;
       x.keyNext = null;
     }
-  }
-
-  // ---- LRU list ----
-
-  #listAppend(x: Node): void {
-    this.#nodes++;
-    x.prev = this.#tail;
-    x.next = null;
-    if (this.#tail === null) this.#head = x;
-    else this.#tail.next = x;
-    this.#tail = x;
-  }
-
-  #listRemove(x: Node): void {
-    this.#nodes--;
-    if (x.prev === null) this.#head = x.next;
-    else x.prev.next = x.next;
-    if (x.next === null) this.#tail = x.prev;
-    else x.next.prev = x.prev;
-    x.prev = null;
-    x.next = null;
-  }
-
-  #listMoveToTail(x: Node): void {
-    if (this.#tail === x) return;
-    this.#listRemove(x);
-    this.#listAppend(x);
-  }
-
-  #listInsertAfter(anchor: Node, x: Node): void {
-    this.#nodes++;
-    x.prev = anchor;
-    x.next = anchor.next;
-    if (anchor.next === null) this.#tail = x;
-    else anchor.next.prev = x;
-    anchor.next = x;
   }
 }

@@ -2,7 +2,8 @@
  * Passes an upstream body through unchanged, chunk by chunk, while noting what the router needs:
  * time of the first byte, time of the first generated token (first non-empty `content` or `text`
  * in an SSE event), bytes sent, and the `usage` object of the response (the final usage chunk of a
- * stream with `stream_options.include_usage`, or the JSON body's `usage`).
+ * stream with `stream_options.include_usage`, or the JSON body's `usage`; llama-server's
+ * `timings` when it gives no `cached_tokens`).
  *
  * Nothing is buffered for the client: each upstream chunk is enqueued as soon as it arrives. To find
  * `usage` the tap keeps only the last {@link TAIL_BYTES} bytes (usage comes last in both vLLM's and
@@ -319,10 +320,45 @@ function skipSpace(text: string, i: number): number {
 
 /**
  * Finds the last `"usage":{...}` object in `text` and reads its counts. Returns null when there is
- * none or it is `null`.
+ * none or it is `null`. llama-server's last chunk carries `timings` (`prompt_n` computed,
+ * `cache_n` reused, `predicted_n` generated) even when the client did not ask for usage: they
+ * fill in what `usage` lacks (its `cached_tokens`), or stand for it when there is no `usage`.
  */
 function parseUsage(text: string): Usage | null {
-  let at = text.lastIndexOf('"usage"');
+  const u = lastObject(text, '"usage"', (o) => count(o.prompt_tokens) !== null);
+  const prompt = u !== null ? count(u.prompt_tokens) : null;
+  const t = text.includes('"timings"')
+    ? lastObject(text, '"timings"', (o) => count(o.prompt_n) !== null)
+    : null;
+  const cacheN = t !== null ? count(t.cache_n) : null;
+  if (prompt !== null) {
+    const details = u!.prompt_tokens_details as Record<string, unknown> | null | undefined;
+    return {
+      promptTokens: prompt,
+      completionTokens: count(u!.completion_tokens) ?? 0,
+      cachedTokens: count(details?.cached_tokens) ??
+        (cacheN !== null && cacheN <= prompt ? cacheN : null),
+    };
+  }
+  const computed = t !== null ? count(t.prompt_n) : null;
+  if (computed === null) return null;
+  return {
+    promptTokens: computed + (cacheN ?? 0),
+    completionTokens: count(t!.predicted_n) ?? 0,
+    cachedTokens: cacheN,
+  };
+}
+
+/**
+ * The last `key:{...}` object in `text` that `accept` takes, or null; `key:null` and a truncated
+ * object are skipped.
+ */
+function lastObject(
+  text: string,
+  key: string,
+  accept: (o: Record<string, unknown>) => boolean,
+): Record<string, unknown> | null {
+  let at = text.lastIndexOf(key);
   while (at !== -1) {
     const open = text.indexOf("{", at);
     const colon = text.indexOf(":", at);
@@ -330,18 +366,11 @@ function parseUsage(text: string): Usage | null {
     if (open !== -1 && colon !== -1 && text.slice(colon + 1, open).trim() === "") {
       const close = matchBrace(text, open);
       if (close !== -1) {
-        const u = JSON.parse(text.slice(open, close + 1));
-        const prompt = u && typeof u === "object" ? count(u.prompt_tokens) : null;
-        if (prompt !== null) {
-          return {
-            promptTokens: prompt,
-            completionTokens: count(u.completion_tokens) ?? 0,
-            cachedTokens: count(u.prompt_tokens_details?.cached_tokens),
-          };
-        }
+        const v = JSON.parse(text.slice(open, close + 1));
+        if (v !== null && typeof v === "object" && !Array.isArray(v) && accept(v)) return v;
       }
     }
-    at = at === 0 ? -1 : text.lastIndexOf('"usage"', at - 1);
+    at = at === 0 ? -1 : text.lastIndexOf(key, at - 1);
   }
   return null;
 }

@@ -234,3 +234,37 @@ Deno.test("usage counts that are not finite numbers >= 0 are ignored, not passed
     { promptTokens: 10, completionTokens: 2, cachedTokens: 8 },
   );
 });
+
+Deno.test("llama-server's timings give the usage when the stream has no usage chunk", async () => {
+  // llama-server's last chunk without include_usage: finish_reason and timings, no usage.
+  const last = JSON.stringify({
+    choices: [{ index: 0, delta: {}, finish_reason: "stop" }],
+    object: "chat.completion.chunk",
+    timings: { cache_n: 236, prompt_n: 14, prompt_ms: 30.9, predicted_n: 35, predicted_ms: 661 },
+  });
+  const chunks = [`data: {"choices":[{"delta":{"content":"hi"}}]}\n\n`, `data: ${last}\n\n`];
+  const r = (await run([...chunks, "data: [DONE]\n\n"], { sse: true })).result;
+  assert.deepEqual(r.usage, { promptTokens: 250, completionTokens: 35, cachedTokens: 236 });
+  // An older build's final chunk has usage without details: timings add the cached count.
+  const withUsage = JSON.stringify({
+    choices: [{ index: 0, delta: {}, finish_reason: "stop" }],
+    usage: { prompt_tokens: 250, completion_tokens: 35, total_tokens: 285 },
+    timings: { cache_n: 236, prompt_n: 14, predicted_n: 35 },
+  });
+  const r2 = (await run([chunks[0], `data: ${withUsage}\n\n`], { sse: true })).result;
+  assert.deepEqual(r2.usage, { promptTokens: 250, completionTokens: 35, cachedTokens: 236 });
+  // The engine's own cached_tokens wins; a timings block without prompt_n is no usage.
+  const both = JSON.stringify({
+    choices: [],
+    usage: {
+      prompt_tokens: 250,
+      completion_tokens: 3,
+      prompt_tokens_details: { cached_tokens: 8 },
+    },
+    timings: { cache_n: 236, prompt_n: 14 },
+  });
+  const r3 = (await run([`data: ${both}\n\n`], { sse: true })).result;
+  assert.equal(r3.usage!.cachedTokens, 8);
+  const r4 = (await run([`data: {"timings":{"cache_n":3}}\n\n`], { sse: true })).result;
+  assert.equal(r4.usage, null);
+});

@@ -22,6 +22,7 @@ import { decodeContent } from "../proxy/content_coding.ts";
 import { AttemptDeadlines } from "../proxy/deadlines.ts";
 import { headerValue, withApiKey } from "../proxy/headers.ts";
 import type { H1Answer } from "../proxy/h1_client.ts";
+import type { ChunkHashes } from "../prefix/types.ts";
 import type { Usage } from "../proxy/usage_tap.ts";
 import { NOOP_TRACER, type Span, withTraceHeaders } from "../telemetry/mod.ts";
 import type { Choice } from "./choose.ts";
@@ -65,6 +66,8 @@ export class Attempt {
   readonly tokensPerChunk: number;
   /** Chunks recorded on the worker for this attempt. */
   readonly recordedChunks: number;
+  /** What was recorded on the worker (the request's chunk hashes). */
+  readonly hashes: ChunkHashes;
   readonly #state: RouterState;
   readonly #client: AbortSignal;
   readonly #plan: RequestPlan;
@@ -92,6 +95,7 @@ export class Attempt {
     this.match = choice.match;
     this.tokensPerChunk = plan.tokensPerChunk;
     this.recordedChunks = plan.hashes.length >>> 1;
+    this.hashes = plan.hashes;
     backend.inflight++;
     this.#probe = backend.breaker.acquire();
     this.dispatchedAt = state.clock.now();

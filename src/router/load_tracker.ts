@@ -88,6 +88,8 @@ export class LoadTicket {
     readonly pendingAhead: number,
     /** @internal Fixed part of the TTFT model at dispatch, ms. */
     readonly fixedMs: number,
+    /** Other requests in flight on the worker when this one was dispatched. */
+    readonly othersInflight: number = 0,
   ) {}
 
   /** Predicted uncached tokens (what this request added to the worker's pending prefill). */
@@ -207,7 +209,7 @@ export class LoadTracker {
     const busy = w.decoding > 0 || w.prefilling > 0;
     const fixedMs = (busy ? this.#step(w) / 2 : 0) + this.priors.stepOverheadMs +
       w.decoding * this.priors.decodeMsPerSeq;
-    const t = new LoadTicket(worker, w, prompt, cached, w.pending, fixedMs);
+    const t = new LoadTicket(worker, w, prompt, cached, w.pending, fixedMs, w.inflight);
     w.pending += prompt - cached;
     w.prefilling++;
     w.active += prompt;

@@ -9,7 +9,11 @@
  * models) and the session id.
  *
  * An alias (`router.model_aliases`) is resolved to its served name, and a JSON body's `model` is
- * rewritten to it (one `JSON.stringify`, only for aliased requests).
+ * rewritten to it (one `JSON.stringify`, only for aliased requests). A streamed chat or completion
+ * request without `stream_options.include_usage` is sent with it (`usageAdded`), so that the
+ * engine reports usage the router learns from; the relay drops that usage chunk from the client's
+ * stream (`src/proxy/usage_strip.ts`). Without a `stream_options` key the field is spliced in
+ * after the body's opening brace; otherwise the body is re-serialized once.
  *
  * Cost: one body read, one strict UTF-8 decode, one `JSON.parse`, one routing-text build and one
  * chunk hash pass over it (a 6 KB chat body: a few µs each, docs/performance.md).
@@ -50,6 +54,8 @@ export interface RequestPlan {
   readonly stream: boolean;
   /** `stream_options.include_usage === true`. */
   readonly includeUsage: boolean;
+  /** The router set `include_usage` in the upstream body; the client's stream must not show it. */
+  readonly usageAdded: boolean;
   /** Chained chunk hashes of the routing text (tagged with the served model). */
   readonly hashes: ChunkHashes;
   /** Prompt tokens as the router estimates them (routing-text bytes ÷ {@link BYTES_PER_TOKEN}). */
@@ -115,8 +121,11 @@ export async function parse(
   const fields = fieldsOf(req, endpoint, raw ?? EMPTY, config.server.maxJsonDepth);
   const aliases = config.router.modelAliases;
   const served = resolveModel(fields.model, state.backends, aliases).served;
-  const body = fields.json !== null && fields.model !== undefined && served !== fields.model
-    ? new TextEncoder().encode(JSON.stringify({ ...fields.json, model: served }))
+  const aliased = fields.json !== null && fields.model !== undefined && served !== fields.model;
+  const usageAdded = fields.stream && !fields.includeUsage && fields.json !== null &&
+    (endpoint.kind === "chat" || endpoint.kind === "completion");
+  const body = usageAdded || aliased
+    ? rewrite(raw!, fields.json!, aliased ? served : null, usageAdded)
     : raw;
   const key = state.precise === null || fields.json === null ? null : await state.precise.keyOf(
     { kind: endpoint.kind, body: fields.json, served, signal: req.signal },
@@ -140,6 +149,7 @@ export async function parse(
     classValue: classField !== "" && fields.json !== null && Object.hasOwn(fields.json, classField)
       ? fields.json[classField]
       : undefined,
+    usageAdded,
   };
   if (key !== null) {
     // Precise mode: a chunk is a block of `block_size` tokens, told to strategies in bytes.
@@ -163,6 +173,39 @@ export async function parse(
     chunkSize,
     precise: false,
   };
+}
+
+const USAGE_OPTION = new TextEncoder().encode('"stream_options":{"include_usage":true},');
+
+/**
+ * The upstream body: `json` with `model` set to `served` (when given) and, with `addUsage`,
+ * `stream_options.include_usage` true. Only the usage, and no `stream_options` key yet: spliced
+ * in after the opening brace of `raw` (the client's bytes otherwise unchanged).
+ */
+function rewrite(
+  raw: Uint8Array<ArrayBuffer>,
+  json: Record<string, unknown>,
+  served: string | null,
+  addUsage: boolean,
+): Uint8Array<ArrayBuffer> {
+  const brace = raw.indexOf(0x7b);
+  if (served === null && !Object.hasOwn(json, "stream_options") && brace !== -1) {
+    const out = new Uint8Array(raw.length + USAGE_OPTION.length);
+    out.set(raw.subarray(0, brace + 1), 0);
+    out.set(USAGE_OPTION, brace + 1);
+    out.set(raw.subarray(brace + 1), brace + 1 + USAGE_OPTION.length);
+    return out;
+  }
+  const next: Record<string, unknown> = { ...json };
+  if (served !== null) next.model = served;
+  if (addUsage) {
+    const given = json.stream_options;
+    const options = given !== null && typeof given === "object" && !Array.isArray(given)
+      ? given
+      : {};
+    next.stream_options = { ...options, include_usage: true };
+  }
+  return new TextEncoder().encode(JSON.stringify(next));
 }
 
 /**

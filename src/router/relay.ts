@@ -22,6 +22,7 @@
 import type { BodySource, Reply } from "../http/types.ts";
 import { downstreamHeaders, type HeaderList, headerValue } from "../proxy/headers.ts";
 import { isNullBodyStatus } from "../proxy/h1_client.ts";
+import { dropUsageEvents } from "../proxy/usage_strip.ts";
 import { type TapResult, tapSource, tapWhole } from "../proxy/usage_tap.ts";
 import { errorBody } from "../util/errors.ts";
 import type { Answer, Attempt } from "./attempt.ts";
@@ -98,7 +99,7 @@ export function relay(
   const source = learn === null
     ? reader
     : scanned(reader, (c) => noteResponseId(state, att, learn, c));
-  const body: BodySource = tapSource(source, first, {
+  const tapped: BodySource = tapSource(source, first, {
     now,
     start: t0,
     sse,
@@ -110,7 +111,17 @@ export function relay(
     },
     onDone: done,
   });
+  // The router asked for the usage chunk (plan.ts): the client gets the stream it asked for.
+  const body = plan.usageAdded && sse && status < 300 && !encoded(upstream.headers)
+    ? dropUsageEvents(tapped)
+    : tapped;
   return { status, statusText: upstream.statusText, headers, body };
+}
+
+/** Whether the worker's body is content-coded (then its events cannot be read to drop one). */
+function encoded(headers: HeaderList): boolean {
+  const coding = headerValue(headers, "content-encoding")?.trim().toLowerCase() ?? "";
+  return coding !== "" && coding !== "identity";
 }
 
 /** Whether a worker's answer is JSON or an event stream (by its content type). */

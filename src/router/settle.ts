@@ -4,13 +4,15 @@
  * - {@link settleLoad}: the attempt leaves the load tracker, and the engine's `cached_tokens` is
  *   compared with the router's prediction: the error goes to
  *   `router_prefix_prediction_error_tokens` (positive = the router believed more was cached), and
- *   a large shortfall shrinks the worker's tree (`prediction_feedback.ts`).
+ *   a large shortfall shrinks the worker's tree (`prediction_feedback.ts`: in proportion, never
+ *   for a cold start on a busy worker; the path just recorded is refreshed first, so it stays).
  * - {@link RequestLog}: one access-log line per request, written once however the request ended,
  *   and nothing built when the log is off (measured: about 6 µs a request).
  *
  * @module
  */
 
+import type { ChunkHashes } from "../prefix/types.ts";
 import type { Usage } from "../proxy/usage_tap.ts";
 import type { Clock } from "../util/clock.ts";
 import type { LoadTicket } from "./load_tracker.ts";
@@ -32,6 +34,8 @@ export interface LoadSettlement {
   readonly tokensPerChunk: number;
   /** Chunks the attempt recorded on its worker. */
   readonly recordedChunks: number;
+  /** What it recorded (refreshed before a shrink, so the shrink never takes it); absent: not refreshed. */
+  readonly hashes?: ChunkHashes;
 }
 
 /**
@@ -55,12 +59,14 @@ export function settleLoad(state: RouterState, a: LoadSettlement, usage: Usage |
           configured: a.backend.capacityChunks,
           chunks: stats.chunks,
           recorded: a.recordedChunks,
+          othersInflight: a.ticket.othersInflight,
         },
         predicted,
         predicted + err,
         a.tokensPerChunk,
       );
       if (capacity !== null) {
+        if (capacity < stats.chunks && a.hashes !== undefined) tree.touch(a.hashes);
         tree.resize(capacity);
         state.logger.debug("prefix tree resized from engine feedback", {
           backend: a.backend.id,

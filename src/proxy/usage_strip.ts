@@ -1,0 +1,162 @@
+/**
+ * Drops the usage-only event from an SSE stream: the router asked the engine for usage on the
+ * client's behalf (`stream_options.include_usage`, which the client did not set), so the client
+ * must not see the answer to a question it did not ask.
+ *
+ * Rule: an event is dropped when its `data:` payload is a JSON object with `choices: []` and a
+ * `usage` object (OpenAI's and vLLM's final usage chunk, sent before `data: [DONE]`); every other
+ * byte goes through unchanged and in order. Comments, `event:`/`id:` fields and `[DONE]` pass.
+ *
+ * Nothing is held back but an incomplete event: complete events (up to their blank line) go out
+ * as soon as they arrived, and the bytes of an event still arriving wait for its end, which a
+ * client cannot use before either. Engines write one event per chunk, so in practice nothing
+ * waits. A held partial event longer than {@link MAX_HELD_BYTES} goes out as it is (no usage
+ * chunk is that large), so a hostile upstream cannot make the router buffer without bound.
+ *
+ * Cost: one scan for the blank line per chunk; a `JSON.parse` only for an event that mentions
+ * `"usage"` and `"choices"`.
+ *
+ * @module
+ */
+
+import type { BodySource } from "../http/types.ts";
+
+/** An event still incomplete past this many bytes is passed on without being looked at. */
+export const MAX_HELD_BYTES = 65536;
+
+const decoder = new TextDecoder();
+
+/** `src` without its usage-only SSE events; see the module comment. */
+export function dropUsageEvents(src: BodySource): BodySource {
+  let held = new Uint8Array(0);
+  let ended = false;
+
+  /** Complete events of `bytes` (what ends in a blank line) minus usage-only ones; the rest held. */
+  const take = (bytes: Uint8Array): Uint8Array => {
+    const all = held.length === 0 ? bytes : concat(held, bytes);
+    const end = lastEventEnd(all);
+    if (end === -1) {
+      if (all.length > MAX_HELD_BYTES) {
+        held = new Uint8Array(0);
+        return all;
+      }
+      held = all.slice();
+      return EMPTY;
+    }
+    held = all.slice(end);
+    return withoutUsageEvents(all.subarray(0, end));
+  };
+
+  return {
+    async read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+      while (!ended) {
+        const r = await src.read();
+        if (r.done) {
+          ended = true;
+          break;
+        }
+        const out = take(r.value);
+        if (out.length > 0) return { done: false, value: out };
+      }
+      if (held.length > 0) {
+        const rest = held;
+        held = new Uint8Array(0);
+        return { done: false, value: rest };
+      }
+      return { done: true, value: undefined };
+    },
+    cancel: (reason) => src.cancel(reason),
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** Index just past the last blank line (`\n\n`, `\r\n\r\n` or `\r\r`) in `b`, or -1. */
+function lastEventEnd(b: Uint8Array): number {
+  for (let i = b.length - 1; i >= 1; i--) {
+    const c = b[i];
+    if (c === 0x0a && b[i - 1] === 0x0a) return i + 1;
+    if (c === 0x0a && b[i - 1] === 0x0d && i >= 3 && b[i - 2] === 0x0a && b[i - 3] === 0x0d) {
+      return i + 1;
+    }
+    if (c === 0x0d && b[i - 1] === 0x0d && (i + 1 >= b.length || b[i + 1] !== 0x0a)) return i + 1;
+  }
+  return -1;
+}
+
+/**
+ * `events` (whole events, each ending in its blank line) without the usage-only ones; the bytes
+ * kept are the upstream's own, not re-encoded.
+ */
+function withoutUsageEvents(events: Uint8Array): Uint8Array {
+  if (!mentionsUsage(events)) return events;
+  let out: Uint8Array[] | null = null;
+  let start = 0;
+  let kept = 0;
+  while (start < events.length) {
+    const end = nextEventEnd(events, start);
+    if (isUsageOnly(decoder.decode(events.subarray(start, end)))) {
+      out ??= [];
+      if (kept < start) out.push(events.subarray(kept, start));
+      kept = end;
+    }
+    start = end;
+  }
+  if (out === null) return events;
+  if (kept < events.length) out.push(events.subarray(kept));
+  const joined = new Uint8Array(out.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of out) {
+    joined.set(p, at);
+    at += p.length;
+  }
+  return joined;
+}
+
+/** `"usage"` as bytes. */
+const USAGE_KEY = [0x22, 0x75, 0x73, 0x61, 0x67, 0x65, 0x22];
+
+/** Whether `b` holds the bytes `"usage"` (without decoding it). */
+function mentionsUsage(b: Uint8Array): boolean {
+  for (let i = b.indexOf(0x22); i !== -1 && i + 7 <= b.length; i = b.indexOf(0x22, i + 1)) {
+    let j = 1;
+    while (j < 7 && b[i + j] === USAGE_KEY[j]) j++;
+    if (j === 7) return true;
+  }
+  return false;
+}
+
+/** Index just past the first blank line at or after `from`, or the end of `b`. */
+function nextEventEnd(b: Uint8Array, from: number): number {
+  for (let i = from + 1; i < b.length; i++) {
+    const c = b[i];
+    if (
+      c === 0x0a && (b[i - 1] === 0x0a || (b[i - 1] === 0x0d && i >= 3 && b[i - 2] === 0x0a &&
+        b[i - 3] === 0x0d))
+    ) return i + 1;
+    if (c === 0x0d && b[i - 1] === 0x0d && (i + 1 >= b.length || b[i + 1] !== 0x0a)) return i + 1;
+  }
+  return b.length;
+}
+
+/** Whether one event's data is `{..., "choices": [], "usage": {...}}`. */
+function isUsageOnly(event: string): boolean {
+  if (event.length > MAX_HELD_BYTES) return false;
+  if (!event.includes('"usage"') || !event.includes('"choices"')) return false;
+  const data = event.split(/\r\n|\n|\r/).filter((l) => l.startsWith("data:"))
+    .map((l) => l.slice(5).replace(/^ /, "")).join("\n");
+  try {
+    const v = JSON.parse(data);
+    return v !== null && typeof v === "object" && Array.isArray(v.choices) &&
+      v.choices.length === 0 && v.usage !== null && typeof v.usage === "object";
+  } catch {
+    return false;
+  }
+}
