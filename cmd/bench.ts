@@ -16,6 +16,7 @@ import { runSweep, type SweepOptions } from "../src/bench/sweep.ts";
 import { buildReport, renderMarkdown, writeReport } from "../src/bench/report.ts";
 import { recordsFromJsonl } from "../src/bench/replay.ts";
 import { type BenchRecord, type Shape, SHAPES } from "../src/bench/types.ts";
+import { runFleetDemo } from "../src/bench/fleet_demo.ts";
 import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
 import { PROFILES } from "../src/sim/profiles.ts";
 import { type ReplicaComparisonResult, runReplicaComparison } from "../src/sync/bench_replicas.ts";
@@ -338,6 +339,12 @@ export async function main(args: string[]): Promise<number> {
   await writeReport(dir, records, { title, notes });
   const report = buildReport(records, { title, notes });
   console.log("\n" + renderMarkdown(report));
+  if (demo) {
+    // The demo's second part: one router in front of a two-model fleet.
+    const fleet = await runFleetDemo();
+    console.log("\n" + fleet.markdown);
+    await Deno.writeTextFile(`${dir}/report.md`, `\n${fleet.markdown}\n`, { append: true });
+  }
   console.log(
     `report: ${dir}/report.md (charts: ${dir}/*.svg) in ${
       ((performance.now() - started) / 1000).toFixed(0)
