@@ -8,12 +8,15 @@
  *   deno run -A cmd/bench.ts --offline            # the offline simulator, virtual time, no HTTP
  *   deno run -A cmd/bench.ts --workers-url http://gpu1:8000,http://gpu2:8000 --model Qwen/Qwen2.5-7B-Instruct
  *   deno run -A cmd/bench.ts --replicas 3         # 1 router vs 3 replicas with and without Redis sync
+ *   deno run -A cmd/bench.ts --matrix --name routing-matrix   # docs/results.md's matrix, offline
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { runSweep, type SweepOptions } from "../src/bench/sweep.ts";
+import { matrixSpec, matrixStudy } from "../src/bench/matrix_cli.ts";
+import { configFromWorkers } from "../src/config/mod.ts";
 import { buildReport, renderMarkdown, writeReport } from "../src/bench/report.ts";
 import { recordsFromJsonl } from "../src/bench/replay.ts";
 import { type BenchRecord, type Shape, SHAPES } from "../src/bench/types.ts";
@@ -52,6 +55,27 @@ Options (defaults: the reference's cloud study on 4 simulated a100-7b workers):
                          arm in bench/results/NAME/replicas.md. Strategy: the first of --strategies
                          (default prefixaware). Needs redis-server for the sync arm.
   --sync on|off|both     which R-replica arms to run (default: both)
+  --matrix               routing-quality matrix instead of the sweep (offline, virtual time):
+                         every strategy on --shapes × --profiles × --workers × --loops, the
+                         default held against leastloaded and the best other, 95% CIs
+                         (bench/results/NAME/matrix.md and matrix.json; docs/results.md)
+  --shapes LIST          matrix shapes (default: multiturn,rag,fork,agentic)
+  --profiles LIST        matrix profiles (default: a100-7b,a100-14b)
+  --workers LIST         with --matrix, a list (default: 4,8,16)
+  --loops LIST           closed,open (default: both; open = the same requests, each arriving
+                         when leastloaded issued it in the closed loop)
+  --default S            strategy held against the others (default: router.strategy's default)
+  --sessions-per-worker L  matrix sessions per worker, N or SHAPE:N,... (default: multiturn:4,
+                         rag:8,fork:4,agentic:2; with --matrix --turns defaults to 16 and
+                         --stagger-ms to 6000: first turns spread over one turn's cycle)
+  --requests N           matrix requests per cell and strategy (default: 1536)
+  --first-seed N         matrix first seed (default: 1)
+  --output-tokens DIST   matrix answer lengths (default: geometric:200, capped at --max-tokens,
+                         which defaults to 256 with --matrix)
+  --kv-blocks N          matrix engine KV capacity in blocks (default: the profile's)
+  --trace FILE           matrix over a trace file instead of shapes (gen-traces --from-mooncake)
+  --max-model-len N      matrix engine max model length (long imported prompts)
+  --strategy-options J   matrix options per strategy, JSON: {"costaware": {"tie_epsilon": 0.02}}
   --out DIR              results root (default: bench/results)
   --rerender DIR         rebuild DIR's report.md, results.json and charts from its records.jsonl
   -h, --help
@@ -116,6 +140,19 @@ export async function main(args: string[]): Promise<number> {
         sync: { type: "string" },
         out: { type: "string" },
         rerender: { type: "string" },
+        matrix: { type: "boolean" },
+        shapes: { type: "string" },
+        profiles: { type: "string" },
+        loops: { type: "string" },
+        default: { type: "string" },
+        "sessions-per-worker": { type: "string" },
+        requests: { type: "string" },
+        "first-seed": { type: "string" },
+        "output-tokens": { type: "string" },
+        "kv-blocks": { type: "string" },
+        trace: { type: "string" },
+        "max-model-len": { type: "string" },
+        "strategy-options": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -128,6 +165,20 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (values.rerender !== undefined) return await rerender(values.rerender);
+  if (values.matrix) {
+    // The default strategy is router.strategy's default in the config.
+    const defaultStrategy = configFromWorkers(["http://127.0.0.1:1"]).router.strategy;
+    const { spec, problems } = matrixSpec(values, defaultStrategy);
+    if (spec === null) {
+      for (const p of problems) console.error(`error: ${p}`);
+      return 2;
+    }
+    const name = values.name ?? `matrix-${new Date().toISOString().slice(0, 10)}`;
+    const dir = `${values.out ?? "bench/results"}/${name}`;
+    const summary = await matrixStudy(dir, `${name}: routing-quality matrix`, spec);
+    console.log("\n" + summary + `\nreport: ${dir}/matrix.md`);
+    return 0;
+  }
   const demo = values.demo === true;
   const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
   const opts: SweepOptions = {

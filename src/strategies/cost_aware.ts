@@ -43,6 +43,7 @@ import {
   assumedLoad,
   engineExtraMs,
   estimateTtftMs,
+  futureDelayMs,
   matchTokensOf,
   queuedDelayMs,
   requestTokensOf,
@@ -67,6 +68,10 @@ export const COST_AWARE_OPTIONS = {
     doc:
       "weight of the delay the request adds to prefills already queued there (0 = own TTFT only)",
   },
+  future_weight: {
+    default: 1,
+    doc: "weight of the delay the request adds to requests expected to arrive there meanwhile",
+  },
 } as const satisfies Record<string, OptionSpec>;
 
 /** Minimum predicted time to first token. */
@@ -76,6 +81,13 @@ export class CostAwareStrategy implements Strategy {
   readonly usesLoad = true;
   readonly tieEpsilon: number;
   readonly othersWeight: number;
+  readonly futureWeight: number;
+  /** Time of the last pick and mean gap between picks (ms), for the arrival rate. */
+  #lastNow = NaN;
+  #gap = NaN;
+  /** Per worker index: picks, exponentially forgotten over `#window()`, and when last updated. */
+  #mass: number[] = [];
+  #massAt: number[] = [];
   #costs: Float64Array<ArrayBuffer> = new Float64Array(8);
 
   /** Throws a RangeError on an unknown or out-of-range option. */
@@ -83,6 +95,7 @@ export class CostAwareStrategy implements Strategy {
     const o = resolveOptions("costaware", COST_AWARE_OPTIONS, params.options);
     this.tieEpsilon = o.tie_epsilon;
     this.othersWeight = o.others_weight;
+    this.futureWeight = o.future_weight;
   }
 
   /** The cost of the request on each candidate, ms, in candidate order (tests, logs). */
@@ -97,7 +110,47 @@ export class CostAwareStrategy implements Strategy {
     if (n === 0) return undefined;
     this.#fill(ctx);
     const i = pickNearMin(this.#costs, n, this.tieEpsilon, ctx.rng);
+    this.#observe(ctx.now, ctx.candidates[i].index, n);
     return { candidate: ctx.candidates[i], reason: MIN_COST_REASON };
+  }
+
+  /**
+   * Notes a pick of worker `index` at `now`: the mean gap between picks (exponentially weighted,
+   * 5%) and the worker's own recent picks, forgotten over a window of about 20 picks per worker.
+   */
+  #observe(now: number, index: number, workers: number): void {
+    if (Number.isFinite(this.#lastNow) && now >= this.#lastNow) {
+      const g = now - this.#lastNow;
+      this.#gap = Number.isFinite(this.#gap) ? this.#gap * 0.95 + g * 0.05 : g;
+    }
+    this.#lastNow = now;
+    const window = this.#window(workers);
+    if (!(window > 0)) return;
+    this.#mass[index] = this.#decayed(index, now, window) + 1;
+    this.#massAt[index] = now;
+  }
+
+  /** Time over which picks are forgotten, ms: about 20 picks per worker. */
+  #window(workers: number): number {
+    return 20 * workers * this.#gap;
+  }
+
+  #decayed(index: number, now: number, window: number): number {
+    const m = this.#mass[index];
+    if (m === undefined) return 0;
+    return m * Math.exp(-Math.max(0, now - this.#massAt[index]) / window);
+  }
+
+  /**
+   * Arrivals per ms at worker `index`: its own recent picks (requests come back to where their
+   * sessions live) until there are enough of them, the fleet's rate shared evenly before.
+   */
+  #arrivals(index: number, now: number, workers: number): number {
+    if (!(this.futureWeight > 0 && this.#gap > 0)) return 0;
+    const window = this.#window(workers);
+    const even = 1 / (this.#gap * workers);
+    if (this.#massAt.length === 0) return even;
+    return this.#decayed(index, now, window) / window;
   }
 
   #fill(ctx: PickContext): void {
@@ -109,7 +162,9 @@ export class CostAwareStrategy implements Strategy {
       const load = c.load ?? assumedLoad(c, tokens);
       const uncached = tokens - matchTokensOf(ctx, c.match, tokens);
       let cost = estimateTtftMs(load, uncached, A100_7B_PRIORS) +
-        this.othersWeight * queuedDelayMs(load, uncached, A100_7B_PRIORS);
+        this.othersWeight * queuedDelayMs(load, uncached, A100_7B_PRIORS) +
+        this.futureWeight *
+          futureDelayMs(load, uncached, this.#arrivals(c.index, ctx.now, cs.length));
       const engine = freshEngine(c, ctx.now);
       if (engine !== undefined) {
         cost += engineExtraMs(load, engine, c.inflight, tokens, A100_7B_PRIORS);

@@ -6,8 +6,10 @@ import {
   assumedLoad,
   engineExtraMs,
   estimateTtftMs,
+  futureDelayMs,
   queuedDelayMs,
 } from "./cost_model.ts";
+import { LoadTracker } from "../router/load_tracker.ts";
 import { createStrategy } from "./registry.ts";
 import type { Candidate, EngineLoad, PickContext, StrategyParams, WorkerLoad } from "./types.ts";
 
@@ -58,8 +60,13 @@ function cand(index: number, match: number, l?: WorkerLoad, inflight = 0): Candi
 }
 
 /** 32-byte chunks, 4 bytes per token: 8 tokens per chunk. */
-function ctx(candidates: Candidate[], requestChunks: number, rng: Rng = noRng): PickContext {
-  return { candidates, requestChunks, chunkSize: 32, rng, now: 0 };
+function ctx(
+  candidates: Candidate[],
+  requestChunks: number,
+  rng: Rng = noRng,
+  now = 0,
+): PickContext {
+  return { candidates, requestChunks, chunkSize: 32, rng, now };
 }
 
 interface Case {
@@ -200,7 +207,10 @@ Deno.test("costaware: empty candidates, registry name, options errors", () => {
   assert.equal((s as CostAwareStrategy).othersWeight, 1);
   assert.throws(
     () => createStrategy("costaware", { ...PARAMS, options: { tie_eps: 0.1 } }),
-    { message: 'strategy costaware has no option "tie_eps"; valid: tie_epsilon, others_weight' },
+    {
+      message:
+        'strategy costaware has no option "tie_eps"; valid: tie_epsilon, others_weight, future_weight',
+    },
   );
   assert.throws(
     () => createStrategy("costaware", { ...PARAMS, options: { tie_epsilon: 2 } }),
@@ -407,4 +417,53 @@ Deno.test("engineExtraMs: by hand", () => {
   assert.equal(engineExtraMs(l, eng({ kvUsage: 0.9 }), 0, 800), 0);
   assert.ok(Math.abs(engineExtraMs(l, eng({ kvUsage: 0.99 }), 0, 800) - 72) < 1e-9);
   assert.equal(engineExtraMs(l, eng({ waiting: 5 }), 0, 0), 5, "no tokens: only the half step");
+});
+
+Deno.test("costaware: the delay a large prefill adds to requests about to arrive there", () => {
+  // W = 200 ms pending there, D = 2000 tokens ÷ 10 = 200 ms: λ · D · (W + D / 2).
+  const l = load({ pendingPrefillTokens: 2000, prefilling: 1 });
+  assert.equal(futureDelayMs(l, 2000, 0.01), 0.01 * 200 * (200 + 100));
+  assert.equal(futureDelayMs(l, 0, 0.01), 0);
+  assert.equal(futureDelayMs(l, 2000, 0), 0);
+});
+
+Deno.test("costaware: with frequent arrivals, a long session stays on its busy worker rather than moving", () => {
+  // The request: 4000 tokens, 3600 of them cached on w0, where 3000 tokens are pending for 4
+  // requests. Staying: 355 ms own TTFT + 4 × 40 ms of delay to those queued there = 515 ms;
+  // moving to idle w1: 410 ms, but a 400 ms prefill there.
+  const mk = (opts: Record<string, number>) => new CostAwareStrategy({ ...PARAMS, options: opts });
+  const cands = () => [
+    cand(0, 450, load({ pendingPrefillTokens: 3000, prefilling: 4, decoding: 2 }), 6),
+    cand(1, 0, load()),
+  ];
+  // Without the future term the others queued on w0 tip it.
+  const greedy = mk({ future_weight: 0 });
+  const first = greedy.pick(ctx(cands(), 500, noRng, 0))!;
+  assert.equal(first.candidate.id, "w1");
+  // With it, and a pick every 100 ms (λ = 0.005 a ms per worker): staying adds 0.005 × 40 ×
+  // (300 + 20) = 64 ms, moving 0.005 × 400 × 200 = 400 ms for w1's arrivals.
+  const s = mk({});
+  for (let t = 0; t < 2000; t += 100) s.pick(ctx(cands(), 500, noRng, t));
+  const [stay, move] = s.costs(ctx(cands(), 500, noRng, 2000));
+  assert.ok(
+    Math.abs(stay - (515.2 + 64)) < 1 && Math.abs(move - (410 + 400)) < 1,
+    `${stay} ${move}`,
+  );
+  assert.equal(s.pick(ctx(cands(), 500, noRng, 2000))!.candidate.id, "w0");
+});
+
+Deno.test("costaware: a prefix recorded but not yet prefilled counts as pending work there, not as cached", () => {
+  // The first of two requests with one new 3600-token prefix went to w0 and is still prefilling:
+  // its tokens are pending there until its first token.
+  const tracker = new LoadTracker({ workers: 2 });
+  const first = tracker.onDispatch(0, 4000, 0);
+  const s = new CostAwareStrategy({ ...PARAMS, options: { future_weight: 0 } });
+  const pick = () =>
+    s.pick(ctx([cand(0, 450, tracker.load(0), 1), cand(1, 0, tracker.load(1))], 500, noRng))!;
+  // The follower would wait for the whole 4000-token prefill on w0, then its own 400: the idle
+  // worker, prefilling all 4000 itself, is faster.
+  assert.equal(pick().candidate.id, "w1");
+  // Once the first token came, the prefix is cached: the follower joins it.
+  tracker.onFirstToken(first, 400);
+  assert.equal(pick().candidate.id, "w0");
 });

@@ -133,6 +133,28 @@ export function queuedDelayMs(
   return waiting > 0 && uncachedTokens > 0 ? waiting * uncachedTokens / rate : 0;
 }
 
+/**
+ * Expected delay, ms, that prefilling `uncachedTokens` on `load` adds to requests that will
+ * arrive there before it is done, at `arrivalsPerMs` a ms: those arriving while the prefill
+ * already pending there runs (W = pending ÷ rate) wait all of its D = uncached ÷ rate, those
+ * arriving during D half of it on average: λ · D · (W + D / 2). A large prefill sent to a worker
+ * other requests are about to come back to (their sessions live there) delays every one of them;
+ * the greedy own-TTFT-plus-queued cost does not see them, and moving one long session there then
+ * makes the next one move too.
+ */
+export function futureDelayMs(
+  load: WorkerLoad,
+  uncachedTokens: number,
+  arrivalsPerMs: number,
+  priors: EnginePriors = A100_7B_PRIORS,
+): number {
+  if (!(arrivalsPerMs > 0) || !(uncachedTokens > 0)) return 0;
+  const rate = prefillRate(load, priors);
+  const d = uncachedTokens / rate;
+  const w = (load.pendingPrefillTokens > 0 ? load.pendingPrefillTokens : 0) / rate;
+  return arrivalsPerMs * d * (w + d / 2);
+}
+
 /** KV cache usage from which `engineExtraMs` prices the risk of a preemption. */
 export const KV_PREEMPTION_RISK_FROM = 0.9;
 
