@@ -4,13 +4,18 @@
  * Rule: for each admitted worker, with the model of `cost_model.ts`,
  *
  *   cost = ttft + others_weight × prefilling × uncached ÷ prefillTokensPerMs
+ *          + future_weight × λ × D × (W + D / 2)
  *   ttft = [busy] × decodeStepMs / 2 + stepOverheadMs + decoding × decodeMsPerSeq
  *          + (pendingPrefillTokens + uncached) ÷ prefillTokensPerMs
  *   uncached = requestTokens − match × chunkSize ÷ bytesPerToken
  *
- * the first term being the request's own predicted TTFT there and the second the delay its
- * prefill adds to the prefills already queued there (they share the engine's next step), so the
- * pick minimises the TTFT the whole system adds, not only the request's own. The minimum wins;
+ * the first term being the request's own predicted TTFT there, the second the delay its prefill
+ * adds to the prefills already queued there (they share the engine's next step; an upper bound,
+ * since chunked prefill serves them first, hence the weight 0.5), and the third the delay it adds
+ * to requests arriving there before it is done (`futureDelayMs`: D its prefill, W the prefill
+ * pending there, λ that worker's own recent arrival rate, its share of the picks over a window of
+ * about 20 picks per worker). The pick minimises the TTFT the whole system adds, not only the
+ * request's own. The minimum wins;
  * candidates within `tie_epsilon` (2%) of it are near-ties, one of which is drawn uniformly with
  * the injected rng (predictions are not that precise, and a fixed tie-break sends every burst to
  * the same worker). Reason `min-cost`.
@@ -29,7 +34,8 @@
  * 0 at 0.9 to 1 at full. Stale or absent figures add nothing: the cost is then exactly the one
  * above.
  *
- * Options: `tie_epsilon` (0.02, relative), `others_weight` (1; 0 = own TTFT only, for ablation).
+ * Options: `tie_epsilon` (0.02, relative), `others_weight` (0.5), `future_weight` (1); 0 turns a
+ * term off (ablation). Issue 19's matrix (docs/results.md, ADR 0009) set the last two.
  * docs/decisions/0003-cost-aware-strategy.md has the model, its evidence and its limits.
  *
  * Cost: O(n) per pick, one rng draw only when there is more than one near-tie; the cost buffer is
@@ -64,7 +70,7 @@ export const COST_AWARE_OPTIONS = {
     doc: "relative margin within which costs count as tied (drawn at random)",
   },
   others_weight: {
-    default: 1,
+    default: 0.5,
     doc:
       "weight of the delay the request adds to prefills already queued there (0 = own TTFT only)",
   },

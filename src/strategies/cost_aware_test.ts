@@ -13,7 +13,12 @@ import { LoadTracker } from "../router/load_tracker.ts";
 import { createStrategy } from "./registry.ts";
 import type { Candidate, EngineLoad, PickContext, StrategyParams, WorkerLoad } from "./types.ts";
 
-const PARAMS: StrategyParams = { minMatchChunks: 2, saturationInflight: 8 };
+/** The literal costs below were written with the queued-prefill term at full weight. */
+const PARAMS: StrategyParams = {
+  minMatchChunks: 2,
+  saturationInflight: 8,
+  options: { others_weight: 1 },
+};
 
 /** Fails if drawn from: a unique minimum needs no random number. */
 const noRng: Rng = {
@@ -174,7 +179,7 @@ const CASES: Case[] = [
 
 for (const c of CASES) {
   Deno.test(`costaware: ${c.name}`, () => {
-    const s = new CostAwareStrategy({ ...PARAMS, options: c.options });
+    const s = new CostAwareStrategy({ ...PARAMS, options: { ...PARAMS.options, ...c.options } });
     const x = ctx(c.candidates, c.requestChunks, c.rng);
     const costs = s.costs(x);
     assert.equal(costs.length, c.costs.length);
@@ -199,12 +204,13 @@ Deno.test("costaware: requestTokens from the context wins over chunks; matches c
 });
 
 Deno.test("costaware: empty candidates, registry name, options errors", () => {
-  const s = createStrategy("costaware", PARAMS);
+  const s = createStrategy("costaware", { minMatchChunks: 2, saturationInflight: 8 });
   assert.ok(s instanceof CostAwareStrategy);
   assert.equal(s.usesPrefix, true);
   assert.equal(s.pick(ctx([], 10)), undefined);
   assert.equal((s as CostAwareStrategy).tieEpsilon, 0.02);
-  assert.equal((s as CostAwareStrategy).othersWeight, 1);
+  assert.equal((s as CostAwareStrategy).othersWeight, 0.5);
+  assert.equal((s as CostAwareStrategy).futureWeight, 1);
   assert.throws(
     () => createStrategy("costaware", { ...PARAMS, options: { tie_eps: 0.1 } }),
     {
@@ -431,7 +437,8 @@ Deno.test("costaware: with frequent arrivals, a long session stays on its busy w
   // The request: 4000 tokens, 3600 of them cached on w0, where 3000 tokens are pending for 4
   // requests. Staying: 355 ms own TTFT + 4 × 40 ms of delay to those queued there = 515 ms;
   // moving to idle w1: 410 ms, but a 400 ms prefill there.
-  const mk = (opts: Record<string, number>) => new CostAwareStrategy({ ...PARAMS, options: opts });
+  const mk = (opts: Record<string, number>) =>
+    new CostAwareStrategy({ ...PARAMS, options: { ...PARAMS.options, ...opts } });
   const cands = () => [
     cand(0, 450, load({ pendingPrefillTokens: 3000, prefilling: 4, decoding: 2 }), 6),
     cand(1, 0, load()),
@@ -440,15 +447,19 @@ Deno.test("costaware: with frequent arrivals, a long session stays on its busy w
   const greedy = mk({ future_weight: 0 });
   const first = greedy.pick(ctx(cands(), 500, noRng, 0))!;
   assert.equal(first.candidate.id, "w1");
-  // With it, and a pick every 100 ms (λ = 0.005 a ms per worker): staying adds 0.005 × 40 ×
-  // (300 + 20) = 64 ms, moving 0.005 × 400 × 200 = 400 ms for w1's arrivals.
+  // With it, and a pick every 100 ms, half of them to each worker (sessions live on both; about equal rates), moving
+  // lands a 400 ms prefill where requests are about to come back: λ · 400 · 200 against
+  // λ · 40 · (300 + 20) for staying.
   const s = mk({});
-  for (let t = 0; t < 2000; t += 100) s.pick(ctx(cands(), 500, noRng, t));
+  const idle = (m0: number, m1: number) => [cand(0, m0, load()), cand(1, m1, load())];
+  for (let t = 0; t < 2000; t += 100) {
+    s.pick(ctx(t % 200 === 0 ? idle(500, 0) : idle(0, 500), 500, noRng, t));
+  }
   const [stay, move] = s.costs(ctx(cands(), 500, noRng, 2000));
-  assert.ok(
-    Math.abs(stay - (515.2 + 64)) < 1 && Math.abs(move - (410 + 400)) < 1,
-    `${stay} ${move}`,
-  );
+  assert.ok(stay > 515.2 && move > 410, `${stay} ${move}`);
+  const lambda = (stay - 515.2) / (40 * 320);
+  const moveLambda = (move - 410) / (400 * 200);
+  assert.ok(Math.abs(moveLambda / lambda - 1) < 0.2, `arrival rates ${lambda} and ${moveLambda}`);
   assert.equal(s.pick(ctx(cands(), 500, noRng, 2000))!.candidate.id, "w0");
 });
 
@@ -457,7 +468,7 @@ Deno.test("costaware: a prefix recorded but not yet prefilled counts as pending 
   // its tokens are pending there until its first token.
   const tracker = new LoadTracker({ workers: 2 });
   const first = tracker.onDispatch(0, 4000, 0);
-  const s = new CostAwareStrategy({ ...PARAMS, options: { future_weight: 0 } });
+  const s = new CostAwareStrategy({ ...PARAMS, options: { others_weight: 1, future_weight: 0 } });
   const pick = () =>
     s.pick(ctx([cand(0, 450, tracker.load(0), 1), cand(1, 0, tracker.load(1))], 500, noRng))!;
   // The follower would wait for the whole 4000-token prefill on w0, then its own 400: the idle
