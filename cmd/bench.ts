@@ -73,6 +73,7 @@ Options (defaults: the reference's cloud study on 4 simulated a100-7b workers):
   --output-tokens DIST   matrix answer lengths (default: geometric:200, capped at --max-tokens,
                          which defaults to 256 with --matrix)
   --kv-blocks N          matrix engine KV capacity in blocks (default: the profile's)
+  --kv-budget N          matrix router kv_budget per worker, chunks (default: 0, unbounded)
   --trace FILE           matrix over a trace file instead of shapes (gen-traces --from-mooncake)
   --max-model-len N      matrix engine max model length (long imported prompts)
   --strategy-options J   matrix options per strategy, JSON: {"costaware": {"tie_epsilon": 0.02}}
@@ -150,6 +151,7 @@ export async function main(args: string[]): Promise<number> {
         "first-seed": { type: "string" },
         "output-tokens": { type: "string" },
         "kv-blocks": { type: "string" },
+        "kv-budget": { type: "string" },
         trace: { type: "string" },
         "max-model-len": { type: "string" },
         "strategy-options": { type: "string" },

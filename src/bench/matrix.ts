@@ -64,6 +64,8 @@ export interface MatrixSpec {
   readonly maxModelLen?: number;
   /** The router's prediction feedback on the prefix index (default true, as the router). */
   readonly feedback?: boolean;
+  /** The router's `kv_budget` per worker, chunks (default 0: unbounded, the router's default). */
+  readonly kvBudgetChunks?: number;
   /** Called after each cell. */
   readonly onCell?: (cell: CellRecords, done: number, total: number) => void;
 }
@@ -212,6 +214,7 @@ function runStrategy(spec: MatrixSpec, cell: Cell, strategy: string): StrategyRu
       params: spec.params,
       maxModelLen: spec.maxModelLen,
       feedback: spec.feedback,
+      kvBudgetChunks: spec.kvBudgetChunks,
       strategyOptions: spec.strategyOptions?.[strategy],
     });
     for (const rec of r.records) records.set(`${seed}/${rec.session_id}/${rec.turn}`, rec);

@@ -66,6 +66,7 @@ export interface MatrixFlags {
   "output-tokens"?: string;
   "first-seed"?: string;
   "kv-blocks"?: string;
+  "kv-budget"?: string;
   trace?: string;
   "max-model-len"?: string;
   "strategy-options"?: string;
@@ -157,6 +158,7 @@ export function matrixSpec(
   }
   if (trace !== undefined) spw[trace.name] ??= 1;
   const kvBlocks = v["kv-blocks"] === undefined ? undefined : int("kv-blocks", 0);
+  const kvBudget = v["kv-budget"] === undefined ? undefined : int("kv-budget", 0);
   const maxModelLen = v["max-model-len"] === undefined ? undefined : int("max-model-len", 0);
   const spec: MatrixSpec = {
     shapes: shapes as Shape[],
@@ -175,6 +177,7 @@ export function matrixSpec(
     firstSeed: int("first-seed", 1, 0),
     ...(kvBlocks === undefined ? {} : { params: { capacityBlocks: kvBlocks } }),
     ...(maxModelLen === undefined ? {} : { maxModelLen }),
+    ...(kvBudget === undefined ? {} : { kvBudgetChunks: kvBudget }),
     ...(strategyOptions === undefined ? {} : { strategyOptions }),
     ...(trace === undefined ? {} : { trace }),
   };
@@ -211,7 +214,10 @@ export async function matrixStudy(dir: string, title: string, spec: MatrixSpec):
     }; ` +
     `open loop: the same requests, Poisson at the closed loop's leastloaded rate. ` +
     `${spec.requestsPerCell} requests per cell and strategy (seeds from ${spec.firstSeed ?? 1}).` +
-    (spec.params?.capacityBlocks ? ` Engine KV cache: ${spec.params.capacityBlocks} blocks.` : ""),
+    (spec.params?.capacityBlocks
+      ? ` Engine KV cache: ${spec.params.capacityBlocks} blocks of 16 tokens.`
+      : "") +
+    (spec.kvBudgetChunks ? ` Router kv_budget: ${spec.kvBudgetChunks} chunks.` : ""),
     "",
     `Target: ${spec.defaultStrategy} p95 TTFT ≤ ${TARGET_VS_LEASTLOADED} × leastloaded's and ≤ ` +
     `${TARGET_VS_BEST} × the best other strategy's. Brackets: 95% paired bootstrap CIs (requests ` +

@@ -32,7 +32,9 @@
  * (other routers or clients send to that engine); others' running sequences; and, when its KV
  * usage is above 0.9, the risk of a preemption, priced as the request's prefill again, scaled from
  * 0 at 0.9 to 1 at full. Stale or absent figures add nothing: the cost is then exactly the one
- * above.
+ * above. Without the engine's KV usage, a worker with a `kv_budget` pays the same risk from the
+ * router's own count of prompt tokens in flight there (`kvPressureMs`): a small cache that the
+ * request would fill preempts, and a recomputed sequence costs its whole prefill again.
  *
  * Options: `tie_epsilon` (0.02, relative), `others_weight` (0.5), `future_weight` (1); 0 turns a
  * term off (ablation). Issue 19's matrix (docs/results.md, ADR 0009) set the last two.
@@ -47,9 +49,11 @@
 import {
   A100_7B_PRIORS,
   assumedLoad,
+  DEFAULT_BYTES_PER_TOKEN,
   engineExtraMs,
   estimateTtftMs,
   futureDelayMs,
+  kvPressureMs,
   matchTokensOf,
   queuedDelayMs,
   requestTokensOf,
@@ -174,6 +178,10 @@ export class CostAwareStrategy implements Strategy {
       const engine = freshEngine(c, ctx.now);
       if (engine !== undefined) {
         cost += engineExtraMs(load, engine, c.inflight, tokens, A100_7B_PRIORS);
+      }
+      if (engine?.kvUsage === undefined && c.capacityChunks > 0) {
+        const perChunk = ctx.chunkSize / (ctx.bytesPerToken ?? DEFAULT_BYTES_PER_TOKEN);
+        cost += kvPressureMs(load, c.capacityChunks * perChunk, tokens, A100_7B_PRIORS);
       }
       costs[i] = cost;
     }

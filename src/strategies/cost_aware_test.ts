@@ -7,6 +7,7 @@ import {
   engineExtraMs,
   estimateTtftMs,
   futureDelayMs,
+  kvPressureMs,
   queuedDelayMs,
 } from "./cost_model.ts";
 import { LoadTracker } from "../router/load_tracker.ts";
@@ -477,4 +478,21 @@ Deno.test("costaware: a prefix recorded but not yet prefilled counts as pending 
   // Once the first token came, the prefix is cached: the follower joins it.
   tracker.onFirstToken(first, 400);
   assert.equal(pick().candidate.id, "w0");
+});
+
+Deno.test("costaware: a worker whose known KV budget the request would fill pays the preemption risk", () => {
+  // 1000 chunks of 8 tokens = 8000 tokens of KV. w0 has 7500 prompt tokens in flight: 800 more
+  // make 104% (risk 1: the whole 800-token prefill again, 80 ms); w1 has 1000 (22%: none).
+  const busy = load({ activeTokens: 7500, decoding: 1 });
+  const light = load({ activeTokens: 1000, decoding: 1 });
+  assert.equal(kvPressureMs(busy, 8000, 800), 80);
+  assert.equal(kvPressureMs(light, 8000, 800), 0);
+  assert.equal(kvPressureMs(busy, 0, 800), 0, "no budget, no figure");
+  const withBudget = (c: Candidate) => ({ ...c, capacityChunks: 1000 });
+  const s = new CostAwareStrategy(PARAMS);
+  // w0 holds 20 of the 100 chunks: 160 tokens (16 ms) cheaper, but 80 ms of risk.
+  const d = s.pick(ctx([withBudget(cand(0, 20, busy, 1)), withBudget(cand(1, 0, light, 1))], 100));
+  assert.equal(d!.candidate.id, "w1");
+  // Unbounded workers (kv_budget 0): no risk priced, the cache wins.
+  assert.equal(s.pick(ctx([cand(0, 20, busy, 1), cand(1, 0, light, 1)], 100))!.candidate.id, "w0");
 });

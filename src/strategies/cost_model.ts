@@ -159,6 +159,27 @@ export function futureDelayMs(
 export const KV_PREEMPTION_RISK_FROM = 0.9;
 
 /**
+ * The risk of a preemption from the router's own accounting, ms, for a worker whose KV capacity
+ * it knows (`kv_budget`, as `capacityTokens`) when the engine reports no usage: the prompts in
+ * flight there (`load.activeTokens`) plus this one's, as a share of the capacity, priced as
+ * `engineExtraMs` prices the engine's own figure (from 0 at 0.9 to the request's whole prefill
+ * again at full). 0 without a capacity or without `activeTokens`.
+ */
+export function kvPressureMs(
+  load: WorkerLoad,
+  capacityTokens: number,
+  requestTokens: number,
+  priors: EnginePriors = A100_7B_PRIORS,
+): number {
+  if (!(capacityTokens > 0) || load.activeTokens === undefined) return 0;
+  const tokens = requestTokens > 0 ? requestTokens : 0;
+  const usage = (load.activeTokens + tokens) / capacityTokens;
+  if (!(usage > KV_PREEMPTION_RISK_FROM)) return 0;
+  const risk = Math.min(1, (usage - KV_PREEMPTION_RISK_FROM) / (1 - KV_PREEMPTION_RISK_FROM));
+  return risk * tokens / prefillRate(load, priors);
+}
+
+/**
  * What the engine's own figures add to a request's cost on `load`, ms, beyond what the router's
  * accounting already prices; 0 when they say nothing the router does not know.
  *
