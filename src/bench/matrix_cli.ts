@@ -212,7 +212,7 @@ export async function matrixStudy(dir: string, title: string, spec: MatrixSpec):
     `max_tokens ${spec.maxTokens}, answer lengths ${o.kind}${
       "mean" in o ? ` mean ${o.mean}` : ""
     }; ` +
-    `open loop: the same requests, Poisson at the closed loop's leastloaded rate. ` +
+    `open loop: the same requests, each arriving when leastloaded issued it in the closed loop. ` +
     `${spec.requestsPerCell} requests per cell and strategy (seeds from ${spec.firstSeed ?? 1}).` +
     (spec.params?.capacityBlocks
       ? ` Engine KV cache: ${spec.params.capacityBlocks} blocks of 16 tokens.`
