@@ -65,7 +65,8 @@ Options (defaults: the reference's cloud study on 4 simulated a100-7b workers):
   --loops LIST           closed,open (default: both; open = the same requests, each arriving
                          when leastloaded issued it in the closed loop)
   --default S            strategy held against the others (default: router.strategy's default)
-  --sessions-per-worker L  matrix sessions per worker, N or SHAPE:N,... (default: multiturn:4,
+  --sessions-per-worker L
+                         matrix sessions per worker, N or SHAPE:N,... (default: multiturn:4,
                          rag:8,fork:4,agentic:2; with --matrix --turns defaults to 16 and
                          --stagger-ms to 6000: first turns spread over one turn's cycle)
   --requests N           matrix requests per cell and strategy (default: 1536)
