@@ -184,6 +184,32 @@ export function matrixSpec(
   return problems.length > 0 ? { spec: null, problems } : { spec, problems: [] };
 }
 
+/** The method line of a run over generated shapes. */
+function shapesHeader(spec: MatrixSpec): string {
+  const o = spec.outputTokens;
+  return (
+    `Offline simulator (virtual time). Sessions per worker: ${spwText(spec)}; ` +
+    `${spec.turns} turns, think ${spec.thinkMs} ms, first turns over ${spec.staggerMs} ms, ` +
+    `max_tokens ${spec.maxTokens}, answer lengths ${o.kind}${
+      "mean" in o ? ` mean ${o.mean}` : ""
+    }; ` +
+    `open loop: the same requests, each arriving when leastloaded issued it in the closed loop. ` +
+    `${spec.requestsPerCell} requests per cell and strategy (seeds from ${spec.firstSeed ?? 1}).` +
+    (spec.params?.capacityBlocks
+      ? ` Engine KV cache: ${spec.params.capacityBlocks} blocks of 16 tokens.`
+      : "") +
+    (spec.kvBudgetChunks ? ` Router kv_budget: ${spec.kvBudgetChunks} chunks.` : "")
+  );
+}
+
+/** The method line of a run over a trace file. */
+function traceHeader(spec: MatrixSpec): string {
+  const t = spec.trace!;
+  return `Offline simulator (virtual time) over the trace ${t.name} (${t.entries.length} requests, ` +
+    "its own arrival times and answer lengths), every strategy on the same requests." +
+    (spec.kvBudgetChunks ? ` Router kv_budget: ${spec.kvBudgetChunks} chunks.` : "");
+}
+
 /** Sessions per worker of the shapes (or trace) `spec` runs, as text. */
 function spwText(spec: MatrixSpec): string {
   const names = spec.trace ? [spec.trace.name] : [...spec.shapes];
@@ -203,21 +229,10 @@ export async function matrixStudy(dir: string, title: string, spec: MatrixSpec):
   });
   const results = matrixResults(cells, spec.defaultStrategy);
   const summary = renderSummary(results);
-  const o = spec.outputTokens;
   const md = [
     `# ${title}`,
     "",
-    `Offline simulator (virtual time). Sessions per worker: ${spwText(spec)}; ` +
-    `${spec.turns} turns, think ${spec.thinkMs} ms, first turns over ${spec.staggerMs} ms, ` +
-    `max_tokens ${spec.maxTokens}, answer lengths ${o.kind}${
-      "mean" in o ? ` mean ${o.mean}` : ""
-    }; ` +
-    `open loop: the same requests, each arriving when leastloaded issued it in the closed loop. ` +
-    `${spec.requestsPerCell} requests per cell and strategy (seeds from ${spec.firstSeed ?? 1}).` +
-    (spec.params?.capacityBlocks
-      ? ` Engine KV cache: ${spec.params.capacityBlocks} blocks of 16 tokens.`
-      : "") +
-    (spec.kvBudgetChunks ? ` Router kv_budget: ${spec.kvBudgetChunks} chunks.` : ""),
+    spec.trace ? traceHeader(spec) : shapesHeader(spec),
     "",
     `Target: ${spec.defaultStrategy} p95 TTFT ≤ ${TARGET_VS_LEASTLOADED} × leastloaded's and ≤ ` +
     `${TARGET_VS_BEST} × the best other strategy's. Brackets: 95% paired bootstrap CIs (requests ` +
