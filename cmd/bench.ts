@@ -8,11 +8,14 @@
  *   deno run -A cmd/bench.ts --offline            # the offline simulator, virtual time, no HTTP
  *   deno run -A cmd/bench.ts --workers-url http://gpu1:8000,http://gpu2:8000 --model Qwen/Qwen2.5-7B-Instruct
  *   deno run -A cmd/bench.ts --replicas 3         # 1 router vs 3 replicas with and without Redis sync
+ *   deno run -A cmd/bench.ts --matrix --name routing-matrix   # docs/results.md's matrix, offline
  *
  * @module
  */
 
 import { runSweep, type SweepOptions } from "../src/bench/sweep.ts";
+import { matrixSpec, matrixStudy } from "../src/bench/matrix_cli.ts";
+import { configFromWorkers } from "../src/config/mod.ts";
 import { buildReport, renderMarkdown, writeReport } from "../src/bench/report.ts";
 import { recordsFromJsonl } from "../src/bench/replay.ts";
 import { type BenchRecord, type Shape, SHAPES } from "../src/bench/types.ts";
@@ -76,7 +79,12 @@ export const FLAGS = {
     shown: "multiturn",
     help: `trace shape: ${SHAPES.join("|")}`,
   },
-  workers: { type: "string", value: "N", shown: "4", help: "simulated workers" },
+  workers: {
+    type: "string",
+    value: "N",
+    shown: "4; 4,8,16 with --matrix",
+    help: "simulated workers (with --matrix, a list)",
+  },
   profile: {
     type: "string",
     value: "P",
@@ -126,6 +134,79 @@ export const FLAGS = {
     value: "DIR",
     shown: "none",
     help: "rebuild DIR's report.md, results.json and charts from its records.jsonl",
+  },
+  matrix: {
+    type: "boolean",
+    default: false,
+    help: "routing-quality matrix instead of the sweep (offline, virtual time): every strategy " +
+      "on --shapes × --profiles × --workers × --loops, the default held against leastloaded and " +
+      "the best other, 95% CIs (bench/results/NAME/matrix.md and matrix.json; docs/results.md)",
+  },
+  shapes: {
+    type: "string",
+    value: "LIST",
+    shown: "multiturn,rag,fork,agentic",
+    help: "matrix trace shapes",
+  },
+  profiles: { type: "string", value: "LIST", shown: "a100-7b,a100-14b", help: "matrix profiles" },
+  loops: {
+    type: "string",
+    value: "LIST",
+    shown: "closed,open",
+    help: "matrix loops (open = the same requests, each arriving when leastloaded issued it in " +
+      "the closed loop)",
+  },
+  default: {
+    type: "string",
+    value: "S",
+    shown: "router.strategy's default",
+    help: "matrix: the strategy held against the others",
+  },
+  "sessions-per-worker": {
+    type: "string",
+    value: "L",
+    shown: "multiturn:4,rag:8,fork:4,agentic:2",
+    help: "matrix sessions per worker, N or SHAPE:N,... (with --matrix --turns defaults to 16 " +
+      "and --stagger-ms to 6000)",
+  },
+  requests: { type: "string", value: "N", shown: "1536", help: "matrix requests per cell" },
+  "first-seed": { type: "string", value: "N", shown: "1", help: "matrix first seed" },
+  "answer-length": {
+    type: "string",
+    value: "DIST",
+    shown: "geometric:200",
+    aliases: ["output-tokens"],
+    help: "matrix answer lengths, capped at --max-tokens (256 with --matrix)",
+  },
+  "kv-blocks": {
+    type: "string",
+    value: "N",
+    shown: "the profile's",
+    help: "matrix engine KV capacity, blocks",
+  },
+  "kv-budget": {
+    type: "string",
+    value: "N",
+    shown: "0 = unbounded",
+    help: "matrix router kv_budget per worker, chunks",
+  },
+  trace: {
+    type: "string",
+    value: "FILE",
+    shown: "none",
+    help: "matrix over a trace file instead of shapes (gen-traces --from-mooncake)",
+  },
+  "max-model-len": {
+    type: "string",
+    value: "N",
+    shown: "the profile's",
+    help: "matrix engine max model length (long imported prompts)",
+  },
+  "strategy-options": {
+    type: "string",
+    value: "JSON",
+    shown: "{}",
+    help: 'matrix options per strategy, e.g. {"costaware": {"tie_epsilon": 0.02}}',
   },
   help: { type: "boolean", short: "h", default: false, help: "show this help" },
 } as const satisfies FlagTable;
@@ -181,6 +262,20 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (values.rerender !== undefined) return await rerender(values.rerender);
+  if (values.matrix) {
+    // The default strategy is router.strategy's default in the config.
+    const defaultStrategy = configFromWorkers(["http://127.0.0.1:1"]).router.strategy;
+    const { spec, problems } = matrixSpec(values, defaultStrategy);
+    if (spec === null) {
+      for (const p of problems) console.error(`error: ${p}`);
+      return 2;
+    }
+    const name = values.name ?? `matrix-${new Date().toISOString().slice(0, 10)}`;
+    const dir = `${values.out ?? "bench/results"}/${name}`;
+    const summary = await matrixStudy(dir, `${name}: routing-quality matrix`, spec);
+    console.log("\n" + summary + `\nreport: ${dir}/matrix.md`);
+    return 0;
+  }
   const demo = values.demo === true;
   const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
   const opts: SweepOptions = {

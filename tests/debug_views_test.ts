@@ -66,7 +66,7 @@ Deno.test("/debug/workers shows each worker's models, health, breaker since, loa
     url: refusedUrl(),
     models: ["m"],
     breakerThreshold: 1,
-  }]);
+  }], { strategy: "prefixaware" });
   try {
     // Routed to w1 and records its prefix; a request pinned to w2 fails there (retried on w1).
     const ok = await h.post(JSON.stringify(chat("first question")));
@@ -147,7 +147,7 @@ function snapshot(h: RouterHarness): string {
 Deno.test("/debug/route explains the decision and records nothing", async () => {
   const { servers, hits } = await countingWorkers(2);
   const workers = servers.map((s) => ({ url: s.url, models: ["m"] }));
-  const h = await withAdmin(workers);
+  const h = await withAdmin(workers, { strategy: "prefixaware" });
   const session = { "x-session-id": "s-1" };
   try {
     const routed = await h.post(JSON.stringify(chat("warm the cache")));

@@ -32,7 +32,7 @@ Deno.test("the openai client completes streaming and non-streaming chats through
     configFromWorkers(workers.map((w) => w.url), {
       server: { addr: "127.0.0.1:0" },
       health: { intervalMs: 0 },
-      router: { seed: 1 },
+      router: { seed: 1, strategy: "prefixaware" },
     }),
     { logger: silentLogger },
   );

@@ -213,7 +213,11 @@ Deno.test("SIGHUP: a valid file adds and removes workers and switches strategy, 
   const b = await namedWorker("b");
   const dir = await Deno.makeTempDir();
   const path = `${dir}/router.yaml`;
-  await Deno.writeTextFile(path, yamlConfig([{ id: "w1", url: a.url }]));
+  // prefixaware, whose first request falls back to least-loaded, then a switch to roundrobin.
+  await Deno.writeTextFile(
+    path,
+    yamlConfig([{ id: "w1", url: a.url }], "router:\n  strategy: prefixaware"),
+  );
   const proc = await spawnRouter(path);
   const ask = async () => {
     const res = await fetch(`${proc.url}/v1/chat/completions`, {

@@ -693,7 +693,7 @@ Deno.test("/v1/completions routes on the prompt and /metrics exposes the router'
     ) assert.ok(text.includes(name), `missing ${name}`);
     assert.match(
       text,
-      /router_requests_total\{strategy="prefixaware",backend="w1",reason="[a-z-]+",status="200",cause="proxied",endpoint="\/v1\/completions",model="other"\} 1/,
+      /router_requests_total\{strategy="costaware",backend="w1",reason="[a-z-]+",status="200",cause="proxied",endpoint="\/v1\/completions",model="other"\} 1/,
     );
   } finally {
     await h.close();

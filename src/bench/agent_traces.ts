@@ -17,7 +17,9 @@
  * - `agentic`: one agent per session; turn 0 is the task, each later turn adds one tool call and
  *   its result, and the results grow by a factor of about 1.6 a turn from 512 bytes, capped at 16
  *   KiB (with 8 turns the last prompt is about 30 KB). Each turn's new, uncached part grows, so a
- *   worker that holds a session is worth more, and costs more to pile onto, every turn.
+ *   worker that holds a session is worth more, and costs more to pile onto, every turn. A session
+ *   ends early when its prompt would pass `AGENT_MAX_PROMPT_BYTES` (96 KiB, about 24 k tokens):
+ *   an agent that runs out of context stops there (within a 32 k-token model length).
  *
  * Content comes from rngs derived from (seed, shape, group or session), so it does not depend on
  * how many sessions a trace has.
@@ -30,6 +32,9 @@ import { deriveRng, TOOLS, toolStep, varied, wordText } from "./trace_text.ts";
 
 /** Builds one request body from its messages (and the tools it offers). */
 export type BodyOf = (messages: ChatMessage[], tools?: readonly ToolDef[]) => ChatRequestBody;
+
+/** Bytes of the tools' JSON in every prompt. */
+const TOOLS_BYTES = JSON.stringify(TOOLS).length;
 
 /** Branches per fork group. */
 export const FORK_BRANCHES = 4;
@@ -94,6 +99,8 @@ export function forkStartMs(
 const AGENT_FIRST_RESULT = 512;
 const AGENT_GROWTH = 1.6;
 const AGENT_MAX_RESULT = 16384;
+/** An agentic session ends before a turn whose prompt would be longer than this, bytes. */
+export const AGENT_MAX_PROMPT_BYTES = 98304;
 
 /** The `turns` requests of agentic session `i`; see the module comment. */
 export function agenticSession(
@@ -109,10 +116,14 @@ export function agenticSession(
     { role: "user", content: wordText(rng, varied(rng, 150, 900)) },
   ];
   const out: ChatRequestBody[] = [bodyOf(hist, TOOLS)];
+  let size = sys.length + (hist[1].content?.length ?? 0) + TOOLS_BYTES;
   for (let k = 1; k < turns; k++) {
     const grown = AGENT_FIRST_RESULT * Math.pow(AGENT_GROWTH, k - 1) * (0.75 + 0.5 * rng.next());
     const bytes = Math.min(AGENT_MAX_RESULT, Math.round(grown));
-    hist.push(...toolStep(rng, `call_${i}_${k}`, bytes));
+    const step = toolStep(rng, `call_${i}_${k}`, bytes);
+    size += bytes + (step[0].tool_calls?.[0].function.arguments.length ?? 0);
+    if (size > AGENT_MAX_PROMPT_BYTES) break;
+    hist.push(...step);
     out.push(bodyOf(hist, TOOLS));
   }
   return out;

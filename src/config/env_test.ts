@@ -3,7 +3,7 @@ import { ENV_OVERRIDES, parseConfig } from "./mod.ts";
 import type { RouterConfig } from "./types.ts";
 import { errorsOf, ONE_WORKER } from "./testing.ts";
 
-const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware"] as const;
+const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware", "costaware"] as const;
 
 Deno.test("environment overrides apply after YAML, read as YAML scalars", () => {
   type Pick = (c: RouterConfig) => unknown;
@@ -57,10 +57,10 @@ Deno.test("invalid environment values are reported under the variable's name", (
     ]],
     [{ ROUTER_CHUNK_SIZE: "0" }, ["ROUTER_CHUNK_SIZE must be an integer >= 1, got 0"]],
     [{ ROUTER_STRATEGY: "foo" }, [
-      `ROUTER_STRATEGY must be one of roundrobin, random, leastloaded, prefixaware, got "foo"`,
+      `ROUTER_STRATEGY must be one of roundrobin, random, leastloaded, prefixaware, costaware, got "foo"`,
     ]],
     [{ ROUTER_STRATEGY: "" }, [
-      `ROUTER_STRATEGY must be one of roundrobin, random, leastloaded, prefixaware, got ""`,
+      `ROUTER_STRATEGY must be one of roundrobin, random, leastloaded, prefixaware, costaware, got ""`,
     ]],
     [{ ROUTER_METRICS_ENABLED: "yes" }, [
       `ROUTER_METRICS_ENABLED must be true or false, got "yes"`,

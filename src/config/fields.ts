@@ -168,8 +168,8 @@ export const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
       "strategy",
       "strategy",
       strategy,
-      "prefixaware",
-      "Routing strategy (docs/strategies.md).",
+      "costaware",
+      "Routing strategy (docs/strategies.md; the default is chosen in docs/decisions/0009).",
     ),
     f("chunk_size", "chunkSize", int(1), 32, "Bytes of routing text per prefix chunk."),
     f(

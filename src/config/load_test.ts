@@ -5,7 +5,7 @@ import { DISCOVERY_STATIC } from "../discovery/section.ts";
 import { SYNC_OFF } from "../sync/section.ts";
 import { errorsOf, ONE_WORKER } from "./testing.ts";
 
-const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware"] as const;
+const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware", "costaware"] as const;
 
 /** A `workers[]` entry's defaults (all but id and url): also `discovery.worker`'s. */
 const WORKER_DEFAULTS = {
@@ -40,7 +40,7 @@ const DEFAULTS: RouterConfig = {
     drainDelayMs: 5_000,
   },
   router: {
-    strategy: "prefixaware",
+    strategy: "costaware",
     chunkSize: 32,
     minMatchChunks: 2,
     saturationInflight: 8,
@@ -217,11 +217,11 @@ Deno.test("parseConfig reports each invalid value with its path and value", () =
     ],
     [
       "router: {strategy: foo}",
-      `router.strategy must be one of roundrobin, random, leastloaded, prefixaware, got "foo"`,
+      `router.strategy must be one of roundrobin, random, leastloaded, prefixaware, costaware, got "foo"`,
     ],
     [
       "router: {strategy: 3}",
-      `router.strategy must be one of roundrobin, random, leastloaded, prefixaware, got 3`,
+      `router.strategy must be one of roundrobin, random, leastloaded, prefixaware, costaware, got 3`,
     ],
     ["router: {chunk_size: 0}", "router.chunk_size must be an integer >= 1, got 0"],
     ["router: {chunk_size: 1.5}", "router.chunk_size must be an integer >= 1, got 1.5"],
@@ -552,7 +552,7 @@ Deno.test("configFromWorkers validates like YAML and names the fields given", ()
         configFromWorkers(["http://h:1"], { router: { strategy: "nope" } }, {
           strategies: STRATEGIES,
         }),
-      [`router.strategy must be one of roundrobin, random, leastloaded, prefixaware, got "nope"`],
+      [`router.strategy must be one of roundrobin, random, leastloaded, prefixaware, costaware, got "nope"`],
     ],
     [
       () => configFromWorkers([{ url: "http://h:1", id: "x" }, { url: "http://h:2", id: "x" }]),

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { ConfigError, parseConfig } from "./mod.ts";
 import { errorsOf, ONE_WORKER } from "./testing.ts";
 
-const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware"] as const;
+const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware", "costaware"] as const;
 
 Deno.test("parseConfig reports unknown keys at every level, with the closest known key", () => {
   const cases: [string, string][] = [

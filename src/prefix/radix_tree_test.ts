@@ -644,37 +644,3 @@ Deno.test("RadixTree: prompts that differ only in their last chunk are bounded b
   assert.equal(tree.match(s(...shared, 1_000 + 9_999)), 51, "the latest insert is held");
   assert.throws(() => new RadixTree({ maxChunks: 0, maxNodes: -1 }), RangeError);
 });
-
-Deno.test("RadixTree: resize trims the last leaf it needs in part, not the whole branch", () => {
-  const tree = new RadixTree({ maxChunks: 0 });
-  // A shared prefix 1..4 with three branches; the newest branch is 8..9.
-  tree.insert(s(1, 2, 3, 4, 5, 6)); // oldest
-  tree.insert(s(1, 2, 3, 4, 7));
-  tree.insert(s(1, 2, 3, 4, 8, 9)); // newest
-  assert.equal(tree.stats().chunks, 9);
-  tree.resize(8); // one chunk too many: the oldest leaf loses its last chunk only
-  assert.deepEqual(held(tree), ["1,2,3,4,5", "1,2,3,4,7", "1,2,3,4,8,9"]);
-  assert.deepEqual(sizes(tree), { chunks: 8, terminals: 3, evictions: 1, nodes: 4 });
-  tree.resize(6); // leaf 5 goes, then 7 goes: 4 + 2 = 6, the newest branch stays whole
-  assert.deepEqual(held(tree), ["1,2,3,4,8,9"]);
-  assert.deepEqual(sizes(tree), { chunks: 6, terminals: 1, evictions: 3, nodes: 1 });
-  tree.resize(5); // the shared prefix merged into the newest branch: only its tail goes
-  assert.deepEqual(held(tree), ["1,2,3,4,8"]);
-  assert.equal(tree.match(s(1, 2, 3, 4, 8, 9)), 5);
-});
-
-Deno.test("RadixTree: touch refreshes a held path without inserting", () => {
-  const tree = new RadixTree({ maxChunks: 0, chained: false });
-  tree.insert(s(1, 2, 3)); // oldest
-  tree.insert(s(4, 5, 6));
-  tree.insert(s(7, 8, 9)); // newest
-  const { inserts, queries } = tree.stats();
-  tree.touch(s(1, 2, 3, 10)); // held in full, then a chunk the tree lacks: nothing inserted
-  tree.touch(s(11)); // nothing held: nothing happens
-  assert.equal(tree.stats().inserts, inserts);
-  assert.equal(tree.stats().queries, queries);
-  assert.equal(tree.stats().chunks, 9);
-  tree.resize(6);
-  assert.deepEqual(held(tree), ["1,2,3", "7,8,9"]);
-  tree.recount();
-});

@@ -31,6 +31,14 @@
  * - decode step: (total − TTFT) ÷ (completion tokens − 1) per request; exponentially weighted
  *   means (weight `alpha`), the pool's starting at the prior, a worker's shrunk to the pool's with
  *   the weight of 2 observations.
+ * - fixed and per-sequence parts of a step (`stepOverheadMs`, `decodeMsPerSeq`): the same step
+ *   samples regressed, pooled over workers, on the number of sequences decoding beside the request
+ *   (the mean of that count at its first token and at its end): exponentially weighted least
+ *   squares (weight 0.02, about the last 50 answers) with the prior's line as two pseudo-samples
+ *   worth a quarter each that never fade (at 1 and 17 sequences), so a run of samples at one batch
+ *   size cannot tilt the line far, and a 14B
+ *   model's 18 ms steps and longer contexts replace the 7B priors after a few dozen answers. Both
+ *   stay within a factor 16 of the prior, the slope at least 0.
  * Tokens are in the router's units (bytes ÷ 4, see cost_model.ts): a reported `cached_tokens` is
  * rescaled by the request's estimated ÷ reported prompt tokens before it is used.
  *
@@ -42,6 +50,9 @@
 
 import { A100_7B_PRIORS, type EnginePriors } from "../strategies/cost_model.ts";
 import type { WorkerLoad } from "../strategies/types.ts";
+
+/** Weight of a new step sample in the step line's sums (about the last 50 answers). */
+const LINE_ALPHA = 0.02;
 
 /** Weight, in observations, of the pool's decode step in a worker's (and the prior's in the pool's). */
 const PRIOR_STEP_WEIGHT = 2;
@@ -76,6 +87,8 @@ export class LoadTicket {
   /** @internal */ ttftMs: number | null = null;
   /** @internal */ reportedPrompt: number | null = null;
   /** @internal */ reportedCached: number | null = null;
+  /** @internal Sequences decoding on the worker when this one reached its first token. */
+  decodingAtFirst = 0;
 
   /** @internal */
   constructor(
@@ -121,6 +134,53 @@ class Learned {
   }
 }
 
+/** Exponentially weighted least squares of step time on decoding sequences, with fixed priors. */
+class StepLine {
+  #w = 0;
+  #x = 0;
+  #y = 0;
+  #xx = 0;
+  #xy = 0;
+  readonly #prior: { w: number; x: number; y: number; xx: number; xy: number };
+  readonly #given: [number, number];
+
+  constructor(overhead: number, perSeq: number) {
+    this.#given = [overhead, perSeq];
+    // Two points of the prior line, at 1 and 17 sequences, each worth a quarter of a sample.
+    const q = 0.25;
+    const ys = [overhead + perSeq, overhead + 17 * perSeq];
+    this.#prior = {
+      w: 2 * q,
+      x: q * 18,
+      y: q * (ys[0] + ys[1]),
+      xx: q * (1 + 17 * 17),
+      xy: q * (ys[0] + 17 * ys[1]),
+    };
+  }
+
+  add(x: number, y: number, alpha: number): void {
+    const k = 1 - alpha;
+    this.#w = this.#w * k + 1;
+    this.#x = this.#x * k + x;
+    this.#y = this.#y * k + y;
+    this.#xx = this.#xx * k + x * x;
+    this.#xy = this.#xy * k + x * y;
+  }
+
+  /** [intercept, slope] of the fit. */
+  line(): [number, number] {
+    if (this.#w === 0) return this.#given;
+    const p = this.#prior;
+    const w = this.#w + p.w;
+    const mx = (this.#x + p.x) / w;
+    const my = (this.#y + p.y) / w;
+    const sxx = (this.#xx + p.xx) / w - mx * mx;
+    const sxy = (this.#xy + p.xy) / w - mx * my;
+    const slope = sxx > 1e-9 ? Math.max(0, sxy / sxx) : 0;
+    return [Math.max(0, my - slope * mx), slope];
+  }
+}
+
 class WorkerState extends Learned {
   pending = 0;
   prefilling = 0;
@@ -138,6 +198,8 @@ export class LoadTracker {
   readonly #workers: WorkerState[] = [];
   /** All workers' observations, plus the prior as a pseudo-observation. */
   #pool = new Learned();
+  /** Step time against decoding sequences, pooled over workers. */
+  #line: StepLine;
 
   /** Throws a RangeError on a bad option. */
   constructor(opts: LoadTrackerOptions) {
@@ -170,6 +232,7 @@ export class LoadTracker {
     this.#pool.time = this.priorTokens / p.prefillTokensPerMs;
     this.#pool.stepSum = PRIOR_STEP_WEIGHT * p.decodeStepMs;
     this.#pool.stepWeight = PRIOR_STEP_WEIGHT;
+    this.#line = new StepLine(p.stepOverheadMs, p.decodeMsPerSeq);
     for (let i = 0; i < opts.workers; i++) this.#workers.push(new WorkerState());
   }
 
@@ -193,6 +256,7 @@ export class LoadTracker {
       priorTokens: this.priorTokens,
     });
     next.#pool = this.#pool;
+    next.#line = this.#line;
     for (const j of from) next.#workers.push(j === null ? new WorkerState() : this.#state(j));
     return next;
   }
@@ -207,8 +271,8 @@ export class LoadTracker {
     const prompt = nonNegative(promptTokens);
     const cached = Math.min(prompt, nonNegative(predictedCachedTokens));
     const busy = w.decoding > 0 || w.prefilling > 0;
-    const fixedMs = (busy ? this.#step(w) / 2 : 0) + this.priors.stepOverheadMs +
-      w.decoding * this.priors.decodeMsPerSeq;
+    const [overhead, perSeq] = this.#stepParts();
+    const fixedMs = (busy ? this.#step(w) / 2 : 0) + overhead + w.decoding * perSeq;
     const t = new LoadTicket(worker, w, prompt, cached, w.pending, fixedMs, w.inflight);
     w.pending += prompt - cached;
     w.prefilling++;
@@ -224,6 +288,7 @@ export class LoadTracker {
     w.pending = Math.max(0, w.pending - ticket.uncachedTokens);
     w.prefilling--;
     w.decoding++;
+    ticket.decodingAtFirst = w.decoding;
     ticket.phase = 1;
     if (Number.isFinite(ttftMs) && ttftMs >= 0) ticket.ttftMs = ttftMs;
   }
@@ -247,6 +312,7 @@ export class LoadTracker {
   onDone(ticket: LoadTicket, info?: { elapsedMs?: number; completionTokens?: number }): void {
     if (ticket.phase === 2) return;
     const w = ticket.state;
+    const decodingBeside = (ticket.decodingAtFirst + w.decoding) / 2;
     if (ticket.phase === 0) {
       w.pending = Math.max(0, w.pending - ticket.uncachedTokens);
       w.prefilling--;
@@ -265,20 +331,22 @@ export class LoadTracker {
       const step = (elapsed - ttft) / (n - 1);
       w.addStep(step, this.alpha);
       this.#pool.addStep(step, this.alpha);
+      this.#line.add(decodingBeside, step, LINE_ALPHA);
     }
   }
 
   /** The figures a strategy sees for `worker`. */
   load(worker: number): WorkerLoad {
     const w = this.#state(worker);
+    const [overhead, perSeq] = this.#stepParts();
     return {
       pendingPrefillTokens: w.pending,
       decoding: w.decoding,
       prefilling: w.prefilling,
       prefillTokensPerMs: this.#rate(w),
       decodeStepMs: this.#step(w),
-      stepOverheadMs: this.priors.stepOverheadMs,
-      decodeMsPerSeq: this.priors.decodeMsPerSeq,
+      stepOverheadMs: overhead,
+      decodeMsPerSeq: perSeq,
       activeTokens: w.active,
     };
   }
@@ -292,6 +360,15 @@ export class LoadTracker {
       prefillSamples: w.prefillSamples,
       decodeSamples: w.decodeSamples,
     };
+  }
+
+  /** Learned fixed and per-sequence step parts, within a factor 16 of the priors. */
+  #stepParts(): [number, number] {
+    const [a, b] = this.#line.line();
+    const p = this.priors;
+    const within = (v: number, prior: number) =>
+      prior > 0 ? Math.min(prior * 16, Math.max(prior / 16, v)) : v;
+    return [within(a, p.stepOverheadMs), within(b, p.decodeMsPerSeq)];
   }
 
   /** The worker's prefill rate: its sums shrunk to the pool's rate; see the module comment. */

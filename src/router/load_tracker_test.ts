@@ -22,7 +22,7 @@ function serve(
   completion = 64,
 ): void {
   const k = t.onDispatch(worker, uncached, 0);
-  const ttft = 10 + uncached / rate;
+  const ttft = step + uncached / rate; // one step's fixed part, as the engine's steps have
   t.onFirstToken(k, ttft);
   t.onUsage(k, uncached, 0);
   t.onDone(k, { elapsedMs: ttft + (completion - 1) * step, completionTokens: completion });
@@ -95,6 +95,32 @@ Deno.test("load tracker: learns a worker's prefill rate and decode step from obs
   close(f.decodeStepMs, 18, 0.01, "decode step");
   assert.equal(f.prefillSamples, 300);
   assert.equal(f.decodeSamples, 300);
+});
+
+Deno.test("load tracker: learns a step's fixed and per-sequence parts from decode steps", () => {
+  const t = new LoadTracker({ workers: 2 });
+  // An engine whose steps take 18 ms + 0.8 ms per decoding sequence (a 14B model at long
+  // contexts), with 0 to 11 sequences decoding beside each request.
+  for (let i = 0; i < 400; i++) {
+    const beside = i % 12;
+    const held = Array.from({ length: beside }, () => {
+      const k = t.onDispatch(0, 100, 0);
+      t.onFirstToken(k, 20);
+      return k;
+    });
+    const k = t.onDispatch(0, 100, 0);
+    t.onFirstToken(k, 30);
+    const step = 18 + 0.8 * (beside + 1);
+    t.onDone(k, { elapsedMs: 30 + 63 * step, completionTokens: 64 });
+    for (const h of held) t.onDone(h);
+  }
+  const f = t.load(0);
+  close(f.stepOverheadMs!, 18, 0.05, "step overhead");
+  close(f.decodeMsPerSeq!, 0.8, 0.1, "per sequence");
+  assert.deepEqual([t.load(1).stepOverheadMs, t.load(1).decodeMsPerSeq], [
+    f.stepOverheadMs,
+    f.decodeMsPerSeq,
+  ], "pooled over workers");
 });
 
 Deno.test("load tracker: the queue a request waited behind counts as work", () => {

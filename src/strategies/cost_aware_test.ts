@@ -6,12 +6,20 @@ import {
   assumedLoad,
   engineExtraMs,
   estimateTtftMs,
+  futureDelayMs,
+  kvPressureMs,
   queuedDelayMs,
 } from "./cost_model.ts";
+import { LoadTracker } from "../router/load_tracker.ts";
 import { createStrategy } from "./registry.ts";
 import type { Candidate, EngineLoad, PickContext, StrategyParams, WorkerLoad } from "./types.ts";
 
-const PARAMS: StrategyParams = { minMatchChunks: 2, saturationInflight: 8 };
+/** The literal costs below were written with the queued-prefill term at full weight. */
+const PARAMS: StrategyParams = {
+  minMatchChunks: 2,
+  saturationInflight: 8,
+  options: { others_weight: 1 },
+};
 
 /** Fails if drawn from: a unique minimum needs no random number. */
 const noRng: Rng = {
@@ -58,8 +66,13 @@ function cand(index: number, match: number, l?: WorkerLoad, inflight = 0): Candi
 }
 
 /** 32-byte chunks, 4 bytes per token: 8 tokens per chunk. */
-function ctx(candidates: Candidate[], requestChunks: number, rng: Rng = noRng): PickContext {
-  return { candidates, requestChunks, chunkSize: 32, rng, now: 0 };
+function ctx(
+  candidates: Candidate[],
+  requestChunks: number,
+  rng: Rng = noRng,
+  now = 0,
+): PickContext {
+  return { candidates, requestChunks, chunkSize: 32, rng, now };
 }
 
 interface Case {
@@ -167,7 +180,7 @@ const CASES: Case[] = [
 
 for (const c of CASES) {
   Deno.test(`costaware: ${c.name}`, () => {
-    const s = new CostAwareStrategy({ ...PARAMS, options: c.options });
+    const s = new CostAwareStrategy({ ...PARAMS, options: { ...PARAMS.options, ...c.options } });
     const x = ctx(c.candidates, c.requestChunks, c.rng);
     const costs = s.costs(x);
     assert.equal(costs.length, c.costs.length);
@@ -192,15 +205,19 @@ Deno.test("costaware: requestTokens from the context wins over chunks; matches c
 });
 
 Deno.test("costaware: empty candidates, registry name, options errors", () => {
-  const s = createStrategy("costaware", PARAMS);
+  const s = createStrategy("costaware", { minMatchChunks: 2, saturationInflight: 8 });
   assert.ok(s instanceof CostAwareStrategy);
   assert.equal(s.usesPrefix, true);
   assert.equal(s.pick(ctx([], 10)), undefined);
   assert.equal((s as CostAwareStrategy).tieEpsilon, 0.02);
-  assert.equal((s as CostAwareStrategy).othersWeight, 1);
+  assert.equal((s as CostAwareStrategy).othersWeight, 0.5);
+  assert.equal((s as CostAwareStrategy).futureWeight, 1);
   assert.throws(
     () => createStrategy("costaware", { ...PARAMS, options: { tie_eps: 0.1 } }),
-    { message: 'strategy costaware has no option "tie_eps"; valid: tie_epsilon, others_weight' },
+    {
+      message:
+        'strategy costaware has no option "tie_eps"; valid: tie_epsilon, others_weight, future_weight',
+    },
   );
   assert.throws(
     () => createStrategy("costaware", { ...PARAMS, options: { tie_epsilon: 2 } }),
@@ -407,4 +424,75 @@ Deno.test("engineExtraMs: by hand", () => {
   assert.equal(engineExtraMs(l, eng({ kvUsage: 0.9 }), 0, 800), 0);
   assert.ok(Math.abs(engineExtraMs(l, eng({ kvUsage: 0.99 }), 0, 800) - 72) < 1e-9);
   assert.equal(engineExtraMs(l, eng({ waiting: 5 }), 0, 0), 5, "no tokens: only the half step");
+});
+
+Deno.test("costaware: the delay a large prefill adds to requests about to arrive there", () => {
+  // W = 200 ms pending there, D = 2000 tokens ÷ 10 = 200 ms: λ · D · (W + D / 2).
+  const l = load({ pendingPrefillTokens: 2000, prefilling: 1 });
+  assert.equal(futureDelayMs(l, 2000, 0.01), 0.01 * 200 * (200 + 100));
+  assert.equal(futureDelayMs(l, 0, 0.01), 0);
+  assert.equal(futureDelayMs(l, 2000, 0), 0);
+});
+
+Deno.test("costaware: with frequent arrivals, a long session stays on its busy worker rather than moving", () => {
+  // The request: 4000 tokens, 3600 of them cached on w0, where 3000 tokens are pending for 4
+  // requests. Staying: 355 ms own TTFT + 4 × 40 ms of delay to those queued there = 515 ms;
+  // moving to idle w1: 410 ms, but a 400 ms prefill there.
+  const mk = (opts: Record<string, number>) =>
+    new CostAwareStrategy({ ...PARAMS, options: { ...PARAMS.options, ...opts } });
+  const cands = () => [
+    cand(0, 450, load({ pendingPrefillTokens: 3000, prefilling: 4, decoding: 2 }), 6),
+    cand(1, 0, load()),
+  ];
+  // Without the future term the others queued on w0 tip it.
+  const greedy = mk({ future_weight: 0 });
+  const first = greedy.pick(ctx(cands(), 500, noRng, 0))!;
+  assert.equal(first.candidate.id, "w1");
+  // With it, and a pick every 100 ms, half of them to each worker (sessions live on both; about equal rates), moving
+  // lands a 400 ms prefill where requests are about to come back: λ · 400 · 200 against
+  // λ · 40 · (300 + 20) for staying.
+  const s = mk({});
+  const idle = (m0: number, m1: number) => [cand(0, m0, load()), cand(1, m1, load())];
+  for (let t = 0; t < 2000; t += 100) {
+    s.pick(ctx(t % 200 === 0 ? idle(500, 0) : idle(0, 500), 500, noRng, t));
+  }
+  const [stay, move] = s.costs(ctx(cands(), 500, noRng, 2000));
+  assert.ok(stay > 515.2 && move > 410, `${stay} ${move}`);
+  const lambda = (stay - 515.2) / (40 * 320);
+  const moveLambda = (move - 410) / (400 * 200);
+  assert.ok(Math.abs(moveLambda / lambda - 1) < 0.2, `arrival rates ${lambda} and ${moveLambda}`);
+  assert.equal(s.pick(ctx(cands(), 500, noRng, 2000))!.candidate.id, "w0");
+});
+
+Deno.test("costaware: a prefix recorded but not yet prefilled counts as pending work there, not as cached", () => {
+  // The first of two requests with one new 3600-token prefix went to w0 and is still prefilling:
+  // its tokens are pending there until its first token.
+  const tracker = new LoadTracker({ workers: 2 });
+  const first = tracker.onDispatch(0, 4000, 0);
+  const s = new CostAwareStrategy({ ...PARAMS, options: { others_weight: 1, future_weight: 0 } });
+  const pick = () =>
+    s.pick(ctx([cand(0, 450, tracker.load(0), 1), cand(1, 0, tracker.load(1))], 500, noRng))!;
+  // The follower would wait for the whole 4000-token prefill on w0, then its own 400: the idle
+  // worker, prefilling all 4000 itself, is faster.
+  assert.equal(pick().candidate.id, "w1");
+  // Once the first token came, the prefix is cached: the follower joins it.
+  tracker.onFirstToken(first, 400);
+  assert.equal(pick().candidate.id, "w0");
+});
+
+Deno.test("costaware: a worker whose known KV budget the request would fill pays the preemption risk", () => {
+  // 1000 chunks of 8 tokens = 8000 tokens of KV. w0 has 7500 prompt tokens in flight: 800 more
+  // make 104% (risk 1: the whole 800-token prefill again, 80 ms); w1 has 1000 (22%: none).
+  const busy = load({ activeTokens: 7500, decoding: 1 });
+  const light = load({ activeTokens: 1000, decoding: 1 });
+  assert.equal(kvPressureMs(busy, 8000, 800), 80);
+  assert.equal(kvPressureMs(light, 8000, 800), 0);
+  assert.equal(kvPressureMs(busy, 0, 800), 0, "no budget, no figure");
+  const withBudget = (c: Candidate) => ({ ...c, capacityChunks: 1000 });
+  const s = new CostAwareStrategy(PARAMS);
+  // w0 holds 20 of the 100 chunks: 160 tokens (16 ms) cheaper, but 80 ms of risk.
+  const d = s.pick(ctx([withBudget(cand(0, 20, busy, 1)), withBudget(cand(1, 0, light, 1))], 100));
+  assert.equal(d!.candidate.id, "w1");
+  // Unbounded workers (kv_budget 0): no risk priced, the cache wins.
+  assert.equal(s.pick(ctx([cand(0, 20, busy, 1), cand(1, 0, light, 1)], 100))!.candidate.id, "w0");
 });

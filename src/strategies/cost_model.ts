@@ -133,8 +133,51 @@ export function queuedDelayMs(
   return waiting > 0 && uncachedTokens > 0 ? waiting * uncachedTokens / rate : 0;
 }
 
+/**
+ * Expected delay, ms, that prefilling `uncachedTokens` on `load` adds to requests that will
+ * arrive there before it is done, at `arrivalsPerMs` a ms: those arriving while the prefill
+ * already pending there runs (W = pending ÷ rate) wait all of its D = uncached ÷ rate, those
+ * arriving during D half of it on average: λ · D · (W + D / 2). A large prefill sent to a worker
+ * other requests are about to come back to (their sessions live there) delays every one of them;
+ * the greedy own-TTFT-plus-queued cost does not see them, and moving one long session there then
+ * makes the next one move too.
+ */
+export function futureDelayMs(
+  load: WorkerLoad,
+  uncachedTokens: number,
+  arrivalsPerMs: number,
+  priors: EnginePriors = A100_7B_PRIORS,
+): number {
+  if (!(arrivalsPerMs > 0) || !(uncachedTokens > 0)) return 0;
+  const rate = prefillRate(load, priors);
+  const d = uncachedTokens / rate;
+  const w = (load.pendingPrefillTokens > 0 ? load.pendingPrefillTokens : 0) / rate;
+  return arrivalsPerMs * d * (w + d / 2);
+}
+
 /** KV cache usage from which `engineExtraMs` prices the risk of a preemption. */
 export const KV_PREEMPTION_RISK_FROM = 0.9;
+
+/**
+ * The risk of a preemption from the router's own accounting, ms, for a worker whose KV capacity
+ * it knows (`kv_budget`, as `capacityTokens`) when the engine reports no usage: the prompts in
+ * flight there (`load.activeTokens`) plus this one's, as a share of the capacity, priced as
+ * `engineExtraMs` prices the engine's own figure (from 0 at 0.9 to the request's whole prefill
+ * again at full). 0 without a capacity or without `activeTokens`.
+ */
+export function kvPressureMs(
+  load: WorkerLoad,
+  capacityTokens: number,
+  requestTokens: number,
+  priors: EnginePriors = A100_7B_PRIORS,
+): number {
+  if (!(capacityTokens > 0) || load.activeTokens === undefined) return 0;
+  const tokens = requestTokens > 0 ? requestTokens : 0;
+  const usage = (load.activeTokens + tokens) / capacityTokens;
+  if (!(usage > KV_PREEMPTION_RISK_FROM)) return 0;
+  const risk = Math.min(1, (usage - KV_PREEMPTION_RISK_FROM) / (1 - KV_PREEMPTION_RISK_FROM));
+  return risk * tokens / prefillRate(load, priors);
+}
 
 /**
  * What the engine's own figures add to a request's cost on `load`, ms, beyond what the router's

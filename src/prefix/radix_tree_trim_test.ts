@@ -1,0 +1,73 @@
+/**
+ * RadixTree's shrink and touch (issue 19): `resize` trims the least-recently-used leaf's tail
+ * instead of whole branches, `touch` refreshes a held path without inserting.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { RadixTree } from "./radix_tree.ts";
+import type { ChunkHashes } from "./types.ts";
+
+/** Sequence of chunk ids → hash pairs (`hi = id`, `lo = ~id`). */
+function s(...ids: number[]): ChunkHashes {
+  const out = new Uint32Array(ids.length * 2);
+  ids.forEach((id, i) => {
+    out[2 * i] = id;
+    out[2 * i + 1] = ~id >>> 0;
+  });
+  return out;
+}
+
+/** Held sequences as sorted id lists. */
+function held(tree: RadixTree): string[] {
+  const out: string[] = [];
+  for (const h of tree.sequences()) {
+    const ids: number[] = [];
+    for (let i = 0; i < h.length; i += 2) ids.push(h[i]);
+    out.push(ids.join(","));
+  }
+  return out.sort();
+}
+
+function sizes(tree: RadixTree) {
+  const { chunks, terminals, evictions } = tree.stats();
+  const re = tree.recount();
+  assert.equal(re.chunks, chunks, "chunks counter differs from recount");
+  assert.equal(re.terminals, terminals, "terminals counter differs from recount");
+  return { chunks, terminals, evictions, nodes: re.nodes };
+}
+
+Deno.test("RadixTree: resize trims the last leaf it needs in part, not the whole branch", () => {
+  const tree = new RadixTree({ maxChunks: 0 });
+  // A shared prefix 1..4 with three branches; the newest branch is 8..9.
+  tree.insert(s(1, 2, 3, 4, 5, 6)); // oldest
+  tree.insert(s(1, 2, 3, 4, 7));
+  tree.insert(s(1, 2, 3, 4, 8, 9)); // newest
+  assert.equal(tree.stats().chunks, 9);
+  tree.resize(8); // one chunk too many: the oldest leaf loses its last chunk only
+  assert.deepEqual(held(tree), ["1,2,3,4,5", "1,2,3,4,7", "1,2,3,4,8,9"]);
+  assert.deepEqual(sizes(tree), { chunks: 8, terminals: 3, evictions: 1, nodes: 4 });
+  tree.resize(6); // leaf 5 goes, then 7 goes: 4 + 2 = 6, the newest branch stays whole
+  assert.deepEqual(held(tree), ["1,2,3,4,8,9"]);
+  assert.deepEqual(sizes(tree), { chunks: 6, terminals: 1, evictions: 3, nodes: 1 });
+  tree.resize(5); // the shared prefix merged into the newest branch: only its tail goes
+  assert.deepEqual(held(tree), ["1,2,3,4,8"]);
+  assert.equal(tree.match(s(1, 2, 3, 4, 8, 9)), 5);
+});
+
+Deno.test("RadixTree: touch refreshes a held path without inserting", () => {
+  const tree = new RadixTree({ maxChunks: 0, chained: false });
+  tree.insert(s(1, 2, 3)); // oldest
+  tree.insert(s(4, 5, 6));
+  tree.insert(s(7, 8, 9)); // newest
+  const { inserts, queries } = tree.stats();
+  tree.touch(s(1, 2, 3, 10)); // held in full, then a chunk the tree lacks: nothing inserted
+  tree.touch(s(11)); // nothing held: nothing happens
+  assert.equal(tree.stats().inserts, inserts);
+  assert.equal(tree.stats().queries, queries);
+  assert.equal(tree.stats().chunks, 9);
+  tree.resize(6);
+  assert.deepEqual(held(tree), ["1,2,3", "7,8,9"]);
+  tree.recount();
+});
