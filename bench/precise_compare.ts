@@ -23,14 +23,20 @@
  *   run, which must be > 0 for the run to count as an eviction run), and precise mode's counters
  *   (tokenizer failures, event gaps, clears, reconnects) from the router's /metrics.
  *
- * Writes `report.md`, `results.json`, `records.jsonl` (client records) and `access.jsonl`
- * (router access-log lines) to the output folder. Cost: about 8 s a run at time scale 0.5; the
+ * `--probe` puts a pass-through proxy before each worker (both modes): for each chat request it
+ * asks the engine what it holds of the prompt at the moment the request arrives
+ * (`peekCachedTokens`), which splits the error into the index's own (at routing) and what the
+ * engine evicted or stored between arrival and admission (queueing).
+ *
+ * Writes `report.md`, `results.json`, `records.jsonl` (client records), `access.jsonl` (router
+ * access-log lines) and with `--probe` `probes.jsonl` to the output folder. Cost: about 8 s a run at time scale 0.5; the
  * default grid (2 shapes × 2 strategies × 3 points × 3 seeds × 2 modes, 72 runs) about 12 min.
  *
  * Usage: nice deno run -A bench/precise_compare.ts [--shapes multiturn,rag]
  *          [--strategies prefixaware,costaware] [--sessions 8,16,24] [--seeds 1,2,3]
  *          [--capacity-blocks 384] [--time-scale 0.5] [--turns 8] [--think-ms 1000]
- *          [--stagger-ms 2000] [--out bench/results/precise-DATE] [--quick]
+ *          [--stagger-ms 2000] [--out bench/results/precise-DATE] [--probe] [--quick]
+ *        nice deno run -A bench/precise_compare.ts --from DIR   # report.md, results.json again
  *
  * @module
  */
@@ -40,7 +46,7 @@ import { configFromWorkers } from "../src/config/mod.ts";
 import type { RouterConfig } from "../src/config/types.ts";
 import { Logger, type RunningRouter, startRouter } from "../src/router/mod.ts";
 import { type SimWorker, startSimWorker } from "../src/sim/server.ts";
-import { recordsToJsonl, replayTrace } from "../src/bench/replay.ts";
+import { recordsFromJsonl, recordsToJsonl, replayTrace } from "../src/bench/replay.ts";
 import {
   bootstrapMany,
   cachedShare,
@@ -68,6 +74,7 @@ const BYTES_PER_TOKEN = 4;
 
 /** The fields of a router access-log line (`msg: "request"`) this bench reads. */
 export interface AccessLine {
+  readonly request_id?: string;
   readonly backend: string | null;
   readonly reason: string | null;
   readonly match_chunks: number;
@@ -107,7 +114,37 @@ export interface RunData {
   readonly router: Readonly<Record<string, number>>;
   /** Log lines other than access lines at warn or error, by message. */
   readonly warnings: Readonly<Record<string, number>>;
+  /** With `--probe`: the engine's cache at each chat request's arrival. */
+  readonly probes?: readonly DispatchProbe[];
   readonly wallMs: number;
+}
+
+/** What the engine held of a request's prompt when the router's request reached the worker. */
+export interface DispatchProbe {
+  /** The `X-Request-ID` the router sent upstream (its access line's `request_id`). */
+  readonly request_id: string;
+  /** `peekCachedTokens` at arrival: the `cached_tokens` of an admission at that moment. */
+  readonly dispatch_cached: number;
+  readonly prompt_tokens: number;
+}
+
+/**
+ * A cell's prediction error split at the moment the request reached its worker (P: the router's
+ * prediction, D: what the engine held at arrival, C: the engine's `cached_tokens` at admission),
+ * in blocks: P − D is the index's own error at routing, D − C what changed in the engine between
+ * arrival and admission (evicted while queued: positive; stored by another request: negative).
+ */
+export interface ProbeSplit {
+  /** Requests joined (access line and probe, both with counts). */
+  readonly n: number;
+  readonly routingAbs: number;
+  readonly routingBias: number;
+  /** Share with |P − D| ≥ 1 block. */
+  readonly routingOff: number;
+  readonly queueAbs: number;
+  readonly queueBias: number;
+  /** Share with |D − C| ≥ 1 block. */
+  readonly queueOff: number;
 }
 
 /** What one cell (shape, strategy, sessions, mode; seeds pooled) came to. */
@@ -131,14 +168,16 @@ export interface CellSummary {
   readonly biasBlocks: number;
   /** Access lines with a prediction and an engine count. */
   readonly predicted: number;
-  /** Share of requests routed `longest-prefix` (the rest fell back or spilled). */
-  readonly longestPrefix: number;
+  /** The most common `X-Router-Reason` and its share of the successful requests. */
+  readonly topReason: { readonly reason: string; readonly share: number } | null;
   readonly evictedBlocks: number;
   /** The smallest Σ evicted blocks of one run of the cell. */
   readonly evictedMinRun: number;
   readonly preemptions: number;
   readonly router: Record<string, number>;
   readonly warnings: Record<string, number>;
+  /** With `--probe`: where the error arises. */
+  readonly split: ProbeSplit | null;
 }
 
 /**
@@ -156,6 +195,34 @@ export function predictionErrors(
     out.push((l.match_chunks * tokensPerChunk - l.cached_tokens) / blockTokens);
   }
   return out;
+}
+
+/** Joins access lines and probes by request id and splits the error; see {@link ProbeSplit}. */
+export function splitErrors(
+  lines: readonly AccessLine[],
+  probes: readonly DispatchProbe[],
+  tokensPerChunk: number,
+  blockTokens = BLOCK_TOKENS,
+): ProbeSplit {
+  const at = new Map(probes.map((p) => [p.request_id, p.dispatch_cached]));
+  const routing: number[] = [];
+  const queue: number[] = [];
+  for (const l of lines) {
+    const d = l.request_id === undefined ? undefined : at.get(l.request_id);
+    if (d === undefined || l.status !== 200 || l.cached_tokens === null) continue;
+    routing.push((l.match_chunks * tokensPerChunk - d) / blockTokens);
+    queue.push((d - l.cached_tokens) / blockTokens);
+  }
+  const off = (xs: number[]) => xs.filter((x) => Math.abs(x) >= 1).length / xs.length;
+  return {
+    n: routing.length,
+    routingAbs: mean(routing.map(Math.abs)),
+    routingBias: mean(routing),
+    routingOff: off(routing),
+    queueAbs: mean(queue.map(Math.abs)),
+    queueBias: mean(queue),
+    queueOff: off(queue),
+  };
 }
 
 /** Tokens a matched chunk stands for: `chunk_size ÷ 4` approximate, `block_size` precise. */
@@ -188,6 +255,16 @@ export function tokenPairs(records: readonly RequestRecord[]): TokenPair[] {
 
 function addCounts(into: Record<string, number>, from: Readonly<Record<string, number>>): void {
   for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+}
+
+function topReason(lines: readonly AccessLine[]): CellSummary["topReason"] {
+  const n = new Map<string, number>();
+  for (const l of lines) n.set(l.reason ?? "none", (n.get(l.reason ?? "none") ?? 0) + 1);
+  let best: CellSummary["topReason"] = null;
+  for (const [reason, k] of n) {
+    if (best === null || k / lines.length > best.share) best = { reason, share: k / lines.length };
+  }
+  return best;
 }
 
 /** Pools the runs of one cell (all of the same shape, strategy, sessions and mode). */
@@ -223,14 +300,23 @@ export function summarizeCell(runs: readonly RunData[], resamples = 1000): CellS
     within1: abs.length === 0 ? NaN : abs.filter((x) => x < 1).length / abs.length,
     biasBlocks: mean(errs),
     predicted: errs.length,
-    longestPrefix: lines.length === 0
-      ? NaN
-      : lines.filter((l) => l.reason === "longest-prefix").length / lines.length,
+    topReason: topReason(lines),
     evictedBlocks: runs.reduce((s, r) => s + r.evictedBlocks, 0),
     evictedMinRun: Math.min(...runs.map((r) => r.evictedBlocks)),
     preemptions: runs.reduce((s, r) => s + r.preemptions, 0),
     router,
     warnings,
+    split: runs.some((r) => r.probes !== undefined)
+      ? splitErrors(
+        runs.flatMap((r) =>
+          r.access.map((l) => ({ ...l, request_id: `${r.seed}/${l.request_id}` }))
+        ),
+        runs.flatMap((r) =>
+          (r.probes ?? []).map((p) => ({ ...p, request_id: `${r.seed}/${p.request_id}` }))
+        ),
+        r0.tokensPerChunk,
+      )
+      : null,
   };
 }
 
@@ -302,7 +388,10 @@ const pct = (x: number) => Number.isFinite(x) ? (100 * x).toFixed(1) : "–";
 const ci = (e: Estimate, f: (x: number) => string) => `${f(e.value)} [${f(e.lo)}, ${f(e.hi)}]`;
 
 /** A markdown table; cells are written as given. */
-export function markdownTable(head: readonly string[], rows: readonly (readonly string[])[]): string {
+export function markdownTable(
+  head: readonly string[],
+  rows: readonly (readonly string[])[],
+): string {
   const line = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;
   return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n") + "\n";
 }
@@ -323,7 +412,7 @@ export function cellsTable(cells: readonly CellSummary[]): string {
       "median \\|err\\|",
       "within 1 block %",
       "bias blocks",
-      "longest-prefix %",
+      "top reason %",
       "evicted blocks (Σ; least run)",
       "preemptions",
     ],
@@ -340,7 +429,7 @@ export function cellsTable(cells: readonly CellSummary[]): string {
       f2(c.errMedianBlocks),
       pct(c.within1),
       f2(c.biasBlocks),
-      pct(c.longestPrefix),
+      c.topReason === null ? "–" : `${c.topReason.reason} ${pct(c.topReason.share)}`,
       `${c.evictedBlocks}; ${c.evictedMinRun}`,
       String(c.preemptions),
     ]),
@@ -392,6 +481,38 @@ export function routerCountersTable(cells: readonly CellSummary[]): string {
   );
 }
 
+/** The probe split of each cell that has one. */
+export function splitTable(cells: readonly CellSummary[]): string {
+  const probed = cells.filter((c) => c.split !== null);
+  return markdownTable(
+    [
+      "shape",
+      "strategy",
+      "sessions",
+      "mode",
+      "joined",
+      "routing: mean \\|P − D\\| (bias), blocks",
+      "routing ≥ 1 block %",
+      "queue: mean \\|D − C\\| (bias), blocks",
+      "queue ≥ 1 block %",
+    ],
+    probed.map((c) => {
+      const x = c.split!;
+      return [
+        c.shape,
+        c.strategy,
+        String(c.sessions),
+        c.mode,
+        String(x.n),
+        `${f2(x.routingAbs)} (${f2(x.routingBias)})`,
+        pct(x.routingOff),
+        `${f2(x.queueAbs)} (${f2(x.queueBias)})`,
+        pct(x.queueOff),
+      ];
+    }),
+  );
+}
+
 /** How the bench was set up, for the report and results.json. */
 export interface BenchSetup {
   readonly command: string;
@@ -411,6 +532,8 @@ export interface BenchSetup {
   readonly staggerMs: number;
   readonly systemBytes: number;
   readonly maxTokens: number;
+  /** A pass-through proxy before each worker notes the engine's cache at arrival. */
+  readonly probe: boolean;
 }
 
 /** The whole report.md. */
@@ -432,7 +555,8 @@ export function renderReport(
     `published in both modes. Traces: ${s.shapes.join(", ")}, ${s.turns} requests a session, ` +
     `${s.systemBytes}-byte system prompt, max_tokens ${s.maxTokens}, think ${s.thinkMs} ms and ` +
     `stagger ${s.staggerMs} ms (both × time scale). Strategies ${s.strategies.join(", ")}; ` +
-    `sessions ${s.sessions.join(", ")}; seeds ${s.seeds.join(", ")} pooled per cell.`,
+    `sessions ${s.sessions.join(", ")}; seeds ${s.seeds.join(", ")} pooled per cell.` +
+    (s.probe ? " With `--probe`: a pass-through proxy before each worker (both modes)." : ""),
     "",
     "Prediction error: (access-log `match_chunks` × tokens per chunk − engine `cached_tokens`) ÷ " +
     "16; a chunk is 32 bytes = 8 tokens approximate, a 16-token block precise.",
@@ -446,6 +570,18 @@ export function renderReport(
     "## Precise mode's counters (Σ over the cell's runs)",
     "",
     routerCountersTable(cells),
+    ...(cells.some((c) => c.split !== null)
+      ? [
+        "## Where the error arises (`--probe`)",
+        "",
+        "P: the router's prediction at routing; D: what the engine held of the prompt when the " +
+        "request reached it (a pass-through proxy before each worker asks the engine, adding one " +
+        "local hop in both modes); C: the engine's `cached_tokens` at admission. Bias > 0: " +
+        "more predicted (or held at arrival) than found later.",
+        "",
+        splitTable(cells),
+      ]
+      : []),
     ...(warn.length === 0 ? [] : [
       "## Router warnings",
       "",
@@ -464,6 +600,40 @@ interface RunOptions {
   readonly timeScale: number;
   readonly capacityBlocks: number;
   readonly maxModelLen: number;
+  readonly probe: boolean;
+}
+
+/** Pass-through proxies, one before each worker, recording a {@link DispatchProbe} per chat request. */
+function startProbes(sims: readonly SimWorker[], into: DispatchProbe[]) {
+  const servers = sims.map((sim) =>
+    Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+      const url = new URL(req.url);
+      const body = req.body === null ? null : new Uint8Array(await req.arrayBuffer());
+      if (url.pathname === "/v1/chat/completions" && body !== null) {
+        try {
+          const { tokens } = sim.tokenizer.chat(JSON.parse(new TextDecoder().decode(body)));
+          into.push({
+            request_id: req.headers.get("x-request-id") ?? "",
+            dispatch_cached: sim.engine.peekCachedTokens({ tokens }),
+            prompt_tokens: tokens.length,
+          });
+        } catch { /* the worker answers a body it cannot take */ }
+      }
+      const headers = new Headers(req.headers);
+      for (const h of ["host", "content-length", "connection"]) headers.delete(h);
+      const res = await fetch(sim.url + url.pathname + url.search, {
+        method: req.method,
+        headers,
+        body,
+        signal: req.signal,
+      });
+      return new Response(res.body, { status: res.status, headers: res.headers });
+    })
+  );
+  return {
+    urls: servers.map((s) => `http://127.0.0.1:${s.addr.port}`),
+    close: () => Promise.all(servers.map((s) => s.shutdown())),
+  };
 }
 
 async function startWorkers(o: RunOptions): Promise<SimWorker[]> {
@@ -504,6 +674,7 @@ function capture() {
     const j = JSON.parse(line);
     if (j.msg === "request") {
       access.push({
+        request_id: j.request_id,
         backend: j.backend ?? null,
         reason: j.reason ?? null,
         match_chunks: Number(j.match_chunks ?? NaN),
@@ -529,12 +700,14 @@ async function runOnce(
   const t0 = performance.now();
   const sims = await startWorkers(o);
   const log = capture();
+  const probes: DispatchProbe[] = [];
+  const proxies = o.probe ? startProbes(sims, probes) : null;
   let running: RunningRouter | null = null;
   try {
     const config = configFromWorkers(
-      sims.map((w) => ({
+      sims.map((w, i) => ({
         id: w.id,
-        url: w.url,
+        url: proxies?.urls[i] ?? w.url,
         ...(mode === "precise"
           ? {
             kvEvents: `tcp://127.0.0.1:${w.kvEventsPort}`,
@@ -568,10 +741,12 @@ async function runOnce(
       evictedPerWorker: stats.map((x) => x.evictedBlocks),
       router,
       warnings: log.warnings,
+      ...(proxies === null ? {} : { probes }),
       wallMs: performance.now() - t0,
     };
   } finally {
     if (running !== null) await running.shutdown();
+    await proxies?.close();
     await Promise.all(sims.map((w) => w.shutdown()));
   }
 }
@@ -580,7 +755,7 @@ function list(v: string | undefined, dflt: number[]): number[] {
   return v === undefined ? dflt : v.split(",").map((x) => Number(x.trim()));
 }
 
-function parseSetup(args: string[]): BenchSetup & { out: string } {
+function parseSetup(args: string[]): BenchSetup & { out: string; from?: string } {
   const { values } = parseArgs({
     args,
     options: {
@@ -595,6 +770,8 @@ function parseSetup(args: string[]): BenchSetup & { out: string } {
       "stagger-ms": { type: "string" },
       out: { type: "string" },
       quick: { type: "boolean" },
+      probe: { type: "boolean" },
+      from: { type: "string" },
     },
   });
   const quick = values.quick === true;
@@ -611,7 +788,8 @@ function parseSetup(args: string[]): BenchSetup & { out: string } {
   const setup = {
     command: `nice deno run -A bench/precise_compare.ts ${args.join(" ")}`.trim(),
     date,
-    machine: `${navigator.hardwareConcurrency} cores (${cpu}), ${mem} GiB, Deno ${Deno.version.deno}`,
+    machine:
+      `${navigator.hardwareConcurrency} cores (${cpu}), ${mem} GiB, Deno ${Deno.version.deno}`,
     workers: 4,
     profile: "a100-7b",
     timeScale: Number(values["time-scale"] ?? 0.5),
@@ -626,13 +804,14 @@ function parseSetup(args: string[]): BenchSetup & { out: string } {
     staggerMs: Number(values["stagger-ms"] ?? 2000),
     systemBytes: 6144,
     maxTokens: 64,
+    probe: values.probe === true,
   };
   if (setup.capacityBlocks * BLOCK_TOKENS < setup.maxModelLen) {
     throw new RangeError(
       `--capacity-blocks must hold max_model_len ${setup.maxModelLen} tokens, got ${setup.capacityBlocks}`,
     );
   }
-  return { ...setup, out: values.out ?? `bench/results/precise-${date}` };
+  return { ...setup, out: values.out ?? `bench/results/precise-${date}`, from: values.from };
 }
 
 /** One short unrecorded run per mode: JIT and first allocations land on neither mode's cells. */
@@ -643,6 +822,12 @@ async function warmup(s: BenchSetup, o: RunOptions): Promise<void> {
 
 async function main(): Promise<void> {
   const s = parseSetup(Deno.args);
+  if (s.from !== undefined) {
+    const { setup, runs } = await loadRuns(s.from);
+    await writeReport(setup, runs, s.from);
+    console.error(`rewrote ${s.from}/report.md and results.json from its JSONL files`);
+    return;
+  }
   const o: RunOptions = s;
   await warmup(s, o);
   const runs: RunData[] = [];
@@ -676,39 +861,79 @@ async function main(): Promise<void> {
       }
     }
   }
-  await write(s, runs);
+  const { out, from: _, ...setup } = s;
+  await writeReport(setup, runs, out);
+  await writeRaw(runs, out);
+  console.error(`wrote ${out}/report.md, results.json and the JSONL files`);
 }
 
-async function write(s: BenchSetup & { out: string }, runs: readonly RunData[]): Promise<void> {
-  const keys = [...new Set(runs.map((r) => `${r.shape}|${r.strategy}|${r.sessions}|${r.mode}`))];
-  const cells = keys.map((k) =>
-    summarizeCell(runs.filter((r) => `${r.shape}|${r.strategy}|${r.sessions}|${r.mode}` === k))
-  );
+/** The cells, criteria and report of `runs`: writes report.md and results.json to `dir`. */
+async function writeReport(setup: BenchSetup, runs: readonly RunData[], dir: string) {
+  const key = (r: RunData) => `${r.shape}|${r.strategy}|${r.sessions}|${r.mode}`;
+  const keys = [...new Set(runs.map(key))];
+  const cells = keys.map((k) => summarizeCell(runs.filter((r) => key(r) === k)));
   const rows = criteria(cells, runs);
-  await Deno.mkdir(s.out, { recursive: true });
-  const { out: _, ...setup } = s;
-  await Deno.writeTextFile(`${s.out}/report.md`, renderReport(setup, cells, rows));
-  const meta = runs.map(({ records: _r, access: _a, ...m }) => m);
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/report.md`, renderReport(setup, cells, rows));
+  const meta = runs.map(({ records: _r, access: _a, probes: _p, ...m }) => m);
   await Deno.writeTextFile(
-    `${s.out}/results.json`,
+    `${dir}/results.json`,
     JSON.stringify({ setup, criteria: rows, cells, runs: meta }, null, 2) + "\n",
   );
-  const tag = (r: RunData) => ({
-    shape: r.shape,
-    strategy: r.strategy,
-    sessions: r.sessions,
-    seed: r.seed,
-    mode: r.mode,
-  });
-  await Deno.writeTextFile(
-    `${s.out}/records.jsonl`,
-    recordsToJsonl(runs.flatMap((r) => r.records.map((x) => ({ ...x, ...tag(r) })))),
+}
+
+/** A run's tag on its lines in the JSONL files. */
+function tagOf(r: Pick<RunData, "shape" | "strategy" | "sessions" | "seed" | "mode">) {
+  return { shape: r.shape, strategy: r.strategy, sessions: r.sessions, seed: r.seed, mode: r.mode };
+}
+
+function tagKey(r: Pick<RunData, "shape" | "strategy" | "sessions" | "seed" | "mode">): string {
+  return `${r.shape}|${r.strategy}|${r.sessions}|${r.seed}|${r.mode}`;
+}
+
+/** Writes records.jsonl, access.jsonl and (with probes) probes.jsonl to `dir`. */
+async function writeRaw(runs: readonly RunData[], dir: string): Promise<void> {
+  const lines = (pick: (r: RunData) => readonly object[]) =>
+    recordsToJsonl(runs.flatMap((r) => pick(r).map((x) => ({ ...x, ...tagOf(r) }))));
+  await Deno.writeTextFile(`${dir}/records.jsonl`, lines((r) => r.records));
+  await Deno.writeTextFile(`${dir}/access.jsonl`, lines((r) => r.access));
+  if (runs.some((r) => r.probes !== undefined)) {
+    await Deno.writeTextFile(`${dir}/probes.jsonl`, lines((r) => r.probes ?? []));
+  }
+}
+
+/** The setup and runs of a results folder written by this script (`--from`). */
+async function loadRuns(dir: string): Promise<{ setup: BenchSetup; runs: RunData[] }> {
+  const saved = JSON.parse(await Deno.readTextFile(`${dir}/results.json`));
+  const setup: BenchSetup = { probe: false, ...saved.setup };
+  const grouped = async (file: string) => {
+    const m = new Map<string, Record<string, unknown>[]>();
+    let text: string;
+    try {
+      text = await Deno.readTextFile(`${dir}/${file}`);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return null;
+      throw err;
+    }
+    for (const x of recordsFromJsonl<Record<string, unknown>>(text)) {
+      const k = tagKey(x as unknown as RunData);
+      const { shape: _s, strategy: _t, sessions: _n, seed: _d, mode: _m, ...rest } = x;
+      m.set(k, [...(m.get(k) ?? []), rest]);
+    }
+    return m;
+  };
+  const [records, access, probes] = await Promise.all(
+    ["records.jsonl", "access.jsonl", "probes.jsonl"].map(grouped),
   );
-  await Deno.writeTextFile(
-    `${s.out}/access.jsonl`,
-    recordsToJsonl(runs.flatMap((r) => r.access.map((x) => ({ ...x, ...tag(r) })))),
-  );
-  console.error(`wrote ${s.out}/report.md, results.json, records.jsonl, access.jsonl`);
+  const runs = (saved.runs as Omit<RunData, "records" | "access">[]).map((m) => ({
+    ...m,
+    records: (records?.get(tagKey(m)) ?? []) as unknown as RequestRecord[],
+    access: (access?.get(tagKey(m)) ?? []) as unknown as AccessLine[],
+    ...(probes === null ? {} : {
+      probes: (probes.get(tagKey(m)) ?? []) as unknown as DispatchProbe[],
+    }),
+  }));
+  return { setup, runs };
 }
 
 if (import.meta.main) await main();
