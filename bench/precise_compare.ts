@@ -58,6 +58,8 @@ import {
   type TokenPair,
 } from "../src/bench/stats.ts";
 import { generateTrace } from "../src/bench/traces.ts";
+import { blockHashes, type BlockIndex } from "../src/precise/mod.ts";
+import type { ChunkHashes } from "../src/prefix/types.ts";
 import type { RequestRecord, Shape, TraceEntry } from "../src/bench/types.ts";
 
 /** The router's index mode. */
@@ -126,6 +128,16 @@ export interface DispatchProbe {
   /** `peekCachedTokens` at arrival: the `cached_tokens` of an admission at that moment. */
   readonly dispatch_cached: number;
   readonly prompt_tokens: number;
+  /**
+   * Precise mode: each full block of the prompt at arrival, one character: `E` the engine holds
+   * it, `h` the index holds it but the engine does not (evicted, removal not yet seen), `p` the
+   * index only predicts it, `-` neither.
+   */
+  door?: string;
+  /** Precise mode, when some block was `h`: ms until the index had dropped them all (≤ 1000). */
+  stale_cleared_ms?: number;
+  /** Of the `h` blocks, those still held by the index after 1 s. */
+  stale_left?: number;
 }
 
 /**
@@ -145,6 +157,19 @@ export interface ProbeSplit {
   readonly queueBias: number;
   /** Share with |D − C| ≥ 1 block. */
   readonly queueOff: number;
+  /**
+   * Precise mode (null otherwise): of P − D, the mean blocks per request inside the routing match
+   * that the index held but the engine had evicted (`h`) or that only other requests'
+   * predictions covered (`p`) at arrival; and how long the index took to drop the `h` blocks
+   * (median and largest ms over the requests that had some; `left`: still held after 1 s).
+   */
+  readonly stale: {
+    readonly heldEvicted: number;
+    readonly predictedOnly: number;
+    readonly clearedMsP50: number;
+    readonly clearedMsMax: number;
+    readonly left: number;
+  } | null;
 }
 
 /** What one cell (shape, strategy, sessions, mode; seeds pooled) came to. */
@@ -181,8 +206,17 @@ export interface CellSummary {
 }
 
 /**
+ * The engine's cached tokens of a request that reported usage: a null `cached_tokens` is 0
+ * (vLLM and the sim leave `prompt_tokens_details` out when nothing was cached); null without
+ * usage.
+ */
+function cachedOf(prompt: number | null, cached: number | null): number | null {
+  return prompt === null ? null : cached ?? 0;
+}
+
+/**
  * Signed prediction errors in blocks of the successful access lines that carry the engine's
- * `cached_tokens`: (match_chunks × tokensPerChunk − cached) ÷ blockTokens.
+ * usage: (match_chunks × tokensPerChunk − cached) ÷ blockTokens.
  */
 export function predictionErrors(
   lines: readonly AccessLine[],
@@ -191,8 +225,9 @@ export function predictionErrors(
 ): number[] {
   const out: number[] = [];
   for (const l of lines) {
-    if (l.status !== 200 || l.cached_tokens === null || !Number.isFinite(l.match_chunks)) continue;
-    out.push((l.match_chunks * tokensPerChunk - l.cached_tokens) / blockTokens);
+    const cached = cachedOf(l.prompt_tokens, l.cached_tokens);
+    if (l.status !== 200 || cached === null || !Number.isFinite(l.match_chunks)) continue;
+    out.push((l.match_chunks * tokensPerChunk - cached) / blockTokens);
   }
   return out;
 }
@@ -204,17 +239,36 @@ export function splitErrors(
   tokensPerChunk: number,
   blockTokens = BLOCK_TOKENS,
 ): ProbeSplit {
-  const at = new Map(probes.map((p) => [p.request_id, p.dispatch_cached]));
+  const at = new Map(probes.map((p) => [p.request_id, p]));
   const routing: number[] = [];
   const queue: number[] = [];
+  let held = 0, predicted = 0, left = 0, doors = 0;
+  const cleared: number[] = [];
   for (const l of lines) {
-    const d = l.request_id === undefined ? undefined : at.get(l.request_id);
-    if (d === undefined || l.status !== 200 || l.cached_tokens === null) continue;
+    const p = l.request_id === undefined ? undefined : at.get(l.request_id);
+    const cached = cachedOf(l.prompt_tokens, l.cached_tokens);
+    if (p === undefined || l.status !== 200 || cached === null) continue;
+    const d = p.dispatch_cached;
     routing.push((l.match_chunks * tokensPerChunk - d) / blockTokens);
-    queue.push((d - l.cached_tokens) / blockTokens);
+    queue.push((d - cached) / blockTokens);
+    if (p.door === undefined) continue;
+    doors++;
+    const inMatch = p.door.slice(0, l.match_chunks);
+    held += inMatch.split("h").length - 1;
+    predicted += inMatch.split("p").length - 1;
+    if (p.stale_cleared_ms !== undefined) cleared.push(p.stale_cleared_ms);
+    left += p.stale_left ?? 0;
   }
   const off = (xs: number[]) => xs.filter((x) => Math.abs(x) >= 1).length / xs.length;
+  const stale = doors === 0 ? null : {
+    heldEvicted: held / doors,
+    predictedOnly: predicted / doors,
+    clearedMsP50: cleared.length === 0 ? NaN : percentile(cleared, 50),
+    clearedMsMax: cleared.length === 0 ? NaN : Math.max(...cleared),
+    left,
+  };
   return {
+    stale,
     n: routing.length,
     routingAbs: mean(routing.map(Math.abs)),
     routingBias: mean(routing),
@@ -243,12 +297,12 @@ export function sumFamily(text: string, name: string): number {
   return s;
 }
 
-/** Prompt and cached tokens of the successful records that carry both. */
+/** Prompt and cached tokens of the successful records with usage (null cached: 0). */
 export function tokenPairs(records: readonly RequestRecord[]): TokenPair[] {
   const out: TokenPair[] = [];
   for (const r of records) {
-    if (r.error !== null || r.prompt_tokens === null || r.cached_tokens === null) continue;
-    out.push({ prompt: r.prompt_tokens, cached: r.cached_tokens });
+    if (r.error !== null || r.prompt_tokens === null) continue;
+    out.push({ prompt: r.prompt_tokens, cached: r.cached_tokens ?? 0 });
   }
   return out;
 }
@@ -495,6 +549,8 @@ export function splitTable(cells: readonly CellSummary[]): string {
       "routing ≥ 1 block %",
       "queue: mean \\|D − C\\| (bias), blocks",
       "queue ≥ 1 block %",
+      "in P at arrival: evicted but held / only predicted, blocks",
+      "evicted ones dropped after ms p50 (max); left",
     ],
     probed.map((c) => {
       const x = c.split!;
@@ -508,6 +564,10 @@ export function splitTable(cells: readonly CellSummary[]): string {
         pct(x.routingOff),
         `${f2(x.queueAbs)} (${f2(x.queueBias)})`,
         pct(x.queueOff),
+        x.stale === null ? "–" : `${f2(x.stale.heldEvicted)} / ${f2(x.stale.predictedOnly)}`,
+        x.stale === null
+          ? "–"
+          : `${f1(x.stale.clearedMsP50)} (${f1(x.stale.clearedMsMax)}); ${x.stale.left}`,
       ];
     }),
   );
@@ -577,7 +637,10 @@ export function renderReport(
         "P: the router's prediction at routing; D: what the engine held of the prompt when the " +
         "request reached it (a pass-through proxy before each worker asks the engine, adding one " +
         "local hop in both modes); C: the engine's `cached_tokens` at admission. Bias > 0: " +
-        "more predicted (or held at arrival) than found later.",
+        "more predicted (or held at arrival) than found later. Precise mode: the blocks of the " +
+        "routing match that the engine lacked at arrival, by what the index had for them then " +
+        "(held: evicted, its BlockRemoved not yet applied; only predicted: another request's " +
+        "prediction), and how long after arrival the index dropped the held ones.",
         "",
         splitTable(cells),
       ]
@@ -603,21 +666,85 @@ interface RunOptions {
   readonly probe: boolean;
 }
 
+/** The index (precise mode) a probe reads and its block size, once the router runs. */
+type IndexRef = () => { readonly index: BlockIndex; readonly blockSize: number } | null;
+
+/** The door string of `tokens` on `sim` (see {@link DispatchProbe}) and its `h` blocks. */
+function doorOf(sim: SimWorker, index: BlockIndex, tokens: Uint32Array, hashes: ChunkHashes) {
+  let door = "";
+  const stale: number[] = [];
+  for (let i = 0; 2 * i < hashes.length; i++) {
+    const m = index.matchTiers(sim.id, hashes.subarray(2 * i, 2 * i + 2));
+    const held = m.gpu + m.cpu + m.other > 0;
+    if (sim.engine.isBlockCached({ tokens }, i)) door += "E";
+    else if (held) {
+      door += "h";
+      stale.push(i);
+    } else door += m.predicted > 0 ? "p" : "-";
+  }
+  return { door, stale };
+}
+
+/** Polls until the index no longer holds blocks `stale` of `hashes` (at most 1 s). */
+async function watchStale(
+  sim: SimWorker,
+  index: BlockIndex,
+  hashes: ChunkHashes,
+  stale: readonly number[],
+  probe: DispatchProbe,
+): Promise<void> {
+  const t0 = performance.now();
+  const left = new Set(stale);
+  while (left.size > 0 && performance.now() - t0 < 1000) {
+    await new Promise((r) => setTimeout(r, 2));
+    for (const i of [...left]) {
+      const m = index.matchTiers(sim.id, hashes.subarray(2 * i, 2 * i + 2));
+      if (m.gpu + m.cpu + m.other === 0) left.delete(i);
+    }
+  }
+  probe.stale_cleared_ms = performance.now() - t0;
+  probe.stale_left = left.size;
+}
+
+/** Notes a {@link DispatchProbe} of a chat body arriving at `sim`; `watches` gets its polls. */
+function probeOf(
+  sim: SimWorker,
+  req: Request,
+  body: Uint8Array,
+  indexOf: IndexRef,
+  watches: Promise<void>[],
+): DispatchProbe | null {
+  let tokens: Uint32Array;
+  try {
+    tokens = sim.tokenizer.chat(JSON.parse(new TextDecoder().decode(body))).tokens;
+  } catch {
+    return null; // the worker answers a body it cannot take
+  }
+  const probe: DispatchProbe = {
+    request_id: req.headers.get("x-request-id") ?? "",
+    dispatch_cached: sim.engine.peekCachedTokens({ tokens }),
+    prompt_tokens: tokens.length,
+  };
+  const precise = indexOf();
+  if (precise !== null) {
+    const hashes = blockHashes(tokens, precise.blockSize);
+    const { door, stale } = doorOf(sim, precise.index, tokens, hashes);
+    probe.door = door;
+    if (stale.length > 0) watches.push(watchStale(sim, precise.index, hashes, stale, probe));
+  }
+  return probe;
+}
+
 /** Pass-through proxies, one before each worker, recording a {@link DispatchProbe} per chat request. */
-function startProbes(sims: readonly SimWorker[], into: DispatchProbe[]) {
+function startProbes(sims: readonly SimWorker[], into: DispatchProbe[], indexOf: IndexRef) {
+  const watches: Promise<void>[] = [];
   const servers = sims.map((sim) =>
     Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
       const url = new URL(req.url);
       const body = req.body === null ? null : new Uint8Array(await req.arrayBuffer());
       if (url.pathname === "/v1/chat/completions" && body !== null) {
-        try {
-          const { tokens } = sim.tokenizer.chat(JSON.parse(new TextDecoder().decode(body)));
-          into.push({
-            request_id: req.headers.get("x-request-id") ?? "",
-            dispatch_cached: sim.engine.peekCachedTokens({ tokens }),
-            prompt_tokens: tokens.length,
-          });
-        } catch { /* the worker answers a body it cannot take */ }
+        const p = probeOf(sim, req, body, indexOf, watches);
+        if (p !== null) into.push(p);
       }
       const headers = new Headers(req.headers);
       for (const h of ["host", "content-length", "connection"]) headers.delete(h);
@@ -632,7 +759,11 @@ function startProbes(sims: readonly SimWorker[], into: DispatchProbe[]) {
   );
   return {
     urls: servers.map((s) => `http://127.0.0.1:${s.addr.port}`),
-    close: () => Promise.all(servers.map((s) => s.shutdown())),
+    /** Waits for the polls, then closes. */
+    close: async () => {
+      await Promise.all(watches);
+      await Promise.all(servers.map((s) => s.shutdown()));
+    },
   };
 }
 
@@ -701,7 +832,7 @@ async function runOnce(
   const sims = await startWorkers(o);
   const log = capture();
   const probes: DispatchProbe[] = [];
-  const proxies = o.probe ? startProbes(sims, probes) : null;
+  const proxies = o.probe ? startProbes(sims, probes, () => running?.router.precise ?? null) : null;
   let running: RunningRouter | null = null;
   try {
     const config = configFromWorkers(

@@ -22,18 +22,23 @@ import {
   tokensPerChunk,
 } from "./precise_compare.ts";
 
-function line(match: number, cached: number | null, status = 200): AccessLine {
+function line(match: number, cached: number | null, status = 200, prompt: number | null = 1000) {
   return {
     backend: "w1",
     reason: "longest-prefix",
     match_chunks: match,
     status,
-    prompt_tokens: 1000,
+    prompt_tokens: prompt,
     cached_tokens: cached,
-  };
+  } satisfies AccessLine;
 }
 
-function record(prompt: number, cached: number, ttft: number, error: string | null = null) {
+function record(
+  prompt: number | null,
+  cached: number | null,
+  ttft: number,
+  error: string | null = null,
+) {
   return {
     session_id: "s",
     pattern: "multiturn",
@@ -75,11 +80,12 @@ Deno.test("prediction error: matched chunks × chunk tokens against the engine's
   const lines = [
     line(10, 64), // 80 predicted: one block over
     line(4, 96), // 32 predicted: four blocks under
-    line(3, null), // no engine count: skipped
+    line(2, null), // usage without cached_tokens: nothing cached (vLLM leaves the details out)
+    line(3, null, 200, null), // no usage: skipped
     line(9, 0, 502), // failed: skipped
   ];
-  assert.deepEqual(predictionErrors(lines, 8), [1, -4]);
-  assert.deepEqual(predictionErrors(lines, 16), [6, -2]);
+  assert.deepEqual(predictionErrors(lines, 8), [1, -4, 1]);
+  assert.deepEqual(predictionErrors(lines, 16), [6, -2, 2]);
 });
 
 Deno.test("tokens a chunk stands for: chunk_size ÷ 4 approximate, block_size precise", () => {
@@ -110,7 +116,13 @@ Deno.test("sumFamily sums every sample of one family and nothing of its look-ali
 
 Deno.test("summarizeCell pools seeds: KV share, errors, prediction error and evictions", () => {
   const a = run("precise", {
-    records: [record(100, 50, 10), record(100, 30, 20), record(100, 0, 30, "boom")],
+    records: [
+      record(100, 50, 10),
+      record(100, 30, 20),
+      record(100, 0, 30, "boom"),
+      record(100, null, 25), // nothing cached
+      record(null, null, 35), // no usage
+    ],
     access: [line(3, 48), line(2, 32), line(1, 0, 0)],
     evictedBlocks: 5,
     preemptions: 1,
@@ -125,10 +137,10 @@ Deno.test("summarizeCell pools seeds: KV share, errors, prediction error and evi
   });
   const c = summarizeCell([a, b], 200);
   assert.deepEqual(c.seeds, [1, 2]);
-  assert.equal(c.requests, 4);
+  assert.equal(c.requests, 6);
   assert.equal(c.errors, 1);
-  assert.equal(c.kvShare.value, 200 / 400);
-  assert.equal(c.ttftP50.value, 20);
+  assert.equal(c.kvShare.value, 200 / 500);
+  assert.equal(c.ttftP50.value, 25);
   // Errors in blocks: 0, 0, +3, 0.
   assert.equal(c.predicted, 4);
   assert.equal(c.errBlocks.value, 0.75);
@@ -208,7 +220,7 @@ Deno.test("splitErrors: the index's error at routing and the engine's change whi
     { ...line(6, 32), request_id: "a" }, // P 96, D 96, C 32: lost 4 blocks while queued
     { ...line(4, 64), request_id: "b" }, // P 64, D 32, C 64: index 2 over, then 2 stored
     { ...line(2, 32), request_id: "c" }, // no probe: not joined
-    { ...line(2, null), request_id: "d" }, // no engine count: not joined
+    { ...line(2, null, 200, null), request_id: "d" }, // no usage: not joined
   ];
   const probes = [
     { request_id: "a", dispatch_cached: 96, prompt_tokens: 200 },
@@ -223,6 +235,20 @@ Deno.test("splitErrors: the index's error at routing and the engine's change whi
   assert.equal(x.queueAbs, 3);
   assert.equal(x.queueBias, 1);
   assert.equal(x.queueOff, 1);
+  assert.equal(x.stale, null, "no door strings: approximate mode");
+  // Precise mode: the blocks of the routing match the engine lacked at arrival, by index state.
+  const doors = [
+    { ...probes[0], door: "EEhhp-", stale_cleared_ms: 12, stale_left: 0 }, // P 6: 2 h, 1 p
+    { ...probes[1], door: "EEpphh", stale_cleared_ms: 30, stale_left: 1 }, // P 4: 2 p
+  ];
+  const y = splitErrors(lines, doors, 16);
+  assert.deepEqual(y.stale, {
+    heldEvicted: 1,
+    predictedOnly: 1.5,
+    clearedMsP50: 21,
+    clearedMsMax: 30,
+    left: 1,
+  });
   // Pooled over seeds, ids of different runs do not collide.
   const r1 = run("precise", { access: [lines[0]], probes: [probes[0]] });
   const r2 = run("precise", { seed: 2, access: [{ ...lines[1], request_id: "a" }], probes: [] });
