@@ -37,6 +37,7 @@
  *          [--capacity-blocks 384] [--time-scale 0.5] [--turns 8] [--think-ms 1000]
  *          [--stagger-ms 2000] [--out bench/results/precise-DATE] [--probe] [--quick]
  *        nice deno run -A bench/precise_compare.ts --from DIR   # report.md, results.json again
+ *        nice deno run -A bench/precise_compare.ts --from DIR1,DIR2 --out DIR3   # pooled
  *
  * @module
  */
@@ -954,9 +955,11 @@ async function warmup(s: BenchSetup, o: RunOptions): Promise<void> {
 async function main(): Promise<void> {
   const s = parseSetup(Deno.args);
   if (s.from !== undefined) {
-    const { setup, runs } = await loadRuns(s.from);
-    await writeReport(setup, runs, s.from);
-    console.error(`rewrote ${s.from}/report.md and results.json from its JSONL files`);
+    const dirs = s.from.split(",");
+    const { setup, runs } = pool(await Promise.all(dirs.map(loadRuns)));
+    const out = dirs.length === 1 ? dirs[0] : s.out;
+    await writeReport(setup, runs, out);
+    console.error(`wrote ${out}/report.md and results.json from the JSONL files of ${s.from}`);
     return;
   }
   const o: RunOptions = s;
@@ -1031,6 +1034,27 @@ async function writeRaw(runs: readonly RunData[], dir: string): Promise<void> {
   if (runs.some((r) => r.probes !== undefined)) {
     await Deno.writeTextFile(`${dir}/probes.jsonl`, lines((r) => r.probes ?? []));
   }
+}
+
+/** Several folders' runs as one: seeds and shapes joined, the commands listed. */
+function pool(parts: { setup: BenchSetup; runs: RunData[] }[]): {
+  setup: BenchSetup;
+  runs: RunData[];
+} {
+  if (parts.length === 1) return parts[0];
+  const union = <T>(xs: readonly T[]) => [...new Set(xs)];
+  const first = parts[0].setup;
+  return {
+    setup: {
+      ...first,
+      command: parts.map((p) => p.setup.command).join(" + "),
+      shapes: union(parts.flatMap((p) => p.setup.shapes)),
+      strategies: union(parts.flatMap((p) => p.setup.strategies)),
+      sessions: union(parts.flatMap((p) => p.setup.sessions)).sort((a, b) => a - b),
+      seeds: union(parts.flatMap((p) => p.setup.seeds)).sort((a, b) => a - b),
+    },
+    runs: parts.flatMap((p) => p.runs),
+  };
 }
 
 /** The setup and runs of a results folder written by this script (`--from`). */
