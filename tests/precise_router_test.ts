@@ -115,7 +115,7 @@ Deno.test("precise mode: events fill the index, a follow-up goes where its block
     assert.match(m, /router_kv_subscription_connected\{backend="w1"\} 1/);
     assert.match(
       m,
-      /router_tokenizer_requests_total\{tokenizer="engine:http:\/\/127\.0\.0\.1:\d+"\} [1-9]/,
+      /router_tokenizer_requests_total\{tokenizer="engine:http:\/\/127\.0\.0\.1:\d+\|sim"\} [1-9]/,
     );
   } finally {
     await running.shutdown();

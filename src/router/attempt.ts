@@ -94,7 +94,7 @@ export class Attempt {
     this.reason = choice.reason;
     this.match = choice.match;
     this.tokensPerChunk = plan.tokensPerChunk;
-    this.recordedChunks = plan.hashes.length >>> 1;
+    this.recordedChunks = recorded(state, plan) ? plan.hashes.length >>> 1 : 0;
     this.hashes = plan.hashes;
     backend.inflight++;
     this.#probe = backend.breaker.acquire();
@@ -116,7 +116,7 @@ export class Attempt {
     client: AbortSignal,
     span: Span = NOOP_ATTEMPT_SPAN,
   ): Attempt {
-    record(choice, plan.hashes);
+    if (recorded(state, plan)) record(choice, plan.hashes);
     return new Attempt(state, plan, choice, client, span);
   }
 
@@ -195,6 +195,7 @@ export class Attempt {
    * the router does not believe the worker holds what it never computed.
    */
   unrecord(): void {
+    if (!recorded(this.#state, this.#plan)) return;
     const hashes = this.#plan.hashes;
     if (this.match < hashes.length >>> 1) this.backend.prefix.truncate?.(hashes, this.match);
   }
@@ -271,3 +272,11 @@ const ENDED_SOURCE: BodySource = {
   read: () => Promise.resolve({ done: true, value: undefined }),
   cancel: () => Promise.resolve(),
 };
+
+/**
+ * Whether an attempt records its request's prefix on the worker: always, except a request that
+ * precise mode routed by its text (text chunks are not the engine's blocks).
+ */
+function recorded(state: RouterState, plan: RequestPlan): boolean {
+  return state.precise === null || plan.precise;
+}

@@ -12,10 +12,11 @@
  *   removed worker's subscription stops and its blocks go. Gaps, replays, engine restarts and
  *   reconnects are the subscriber's (it never throws, never goes deaf: heartbeats).
  * - Tokens: the model's local tokenizer (`tokenizers:`) when it has one, else `POST /tokenize` on
- *   a worker serving the model. A LoRA adapter (a model listed with a `parent`) and the body's
+ *   a worker serving the model that is up (a second one when the first fails). A LoRA adapter (a model listed with a `parent`) and the body's
  *   `cache_salt` enter the block key as the engine puts them in its hashes. A request that
  *   cannot be tokenized (an unsupported part, an engine that does not answer) is routed by its
- *   routing text instead, which matches no block: least-loaded, in effect; it is counted.
+ *   routing text instead, which matches no block: least-loaded, in effect; it is counted, and it
+ *   records no prediction (`Attempt.begin`): text chunks are not blocks.
  *
  * @module
  */
@@ -99,11 +100,11 @@ export class PreciseMode {
     }
   }
 
-  /** The tokenizers in use, for metrics: local ones by model, engine ones by URL. */
+  /** The tokenizers in use, for metrics: local ones by model, engine ones by URL and model. */
   tokenizers(): { name: string; tokenizer: RequestTokenizer }[] {
     return [
       ...[...this.#local].map(([model, tokenizer]) => ({ name: `local:${model}`, tokenizer })),
-      ...[...this.#engine].map(([url, tokenizer]) => ({ name: `engine:${url}`, tokenizer })),
+      ...[...this.#engine].map(([key, tokenizer]) => ({ name: `engine:${key}`, tokenizer })),
     ];
   }
 
@@ -184,52 +185,82 @@ export class PreciseMode {
    */
   async keyOf(req: TokenizeInput, backends: readonly Backend[]): Promise<PreciseKey | null> {
     if (req.kind !== "chat" && req.kind !== "completion") return null;
-    const tok = this.#tokenizerFor(req.served, backends);
-    if (tok === null) return null;
+    const tokenizers = this.#tokenizersFor(req.served, backends);
+    // The engine knows the served name, not an alias of it.
+    const body = req.served !== null && req.body.model !== req.served
+      ? { ...req.body, model: req.served }
+      : req.body;
     const t0 = performance.now();
     try {
-      const r = await tok.tokenize({ kind: req.kind, body: req.body, signal: req.signal });
-      this.stats.tokenized++;
-      const lora = req.served === null ? null : loraOf(req.served, backends);
-      const salt = typeof req.body.cache_salt === "string" ? req.body.cache_salt : undefined;
-      return {
-        hashes: blockHashes(r.tokens, this.blockSize, {
-          loraName: lora ?? undefined,
-          cacheSalt: salt,
-        }),
-        tokens: r.tokens.length,
-      };
-    } catch (err) {
-      this.stats.tokenizeFailures++;
-      this.#logger.debug("request not tokenized; routed by its text", {
-        tokenizer: tok.name,
-        error: errorMessage(err),
-      });
+      for (const [i, tok] of tokenizers.entries()) {
+        try {
+          const r = await tok.tokenize({ kind: req.kind, body, signal: req.signal });
+          this.stats.tokenized++;
+          const lora = req.served === null ? null : loraOf(req.served, backends);
+          const salt = typeof body.cache_salt === "string" ? body.cache_salt : undefined;
+          return {
+            hashes: blockHashes(r.tokens, this.blockSize, {
+              loraName: lora ?? undefined,
+              cacheSalt: salt,
+            }),
+            tokens: r.tokens.length,
+          };
+        } catch (err) {
+          const last = i === tokenizers.length - 1 || req.signal.aborted;
+          this.#logger.debug(
+            last ? "request not tokenized; routed by its text" : "tokenizer failed; trying another",
+            {
+              tokenizer: tok.name,
+              error: errorMessage(err),
+            },
+          );
+          if (last) break;
+        }
+      }
+      if (tokenizers.length > 0) this.stats.tokenizeFailures++;
       return null;
     } finally {
       this.stats.tokenizeMs += performance.now() - t0;
     }
   }
 
-  #tokenizerFor(served: string | null, backends: readonly Backend[]): RequestTokenizer | null {
+  /**
+   * The tokenizers to try, in order: the model's local one alone when it has one, else the
+   * `/tokenize` of up to {@link ENGINE_TRIES} workers serving the model, those the strategy may be
+   * offered first (a worker marked down or with an open breaker is not asked while another is).
+   */
+  #tokenizersFor(served: string | null, backends: readonly Backend[]): RequestTokenizer[] {
     if (served !== null) {
       const local = this.#local.get(served) ?? this.#local.get(baseOf(served, backends) ?? "");
-      if (local !== undefined) return local;
-    } else if (this.#local.size === 1) return this.#local.values().next().value!;
-    const b = backends.find((x) => served === null || x.models?.has(served)) ?? backends[0];
-    if (b === undefined) return null;
-    let tok = this.#engine.get(b.url);
+      if (local !== undefined) return [local];
+    } else if (this.#local.size === 1) return [this.#local.values().next().value!];
+    const serving = backends.filter((x) => served === null || x.models?.has(served));
+    const pool = serving.length > 0 ? serving : backends;
+    const admitted = pool.filter((b) => b.admits());
+    const ordered = [...admitted, ...pool.filter((b) => b.up && !admitted.includes(b))];
+    return (ordered.length > 0 ? ordered : pool).slice(0, ENGINE_TRIES).map((b) =>
+      this.#engineTokenizer(b, served)
+    );
+  }
+
+  #engineTokenizer(b: Backend, served: string | null): RequestTokenizer {
+    // One per worker and model: the model is what a body without one is tokenized as.
+    const key = served === null ? b.url : `${b.url}|${served}`;
+    let tok = this.#engine.get(key);
     if (tok === undefined) {
       tok = new EngineTokenizer({
         url: b.url,
         model: served ?? undefined,
         headers: b.config.apiKey ? { authorization: `Bearer ${b.config.apiKey}` } : undefined,
       });
-      this.#engine.set(b.url, tok);
+      this.#engine.set(key, tok);
     }
     return tok;
   }
 }
+
+/** Workers whose `/tokenize` one request may ask, one after another when one fails. */
+const ENGINE_TRIES = 2;
 
 /** The adapter name of `served` when some worker lists it with a parent, else null. */
 function loraOf(served: string, backends: readonly Backend[]): string | null {
