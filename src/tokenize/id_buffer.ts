@@ -23,9 +23,31 @@ export class IdBuffer {
     this.ids[this.length++] = id;
   }
   append(ids: ArrayLike<number>): void {
-    this.#room(ids.length);
-    this.ids.set(ids, this.length);
-    this.length += ids.length;
+    const n = ids.length;
+    this.#room(n);
+    if (n > 8) {
+      this.ids.set(ids, this.length);
+      this.length += n;
+      return;
+    }
+    // A word's few ids: a loop is cheaper than TypedArray#set's call.
+    const out = this.ids;
+    let at = this.length;
+    for (let i = 0; i < n; i++) out[at++] = ids[i];
+    this.length = at;
+  }
+  /** Appends `n` ids of `source` from `start`. */
+  appendFrom(source: Uint32Array, start: number, n: number): void {
+    this.#room(n);
+    const out = this.ids;
+    let at = this.length;
+    if (n > 8) {
+      out.set(source.subarray(start, start + n), at);
+      at += n;
+    } else {
+      for (let i = 0; i < n; i++) out[at++] = source[start + i];
+    }
+    this.length = at;
   }
   result(): Uint32Array {
     return this.ids.slice(0, this.length);

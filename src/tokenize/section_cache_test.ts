@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { heapAfterGc } from "./heap.ts";
 import { ENTRY_OVERHEAD, LONG_KEY, SectionCache } from "./section_cache.ts";
 
 const ids = (...xs: number[]) => Uint32Array.from(xs);
@@ -59,6 +60,22 @@ Deno.test("SectionCache: long keys carry a hash prefix, short keys are the text"
   assert.ok(key.endsWith(long));
   assert.notEqual(SectionCache.key("y" + long.slice(1)).slice(0, 16), key.slice(0, 16));
   assert.equal(SectionCache.cost("ab", ids(1, 2, 3)), 4 + 12 + ENTRY_OVERHEAD);
+});
+
+Deno.test("SectionCache: a key cut from a long text does not keep the text alive", () => {
+  // A section is a substring of the rendered prompt, and V8 substrings point into their parent:
+  // stored as is, every cached section would keep its whole prompt alive, far over the budget.
+  const cache = new SectionCache(1 << 20);
+  const before = heapAfterGc();
+  for (let i = 0; i < 200; i++) {
+    const prompt = `turn ${i} `.repeat(25_000) + `<|im_end|>section ${i} ` + "y".repeat(200);
+    const section = prompt.split(/(<\|im_end\|>)/)[2]; // as SectionEncoder splits
+    cache.set(SectionCache.key(section), ids(i));
+  }
+  const grown = heapAfterGc() - before;
+  assert.equal(cache.size, 200);
+  // 200 prompts of about 250 KB each would be 50 MB; the entries themselves are about 100 KB.
+  assert.ok(grown < 4 * 1024 * 1024, `the heap grew by ${grown} bytes`);
 });
 
 Deno.test("SectionCache: bytes equal a recount and stay within the budget (property)", () => {

@@ -26,10 +26,13 @@ import {
   ByteLevelPreTokenizer,
   type PreTokenizer,
   SequencePreTokenizer,
+  SplitPreTokenizer,
   type Tokenizer,
 } from "@huggingface/tokenizers";
+import { BpeIds } from "./bpe_ids.ts";
 import { IdBuffer } from "./id_buffer.ts";
-import { SectionCache } from "./section_cache.ts";
+import { PreTokenScanner } from "./pretoken_scan.ts";
+import { WordCache } from "./word_cache.ts";
 import { TokenizeError } from "./types.ts";
 
 /** Byte budget of the word cache (pre-token → ids). */
@@ -73,12 +76,64 @@ function splitBeforeByteLevel(
   return { steps: steps.slice(0, -1), byteLevel: last };
 }
 
+/** The fields of the library's Split pre-tokenizer read here. */
+interface SplitFields {
+  readonly pattern: RegExp | null;
+  readonly config: { readonly invert?: boolean; readonly behavior?: string };
+}
+
+/**
+ * One pre-tokenizer step as a function of one text, faster where that is exact: a Split step that
+ * keeps matches and gaps (not inverted, not "removed") is the library's `matchAll` loop, which
+ * yields the gaps between matches and the non-empty matches. When the matches of `String#match`
+ * (the same regex, the same advance over empty matches) add up to the text's length they tile it,
+ * so there are no gaps and the pieces are the non-empty matches; otherwise the library's step runs.
+ */
+function stepFunction(step: PreTokenizer): (text: string) => string[] {
+  const options = { section_index: 0 };
+  const library = (text: string) => step.pre_tokenize_text(text, options);
+  if (!(step instanceof SplitPreTokenizer)) return library;
+  const split = step as unknown as SplitFields;
+  const pattern = split.pattern;
+  if (pattern === null || !pattern.global || split.config.invert) return library;
+  if (split.config.behavior?.toLowerCase() === "removed") return library;
+  return (text: string): string[] => {
+    const matches = text.match(pattern);
+    if (matches === null) return library(text);
+    let covered = 0;
+    let empty = 0;
+    for (let i = 0; i < matches.length; i++) {
+      covered += matches[i].length;
+      if (matches[i].length === 0) empty++;
+    }
+    if (covered !== text.length) return library(text);
+    return empty === 0 ? matches : matches.filter((m) => m.length > 0);
+  };
+}
+
+/** The scanner of a Split step whose regex it reproduces, or undefined. */
+function knownSplit(step: PreTokenizer): PreTokenScanner | undefined {
+  if (!(step instanceof SplitPreTokenizer)) return undefined;
+  const split = step as unknown as SplitFields;
+  // The scanner's pieces tile the text, so the library's split (matches and the gaps between
+  // them) gives the same pieces whatever the behavior, unless matches are removed or inverted.
+  if (split.pattern === null || split.config.invert) return undefined;
+  if (split.config.behavior?.toLowerCase() === "removed") return undefined;
+  return PreTokenScanner.forPattern(split.pattern);
+}
+
 /** Encodes sections word by word with a pre-token cache. */
 export class WordEncoder {
   readonly #tok: Tokenizer;
   readonly #added: ReadonlyMap<string, number>;
-  readonly #cache: SectionCache;
+  readonly #cache: WordCache;
   readonly #split: { steps: PreTokenizer[]; byteLevel: ByteLevelPreTokenizer } | undefined;
+  /** The steps before ByteLevel as functions (one step: the common case, no flattening). */
+  readonly #steps: ((text: string) => string[])[] | undefined;
+  /** BPE on ids, when it reproduces the model (bpe_ids.ts). */
+  readonly #bpe: BpeIds | undefined;
+  /** The scanner of the only step before ByteLevel, when it is a known Split (pretoken_scan.ts). */
+  readonly #scanner: PreTokenScanner | undefined;
 
   /**
    * @param tok the library tokenizer (its model, normalizer and pre-tokenizer are called)
@@ -88,8 +143,24 @@ export class WordEncoder {
   constructor(tok: Tokenizer, added: ReadonlyMap<string, number>, cacheBytes: number) {
     this.#tok = tok;
     this.#added = added;
-    this.#cache = new SectionCache(cacheBytes);
+    this.#cache = new WordCache(cacheBytes);
     this.#split = splitBeforeByteLevel(tok.pre_tokenizer);
+    this.#steps = this.#split?.steps.map(stepFunction);
+    this.#bpe = BpeIds.create(tok, added);
+    this.#scanner = this.#split?.steps.length === 1 ? knownSplit(this.#split.steps[0]) : undefined;
+  }
+
+  /** The pre-tokens of a normalized section. */
+  #preTokens(text: string): string[] {
+    const steps = this.#steps;
+    if (steps === undefined) {
+      const pre = this.#tok.pre_tokenizer;
+      return pre === null ? [text] : pre(text, { section_index: 0 });
+    }
+    if (steps.length === 0) return [text];
+    let pieces = steps[0](text);
+    for (let s = 1; s < steps.length; s++) pieces = pieces.flatMap(steps[s]);
+    return pieces;
   }
 
   /** Appends the ids of one section that has no added token inside to `out`. */
@@ -102,33 +173,49 @@ export class WordEncoder {
       out.push(added);
       return;
     }
-    const options = { section_index: 0 };
-    let pieces: string[];
-    if (this.#split !== undefined) {
-      pieces = [text];
-      for (const step of this.#split.steps) pieces = step.pre_tokenize(pieces, options);
-    } else {
-      pieces = tok.pre_tokenizer === null ? [text] : tok.pre_tokenizer(text, options);
-    }
-    for (let i = 0; i < pieces.length; i++) {
-      const piece = pieces[i];
-      const key = SectionCache.key(piece);
-      let ids = this.#cache.get(key);
-      if (ids === undefined) {
-        if (piece.length > MAX_WORD_CHARS) {
-          throw new TokenizeError(
-            "too_large",
-            `A word of ${piece.length} characters is over the ${MAX_WORD_CHARS} encoded locally`,
-          );
+    const scanner = this.#scanner;
+    if (scanner !== undefined) {
+      // The pieces as offsets: a cached word is looked up in place, cut out only when new.
+      const n = scanner.scan(text);
+      const ends = scanner.ends;
+      let start = 0;
+      for (let i = 0; i < n; i++) {
+        const end = ends[i];
+        if (!this.#cache.lookupIn(text, start, end, out)) {
+          this.#newWord(text.slice(start, end), out);
         }
-        const modelInput = this.#split === undefined
-          ? [piece]
-          : this.#split.byteLevel.pre_tokenize_text(piece, options);
-        ids = this.#modelIds(modelInput);
-        this.#cache.set(key, ids);
+        start = end;
       }
-      out.append(ids);
+      return;
     }
+    const pieces = this.#preTokens(text);
+    for (let i = 0; i < pieces.length; i++) {
+      if (!this.#cache.lookup(pieces[i], out)) this.#newWord(pieces[i], out);
+    }
+  }
+
+  /** Encodes a pre-token not in the cache, stores and appends its ids. */
+  #newWord(piece: string, out: IdBuffer): void {
+    if (piece.length > MAX_WORD_CHARS) {
+      throw new TokenizeError(
+        "too_large",
+        `A word of ${piece.length} characters is over the ${MAX_WORD_CHARS} encoded locally`,
+      );
+    }
+    const ids = this.#pieceIds(piece);
+    this.#cache.set(piece, ids);
+    out.append(ids);
+  }
+
+  /** The ids of one pre-token not in the cache. */
+  #pieceIds(piece: string): Uint32Array {
+    if (this.#split === undefined) return this.#modelIds([piece]);
+    const inputs = this.#split.byteLevel.pre_tokenize_text(piece, { section_index: 0 });
+    if (this.#bpe !== undefined && inputs.length === 1) {
+      const ids = this.#bpe.encode(inputs[0]);
+      if (ids !== undefined) return ids;
+    }
+    return this.#modelIds(inputs);
   }
 
   /** The model's ids for pre-tokens, mapped as the library maps token strings. */
