@@ -91,6 +91,19 @@ export const FLAGS = {
     shown: "a100-7b",
     help: `engine profile: ${Object.keys(PROFILES).join("|")}`,
   },
+  index: {
+    type: "string",
+    value: "I",
+    shown: "approximate",
+    help: "router prefix index: approximate|precise (precise: the simulated workers publish KV " +
+      "events, the router subscribes and tokenizes through their /tokenize; HTTP only)",
+  },
+  "capacity-blocks": {
+    type: "string",
+    value: "N",
+    shown: "the profile's",
+    help: "engine KV capacity of each simulated worker in 16-token blocks (small: eviction)",
+  },
   "time-scale": {
     type: "string",
     value: "X",
@@ -296,6 +309,10 @@ export async function main(args: string[]): Promise<number> {
       : undefined,
     model: values.model,
     offline: values.offline === true,
+    index: (values.index ?? "approximate") as "approximate" | "precise",
+    capacityBlocks: values["capacity-blocks"] === undefined
+      ? undefined
+      : Number(values["capacity-blocks"]),
   };
   const problems: string[] = [];
   if (opts.strategies.length === 0) problems.push("--strategies must name at least one strategy");
@@ -346,6 +363,23 @@ export async function main(args: string[]): Promise<number> {
   ) {
     if (!Number.isInteger(v) || v < 1) problems.push(`--${k} must be a positive integer, got ${v}`);
   }
+  if (opts.index !== "approximate" && opts.index !== "precise") {
+    problems.push(`--index must be approximate or precise, got "${values.index}"`);
+  } else if (opts.index === "precise" && (opts.workerUrls || opts.offline)) {
+    problems.push(
+      "--index precise runs simulated workers over HTTP: drop --workers-url and --offline",
+    );
+  }
+  const cap = opts.capacityBlocks;
+  if (cap !== undefined && (!Number.isInteger(cap) || cap < 1)) {
+    problems.push(
+      `--capacity-blocks must be a positive integer, got "${values["capacity-blocks"]}"`,
+    );
+  } else if (cap !== undefined && (opts.workerUrls || opts.offline)) {
+    problems.push(
+      "--capacity-blocks sets simulated workers over HTTP: drop --workers-url and --offline",
+    );
+  }
   const replicas = values.replicas === undefined ? null : Number(values.replicas);
   const syncArms = values.sync ?? "both";
   if (replicas !== null) {
@@ -356,6 +390,9 @@ export async function main(args: string[]): Promise<number> {
       problems.push("--replicas runs simulated workers: drop --workers-url and --offline");
     }
     if (opts.shape !== "multiturn") problems.push("--replicas runs the multiturn shape only");
+    if (opts.index === "precise" || opts.capacityBlocks !== undefined) {
+      problems.push("--replicas runs the approximate index on the profile's capacity");
+    }
     if (values.strategies !== undefined && opts.strategies.length !== 1) {
       problems.push("--replicas takes one strategy");
     }
@@ -392,7 +429,9 @@ export async function main(args: string[]): Promise<number> {
     ? "offline simulator"
     : opts.workerUrls
     ? `${opts.workerUrls.length} engines`
-    : `${opts.workers} × sim ${opts.profile} (time scale ${opts.timeScale})`;
+    : `${opts.workers} × sim ${opts.profile} (time scale ${opts.timeScale}${
+      opts.capacityBlocks === undefined ? "" : `, ${opts.capacityBlocks} KV blocks each`
+    }), ${opts.index} index`;
   console.log(
     `bench ${name}: ${opts.strategies.join(", ")} × sessions ${opts.sessions.join(",")} × seeds ${
       opts.seeds.join(",")

@@ -21,6 +21,7 @@ import type { RouterConfig } from "../config/types.ts";
 import { configFromWorkers, type ConfigOverrides } from "../config/mod.ts";
 import { silentLogger, startRouter } from "../router/mod.ts";
 import { startSimWorker } from "../sim/server.ts";
+import { PROFILES } from "../sim/profiles.ts";
 import { simulate } from "../sim/offline.ts";
 import type { TraceRequest } from "../sim/types.ts";
 import { cacheNote, CacheResetter, type ResetMethod } from "./engine_reset.ts";
@@ -33,6 +34,9 @@ export interface SimWorkerHandle {
   readonly url: string;
   readonly port: number;
   readonly id: string;
+  /** The KV-event publisher and replay ports, when started with `kvEvents` (precise index). */
+  readonly kvEventsPort?: number | null;
+  readonly kvEventsReplayPort?: number | null;
   shutdown(): Promise<void>;
 }
 
@@ -40,6 +44,8 @@ export interface SimWorkerHandle {
 export interface RouterHandle {
   readonly url: string;
   readonly port: number;
+  /** In precise mode, whether every KV-event subscription is connected (absent: nothing to wait for). */
+  kvConnected?(): boolean;
   shutdown(): Promise<void>;
 }
 
@@ -54,17 +60,37 @@ export interface OfflineRunOptions {
   seed: number;
 }
 
+/** How the sweep starts a simulated worker. */
+export interface SimStartOptions {
+  port: number;
+  profile: string;
+  timeScale: number;
+  id: string;
+  /** Engine KV capacity in blocks (default: the profile's). */
+  params?: { capacityBlocks: number };
+  /** The longest prompt plus answer the engine takes (default: the profile's). */
+  maxModelLen?: number;
+  /** KV events published over ZMQ (precise index). */
+  kvEvents?: { endpoint: string; replayEndpoint: string };
+}
+
+/** A worker the router is configured with. */
+export interface SweepTarget {
+  id: string;
+  url: string;
+  kvEvents?: string;
+  kvEventsReplay?: string;
+}
+
 /** What the sweep needs from the rest of the project; each defaults to the real module. */
 export interface SweepDeps {
-  startSimWorker?(
-    opts: { port: number; profile: string; timeScale: number; id: string },
-  ): Promise<SimWorkerHandle>;
+  startSimWorker?(opts: SimStartOptions): Promise<SimWorkerHandle>;
   startRouter?(
     config: RouterConfig,
     opts: { port: number; hostname?: string },
   ): Promise<RouterHandle>;
   configFromWorkers?(
-    workers: readonly (string | { id: string; url: string })[],
+    workers: readonly (string | SweepTarget)[],
     overrides: { router?: Record<string, unknown>; logging?: Record<string, unknown> },
   ): RouterConfig;
   runOffline?(
@@ -117,6 +143,13 @@ export interface SweepOptions {
   staggerMs?: number;
   /** Per-request timeout of the replay, ms. */
   timeoutMs?: number;
+  /**
+   * The router's prefix index (default `approximate`). `precise`: the simulated workers publish KV
+   * events, the router subscribes to them and tokenizes through the workers' `/tokenize`.
+   */
+  index?: "approximate" | "precise";
+  /** Engine KV capacity of the simulated workers in blocks (default: the profile's). */
+  capacityBlocks?: number;
   /** Run one short unrecorded cell before the sweep (HTTP mode only; default true). */
   warmup?: boolean;
   /** Stops the sweep: in-flight requests are cancelled, servers shut down. */
@@ -145,8 +178,18 @@ function resolveDeps(opts: SweepOptions): Required<Omit<SweepDeps, "resetter">> 
   const d = opts.deps ?? {};
   return {
     startSimWorker: d.startSimWorker ?? startSimWorker,
-    startRouter: d.startRouter ??
-      ((config, o) => startRouter(config, { ...o, logger: silentLogger })),
+    startRouter: d.startRouter ?? (async (config, o) => {
+      const running = await startRouter(config, { ...o, logger: silentLogger });
+      const precise = running.router.precise;
+      return {
+        url: running.url,
+        port: running.port,
+        kvConnected: precise === null
+          ? undefined
+          : () => precise.subscriptions().every((x) => x.sub.state === "connected"),
+        shutdown: () => running.shutdown(),
+      };
+    }),
     configFromWorkers: d.configFromWorkers ??
       ((workers, overrides) => configFromWorkers(workers, overrides as ConfigOverrides)),
     runOffline: d.runOffline ??
@@ -171,6 +214,9 @@ function validate(o: SweepOptions): void {
   }
   if (o.workerUrls && o.workerUrls.length === 0) throw new RangeError("workerUrls is empty");
   if (!(o.timeScale > 0)) throw new RangeError(`timeScale must be > 0, got ${o.timeScale}`);
+  if (o.index === "precise" && (o.workerUrls !== undefined || o.offline)) {
+    throw new RangeError("the precise index runs with simulated workers over HTTP");
+  }
 }
 
 /** Runs every cell in order (strategy, then sessions, then seed) and returns all records. */
@@ -260,8 +306,9 @@ async function runCell(
 ): Promise<RequestRecord[]> {
   const workers: SimWorkerHandle[] = [];
   let router: RouterHandle | null = null;
+  const precise = opts.index === "precise";
   try {
-    let targets: { id: string; url: string }[];
+    let targets: SweepTarget[];
     if (opts.workerUrls) {
       targets = opts.workerUrls.map((url, i) => ({ id: `w${i + 1}`, url }));
     } else {
@@ -272,18 +319,37 @@ async function runCell(
             profile: opts.profile,
             timeScale: opts.timeScale,
             id: `w${i + 1}`,
+            ...(opts.capacityBlocks === undefined ? {} : {
+              params: { capacityBlocks: opts.capacityBlocks },
+              // An engine refuses a max_model_len its whole cache cannot hold, as vLLM does.
+              maxModelLen: cappedModelLen(opts.profile, opts.capacityBlocks),
+            }),
+            ...(precise ? { kvEvents: KV_EVENTS_ANY_PORT } : {}),
           })),
       );
       for (const s of started) if (s.status === "fulfilled") workers.push(s.value);
       const failed = started.find((s) => s.status === "rejected");
       if (failed) throw (failed as PromiseRejectedResult).reason;
-      targets = workers.map((w) => ({ id: w.id, url: w.url }));
+      targets = workers.map((w) => ({
+        id: w.id,
+        url: w.url,
+        ...(precise
+          ? {
+            kvEvents: `tcp://127.0.0.1:${w.kvEventsPort}`,
+            kvEventsReplay: `tcp://127.0.0.1:${w.kvEventsReplayPort}`,
+          }
+          : {}),
+      }));
     }
     const config = deps.configFromWorkers(targets, {
-      router: { strategy, seed },
+      router: { strategy, seed, ...(precise ? { index: "precise" } : {}) },
       logging: { level: "error" },
     });
     router = await deps.startRouter(config, { port: 0, hostname: "127.0.0.1" });
+    const connected = router.kvConnected;
+    if (connected !== undefined && !(await waitUntil(connected, KV_CONNECT_MS, opts.signal))) {
+      throw new Error(`KV event subscriptions did not connect within ${KV_CONNECT_MS / 1000} s`);
+    }
     let done = 0;
     return await replayTrace(trace, {
       url: router.url,
@@ -295,4 +361,27 @@ async function runCell(
     if (router) await router.shutdown();
     await Promise.all(workers.map((w) => w.shutdown()));
   }
+}
+
+/** Any free ports for a simulated worker's KV-event publisher and replay socket. */
+const KV_EVENTS_ANY_PORT = { endpoint: "tcp://127.0.0.1:0", replayEndpoint: "tcp://127.0.0.1:0" };
+
+/** How long the router's KV-event subscriptions may take to connect. */
+const KV_CONNECT_MS = 10_000;
+
+/** Polls `cond` every 20 ms until it holds (true), `ms` pass or `signal` aborts (false). */
+async function waitUntil(cond: () => boolean, ms: number, signal?: AbortSignal): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end || signal?.aborted) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+/** The profile's max_model_len, lowered to what `capacityBlocks` blocks of the profile hold. */
+function cappedModelLen(profile: string, capacityBlocks: number): number {
+  const p = PROFILES[profile]?.params;
+  if (p === undefined) return capacityBlocks * 16;
+  return Math.min(p.maxModelLen, capacityBlocks * p.blockSize);
 }
