@@ -14,6 +14,7 @@ import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
 import { buildMultiTurnTrace } from "../src/sim/testing.ts";
 import type { TraceRequest } from "../src/sim/types.ts";
 import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
+import { DEFAULT_KV_BUDGET } from "../src/config/fields.ts";
 
 /** simulate's flags (the help lists them from here). */
 export const FLAGS = {
@@ -81,7 +82,7 @@ export const FLAGS = {
   "kv-budget": {
     type: "string",
     value: "N",
-    shown: "0 = unbounded",
+    shown: "131072, the router's; 0 = unbounded",
     help: "prefix index budget per worker in chunks, as the router's kv_budget (prediction " +
       "feedback shrinks it)",
   },
@@ -221,7 +222,7 @@ async function main(args: string[]): Promise<number> {
     chunkSize: int("chunk-size", values["chunk-size"], 1),
     minMatchChunks: int("min-match-chunks", values["min-match-chunks"], 0),
     saturationInflight: int("saturation-inflight", values["saturation-inflight"], 0),
-    kvBudgetChunks: int("kv-budget", values["kv-budget"], 0),
+    kvBudgetChunks: int("kv-budget", values["kv-budget"], DEFAULT_KV_BUDGET),
     feedback: !values["no-feedback"],
     seed: int("seed", values.seed, 0),
   };

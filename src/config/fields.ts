@@ -47,6 +47,9 @@ import {
   workerUrl,
 } from "./checks.ts";
 
+/** Default `workers[].kv_budget`: prefix index chunks per worker (about 1 M tokens at 32 bytes). */
+export const DEFAULT_KV_BUDGET = 131_072;
+
 /** Marks a key with no default. */
 export const REQUIRED = Symbol("required");
 
@@ -433,7 +436,7 @@ export const WORKER: readonly Field[] = [
     "kv_budget",
     "kvBudget",
     int(0),
-    131072,
+    DEFAULT_KV_BUDGET,
     "Prefix index capacity in chunks: about the engine's KV cache tokens x 4 / chunk_size " +
       "(131072 chunks of 32 bytes stand for about 1 M tokens); 0 = only router.index_max_bytes " +
       "bounds it.",

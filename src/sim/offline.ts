@@ -13,8 +13,9 @@
  * (`chunkSize`, 32) → `decide` over all workers with the router's in-flight counts, its load
  * tracker and a per-worker {@linkcode RadixTree} as the prefix index → `recordDecision` →
  * in-flight + 1 until the request completes. The index budget is the router's default
- * (`kv_budget` 0: unbounded) and shrinks and grows back by the router's prediction feedback
- * (src/router/prediction_feedback.ts) from each request's reported `cached_tokens`.
+ * (`kv_budget` 131 072 chunks) and shrinks and grows back by the router's prediction feedback
+ * (src/router/prediction_feedback.ts) from each request's reported `cached_tokens`, the path just
+ * recorded refreshed first and a cold report on a busy worker ignored, as `settle.ts` does.
  *
  * Precise mode (`index: "precise"`): the router-side index is a `BlockIndex` (src/precise), read
  * through `view(worker)` as the strategies' `PrefixIndex`. The engines publish their KV events
@@ -54,6 +55,7 @@ import { ManualClock } from "../util/clock.ts";
 import type { KvEvent } from "../kv_events/types.ts";
 import { type LoadTicket, LoadTracker } from "../router/load_tracker.ts";
 import { nextCapacity } from "../router/prediction_feedback.ts";
+import { DEFAULT_KV_BUDGET } from "../config/fields.ts";
 import { decide, recordDecision, type RouteTarget } from "../router/select.ts";
 import { createStrategy } from "../strategies/mod.ts";
 import type { Strategy } from "../strategies/types.ts";
@@ -102,7 +104,7 @@ export interface SimulateOptions {
   readonly saturationInflight?: number;
   /** Router chunk size in bytes. Default 32. */
   readonly chunkSize?: number;
-  /** Prefix index budget per worker in chunks (`kv_budget`); default 0 = unbounded, as the router. */
+  /** Prefix index budget per worker in chunks (`kv_budget`; 0 = unbounded); default the router's. */
   readonly kvBudgetChunks?: number;
   /** Apply the router's prediction feedback to the index. Default true, as the router. */
   readonly feedback?: boolean;
@@ -171,6 +173,8 @@ interface Pending {
   readonly reason: string;
   readonly ticket: LoadTicket;
   readonly recordedChunks: number;
+  /** The request's keys, refreshed in the index before a shrink (as `settle.ts` does). */
+  readonly hashes: ChunkHashes;
   /** Cached tokens the index predicted at routing. */
   readonly predicted: number;
   firstMs: number | null;
@@ -220,7 +224,7 @@ class OfflineRun {
       ...(opts.maxModelLen === undefined ? {} : { maxModelLen: opts.maxModelLen }),
     };
     this.#chunkSize = opts.chunkSize ?? 32;
-    this.#budget = opts.kvBudgetChunks ?? 0;
+    this.#budget = opts.kvBudgetChunks ?? DEFAULT_KV_BUDGET;
     this.#feedback = opts.feedback ?? true;
     this.#defaultMaxTokens = opts.defaultMaxTokens ?? 64;
     this.#strategy = createStrategy(opts.strategy, {
@@ -427,6 +431,7 @@ class OfflineRun {
       reason: decision.reason,
       ticket,
       recordedChunks: hashes.length >>> 1,
+      hashes,
       predicted,
       firstMs: null,
     };
@@ -502,12 +507,16 @@ class OfflineRun {
           configured: this.#budget,
           chunks: stats.chunks,
           recorded: p.recordedChunks,
+          othersInflight: p.ticket.othersInflight,
         },
         predicted,
         predicted + err,
         this.#chunkSize / ROUTER_BYTES_PER_TOKEN,
       );
-      if (capacity !== null) worker.prefix.resize(capacity);
+      if (capacity !== null) {
+        if (capacity < stats.chunks) worker.prefix.touch(p.hashes);
+        worker.prefix.resize(capacity);
+      }
     }
     this.#tracker.onDone(p.ticket, {
       elapsedMs: now - p.start,
