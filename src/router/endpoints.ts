@@ -39,6 +39,8 @@ export interface ProxyEndpoint {
   readonly retry: RetryRule;
   /** The route name for logs, metrics and spans (the path, or its pattern). */
   readonly name: string;
+  /** A body without `model` goes to any worker even when several models are served. */
+  readonly anyModel?: boolean;
 }
 
 /** The router's own handlers. */
@@ -138,6 +140,8 @@ export function passthroughEndpoint(path: string): ProxyEndpoint {
     streams: true,
     retry: "connect-only",
     name: path,
+    // Admin paths such as vLLM's /v1/load_lora_adapter take no model.
+    anyModel: true,
   };
 }
 

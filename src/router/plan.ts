@@ -120,7 +120,9 @@ export async function parse(
     : await req.readBody(config.server.maxBodyBytes, config.server.readTimeoutMs);
   const fields = fieldsOf(req, endpoint, raw ?? EMPTY, config.server.maxJsonDepth);
   const aliases = config.router.modelAliases;
-  const served = resolveModel(fields.model, state.backends, aliases).served;
+  const served = fields.model === undefined && endpoint.anyModel === true
+    ? null
+    : resolveModel(fields.model, state.backends, aliases).served;
   const aliased = fields.json !== null && fields.model !== undefined && served !== fields.model;
   const usageAdded = fields.stream && !fields.includeUsage && fields.json !== null &&
     (endpoint.kind === "chat" || endpoint.kind === "completion");
