@@ -10,8 +10,6 @@
  */
 
 import type { RouterConfig } from "../config/types.ts";
-import { HealthChecker } from "../backends/mod.ts";
-import { EngineScraper, type ScrapeTarget } from "../backends/engine_scraper.ts";
 import type { Reply, ServerRequest } from "../http/types.ts";
 import { RouterMetrics } from "../metrics/mod.ts";
 import type { Strategy } from "../strategies/types.ts";
@@ -30,7 +28,7 @@ import {
 import { registerPreciseMetrics } from "../metrics/precise_metrics.ts";
 import { registerTraceMetrics } from "../metrics/trace_metrics.ts";
 import type { Tracer } from "../telemetry/mod.ts";
-import { ModelRefresher } from "./model_refresh.ts";
+import { WorkerWatch } from "./watchers.ts";
 import type { PreciseMode } from "./precise.ts";
 import { RouterShutdown } from "./failures.ts";
 import { debugOnMain, debugRoute, debugWorkers, isDebug } from "./debug.ts";
@@ -61,9 +59,8 @@ export class Router {
   readonly rng: Rng;
   readonly #state: RouterState;
   readonly #ownLogger: boolean;
-  #health: HealthChecker | null = null;
-  #models: ModelRefresher | null = null;
-  #scraper: EngineScraper | null = null;
+  /** Health checks, the model refresher and the engine scraper. */
+  readonly #watch: WorkerWatch;
   /** Rows of `router.passthrough_paths`, rebuilt on reload. */
   #passthrough: Map<string, ProxyEndpoint>;
   #started = false;
@@ -73,6 +70,7 @@ export class Router {
     this.#ownLogger = deps.logger === undefined;
     this.#state = newRouterState(config, deps);
     this.#passthrough = passthroughOf(config);
+    this.#watch = new WorkerWatch(this.#state);
     this.clock = this.#state.clock;
     this.rng = this.#state.rng;
     this.metrics = this.#state.metrics;
@@ -141,9 +139,7 @@ export class Router {
   start(): void {
     this.#started = true;
     this.#state.metrics.start();
-    this.#startHealth();
-    this.#startModels();
-    this.#startScraper();
+    this.#watch.start();
     this.#state.precise?.start();
     this.#state.flow.start();
   }
@@ -157,34 +153,9 @@ export class Router {
     this.#state.metrics.stop();
     this.#state.flow.stop();
     await Promise.all([
-      this.#stopHealth(),
-      this.#stopModels(),
-      this.#stopScraper(),
+      this.#watch.stop(),
       this.#state.precise?.stop(),
     ]);
-  }
-
-  /** Reads the engines' own load signals (`health.scrape_metrics`) and hands them to the workers. */
-  #startScraper(): void {
-    const s = this.#state;
-    if (!s.config.health.scrapeMetrics || this.#scraper !== null) return;
-    const scraper = new EngineScraper({
-      targets: scrapeTargets(s.backends),
-      intervalMs: s.config.health.scrapeIntervalMs,
-      timeoutMs: s.config.health.timeoutMs,
-      clock: s.clock,
-    });
-    this.#scraper = scraper;
-    const source = (id: string) => scraper.engineLoad(id);
-    for (const b of s.backends) b.engineSource = source;
-    scraper.start();
-  }
-
-  async #stopScraper(): Promise<void> {
-    const sc = this.#scraper;
-    this.#scraper = null;
-    for (const b of this.#state.backends) b.engineSource = null;
-    if (sc) await sc.stop();
   }
 
   /** The tracer of requests and attempts (a no-op one while `tracing.endpoint` is ""). */
@@ -197,74 +168,9 @@ export class Router {
     return this.#state.precise;
   }
 
-  /**
-   * Learns the served models of the workers without `models` in their config, at the health
-   * interval; with health checks off (`health.interval: 0s`) nothing is learned, and such workers
-   * stay "unknown" (they take any model's requests).
-   */
-  #startModels(): void {
-    const s = this.#state;
-    const targets = s.backends.filter((b) => b.config.models === null);
-    if (targets.length === 0 || this.#models || s.config.health.intervalMs <= 0) return;
-    this.#models = new ModelRefresher({
-      targets,
-      intervalMs: s.config.health.intervalMs,
-      timeoutMs: s.config.health.timeoutMs,
-      onError: (id, error) => s.logger.debug("worker models not read", { backend: id, error }),
-      onChange: (id, models) => {
-        s.logger.info("worker models", { backend: id, models });
-        s.flow.freed(); // requests for a model this worker now serves may go
-      },
-    });
-    this.#models.start();
-  }
-
-  async #stopModels(): Promise<void> {
-    const m = this.#models;
-    this.#models = null;
-    if (m) await m.stop();
-  }
-
   /** Reads every worker's models now (tests, and the first answers after a start). */
   async refreshModels(): Promise<void> {
-    await this.#models?.refresh();
-  }
-
-  #startHealth(): void {
-    const s = this.#state;
-    if (s.config.health.intervalMs <= 0 || this.#health) return;
-    const backends = s.backends;
-    const health = new HealthChecker({
-      targets: backends.map((b) => ({
-        id: b.id,
-        url: b.url,
-        breaker: b.breaker,
-        apiKey: b.config.apiKey ?? undefined,
-      })),
-      intervalMs: s.config.health.intervalMs,
-      timeoutMs: s.config.health.timeoutMs,
-      path: s.config.health.path,
-      onResult: (id, up, err) => {
-        const b = backends.find((x) => x.id === id);
-        if (!b) return;
-        if (b.up !== up) {
-          s.logger.warn(up ? "worker is up" : "worker is down", {
-            backend: id,
-            error: err === undefined ? undefined : String(err),
-          });
-        }
-        b.up = up;
-        if (up) s.flow.freed(); // a worker back up takes requests from the router queue
-      },
-    });
-    this.#health = health;
-    health.start();
-  }
-
-  async #stopHealth(): Promise<void> {
-    const h = this.#health;
-    this.#health = null;
-    if (h) await h.stop();
+    await this.#watch.refreshModels();
   }
 
   /**
@@ -328,13 +234,9 @@ export class Router {
     }
     this.#passthrough = passthroughOf(next);
     if (this.#started) {
-      await Promise.all([this.#stopHealth(), this.#stopModels(), this.#stopScraper()]);
+      await this.#watch.stop();
       // A reload may have raced a stop(); only restart checks that are still wanted.
-      if (this.#started) {
-        this.#startHealth();
-        this.#startModels();
-        this.#startScraper();
-      }
+      if (this.#started) this.#watch.start();
     }
     return summary;
   }
@@ -432,16 +334,6 @@ export class Router {
         return debugRoute(s, req);
     }
   }
-}
-
-/** What the engine scraper reads: each worker's `metrics_url`, else `<url>/metrics`. */
-function scrapeTargets(backends: readonly Backend[]): ScrapeTarget[] {
-  return backends.map((b) => ({
-    id: b.id,
-    url: b.config.metricsUrl ?? b.url,
-    path: b.config.metricsUrl === null ? "/metrics" : "",
-    apiKey: b.config.apiKey,
-  }));
 }
 
 /** The rows of `config`'s `router.passthrough_paths` (a fixed endpoint's path is never one). */
