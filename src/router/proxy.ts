@@ -148,6 +148,9 @@ async function attempts(ex: Exchange, plan: RequestPlan): Promise<Reply> {
   const tried = new Set<Backend>();
   let last: Failure | null = null;
   let lastChoice: { backend: Backend; reason: string } | null = null;
+  // A follow-up whose previous response lives on one worker cannot succeed elsewhere: its 5xx is
+  // the answer.
+  const rule = plan.previousResponseId !== null ? "connect-only" : endpoint.retry;
   for (let n = 0; n <= maxRetries; n++) {
     ex.log.strategy = state.strategy.name;
     // Choosing and beginning the attempt run in one turn (no await between them): otherwise two
@@ -171,7 +174,7 @@ async function attempts(ex: Exchange, plan: RequestPlan): Promise<Reply> {
     tried.add(choice.backend);
     lastChoice = choice;
     const att = begin(ex, plan, choice, n);
-    const retry5xx = endpoint.retry === "before-first-byte";
+    const retry5xx = rule === "before-first-byte";
     const sent = await att.send(
       plan,
       () => retry5xx && n < maxRetries && anyCandidate(state.backends, tried, plan.served),
@@ -189,8 +192,6 @@ async function attempts(ex: Exchange, plan: RequestPlan): Promise<Reply> {
     att.unrecord();
     att.settle();
     last = sent.failure;
-    // A follow-up whose previous response lives on that worker cannot succeed elsewhere.
-    const rule = plan.previousResponseId !== null ? "connect-only" : endpoint.retry;
     if (!retryable(last, rule, ex.config.router.retryTimeouts)) break;
   }
   const res = routerError(last, lastChoice, log, requestId);
