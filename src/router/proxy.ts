@@ -36,7 +36,7 @@ import { codeOf, type Failure, retryable } from "./failures.ts";
 import { parse, requestIdOf, type RequestPlan } from "./plan.ts";
 import type { Backend } from "./pool.ts";
 import { relay } from "./relay.ts";
-import { countRouterAnswer, type RouterAnswer } from "./request_metrics.ts";
+import { countRouterAnswer, modelLabel, NONE, type RouterAnswer } from "./request_metrics.ts";
 import { RequestLog } from "./settle.ts";
 import type { RouterState } from "./state.ts";
 
@@ -128,8 +128,11 @@ async function proxyRequest(
   } catch (err) {
     return ex.refused(err);
   }
-  ex.log.model = (plan.served ?? plan.model)?.slice(0, 256) ?? null;
-  if (ex.log.model !== null) ex.span.set("gen_ai.request.model", ex.log.model);
+  // Bounded like the metric label (a known model, else `other`); the span keeps the name asked.
+  const label = modelLabel(state.backends, plan);
+  ex.log.model = label === NONE ? null : label;
+  const asked = (plan.served ?? plan.model)?.slice(0, 256);
+  if (asked !== undefined) ex.span.set("gen_ai.request.model", asked);
   // Flow control: priority class, tenant limits, a wait in the router queue while no worker can
   // take the request (admission.ts); null = go on (no await then: choose runs in this same turn).
   const admitted = flow.admit(req, plan, ex.log);

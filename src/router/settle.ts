@@ -91,7 +91,7 @@ function settleDone(state: RouterState, a: LoadSettlement, usage: Usage | null):
 export class RequestLog {
   /** The strategy named on the line (the one that decided the last attempt). */
   strategy: string;
-  /** The request's model (served name, else as named) once parsed, for the line. */
+  /** The request's model once parsed, bounded as the metric label (a known model, else `other`). */
   model: string | null = null;
   /** The request's span: its trace id goes on the line. */
   span: Span = NOOP_SPAN;
