@@ -279,8 +279,9 @@ export const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
       "passthroughPaths",
       pathList,
       [],
-      "Extra paths proxied as they are to the least-loaded worker serving the body's model " +
-        "(or any worker when the body names none), e.g. [/v1/load_lora_adapter].",
+      "Extra paths proxied as they are to a worker serving the body's model, chosen by the " +
+        "strategy with no prefix match (any worker when the body names none), e.g. " +
+        "[/v1/load_lora_adapter].",
     ),
     f(
       "upstream_client",

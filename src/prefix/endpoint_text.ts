@@ -13,8 +13,8 @@
  *   as `[type:hash]`).
  * - `embeddings`, `pooling`: `input` read like a completion prompt (string, strings, token ids).
  * - `rerank`: `query`; `score`: `text_1` (or `queries`).
- * - `none` (tokenize, detokenize, other pass-through paths): no routing text (the strategy falls
- *   back to least-loaded).
+ * - `none` (tokenize, detokenize, other pass-through paths): no routing text (the strategy
+ *   decides with no match: the prefix strategies fall back to least-loaded).
  *
  * @module
  */
