@@ -58,21 +58,7 @@ export function relay(
   const now = () => state.clock.now();
   const onFirstToken = () => state.tracker.onFirstToken(att.ticket, now() - att.dispatchedAt);
 
-  const done = (tapped: TapResult) => {
-    // A client that disconnects aborts the upstream read too; count that as the client's doing.
-    const r: TapResult = att.clientGone && tapped.outcome === "error"
-      ? { ...tapped, outcome: "cancelled" }
-      : tapped;
-    if (r.outcome === "error" && !(deadlines.reason instanceof RouterShutdown)) {
-      const f = midStreamFailure(deadlines.reason, r.error, backend.id);
-      if (status >= 500) att.failed(f, null);
-      else state.faults.inc(backend.id, f.kind, f.message); // the breaker already heard a success
-    } else if (r.outcome === "done" && status >= 500) {
-      att.failed(statusFailure(backend.id, status), null);
-    }
-    att.settle(r.usage);
-    finishRequest(state, plan, att, log, status, r, t0);
-  };
+  const done = (tapped: TapResult) => relayEnded(state, plan, att, log, status, tapped, t0);
 
   if (status >= 400 && !isNullBodyStatus(status) && !speaksJson(upstream.headers)) {
     // A worker's own error page (an nginx HTML 502, a plain-text 404) in OpenAI's shape, so that
@@ -116,6 +102,32 @@ export function relay(
     ? dropUsageEvents(tapped)
     : tapped;
   return { status, statusText: upstream.statusText, headers, body };
+}
+
+/** The end of a relayed answer (`tapped`): the attempt's failure if any, settled once, logged. */
+function relayEnded(
+  state: RouterState,
+  plan: RequestPlan,
+  att: Attempt,
+  log: RequestLog,
+  status: number,
+  tapped: TapResult,
+  t0: number,
+): void {
+  const { backend, deadlines } = att;
+  // A client that disconnects aborts the upstream read too; count that as the client's doing.
+  const r: TapResult = att.clientGone && tapped.outcome === "error"
+    ? { ...tapped, outcome: "cancelled" }
+    : tapped;
+  if (r.outcome === "error" && !(deadlines.reason instanceof RouterShutdown)) {
+    const f = midStreamFailure(deadlines.reason, r.error, backend.id);
+    if (status >= 500) att.failed(f, null);
+    else state.faults.inc(backend.id, f.kind, f.message); // the breaker already heard a success
+  } else if (r.outcome === "done" && status >= 500) {
+    att.failed(statusFailure(backend.id, status), null);
+  }
+  att.settle(r.usage);
+  finishRequest(state, plan, att, log, status, r, t0);
 }
 
 /** Whether the worker's body is content-coded (then its events cannot be read to drop one). */
