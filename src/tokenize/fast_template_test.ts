@@ -136,6 +136,8 @@ const TEMPLATES = [
   `{{ 'a' not in s }}{{ s in ms }}{{ s in o }}{{ o.n in ms }}{{ s == o.n }}{{ s != s }}` +
   `{{ o.n == '1' }}{{ o.n != '2' }}{{ u == none }}{{ u != none }}{{ o.n == true }}`,
   `{{ s and o.n }}{{ '' or s }}{{ not s }}{{ s and u }}{{ u or none }}{{ o.n > 1 and s < 'm' }}`,
+  `{% if ms %}L{% endif %}{% if d %}D{% elif o %}O{% else %}-{% endif %}{{ ms and 1 }}` +
+  `{{ d or 'e' }}{{ ms or d }}{% if u %}U{% endif %}{% if none %}N{% endif %}{% if o.n %}{% endif %}`,
   `{{ s + u }}`,
   `{{ none + s }}`,
   `{{ s - s }}`,
