@@ -19,7 +19,10 @@
  * - `and`, `or`, `==`, `!=`, and `+`, `in`, `not in` on two strings; other operand types go to
  *   the library's own evaluation with the operands already evaluated, so nothing runs twice;
  * - `for x in ...` without an inline `if`: the library's loop (its per-item scopes only serve the
- *   inline filter), with the same `loop` object, key order, else block and break/continue.
+ *   inline filter), with the same `loop` object, key order, else block and break/continue;
+ * - blocks (program, loop bodies, `if` branches): each statement's value as a string, none and
+ *   undefined skipped, as the library joins them, with nested `if` blocks written straight in
+ *   instead of through a string value each.
  * The globals (`raise_exception`, `range`, `strftime_now`, the booleans and none) are the
  * library's own functions, picked up once by rendering a probe template. At first use a self-check
  * renders a template that takes every shortcut both ways; when a probe or the check fails (another
@@ -217,10 +220,9 @@ class FastInterpreter extends Interpreter {
         break;
       case "BinaryExpression":
         return this.#binary(node, env);
-      case "If": {
-        const test = this.evaluate(node.test, env);
-        return this.#block(this.#truthy(test) ? node.body : node.alternate, env);
-      }
+      case "If":
+      case "Program":
+        return new this.#rt.str(this.#text([node], env));
       case "For":
         if (node.loopvar.type === "Identifier" && node.iterable.type !== "SelectExpression") {
           return this.#for(node, env);
@@ -243,9 +245,24 @@ class FastInterpreter extends Interpreter {
     return n >= 0 && n < SMALL_INTS ? this.#rt.ints[n] : new this.#rt.int(n);
   }
 
-  /** The library's block evaluation (private in its types): statements' outputs joined. */
-  #block(body: Node[], env: Environment): Value {
-    return (this as Value).evaluateBlock(body, env);
+  /**
+   * A block's output as the library makes it (each statement's value as a string, none and
+   * undefined skipped), with nested `if` blocks and programs written straight into it.
+   */
+  #text(body: Node[], env: Environment): string {
+    let out = "";
+    for (const node of body) {
+      if (node.type === "If") {
+        const test = this.evaluate(node.test, env);
+        out += this.#text(this.#truthy(test) ? node.body : node.alternate, env);
+      } else if (node.type === "Program") {
+        out += this.#text(node.body, env);
+      } else {
+        const v = this.evaluate(node, env);
+        if (v.type !== "NullValue" && v.type !== "UndefinedValue") out += v.toString();
+      }
+    }
+    return out;
   }
 
   #lookup(name: string, env: Environment): Value {
@@ -318,7 +335,7 @@ class FastInterpreter extends Interpreter {
       scope.setVariable("loop", new rt.object(loop));
       scope.setVariable(name, items[i]);
       try {
-        result += this.#block(node.body, scope).value;
+        result += this.#text(node.body, scope);
       } catch (err) {
         if (err instanceof rt.continueControl) continue;
         if (err instanceof rt.breakControl) break;
@@ -326,7 +343,7 @@ class FastInterpreter extends Interpreter {
       }
       noIteration = false;
     }
-    if (noIteration) result += this.#block(node.defaultBlock, scope).value;
+    if (noIteration) result += this.#text(node.defaultBlock, scope);
     return new rt.str(result);
   }
 }
