@@ -2,7 +2,8 @@
  * Micro-benchmarks of the local tokenizer: the follow-up turn of a 6 KB multi-turn conversation
  * (the previous turns already seen, a new assistant answer of 500 characters and a new question
  * of 200 each time), with the section cache against a full re-tokenization, and the parts
- * (template render, encode with cached sections, encode whole). Text: words drawn from a
+ * (template render, encode with cached sections, encode whole), and the same turn rendered by the
+ * library's plain `Template.render` instead of fast_template.ts (same output). Text: words drawn from a
  * 3000-word vocabulary, frequent ones more often, multi-byte ones included, and a share of words
  * never seen before (random identifiers) so that BPE has real work on the new part. Target of
  * issue 18: router CPU per follow-up turn of a 6 KB conversation with the cache at most 0.3 ms.
@@ -13,8 +14,10 @@
  */
 
 import { SeededRng } from "../util/rng.ts";
-import type { LocalTokenizer } from "./local_tokenizer.ts";
-import { type TestModel, testTokenizer } from "./test_models.ts";
+import { ChatRenderer } from "./chat_render.ts";
+import { type LocalTokenizer, specialTokenVariables } from "./local_tokenizer.ts";
+import { chatFlags } from "./request_fields.ts";
+import { modelFiles, type TestModel, testTokenizer } from "./test_models.ts";
 
 const rng = new SeededRng(18);
 const SYLLABLES = ["ka", "ro", "te", "mi", "su", "la", "ven", "dor", "é", "ü", "東", "京", "data"];
@@ -56,6 +59,8 @@ function history(fresh: number): Record<string, unknown>[] {
 
 interface Scenario {
   readonly tok: LocalTokenizer;
+  /** The model's template through the library's plain `Template.render`. */
+  readonly plain: ChatRenderer;
   /** A fresh follow-up body: the history, a new answer and a new question (about 6.7 KB). */
   next(): Record<string, unknown>;
 }
@@ -75,7 +80,13 @@ async function scenario(model: TestModel, fresh: number): Promise<Scenario> {
   for (let i = 0; i < 500; i++) tok.tokenizeSync({ kind: "chat", body: next() });
   const size = new TextEncoder().encode(JSON.stringify(next().messages)).length;
   console.log(`${model}, ${fresh * 100}% new words: follow-up messages of ${size} bytes`);
-  return { tok, next };
+  const config = JSON.parse(Deno.readTextFileSync(modelFiles(model).tokenizerConfig));
+  const plain = new ChatRenderer({
+    chatTemplate: String(config.chat_template),
+    specialTokens: specialTokenVariables(config),
+    plainRender: true,
+  });
+  return { tok, plain, next };
 }
 
 const scenarios: [string, Scenario][] = [
@@ -92,6 +103,13 @@ for (const [name, s] of scenarios) {
     s.tok.tokenizeSync({ kind: "chat", body });
     b.end();
   });
+  Deno.bench(`${name}: library Template.render + encode with the section cache`, { group }, (b) => {
+    const body = s.next();
+    b.start();
+    const flags = chatFlags(body);
+    s.tok.encodeText(s.plain.render(body, flags), flags.addSpecialTokens);
+    b.end();
+  });
   Deno.bench(`${name}: render + encode whole (no cache)`, { group }, (b) => {
     const body = s.next();
     b.start();
@@ -106,6 +124,15 @@ Deno.bench("Qwen3: template render only", { group: "parts, Qwen3, 10% new words"
   const body = qwen.next();
   b.start();
   qwen.tok.renderChat(body);
+  b.end();
+});
+
+Deno.bench("Qwen3: template render only, library Template.render", {
+  group: "parts, Qwen3, 10% new words",
+}, (b) => {
+  const body = qwen.next();
+  b.start();
+  qwen.plain.render(body, chatFlags(body));
   b.end();
 });
 
