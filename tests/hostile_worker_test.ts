@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { bytes, chatBody, chatCompletion, routerHarness, sample } from "./_support.ts";
 import { dec, rawServer, write } from "../src/proxy/h1_test_server.ts";
+import { concatBytes } from "../src/util/bytes.ts";
 
 /** Bytes of `s`, one byte a char (chars above 0xff are not allowed). */
 function latin1Bytes(s: string): Uint8Array<ArrayBuffer> {
@@ -26,15 +27,8 @@ function latin1Bytes(s: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+/** `concatBytes` over its arguments. */
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 
 /** What a raw worker does after reading request number `n` (1-based, over all connections). */
 type Answer = (conn: Deno.Conn, n: number) => Promise<"keep" | "close">;
