@@ -16,7 +16,7 @@ import type { LoraModule } from "../src/sim/models.ts";
 import { startSimWorker } from "../src/sim/server.ts";
 import { loadSimTokenizer, type SimTokenizer } from "../src/sim/sim_tokenizer.ts";
 import type { FaultOptions } from "../src/sim/types.ts";
-import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
+import { flagChoice, flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
 
 /** sim-worker's flags (the help lists them from here). */
 export const FLAGS = {
@@ -228,13 +228,10 @@ function kvEventsOf(v: Record<string, unknown>) {
     }
     return undefined;
   }
-  if (encoding !== undefined && encoding !== "map" && encoding !== "array") {
-    throw new Error(`--kv-events-encoding must be map or array, got "${encoding}"`);
-  }
   return {
     endpoint,
     replayEndpoint: replay,
-    encoding: encoding as "map" | "array" | undefined,
+    encoding: flagChoice("kv-events-encoding", encoding, ["map", "array"]),
     topic,
   };
 }
@@ -258,10 +255,7 @@ async function main(args: string[]): Promise<number> {
   };
   const timeScale = num("time-scale", values["time-scale"])!;
   if (timeScale <= 0) throw new Error(`--time-scale must be > 0, got "${values["time-scale"]}"`);
-  const sharing = values["prefix-sharing"];
-  if (sharing !== undefined && sharing !== "v0" && sharing !== "v1") {
-    throw new Error(`--prefix-sharing must be v0 or v1, got "${sharing}"`);
-  }
+  const sharing = flagChoice("prefix-sharing", values["prefix-sharing"], ["v0", "v1"]);
   const answer = values["answer-length"];
   const port = int("port", values.port)!;
   if (port > 65535) {
@@ -293,7 +287,7 @@ async function main(args: string[]): Promise<number> {
     defaultMaxTokens: int("max-tokens", values["max-tokens"], 1),
     maxModelLen: int("max-model-len", values["max-model-len"], 1),
     answerLength: answer === undefined ? undefined : parseAnswerLength(answer),
-    prefixSharing: sharing as "v0" | "v1" | undefined,
+    prefixSharing: sharing,
   });
   console.log(`listening on ${worker.url}`);
   if (worker.kvEventsPort !== null) {

@@ -13,7 +13,7 @@ import { getProfile, PROFILE_NAMES } from "../src/sim/profiles.ts";
 import { STRATEGY_NAMES } from "../src/strategies/mod.ts";
 import { buildMultiTurnTrace } from "../src/sim/testing.ts";
 import type { TraceRequest } from "../src/sim/types.ts";
-import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
+import { flagChoice, flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
 import { DEFAULT_KV_BUDGET } from "../src/config/fields.ts";
 
 /** simulate's flags (the help lists them from here). */
@@ -198,18 +198,12 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const strategies = values.strategies.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  const sharing = values["prefix-sharing"];
-  if (sharing !== undefined && sharing !== "v0" && sharing !== "v1") {
-    throw new Error(`--prefix-sharing must be v0 or v1, got "${sharing}"`);
-  }
-  const index = values.index;
-  if (index !== undefined && index !== "approximate" && index !== "precise") {
-    throw new Error(`--index must be approximate or precise, got "${index}"`);
-  }
+  const sharing = flagChoice("prefix-sharing", values["prefix-sharing"], ["v0", "v1"]);
+  const index = flagChoice("index", values.index, ["approximate", "precise"]);
   const capacity = int("capacity-blocks", values["capacity-blocks"], 1);
   // Every flag is checked before the trace is read and before the first line of output.
   const params = {
-    index: index as "approximate" | "precise" | undefined,
+    index,
     eventLagMs: int("event-lag-ms", values["event-lag-ms"], 0),
     params: capacity === undefined ? undefined : { capacityBlocks: capacity },
     workers: int("workers", values.workers, 1)!,
@@ -218,7 +212,7 @@ async function main(args: string[]): Promise<number> {
     answerLength: values["answer-length"] === undefined
       ? undefined
       : parseAnswerLength(values["answer-length"]),
-    prefixSharing: sharing as "v0" | "v1" | undefined,
+    prefixSharing: sharing,
     chunkSize: int("chunk-size", values["chunk-size"], 1),
     minMatchChunks: int("min-match-chunks", values["min-match-chunks"], 0),
     saturationInflight: int("saturation-inflight", values["saturation-inflight"], 0),

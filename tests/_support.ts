@@ -1,7 +1,8 @@
 /**
  * Test support: real in-process upstream servers on 127.0.0.1 port 0, a URL that refuses
  * connections and a port whose connections hang, SSE framing and parsing, bounded polling, an
- * in-process router harness, and a `cmd/router.ts` child process with its output read line by line.
+ * in-process router harness, a sim worker for one test, and a `cmd/router.ts` child process with
+ * its output read line by line.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import { type ChunkHashes, chunkHashes, parseRequest } from "../src/prefix/mod.t
 import { modelTag } from "../src/router/plan.ts";
 import { Logger, type Router, type RunningRouter, startRouter } from "../src/router/mod.ts";
 import type { Clock } from "../src/util/clock.ts";
+import { type SimWorker, type SimWorkerOptions, startSimWorker } from "../src/sim/server.ts";
 
 /** A started in-process HTTP server. */
 export interface TestServer {
@@ -455,5 +457,41 @@ export function sseWorker(opts: {
       },
     });
     return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+  });
+}
+
+/**
+ * Runs `fn` against a sim worker on port 0 whose answers run to max_tokens unless `opts` says
+ * otherwise (a100-7b at time scale 0.01, `opts` over those), then shuts the worker down.
+ */
+export async function withSimWorker(
+  opts: Partial<SimWorkerOptions>,
+  fn: (w: SimWorker) => Promise<void>,
+): Promise<void> {
+  const w = await startSimWorker({
+    profile: "a100-7b",
+    timeScale: 0.01,
+    answerLength: { kind: "max" },
+    ...opts,
+  });
+  try {
+    await fn(w);
+  } finally {
+    await w.shutdown();
+  }
+}
+
+/** POSTs `body` as JSON to `path` of the server at `w.url`. */
+export function postJson(
+  w: { readonly url: string },
+  path: string,
+  body: unknown,
+  signal?: AbortSignal,
+): Promise<Response> {
+  return fetch(w.url + path, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+    signal,
   });
 }

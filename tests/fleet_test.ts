@@ -11,7 +11,8 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { configFromWorkers } from "../src/config/mod.ts";
 import { Logger, type RunningRouter, startRouter } from "../src/router/mod.ts";
-import { type SimWorker, startSimWorker } from "../src/sim/server.ts";
+import type { SimWorker } from "../src/sim/server.ts";
+import { startFleetWorkers } from "../src/bench/fleet_demo.ts";
 
 interface Fleet {
   readonly running: RunningRouter;
@@ -22,17 +23,7 @@ interface Fleet {
 }
 
 async function fleet(): Promise<Fleet> {
-  const opts = { profile: "a100-7b", timeScale: 0.01 } as const;
-  const sims = [
-    await startSimWorker({
-      ...opts,
-      id: "w1",
-      models: ["llama-8b"],
-      loras: [{ name: "sql-lora" }],
-    }),
-    await startSimWorker({ ...opts, id: "w2", models: ["llama-8b"] }),
-    await startSimWorker({ ...opts, id: "w3", profile: "m1-1.5b", models: ["qwen-1.5b"] }),
-  ];
+  const sims = await startFleetWorkers(0.01);
   const logs: Record<string, unknown>[] = [];
   const running = await startRouter(
     configFromWorkers(sims.map((w) => w.url), {

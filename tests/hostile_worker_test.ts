@@ -13,8 +13,8 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { bytes, chatBody, chatCompletion, routerHarness, sample } from "./_support.ts";
-
-const dec = new TextDecoder();
+import { dec, rawServer, write } from "../src/proxy/h1_test_server.ts";
+import { concatBytes } from "../src/util/bytes.ts";
 
 /** Bytes of `s`, one byte a char (chars above 0xff are not allowed). */
 function latin1Bytes(s: string): Uint8Array<ArrayBuffer> {
@@ -27,92 +27,32 @@ function latin1Bytes(s: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-async function writeAll(conn: Deno.Conn, b: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < b.length) off += await conn.write(b.subarray(off));
-}
+/** `concatBytes` over its arguments. */
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 
 /** What a raw worker does after reading request number `n` (1-based, over all connections). */
 type Answer = (conn: Deno.Conn, n: number) => Promise<"keep" | "close">;
 
-/** A raw HTTP/1.1 worker on 127.0.0.1: reads each request (head and body), then runs `answer`. */
+/** A raw HTTP/1.1 worker on 127.0.0.1 (`rawServer`): reads each request, then runs `answer`. */
 function rawWorker(answer: Answer) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const loops: Promise<void>[] = [];
   let requests = 0;
-  let connections = 0;
-  const serve = async (conn: Deno.Conn) => {
-    let buf = new Uint8Array(0);
-    const more = async () => {
-      const chunk = new Uint8Array(65536);
-      const n = await conn.read(chunk);
-      if (n === null) return false;
-      buf = concat(buf, chunk.subarray(0, n));
-      return true;
-    };
-    try {
-      for (;;) {
-        let at: number;
-        while ((at = dec.decode(buf).indexOf("\r\n\r\n")) < 0) if (!await more()) return;
-        const head = dec.decode(buf.subarray(0, at));
-        const len = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        while (buf.length < at + 4 + len) if (!await more()) return;
-        buf = buf.slice(at + 4 + len);
-        if (await answer(conn, ++requests) === "close") return;
-      }
-    } catch {
-      /* the router went away */
-    } finally {
-      conns.delete(conn);
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    }
-  };
-  const accepting = (async () => {
-    for await (const conn of listener) {
-      connections++;
-      conns.add(conn);
-      loops.push(serve(conn));
-    }
-  })();
-  const port = (listener.addr as Deno.NetAddr).port;
+  const server = rawServer((conn) => answer(conn, ++requests));
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${server.port}`,
     get requests() {
       return requests;
     },
     get connections() {
-      return connections;
+      return server.connections;
     },
-    async close() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* closed */ }
-      }
-      await accepting.catch(() => {});
-      await Promise.all(loops);
-    },
+    close: () => server.close(),
   };
 }
 
 /** A worker that writes `reply(n)` for request `n` and keeps the connection. */
 function replyWorker(reply: (n: number) => Uint8Array) {
   return rawWorker(async (conn, n) => {
-    await writeAll(conn, reply(n));
+    await write(conn, reply(n));
     return "keep";
   });
 }
@@ -221,7 +161,7 @@ async function rawHead(url: string, body: string): Promise<Uint8Array> {
   const conn = await Deno.connect({ hostname, port: Number(port) });
   try {
     const b = bytes(body);
-    await writeAll(
+    await write(
       conn,
       concat(
         bytes(
@@ -350,7 +290,7 @@ Deno.test("hostile worker: a gzip answer the router did not ask for is decoded, 
   const gz = gzipSync(bytes(JSON_BODY));
   const sawEncoding: string[] = [];
   const worker = rawWorker(async (conn) => {
-    await writeAll(
+    await write(
       conn,
       concat(
         bytes(
@@ -370,7 +310,7 @@ Deno.test("hostile worker: a gzip answer the router did not ask for is decoded, 
       const n = await c.read(b);
       const head = dec.decode(b.subarray(0, n ?? 0));
       sawEncoding.push(/accept-encoding: *([^\r]*)/i.exec(head)?.[1] ?? "(none)");
-      await writeAll(c, jsonAnswer("connection: close\r\n"));
+      await write(c, jsonAnswer("connection: close\r\n"));
       c.close();
     }
   })();
@@ -433,7 +373,7 @@ Deno.test("hostile worker: one worker that closes every kept-alive connection af
   const worker = rawWorker(async (conn) => {
     // Answers as if it kept the connection (no `connection: close`), then closes it: at once, or
     // a moment later, when the router may already have sent the next request on it.
-    await writeAll(conn, jsonAnswer(""));
+    await write(conn, jsonAnswer(""));
     const wait = delay++ % 3;
     if (wait > 0) await new Promise((r) => setTimeout(r, wait - 1));
     return "close";

@@ -14,6 +14,7 @@ import { encodeMessage, encodeReady, greeting, subscriptionBody } from "../src/k
 import { BlockIndex } from "../src/precise/block_index.ts";
 import { blockHashes } from "../src/precise/block_hash.ts";
 import { ManualClock } from "../src/util/clock.ts";
+import { write } from "../src/proxy/h1_test_server.ts";
 
 const BS = 4;
 const WAIT_MS = 15_000;
@@ -297,8 +298,8 @@ function fakePeer(type: string, then: (conn: Deno.TcpConn) => Promise<void>) {
       conns.push(conn);
       tasks.push((async () => {
         try {
-          await writeAll(conn, greeting(true));
-          await writeAll(conn, encodeReady({ "Socket-Type": type }));
+          await write(conn, greeting(true));
+          await write(conn, encodeReady({ "Socket-Type": type }));
           await then(conn);
         } catch { /* peer went away */ }
       })());
@@ -318,11 +319,6 @@ function fakePeer(type: string, then: (conn: Deno.TcpConn) => Promise<void>) {
       await Promise.all(tasks);
     },
   };
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
 async function drain(conn: Deno.Conn): Promise<void> {
@@ -359,7 +355,7 @@ Deno.test("kv e2e: a silent dead peer is detected by heartbeat and the subscribe
 
 Deno.test("kv e2e: a hostile publisher (huge frame, garbage) drops the connection, not the process", async () => {
   const huge = fakePeer("PUB", async (conn) => {
-    await writeAll(conn, Uint8Array.of(0x02, 0, 0, 0, 0x40, 0, 0, 0, 0)); // a 256 GiB frame header
+    await write(conn, Uint8Array.of(0x02, 0, 0, 0, 0x40, 0, 0, 0, 0)); // a 256 GiB frame header
     await drain(conn);
   });
   const index = newIndex();
@@ -391,12 +387,12 @@ Deno.test("kv e2e: hostile subscribers (bad greeting, huge frame) are dropped; o
     await subscribed(rig);
     const http = await Deno.connect({ hostname: "127.0.0.1", port: rig.port });
     raw.push(http);
-    await writeAll(http, new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    await write(http, new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
     const big = await Deno.connect({ hostname: "127.0.0.1", port: rig.port });
     raw.push(big);
-    await writeAll(big, greeting(false));
-    await writeAll(big, encodeReady({ "Socket-Type": "SUB" }));
-    await writeAll(big, Uint8Array.of(0x02, 0, 0, 0, 0x10, 0, 0, 0, 0));
+    await write(big, greeting(false));
+    await write(big, encodeReady({ "Socket-Type": "SUB" }));
+    await write(big, Uint8Array.of(0x02, 0, 0, 0, 0x10, 0, 0, 0, 0));
     // Both are closed by the publisher: reads end (the greeting it sent may come first).
     for (const c of raw) await drain(c);
     const toks = chainTokens(10, 2);
@@ -418,9 +414,9 @@ Deno.test("kv e2e: a subscriber that never reads does not grow the publisher's m
   const rig = publisher({ sendHwm: 100, sendHwmBytes: hwmBytes });
   const slow = await Deno.connect({ hostname: "127.0.0.1", port: rig.port });
   try {
-    await writeAll(slow, greeting(false));
-    await writeAll(slow, encodeReady({ "Socket-Type": "SUB" }));
-    await writeAll(slow, encodeMessage([subscriptionBody(new Uint8Array(0))]));
+    await write(slow, greeting(false));
+    await write(slow, encodeReady({ "Socket-Type": "SUB" }));
+    await write(slow, encodeMessage([subscriptionBody(new Uint8Array(0))]));
     await waitFor(() => rig.pub.pub.subscriptions >= 1, "the slow subscription");
     const filler = Array.from({ length: 2500 }, (_, i) => i); // ~10 KB payloads
     let maxQueued = 0;

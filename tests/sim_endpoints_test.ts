@@ -7,35 +7,14 @@
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { answerText } from "../src/sim/engine.ts";
-import { type SimWorker, type SimWorkerOptions, startSimWorker } from "../src/sim/server.ts";
+import type { SimWorker, SimWorkerOptions } from "../src/sim/server.ts";
+import { postJson as post, withSimWorker } from "./_support.ts";
 
 const SYSTEM = "You are a helpful assistant. ".repeat(60); // 1740 bytes
 
-async function withWorker(
-  opts: Partial<SimWorkerOptions>,
-  fn: (w: SimWorker) => Promise<void>,
-): Promise<void> {
-  const w = await startSimWorker({
-    profile: "a100-7b",
-    timeScale: 0.01,
-    answerLength: { kind: "max" },
-    models: ["sim-model"],
-    ...opts,
-  });
-  try {
-    await fn(w);
-  } finally {
-    await w.shutdown();
-  }
-}
-
-function post(w: SimWorker, path: string, body: unknown) {
-  return fetch(w.url + path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-}
+/** {@linkcode withSimWorker} serving `sim-model` unless `opts` says otherwise. */
+const withWorker = (opts: Partial<SimWorkerOptions>, fn: (w: SimWorker) => Promise<void>) =>
+  withSimWorker({ models: ["sim-model"], ...opts }, fn);
 
 function client(w: SimWorker): OpenAI {
   return new OpenAI({ baseURL: `${w.url}/v1`, apiKey: "k", maxRetries: 0 });

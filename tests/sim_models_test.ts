@@ -5,34 +5,9 @@
 
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import { type SimWorker, type SimWorkerOptions, startSimWorker } from "../src/sim/server.ts";
+import { postJson as post, withSimWorker as withWorker } from "./_support.ts";
 
 const SYSTEM = "You are a helpful assistant. ".repeat(60);
-
-async function withWorker(
-  opts: Partial<SimWorkerOptions>,
-  fn: (w: SimWorker) => Promise<void>,
-): Promise<void> {
-  const w = await startSimWorker({
-    profile: "a100-7b",
-    timeScale: 0.01,
-    answerLength: { kind: "max" },
-    ...opts,
-  });
-  try {
-    await fn(w);
-  } finally {
-    await w.shutdown();
-  }
-}
-
-function post(w: SimWorker, path: string, body: unknown) {
-  return fetch(w.url + path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-}
 
 function chat(model: string | undefined, user = "hello") {
   return {

@@ -3,6 +3,7 @@ import { answerText, EngineModel } from "../src/sim/engine.ts";
 import { getProfile } from "../src/sim/profiles.ts";
 import { chatPromptText } from "../src/sim/chat_template.ts";
 import { type SimWorker, startSimWorker } from "../src/sim/server.ts";
+import { postJson as post, withSimWorker } from "./_support.ts";
 
 const SYSTEM = "You are a helpful assistant. ".repeat(200); // ~5.8 KB
 
@@ -19,32 +20,10 @@ function chatBody(extra: Record<string, unknown> = {}, user = "hello there") {
  * A worker whose answers run to max_tokens unless `opts` says otherwise, so tests can count
  * tokens (the default model ends answers at end-of-sequence; tested on its own below).
  */
-async function withWorker(
+const withWorker = (
   fn: (w: SimWorker) => Promise<void>,
   opts: Partial<Parameters<typeof startSimWorker>[0]> = {},
-): Promise<void> {
-  const w = await startSimWorker({
-    profile: "a100-7b",
-    timeScale: 0.01,
-    port: 0,
-    answerLength: { kind: "max" },
-    ...opts,
-  });
-  try {
-    await fn(w);
-  } finally {
-    await w.shutdown();
-  }
-}
-
-function post(w: SimWorker, path: string, body: unknown, signal?: AbortSignal) {
-  return fetch(w.url + path, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-    signal,
-  });
-}
+) => withSimWorker(opts, fn);
 
 /** Reads a whole SSE body into its `data:` payloads. */
 async function readSse(res: Response): Promise<string[]> {

@@ -9,7 +9,7 @@
 
 import { configFromWorkers } from "../config/mod.ts";
 import { silentLogger, startRouter } from "../router/mod.ts";
-import { startSimWorker } from "../sim/server.ts";
+import { type SimWorker, startSimWorker } from "../sim/server.ts";
 
 /** One model's row: where its requests went. */
 export interface FleetRow {
@@ -18,10 +18,14 @@ export interface FleetRow {
   readonly workers: string[];
 }
 
-/** Runs the fleet demo; `requests` per model. */
-export async function runFleetDemo(requests = 6): Promise<{ rows: FleetRow[]; markdown: string }> {
-  const opts = { profile: "a100-7b", timeScale: 0.05 } as const;
-  const sims = [
+/**
+ * The fleet's three sim workers (see the module comment), at `timeScale`: `w1` and `w2` serve
+ * `llama-8b` (`w1` also the adapter `sql-lora`), `w3` serves `qwen-1.5b`. The caller shuts them
+ * down.
+ */
+export async function startFleetWorkers(timeScale: number): Promise<SimWorker[]> {
+  const opts = { profile: "a100-7b", timeScale } as const;
+  return [
     await startSimWorker({
       ...opts,
       id: "w1",
@@ -31,6 +35,11 @@ export async function runFleetDemo(requests = 6): Promise<{ rows: FleetRow[]; ma
     await startSimWorker({ ...opts, id: "w2", models: ["llama-8b"] }),
     await startSimWorker({ ...opts, id: "w3", profile: "m1-1.5b", models: ["qwen-1.5b"] }),
   ];
+}
+
+/** Runs the fleet demo; `requests` per model. */
+export async function runFleetDemo(requests = 6): Promise<{ rows: FleetRow[]; markdown: string }> {
+  const sims = await startFleetWorkers(0.05);
   const running = await startRouter(
     configFromWorkers(sims.map((w) => w.url), {
       server: { addr: "127.0.0.1:0" },

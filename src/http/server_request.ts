@@ -22,6 +22,7 @@
  */
 
 import { RouterError } from "../util/errors.ts";
+import { concatBytes } from "../util/bytes.ts";
 import { BodyDecoder, type BodyInput, cutShort } from "./request_body.ts";
 import type { RequestHead } from "./request_head.ts";
 import type { BodySource, HeaderList, ServerRequest } from "./types.ts";
@@ -243,13 +244,7 @@ export class IncomingRequest implements ServerRequest {
         decoder.consume(n);
       }
       if (parts.length === 1) return parts[0];
-      const out = new Uint8Array(total);
-      let at = 0;
-      for (const p of parts) {
-        out.set(p, at);
-        at += p.length;
-      }
-      return out;
+      return concatBytes(parts);
     }
     if (conn.end - conn.start >= this.#left) {
       // The whole body came with the head (the common small request): one copy out.

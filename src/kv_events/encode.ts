@@ -20,6 +20,7 @@
  */
 
 import { Encoder } from "@msgpack/msgpack";
+import { concatBytes } from "../util/bytes.ts";
 
 /** An engine block hash before encoding. */
 export type WireHash = bigint | Uint8Array;
@@ -152,18 +153,6 @@ function float64(ts: number): Uint8Array {
   return out;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 /** Encodes one batch; see the module comment for the layout. */
 export function encodeBatch(
   ts: number,
@@ -180,7 +169,7 @@ export function encodeBatch(
   const rank = dataParallelRank === null ? null : msgpack.encode(dataParallelRank);
   if (o.batch === "array") {
     const head = Uint8Array.of(rank === null ? 0x92 : 0x93);
-    return concat(rank === null ? [head, float64(ts), evs] : [head, float64(ts), evs, rank]);
+    return concatBytes(rank === null ? [head, float64(ts), evs] : [head, float64(ts), evs, rank]);
   }
   const key = (k: string) => msgpack.encode(k);
   const parts = [
@@ -191,5 +180,5 @@ export function encodeBatch(
     evs,
   ];
   if (rank !== null) parts.push(key("data_parallel_rank"), rank);
-  return concat(parts);
+  return concatBytes(parts);
 }

@@ -19,6 +19,7 @@ import {
   subscriptionBody,
 } from "./zmtp.ts";
 import { formatEndpoint, parseEndpoint } from "./endpoint.ts";
+import { concatBytes } from "../util/bytes.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -37,15 +38,8 @@ function sink(seen: Seen) {
   };
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
+/** `concatBytes` over its arguments. */
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 
 Deno.test("greeting: ZMTP 3.1 NULL round-trips through parseGreeting", () => {
   const g = greeting(true);

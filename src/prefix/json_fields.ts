@@ -1,6 +1,6 @@
 /**
- * Small readers shared by the routing-text builders: a value's type name for messages, the
- * plain-object test, and the 400 naming a field.
+ * Small readers shared by the routing-text builders and the tokenizers' request fields: a value's
+ * type name for messages, the plain-object test, and the 400 naming a field.
  *
  * @module
  */

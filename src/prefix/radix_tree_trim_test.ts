@@ -7,36 +7,7 @@
 
 import assert from "node:assert/strict";
 import { RadixTree } from "./radix_tree.ts";
-import type { ChunkHashes } from "./types.ts";
-
-/** Sequence of chunk ids → hash pairs (`hi = id`, `lo = ~id`). */
-function s(...ids: number[]): ChunkHashes {
-  const out = new Uint32Array(ids.length * 2);
-  ids.forEach((id, i) => {
-    out[2 * i] = id;
-    out[2 * i + 1] = ~id >>> 0;
-  });
-  return out;
-}
-
-/** Held sequences as sorted id lists. */
-function held(tree: RadixTree): string[] {
-  const out: string[] = [];
-  for (const h of tree.sequences()) {
-    const ids: number[] = [];
-    for (let i = 0; i < h.length; i += 2) ids.push(h[i]);
-    out.push(ids.join(","));
-  }
-  return out.sort();
-}
-
-function sizes(tree: RadixTree) {
-  const { chunks, terminals, evictions } = tree.stats();
-  const re = tree.recount();
-  assert.equal(re.chunks, chunks, "chunks counter differs from recount");
-  assert.equal(re.terminals, terminals, "terminals counter differs from recount");
-  return { chunks, terminals, evictions, nodes: re.nodes };
-}
+import { held, s, sizes } from "./radix_tree_testing.ts";
 
 Deno.test("RadixTree: resize trims the last leaf it needs in part, not the whole branch", () => {
   const tree = new RadixTree({ maxChunks: 0 });

@@ -23,7 +23,7 @@
 
 import { bad, isObject, typeName } from "./json_fields.ts";
 import { fnv1a64Hex } from "./chunker.ts";
-import { messagesText, rerankText, responsesText, scoreText } from "./endpoint_text.ts";
+import { messagesText, rerankText, responsesText, scoreText, toolsText } from "./endpoint_text.ts";
 
 /** How a body's routing text is read: which endpoint family it belongs to (`endpoint_text.ts`). */
 export type RequestKind =
@@ -94,9 +94,7 @@ function chatText(body: Record<string, unknown>): string {
   if (messages.length === 0) {
     throw bad("messages", "messages must be a non-empty array, got an empty array");
   }
-  let out = "";
-  const tools = body.tools;
-  if (Array.isArray(tools) && tools.length > 0) out += `tools:${JSON.stringify(tools)}\n`;
+  let out = toolsText(body.tools);
   for (let i = 0; i < messages.length; i++) {
     const m: unknown = messages[i];
     const path = `messages[${i}]`;

@@ -10,16 +10,10 @@ import { brotliCompressSync, constants, createGzip, deflateSync, gzipSync } from
 import { H1Pool } from "./h1_client.ts";
 import { SLICE_BYTES } from "./content_coding.ts";
 import { dec, enc, never, rawServer, write } from "./h1_test_server.ts";
+import { concatBytes } from "../util/bytes.ts";
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+/** `concatBytes` over its arguments. */
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 
 /** A `Content-Length` answer with `coding` over `body`. */
 function coded(coding: string, body: Uint8Array): Uint8Array {

@@ -1,7 +1,7 @@
 /**
- * Test support for the HTTP/1.1 client's tests: a raw TCP server on 127.0.0.1 port 0 that hands
- * each request to a callback which writes whatever bytes it likes, and small helpers around it.
- * Not part of the client.
+ * Test support for the HTTP/1.1 client's tests (and the tests under `tests/` that need a raw
+ * peer): a raw TCP server on 127.0.0.1 port 0 that hands each request to a callback which writes
+ * whatever bytes it likes, and small helpers around it. Not part of the client.
  *
  * @module
  */

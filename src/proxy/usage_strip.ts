@@ -20,6 +20,7 @@
  */
 
 import type { BodySource } from "../http/types.ts";
+import { concatBytes } from "../util/bytes.ts";
 
 /** An event still incomplete past this many bytes is passed on without being looked at. */
 export const MAX_HELD_BYTES = 65536;
@@ -111,13 +112,7 @@ function withoutUsageEvents(events: Uint8Array): Uint8Array {
   }
   if (out === null) return events;
   if (kept < events.length) out.push(events.subarray(kept));
-  const joined = new Uint8Array(out.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of out) {
-    joined.set(p, at);
-    at += p.length;
-  }
-  return joined;
+  return concatBytes(out);
 }
 
 /** `"usage"` as bytes. */

@@ -23,6 +23,7 @@
  */
 
 import type { BodySource } from "../http/types.ts";
+import { DONE, toStream } from "./h1_body.ts";
 
 /** Bytes kept from the end of the body to parse `usage` from. */
 const TAIL_BYTES = 8192;
@@ -174,19 +175,8 @@ export function tapReader(
   first: Uint8Array | null,
   opts: TapOptions,
 ): ReadableStream<Uint8Array> {
-  const src = tapSource(reader, first, opts);
-  return new ReadableStream<Uint8Array>({
-    pull: async (ctl) => {
-      const r = await src.read();
-      if (r.done) ctl.close();
-      else ctl.enqueue(r.value);
-    },
-    cancel: (reason) => src.cancel(reason),
-  }, { highWaterMark: 0 });
+  return toStream(tapSource(reader, first, opts));
 }
-
-/** The end-of-body read result (shared: never mutated). */
-const DONE: ReadableStreamReadResult<Uint8Array> = { done: true, value: undefined };
 
 /**
  * What {@link tapReader} would report for a body that is already whole in memory (a small answer

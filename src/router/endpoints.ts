@@ -75,6 +75,19 @@ function json(
   return { serve: "proxy", methods: POST, kind, body: "json", streams, retry, name };
 }
 
+/** A proxied multipart (audio upload) endpoint's row: no routing text, streamed answers. */
+function multipart(name: string): ProxyEndpoint {
+  return {
+    serve: "proxy",
+    methods: POST,
+    kind: "none",
+    body: "multipart",
+    streams: true,
+    retry: "before-first-byte",
+    name,
+  };
+}
+
 /** Every fixed path of the main listener. */
 export const ENDPOINTS: Readonly<Record<string, Endpoint>> = {
   "/v1/chat/completions": json("/v1/chat/completions", "chat", true),
@@ -90,24 +103,8 @@ export const ENDPOINTS: Readonly<Record<string, Endpoint>> = {
   "/pooling": json("/pooling", "pooling", false),
   "/tokenize": json("/tokenize", "none", false),
   "/detokenize": json("/detokenize", "none", false),
-  "/v1/audio/transcriptions": {
-    serve: "proxy",
-    methods: POST,
-    kind: "none",
-    body: "multipart",
-    streams: true,
-    retry: "before-first-byte",
-    name: "/v1/audio/transcriptions",
-  },
-  "/v1/audio/translations": {
-    serve: "proxy",
-    methods: POST,
-    kind: "none",
-    body: "multipart",
-    streams: true,
-    retry: "before-first-byte",
-    name: "/v1/audio/translations",
-  },
+  "/v1/audio/transcriptions": multipart("/v1/audio/transcriptions"),
+  "/v1/audio/translations": multipart("/v1/audio/translations"),
   "/v1/models": { serve: "models", methods: GET, name: "/v1/models" },
   "/healthz": { serve: "healthz", methods: GET, name: "/healthz" },
   "/readyz": { serve: "readyz", methods: GET, name: "/readyz" },

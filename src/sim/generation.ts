@@ -19,6 +19,7 @@
  */
 
 import { errorResponse, RouterError } from "../util/errors.ts";
+import { concatBytes } from "../util/bytes.ts";
 import type { SeededRng } from "../util/rng.ts";
 import { BadRequestError } from "./chat_template.ts";
 import { EngineError, type EngineModel, type EngineRequest } from "./engine.ts";
@@ -103,13 +104,7 @@ export async function readBytes(
   } catch (err) {
     return errorResponse("bad_request", `cannot read the request body: ${err}`);
   }
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** The body as a JSON object (400 otherwise, 413 when too large). */

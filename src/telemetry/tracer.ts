@@ -159,17 +159,11 @@ class RecordingTracer implements Tracer {
   }
 }
 
-/** The identity of a span at its start. */
-interface SpanStart {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId: string | null;
-  readonly parentRemote: boolean;
-  readonly traceState: string | null;
-  readonly name: string;
-  readonly kind: number;
-  readonly flags: number;
-}
+/** The identity of a span at its start: the export record's fields fixed when it begins. */
+type SpanStart = Pick<
+  SpanRecord,
+  "traceId" | "spanId" | "parentSpanId" | "parentRemote" | "traceState" | "name" | "kind" | "flags"
+>;
 
 /** A recorded span; it is its own export record once ended. */
 class RecordingSpan implements Span, SpanRecord {

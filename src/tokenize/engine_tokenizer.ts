@@ -24,14 +24,15 @@
 
 import { readCapped } from "../util/read_capped.ts";
 import {
+  bad,
   bodyObject,
   chatFlags,
   completionPrompt,
   flag,
   isObject,
   truncated,
+  typeName,
 } from "./request_fields.ts";
-import { bad, typeName } from "./request_fields.ts";
 import {
   type RequestTokenizer,
   TokenizeError,

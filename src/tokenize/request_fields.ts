@@ -12,25 +12,12 @@
  * @module
  */
 
-import { RouterError } from "../util/errors.ts";
+import { bad, isObject, typeName } from "../prefix/json_fields.ts";
 import { TokenizeError } from "./types.ts";
 
-/** `null`, `array`, or `typeof`, for messages. */
-export function typeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "array";
-  return typeof value;
-}
-
-/** A plain JSON object (not null, not an array). */
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** A `bad_request` error naming the field. */
-export function bad(param: string | null, message: string): RouterError {
-  return new RouterError("bad_request", message, param);
-}
+// One copy of the JSON readers serves both the routing-text builders and the tokenizers; they
+// stay exported here for the tokenizer modules that import them from this file.
+export { bad, isObject, typeName };
 
 /** The body as an object, or a `bad_request`. */
 export function bodyObject(body: unknown): Record<string, unknown> {

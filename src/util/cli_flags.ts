@@ -85,6 +85,19 @@ export function parseFlags<const T extends FlagTable>(
 }
 
 /**
+ * Flag `name`'s value checked against the words it may take: the value (undefined when not
+ * given), or an Error naming them (`--x must be a or b, got "c"`).
+ */
+export function flagChoice<const C extends readonly string[]>(
+  name: string,
+  value: string | undefined,
+  choices: C,
+): C[number] | undefined {
+  if (value === undefined || choices.includes(value)) return value;
+  throw new Error(`--${name} must be ${choices.join(" or ")}, got "${value}"`);
+}
+
+/**
  * The default of `spec` as the help shows it, or null when it has none to show (a switch that is
  * off unless given).
  */

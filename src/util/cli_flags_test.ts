@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { flagHelp, type FlagTable, parseFlags } from "./cli_flags.ts";
+import { flagChoice, flagHelp, type FlagTable, parseFlags } from "./cli_flags.ts";
 
 const FLAGS = {
   strategies: {
@@ -53,4 +53,13 @@ Deno.test("flagHelp: one entry per flag with its default, aliases, and lines wit
   assert.match(help, /--json +print JSON$/m, "a switch shows no default");
   for (const line of help.split("\n")) assert.ok(line.length <= 100, line);
   assert.match(help, /\n {28}\S/, "a long description wraps under its column");
+});
+
+Deno.test("flagChoice: a listed word or nothing passes, another word names the choices", () => {
+  assert.equal(flagChoice("index", "precise", ["approximate", "precise"]), "precise");
+  assert.equal(flagChoice("index", undefined, ["approximate", "precise"]), undefined);
+  assert.throws(
+    () => flagChoice("prefix-sharing", "v2", ["v0", "v1"]),
+    { message: '--prefix-sharing must be v0 or v1, got "v2"' },
+  );
 });

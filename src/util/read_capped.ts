@@ -6,6 +6,8 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
+
 /**
  * The body of `res`, at most `max` bytes; past that the body is cancelled and `tooLarge(declared)`
  * is thrown (`declared`: the Content-Length when it was what gave it away, else null).
@@ -34,11 +36,5 @@ export async function readCapped(
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
