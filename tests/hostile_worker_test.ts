@@ -380,6 +380,35 @@ Deno.test("hostile worker: differing or bad Content-Lengths are the worker's fai
   }
 });
 
+Deno.test("hostile worker: with upstream_client fetch, a gzip answer reaches the client decoded, its usage read", async () => {
+  const gz = gzipSync(bytes(JSON_BODY));
+  const worker = replyWorker(() =>
+    concat(
+      bytes(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n" +
+          `content-length: ${gz.length}\r\n\r\n`,
+      ),
+      gz,
+    )
+  );
+  const h = await routerHarness([worker.url], {
+    router: { maxRetries: 0, upstreamClient: "fetch" },
+  }, { closeAlso: [worker] });
+  try {
+    const res = await h.post(chatBody("gzip via fetch"), {
+      headers: { "accept-encoding": "gzip, br" },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-encoding"), null, "the body is no longer encoded");
+    assert.deepEqual(JSON.parse(await res.text()), JSON.parse(JSON_BODY));
+    assert.equal(worker.requests, 1, "the fetch path reached the raw worker");
+    const m = await h.metrics();
+    assert.equal(sample(m, "router_upstream_cached_tokens_total", { backend: "w1" }), 32);
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("hostile worker: a gzip answer the router did not ask for is decoded, and its usage read", async () => {
   const gz = gzipSync(bytes(JSON_BODY));
   const sawEncoding: string[] = [];
