@@ -116,6 +116,9 @@ Deno.test("case 15: a client that disconnects while sending its body is logged 4
     assert.equal(line.status, 499);
     assert.match(String(line.error), /client closed request while sending its body/);
     assert.equal(w.seen.length, 0);
+    const m = await h.metrics();
+    assert.equal(sample(m, "router_requests_total", { status: "499", cause: "client_gone" }), 1);
+    assert.equal(sample(m, "router_requests_total", { status: "400" }), 0);
   } finally {
     await h.close();
   }
@@ -159,7 +162,38 @@ Deno.test("case 3: server.header_timeout closes a dribbling head and server.idle
     assert.equal((await idle.response())!.status, 200);
     assert.ok(await idle.closedWithin(2000), "kept alive, then closed when idle");
     for (const c of [slow, idle]) c.close();
+    const m = await h.metrics();
+    assert.equal(sample(m, "router_http_header_timeouts_total", { listener: "main" }), 1);
+    assert.equal(sample(m, "router_http_idle_timeouts_total", { listener: "main" }), 1);
   } finally {
+    await h.close();
+  }
+});
+
+Deno.test("server.max_connections: a connection over it is closed at once, counted in router_http_connections_refused_total and logged once", async () => {
+  const w = await slowWorker(0);
+  const h = await routerHarness([w.url], { server: { maxConnections: 2 } }, { closeAlso: [w] });
+  const held: RawClient[] = [];
+  try {
+    for (let i = 0; i < 2; i++) held.push(await RawClient.connect(h.running.port));
+    // Both are accepted (a request answered on each) before the next ones come.
+    for (const c of held) {
+      await c.send(request());
+      assert.equal((await c.response())!.status, 200);
+    }
+    const over: RawClient[] = [];
+    for (let i = 0; i < 3; i++) over.push(await RawClient.connect(h.running.port));
+    for (const c of over) assert.ok(await c.closedWithin(2000), "refused: closed at once");
+    for (const c of [...held.splice(0), ...over]) c.close();
+    assert.ok(await waitFor(() => h.running.server.connections === 0, 5000), "held ones closed");
+    const m = await h.metrics();
+    assert.equal(sample(m, "router_http_connections_refused_total", { listener: "main" }), 3);
+    assert.ok(sample(m, "router_http_connections_accepted_total", { listener: "main" }) >= 3);
+    const warned = h.logs.filter((l) => l.msg === "Connection refused: max_connections open");
+    assert.equal(warned.length, 1, "three refusals within a second: one warning");
+    assert.equal(warned[0].max_connections, 2);
+  } finally {
+    for (const c of held) c.close();
     await h.close();
   }
 });
