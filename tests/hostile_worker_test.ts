@@ -98,10 +98,12 @@ async function assertRefusedHeads(cases: readonly Uint8Array[]): Promise<void> {
       const text = await res.text();
       assert.equal(res.status, 502, `case ${i}: ${text}`);
       assert.equal(JSON.parse(text).error.type, "upstream_error", `case ${i}`);
+      assert.equal(JSON.parse(text).error.code, "bad_response", `case ${i}`);
       assert.equal(bad.requests, 1, `case ${i}: the bad head reached the router`);
       await assertAlive(alone.url);
       const m = await alone.metrics();
-      assert.equal(sample(m, "router_upstream_failures_total", { kind: "connect-error" }), 1);
+      assert.equal(sample(m, "router_upstream_failures_total", { kind: "bad-response" }), 1);
+      assert.equal(sample(m, "router_upstream_failures_total", { kind: "connect-error" }), 0);
       assert.equal(alone.router.backends[0].breaker.consecutiveFailures, 1);
     } finally {
       await alone.close();
@@ -130,6 +132,38 @@ async function assertRefusedHeads(cases: readonly Uint8Array[]): Promise<void> {
   }
   for (const w of [good, ...bads]) await w.close();
 }
+
+Deno.test("hostile worker: a bad head on a connect-only (passthrough) path is not retried: the worker may have run it", async () => {
+  const bad = replyWorker(() => jsonAnswer("x-ctl: a\x01b\r\n"));
+  const good = goodWorker();
+  const h = await routerHarness([bad.url, good.url], {
+    router: {
+      maxRetries: 1,
+      strategy: "roundrobin",
+      passthroughPaths: ["/v1/load_lora_adapter"],
+    },
+  }, { closeAlso: [bad, good] });
+  try {
+    const statuses: number[] = [];
+    for (let k = 0; k < 2; k++) {
+      const res = await h.post(JSON.stringify({ lora_name: `a${k}`, lora_path: "/x" }), {
+        path: "/v1/load_lora_adapter",
+      });
+      const text = await res.text();
+      statuses.push(res.status);
+      if (res.status === 502) assert.equal(JSON.parse(text).error.code, "bad_response", text);
+    }
+    // Round robin: one request goes to each worker first; the bad one's is not sent again.
+    assert.deepEqual(statuses.toSorted(), [200, 502]);
+    assert.equal(bad.requests, 1);
+    assert.equal(good.requests, 1, "the request the bad worker may have run went nowhere else");
+    const m = await h.metrics();
+    assert.equal(sample(m, "router_retries_total", { backend: "w1" }), 0);
+    assert.equal(sample(m, "router_upstream_failures_total", { kind: "bad-response" }), 1);
+  } finally {
+    await h.close();
+  }
+});
 
 /** A header line `x-ctl: a<c>b` for each char code in `codes`. */
 function ctlAnswers(codes: readonly number[]): Uint8Array[] {
@@ -281,6 +315,35 @@ Deno.test("hostile worker: differing or bad Content-Lengths are the worker's fai
     const res = await h.post(chatBody("same length"));
     assert.equal(res.status, 200, await res.clone().text());
     assert.equal(JSON.parse(await res.text()).choices[0].message.content, "hello");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("hostile worker: with upstream_client fetch, a gzip answer reaches the client decoded, its usage read", async () => {
+  const gz = gzipSync(bytes(JSON_BODY));
+  const worker = replyWorker(() =>
+    concat(
+      bytes(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\n" +
+          `content-length: ${gz.length}\r\n\r\n`,
+      ),
+      gz,
+    )
+  );
+  const h = await routerHarness([worker.url], {
+    router: { maxRetries: 0, upstreamClient: "fetch" },
+  }, { closeAlso: [worker] });
+  try {
+    const res = await h.post(chatBody("gzip via fetch"), {
+      headers: { "accept-encoding": "gzip, br" },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-encoding"), null, "the body is no longer encoded");
+    assert.deepEqual(JSON.parse(await res.text()), JSON.parse(JSON_BODY));
+    assert.equal(worker.requests, 1, "the fetch path reached the raw worker");
+    const m = await h.metrics();
+    assert.equal(sample(m, "router_upstream_cached_tokens_total", { backend: "w1" }), 32);
   } finally {
     await h.close();
   }

@@ -259,7 +259,7 @@ Deno.test("a worker head that a Response would refuse is the worker's failure: r
       assert.equal(sseData((await readAll(res)).text).at(-1), "[DONE]");
       const m = await h.metrics();
       assert.equal(
-        sample(m, "router_retries_total", { backend: "w1", reason: "connect-error" }),
+        sample(m, "router_retries_total", { backend: "w1", reason: "bad-response" }),
         1,
       );
       assert.equal(h.router.inflight, 0);
@@ -275,6 +275,7 @@ Deno.test("a worker head that a Response would refuse is the worker's failure: r
       assert.equal(res.status, 502);
       const body = await res.json();
       assert.equal(body.error.type, "upstream_error");
+      assert.equal(body.error.code, "bad_response");
       assert.match(body.error.message, /bad (header line|status)/);
       assert.equal(h1.router.inflight, 0);
       assert.equal(h1.router.backends[0].h1Pool?.busy ?? 0, 0);

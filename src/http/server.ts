@@ -9,8 +9,8 @@
  * - The accept loop never dies of an accept error (EMFILE, ENFILE, ECONNABORTED…): the error is
  *   counted and logged at most once a second, and the loop waits 10 ms, doubling up to 1 s, before
  *   it accepts again; it serves again as soon as descriptors free up.
- * - At most `maxConnections` (4096) connections are open; one beyond is closed at once and
- *   counted in `stats.refused`.
+ * - At most `maxConnections` (4096) connections are open; one beyond is closed at once, counted
+ *   in `stats.refused` and logged (a warning at most once a second, with how many since).
  * - `drain()` keeps accepting but closes each connection after its request (and idle ones now);
  *   `shutdown()` stops accepting, closes connections between requests at once and lets busy ones
  *   finish their response (sent with `Connection: close`); `closeAll(reason)` aborts every
@@ -63,7 +63,7 @@ export const HTTP_SERVER_DEFAULTS = {
   maxHeadBytes: 64 * 1024,
 } as const;
 
-/** Accept errors are logged at most this often, ms. */
+/** Accept errors, and refused connections, are logged at most this often, ms. */
 const ACCEPT_LOG_EVERY_MS = 1000;
 const BACKOFF_FIRST_MS = 10;
 const BACKOFF_MAX_MS = 1000;
@@ -94,6 +94,8 @@ export class HttpServer {
   #pause: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | null = null;
   #lastAcceptLog = -Infinity;
   #quietErrors = 0;
+  #lastRefusedLog = -Infinity;
+  #quietRefused = 0;
 
   constructor(opts: HttpServerOptions) {
     const d = HTTP_SERVER_DEFAULTS;
@@ -222,7 +224,7 @@ export class HttpServer {
         }
         backoff = 0;
         if (this.#closing || this.#conns.size >= this.#max) {
-          if (!this.#closing) this.stats.refused++;
+          if (!this.#closing) this.#refused();
           try {
             sock.close();
           } catch { /* already closed */ }
@@ -240,6 +242,23 @@ export class HttpServer {
       this.#acceptEnded = true;
       this.#checkFinished();
     }
+  }
+
+  /** Counts a connection refused over `maxConnections`; a warning at most once a second. */
+  #refused(): void {
+    this.stats.refused++;
+    const now = performance.now();
+    if (now - this.#lastRefusedLog < ACCEPT_LOG_EVERY_MS) {
+      this.#quietRefused++;
+      return;
+    }
+    this.#lastRefusedLog = now;
+    this.#log("warn", "Connection refused: max_connections open", {
+      open: this.#conns.size,
+      max_connections: this.#max,
+      suppressed: this.#quietRefused,
+    });
+    this.#quietRefused = 0;
   }
 
   #acceptFailed(err: unknown): void {

@@ -108,6 +108,23 @@ class ClosedBeforeHead extends H1ProtocolError {
   }
 }
 
+/** `send` on a closed client: nothing was sent. */
+class ClientClosed extends H1ProtocolError {
+  constructor() {
+    super("client is closed");
+  }
+}
+
+/**
+ * Whether `err` (from `send`) says the worker sent an answer head it got wrong (a bad status or
+ * field line, two framings, a head cut short or too large): it read the request, and may have run
+ * it. Not a connection that ended before any byte of a head, nor a closed client.
+ */
+export function isBadAnswer(err: unknown): boolean {
+  return err instanceof H1ProtocolError && !(err instanceof ClosedBeforeHead) &&
+    !(err instanceof ClientClosed);
+}
+
 /** Whether `err` says the worker closed the connection (and not that we did, or a deadline). */
 function closedByPeer(err: unknown): boolean {
   return err instanceof ClosedBeforeHead || err instanceof Deno.errors.ConnectionReset ||
@@ -183,7 +200,7 @@ export class H1Pool {
     body: Uint8Array | null,
     signal: AbortSignal,
   ): Promise<H1Answer> {
-    if (this.#closed) throw new H1ProtocolError("client is closed");
+    if (this.#closed) throw new ClientClosed();
     signal.throwIfAborted();
     const wire = this.#encode(method, path, headers, body);
     const reused = this.#takeIdle();

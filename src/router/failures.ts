@@ -6,6 +6,7 @@
  */
 
 import { UpstreamTimeout, UpstreamUnreachable } from "../proxy/deadlines.ts";
+import { isBadAnswer } from "../proxy/h1_client.ts";
 import { type ErrorKind, errorMessage } from "../util/errors.ts";
 import type { RetryRule } from "./endpoints.ts";
 import type { FailureKind } from "./fault_metrics.ts";
@@ -42,6 +43,13 @@ export function classify(reason: unknown, err: unknown, gotHeaders: boolean, id:
       error: "no_worker",
       message: reason.message,
       code: "shutting_down",
+    };
+  }
+  if (!gotHeaders && isBadAnswer(err)) {
+    return {
+      kind: "bad-response",
+      error: "upstream_failed",
+      message: `Worker ${id} sent a bad response head: ${errorMessage(err)}`,
     };
   }
   return gotHeaders
@@ -86,7 +94,8 @@ export function codeOf(f: Failure): string {
 /**
  * Whether another worker may take over after `f`, under the endpoint's retry `rule`: connect
  * failures always (the worker cannot have started the request); under `before-first-byte` also a
- * status ≥ 500 and a body that broke before its first byte, and a timeout after the request was
+ * status ≥ 500, a bad response head (`bad-response`: the worker read the request, so never under
+ * `connect-only`), a body that broke before its first byte, and a timeout after the request was
  * sent (first byte, whole request) only when `retryTimeouts` (`router.retry_timeouts`) opts in, so
  * that a slow generation is not run twice by default.
  */
@@ -94,5 +103,5 @@ export function retryable(f: Failure, rule: RetryRule, retryTimeouts: boolean): 
   if (f.kind === "connect-error" || f.kind === "connect-timeout") return true;
   if (rule === "connect-only") return false;
   if (f.kind === "ttfb-timeout" || f.kind === "timeout") return retryTimeouts;
-  return f.kind === "status-5xx" || f.kind === "stream-error";
+  return f.kind === "status-5xx" || f.kind === "stream-error" || f.kind === "bad-response";
 }

@@ -9,6 +9,9 @@
  * Kinds, a fixed set:
  * - `connect-error`: the connection failed or broke before response headers (refused, reset, DNS),
  *   or the connect check found the worker unreachable;
+ * - `bad-response`: the worker's response head broke RFC 9112 (a control character, a bad status
+ *   or field line, two framings, a head cut short or too large; `src/proxy/h1_head.ts`): it read
+ *   the request, so this is retried only where the endpoint allows a retry after sending;
  * - `connect-timeout`: no connection within `connect_timeout` (see `src/proxy/deadlines.ts`);
  * - `ttfb-timeout`: no response byte within `ttfb_timeout`;
  * - `idle-timeout`: the body paused longer than `idle_timeout`;
@@ -28,6 +31,7 @@ import { type Clock, systemClock } from "../util/clock.ts";
 /** What went wrong with one upstream attempt. */
 export type FailureKind =
   | "connect-error"
+  | "bad-response"
   | "connect-timeout"
   | "ttfb-timeout"
   | "idle-timeout"

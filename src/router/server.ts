@@ -13,7 +13,8 @@
  *
  * Client connections are bounded by `server.header_timeout` (a slow head), `server.idle_timeout`
  * (an idle kept-alive connection) and `server.max_connections`; accept errors (EMFILE) never end
- * the process (docs/reliability.md).
+ * the process (docs/reliability.md). The servers' counters go to the router's registry
+ * (`router_http_*`, `src/metrics/http_server_metrics.ts`).
  *
  * @module
  */
@@ -21,6 +22,7 @@
 import type { RouterConfig } from "../config/types.ts";
 import { parseListenAddr } from "../config/mod.ts";
 import { type HttpServer, serveHttp, type ServerRequest } from "../http/mod.ts";
+import { registerHttpServerMetrics } from "../metrics/http_server_metrics.ts";
 import { errorMessage } from "../util/errors.ts";
 import { Router, type RouterDeps } from "./router.ts";
 
@@ -100,6 +102,10 @@ export async function startRouter(
       throw err;
     }
   }
+  registerHttpServerMetrics(router.metrics.registry, [
+    { listener: "main", stats: server.stats },
+    ...(admin === null ? [] : [{ listener: "admin", stats: admin.stats }]),
+  ]);
   router.start();
   const shownHost = hostname === "0.0.0.0" || hostname === "" ? "127.0.0.1" : hostname;
   let shut: Promise<void> | null = null;
