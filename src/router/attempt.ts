@@ -217,7 +217,9 @@ export class Attempt {
   failed(f: Failure, requestId: string | null): void {
     if (this.#judged) return;
     this.#judged = true;
-    this.backend.breaker.failure();
+    // Out of descriptors is the router's own trouble: the worker's breaker hears nothing.
+    if (f.kind === "fd-exhausted") this.backend.breaker.release(this.#probe);
+    else this.backend.breaker.failure();
     this.span.set("router.attempt.outcome", "failed");
     this.span.error(f.kind, f.message);
     this.#state.faults.inc(this.backend.id, f.kind, f.message);

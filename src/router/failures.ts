@@ -34,6 +34,16 @@ export function classify(reason: unknown, err: unknown, gotHeaders: boolean, id:
   if (reason instanceof UpstreamTimeout) {
     return { kind: reason.kind, error: "timeout", message: reason.message };
   }
+  if (!gotHeaders && (outOfDescriptors(err) || outOfDescriptors(reason))) {
+    return {
+      kind: "fd-exhausted",
+      error: "no_worker",
+      message: `The router has no file descriptor left to reach worker ${id}: ${
+        errorMessage(outOfDescriptors(err) ? err : reason)
+      }`,
+      code: "router_out_of_descriptors",
+    };
+  }
   if (reason instanceof UpstreamUnreachable) {
     return { kind: "connect-error", error: "upstream_failed", message: reason.message };
   }
@@ -63,6 +73,19 @@ export function classify(reason: unknown, err: unknown, gotHeaders: boolean, id:
       error: "upstream_failed",
       message: `Worker ${id} failed: ${errorMessage(err)}`,
     };
+}
+
+/**
+ * Whether `err` (or an error in its `cause` chain) is EMFILE or ENFILE: the router's process or the
+ * system ran out of file descriptors, so a dial failed through no fault of the worker.
+ */
+export function outOfDescriptors(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (code === "EMFILE" || code === "ENFILE") return true;
+    if (/\(os error 2[34]\)/.test(e.message)) return true;
+  }
+  return false;
 }
 
 /** Classifies a body that broke after the response started. */
@@ -100,6 +123,7 @@ export function codeOf(f: Failure): string {
  * that a slow generation is not run twice by default.
  */
 export function retryable(f: Failure, rule: RetryRule, retryTimeouts: boolean): boolean {
+  if (f.kind === "fd-exhausted") return false; // another worker fares no better
   if (f.kind === "connect-error" || f.kind === "connect-timeout") return true;
   if (rule === "connect-only") return false;
   if (f.kind === "ttfb-timeout" || f.kind === "timeout") return retryTimeouts;

@@ -37,7 +37,9 @@ export type FailureKind =
   | "idle-timeout"
   | "timeout"
   | "stream-error"
-  | "status-5xx";
+  | "status-5xx"
+  /** The router could not open a connection: out of file descriptors (not the worker's fault). */
+  | "fd-exhausted";
 
 const NAME = "router_upstream_failures_total";
 
