@@ -204,6 +204,8 @@ export async function main(args: string[]): Promise<number> {
   const sig = await stop.promise;
   if (Deno.build.os !== "windows") Deno.removeSignalListener("SIGHUP", reload);
   router.logger.info("shutting down", { signal: sig, inflight: router.inflight });
+  // Readiness flips before anything is awaited (a discovery watch or a reload may take a while).
+  if (sig === "SIGTERM") router.drain();
   await discovery.stop();
   await queue;
   // SIGTERM (an orchestrator) drains first: /readyz says 503 while requests are still served.
