@@ -425,3 +425,87 @@ Deno.test("flow: a reload turns the queue on (no more instant 503) and a shutdow
     await h.close();
   }
 });
+
+/**
+ * A worker that answers chat at once and whose `/metrics` reports `waiting` queued requests
+ * (vLLM's names), or fails with 500 while `broken`.
+ */
+async function engineWorker(name: string) {
+  const st = { waiting: 0, broken: false, seen: 0 };
+  const server = await startServer(async (req) => {
+    if (new URL(req.url).pathname === "/metrics") {
+      if (st.broken) return new Response("down", { status: 500 });
+      return new Response(
+        `vllm:num_requests_waiting{model_name="m"} ${st.waiting}\n` +
+          `vllm:num_requests_running{model_name="m"} 4\n`,
+      );
+    }
+    await req.text();
+    st.seen++;
+    return Response.json(chatCompletion(name));
+  });
+  return Object.assign(server, { st });
+}
+
+/** A router with flow control and scraping every 50 ms (stale after 3 × 50 + 200 ms). */
+async function gatedRouter(url: string, queue: Record<string, unknown> = {}) {
+  return await routerHarness([{ url }], {
+    flow: { queue: { classes: CLASSES, ...queue } },
+    health: { scrapeMetrics: true, scrapeIntervalMs: 50, timeoutMs: 200 },
+  });
+}
+
+Deno.test("flow: an engine reporting engine_max_waiting queued requests makes requests wait in the router, not the engine", async () => {
+  const w = await engineWorker("w1");
+  w.st.waiting = 12;
+  const h = await gatedRouter(w.url, { engine_max_waiting: 5 });
+  try {
+    assert.ok(await until(() => h.router.backends[0].engine?.waiting === 12), "never scraped");
+    const pending = h.post(chatBody("held")).then(drain);
+    assert.ok(await untilMetrics(h, (m) => depth(m, "interactive") === 1), "it did not queue");
+    await new Promise((r) => setTimeout(r, 300)); // several scrapes and ticks later: still held
+    assert.equal(w.st.seen, 0, "the request reached the saturated engine");
+    assert.equal(depth(await h.metrics(), "interactive"), 1);
+    w.st.waiting = 2; // the engine drained: the next scrape and tick let the request go
+    const got = await pending;
+    assert.equal(got.status, 200);
+    assert.equal(w.st.seen, 1);
+    const m = await h.metrics();
+    assert.equal(
+      sample(m, "router_flow_admitted_total", { class: "interactive", path: "queued" }),
+      1,
+    );
+    assert.equal(depth(m, "interactive"), 0);
+  } finally {
+    await h.close();
+    await w.close();
+  }
+});
+
+Deno.test("flow: stale engine figures, or engine_max_waiting 0, never hold a request back", async () => {
+  const w = await engineWorker("w1");
+  w.st.waiting = 12;
+  const h = await gatedRouter(w.url);
+  const off = await gatedRouter(w.url, { engine_max_waiting: 0 });
+  try {
+    const b = h.router.backends[0];
+    assert.ok(await until(() => b.engine?.waiting === 12), "never scraped");
+    assert.ok(await until(() => off.router.backends[0].engine?.waiting === 12), "never scraped");
+    // Off: the fresh queue of 12 is not a reason to wait.
+    assert.equal((await off.post(chatBody("off")).then(drain)).status, 200);
+    w.st.broken = true; // scrapes fail from now on; the last reading (12 waiting) turns stale
+    assert.ok(await until(() => b.engine === undefined), "the figures never turned stale");
+    assert.equal(b.engineReading?.signals.waiting, 12, "the stale reading is kept");
+    assert.equal((await h.post(chatBody("stale")).then(drain)).status, 200);
+    const m = await h.metrics();
+    assert.equal(
+      sample(m, "router_flow_admitted_total", { class: "interactive", path: "direct" }),
+      1,
+    );
+    assert.equal(w.st.seen, 2);
+  } finally {
+    await h.close();
+    await off.close();
+    await w.close();
+  }
+});

@@ -175,8 +175,7 @@ export class Router {
       clock: s.clock,
     });
     this.#scraper = scraper;
-    const source = (id: string) => scraper.engineLoad(id);
-    for (const b of s.backends) b.engineSource = source;
+    for (const b of s.backends) b.engineSource = scraper;
     scraper.start();
   }
 
