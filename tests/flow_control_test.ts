@@ -76,6 +76,19 @@ async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
   return true;
 }
 
+/** The sum of every sample of `name` whose labels include `labels`. */
+function total(text: string, name: string, labels: Record<string, string>): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let n = 0;
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][\w:]*)\{(.*)\} (\S+)$/.exec(line);
+    if (m === null || m[1] !== name) continue;
+    const have = m[2].split(",");
+    if (want.every((w) => have.includes(w))) n += Number(m[3]);
+  }
+  return n;
+}
+
 const depth = (m: string, cls: string) => sample(m, "router_flow_queue_depth", { class: cls });
 
 /** Two classes by the `x-priority` header: high (interactive) and low (batch, sheddable). */
@@ -184,6 +197,9 @@ Deno.test("flow: a full queue answers 429 with Retry-After; a higher class displ
     const m = await h.metrics();
     assert.equal(sample(m, "router_flow_shed_total", { class: "batch", reason: "queue_full" }), 1);
     assert.equal(sample(m, "router_flow_shed_total", { class: "batch", reason: "displaced" }), 1);
+    // Both 429s are counted once in router_requests_total, as cause "limit" (docs/metrics.md).
+    assert.equal(total(m, "router_requests_total", { status: "429", cause: "limit" }), 2);
+    assert.equal(total(m, "router_requests_total", { status: "429" }), 2);
   } finally {
     w.open();
     await h.close();
@@ -389,6 +405,9 @@ Deno.test("flow: unknown priority is 400; a tenant over its rate gets 429 with R
     assert.equal(sample(m, "router_flow_tenant_requests_total", { tenant, outcome: "shed" }), 1);
     assert.equal(sample(m, "router_flow_admitted_total", { class: "batch", path: "direct" }), 1);
     assert.ok(!m.includes(key), "the key itself never appears");
+    // Flow's refusals are cause "limit": two unknown priorities (400), one rate limit (429).
+    assert.equal(total(m, "router_requests_total", { status: "400", cause: "limit" }), 2);
+    assert.equal(total(m, "router_requests_total", { status: "429", cause: "limit" }), 1);
   } finally {
     await h.close();
   }

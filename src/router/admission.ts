@@ -106,6 +106,18 @@ export interface FlowTicket {
   end(): void;
 }
 
+/** What flow control would do with a request (`FlowControl.dryRun`). */
+export type FlowDryRun =
+  | {
+    readonly ok: true;
+    readonly className: string;
+    /** Whether it would wait in the router queue rather than go on at once. */
+    readonly wait: boolean;
+    /** Requests of its class or a higher one waiting for its model now. */
+    readonly ahead: number;
+  }
+  | { readonly ok: false; readonly message: string; readonly param: string };
+
 /** The ticket of a router without flow control. */
 const OFF_TICKET: FlowTicket = {
   admit: () => null,
@@ -309,6 +321,33 @@ export class FlowControl {
     const q = this.#queues.get(served);
     if (q !== undefined && (q.inTransit > 0 || q.waitingAhead(className) > 0)) return true;
     return !anyCandidate(this.#backends(), NONE, served, this.#gate);
+  }
+
+  /**
+   * `/debug/route`'s dry run: the request's class and whether it would wait in the router queue
+   * now (see `mustWait`), or its 400 for an unknown priority; null while flow control is off.
+   * Tenant limits are not consulted (that would spend the tenant's tokens).
+   */
+  dryRun(req: ServerRequest, plan: RequestPlan): FlowDryRun | null {
+    const config = this.#config;
+    if (config === null) return null;
+    const q = config.queue;
+    const header = q.classHeader === "" ? null : req.header(q.classHeader);
+    const c = classOf(header ?? plan.classValue, q);
+    if (!c.ok) {
+      return {
+        ok: false,
+        message: c.message,
+        param: header !== null ? q.classHeader : q.classField,
+      };
+    }
+    const ahead = this.#queues.get(plan.served)?.waitingAhead(c.className) ?? 0;
+    return {
+      ok: true,
+      className: c.className,
+      wait: this.mustWait(plan.served, c.className),
+      ahead,
+    };
   }
 
   /** The queue of `served`, created when needed. */
