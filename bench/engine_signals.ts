@@ -21,13 +21,13 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { type LoadTicket, LoadTracker } from "../src/router/load_tracker.ts";
 import { EngineModel } from "../src/sim/engine.ts";
 import { getProfile } from "../src/sim/profiles.ts";
 import type { StepResult } from "../src/sim/types.ts";
 import { createStrategy } from "../src/strategies/mod.ts";
 import type { Candidate, EngineLoad, Strategy } from "../src/strategies/types.ts";
+import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
 import { SeededRng } from "../src/util/rng.ts";
 import { percentile } from "../src/bench/stats.ts";
 import type { EngineFigures } from "../src/backends/engine_metrics.ts";
@@ -265,17 +265,57 @@ class Run {
   }
 }
 
-function main(): void {
-  const { values } = parseArgs({
-    options: {
-      seeds: { type: "string", default: "10" },
-      interval: { type: "string", default: "1000" },
-      seconds: { type: "string", default: "120" },
-      "other-rate": { type: "string", default: "2.2" },
-      "ours-rate": { type: "string", default: "3" },
-      "switch-every": { type: "string", default: "0" },
-    },
-  });
+/** The flags (the help lists them from here). */
+export const FLAGS = {
+  seeds: { type: "string", value: "N", default: "10", help: "runs per cell, seeds 1..N" },
+  interval: { type: "string", value: "MS", default: "1000", help: "scrape interval, ms" },
+  seconds: {
+    type: "string",
+    value: "S",
+    default: "120",
+    help: "virtual seconds per run (the first 10 not counted)",
+  },
+  "other-rate": {
+    type: "string",
+    value: "R",
+    default: "2.2",
+    help: "the other client's requests per second to engine 0 (4000-token prompts)",
+  },
+  "ours-rate": {
+    type: "string",
+    value: "R",
+    default: "3",
+    help: "the router's requests per second (1000-token prompts)",
+  },
+  "switch-every": {
+    type: "string",
+    value: "S",
+    default: "0",
+    help: "the other client moves to the other engine every S seconds; 0 = never",
+  },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagTable;
+
+const USAGE = `Usage: deno run -A bench/engine_signals.ts [options]
+
+Engine signals in virtual time: leastloaded and costaware with the engines' scraped queues off,
+basic and full, on two a100-7b engines one of which another client loads.
+
+Options:
+${flagHelp(FLAGS)}`;
+
+function main(): number {
+  let values;
+  try {
+    values = parseFlags(FLAGS, Deno.args);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
   const sc: Scenario = {
     seconds: Number(values.seconds),
     otherRate: Number(values["other-rate"]),
@@ -320,6 +360,7 @@ function main(): void {
       );
     }
   }
+  return 0;
 }
 
-if (import.meta.main) main();
+if (import.meta.main) Deno.exit(main());

@@ -16,18 +16,18 @@
  * and HTTP add their overhead, so the offline figures and these differ a little.
  *
  * Usage: deno run -A bench/overload_http.ts [--workers 2] [--seconds 20] [--rounds 1]
- *          [--scenario priority|flood] [--max-inflight 16] [--seed 1] [--json]
+ *          [--scenario priority|flood] [--max-inflight 16] [--seed 1] [--json] (`--help` lists them)
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { configFromWorkers } from "../src/config/mod.ts";
 import { measureCapacity, SCENARIOS } from "../src/flow/overload.ts";
 import { startRouter } from "../src/router/mod.ts";
 import { Logger } from "../src/router/logger.ts";
 import { startSimWorker } from "../src/sim/server.ts";
 import { percentile } from "../src/bench/stats.ts";
+import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
 import { SeededRng } from "../src/util/rng.ts";
 
 const KINDS: Record<string, { prompt: number; answer: number; targetMs: number }> = {
@@ -165,19 +165,48 @@ function figures(out: readonly Outcome[], seconds: number) {
   return { classes: rows, goodputPerS: goodput };
 }
 
+/** The flags (the help lists them from here). */
+export const FLAGS = {
+  workers: { type: "string", value: "N", default: "2", help: "simulated a100-7b workers" },
+  seconds: { type: "string", value: "S", default: "20", help: "arrival window, seconds" },
+  rounds: {
+    type: "string",
+    value: "N",
+    default: "1",
+    help: "rounds; each runs both modes, the first mode alternating",
+  },
+  scenario: {
+    type: "string",
+    value: "NAME",
+    default: "priority",
+    help: `${Object.keys(SCENARIOS).join(", ")} (src/flow/overload.ts)`,
+  },
+  "max-inflight": { type: "string", value: "N", default: "16", help: "per-worker cap" },
+  seed: { type: "string", value: "N", default: "1", help: "arrival seed" },
+  json: { type: "boolean", default: false, help: "also print every round's figures as JSON" },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagTable;
+
+const USAGE = `Usage: deno run -A bench/overload_http.ts [options]
+
+The overload experiment over HTTP through the real router: reject (503 at once) vs the router
+queue, alternated round by round.
+
+Options:
+${flagHelp(FLAGS)}`;
+
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      workers: { type: "string", default: "2" },
-      seconds: { type: "string", default: "20" },
-      rounds: { type: "string", default: "1" },
-      scenario: { type: "string", default: "priority" },
-      "max-inflight": { type: "string", default: "16" },
-      seed: { type: "string", default: "1" },
-      json: { type: "boolean", default: false },
-    },
-  });
+  let values;
+  try {
+    values = parseFlags(FLAGS, Deno.args);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    Deno.exit(2);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
   const workers = Number(values.workers);
   const seconds = Number(values.seconds);
   const streams = SCENARIOS[values.scenario];

@@ -38,11 +38,12 @@
  *          [--stagger-ms 2000] [--out bench/results/precise-DATE] [--probe] [--quick]
  *        nice deno run -A bench/precise_compare.ts --from DIR   # report.md, results.json again
  *        nice deno run -A bench/precise_compare.ts --from DIR1,DIR2 --out DIR3   # pooled
+ *        deno run -A bench/precise_compare.ts --help   # every flag with its default
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { flagHelp, type FlagTable, parseFlags } from "../src/util/cli_flags.ts";
 import { configFromWorkers } from "../src/config/mod.ts";
 import type { RouterConfig } from "../src/config/types.ts";
 import { Logger, type RunningRouter, startRouter } from "../src/router/mod.ts";
@@ -887,25 +888,76 @@ function list(v: string | undefined, dflt: number[]): number[] {
   return v === undefined ? dflt : v.split(",").map((x) => Number(x.trim()));
 }
 
+/** The flags (the help lists them from here). */
+export const FLAGS = {
+  shapes: {
+    type: "string",
+    value: "A,B",
+    shown: "multiturn,rag",
+    help: "trace shapes (src/bench/traces.ts)",
+  },
+  strategies: {
+    type: "string",
+    value: "A,B",
+    shown: "prefixaware,costaware",
+    help: "strategies, each run in both index modes",
+  },
+  sessions: {
+    type: "string",
+    value: "N,...",
+    shown: "8,16,24; 4 with --quick",
+    help: "concurrent sessions per cell",
+  },
+  seeds: { type: "string", value: "N,...", shown: "1,2,3; 1 with --quick", help: "trace seeds" },
+  "capacity-blocks": {
+    type: "string",
+    value: "N",
+    shown: "384",
+    help: "KV blocks per simulated engine (must hold max_model_len 4096 tokens)",
+  },
+  "time-scale": {
+    type: "string",
+    value: "X",
+    shown: "0.5",
+    help: "time scale of the simulated engines (as sim-worker --time-scale)",
+  },
+  turns: { type: "string", value: "N", shown: "8; 3 with --quick", help: "turns per session" },
+  "think-ms": { type: "string", value: "MS", shown: "1000", help: "pause between turns" },
+  "stagger-ms": {
+    type: "string",
+    value: "MS",
+    shown: "2000",
+    help: "sessions' first turns spread over [0, MS]",
+  },
+  out: {
+    type: "string",
+    value: "DIR",
+    shown: "bench/results/precise-DATE",
+    help: "output folder (report.md, results.json, logs)",
+  },
+  quick: { type: "boolean", help: "a small run: 4 sessions, 1 seed, 3 turns" },
+  probe: {
+    type: "boolean",
+    help: "a pass-through proxy before each worker records what each request found cached",
+  },
+  from: {
+    type: "string",
+    value: "DIR[,DIR]",
+    shown: "none",
+    help: "write report.md and results.json again from earlier runs (several: pooled into --out)",
+  },
+  help: { type: "boolean", short: "h", default: false, help: "show this help" },
+} as const satisfies FlagTable;
+
+const USAGE = `Usage: nice deno run -A bench/precise_compare.ts [options]
+
+Approximate vs precise index on the simulated fleet over HTTP, alternating modes per cell.
+
+Options:
+${flagHelp(FLAGS)}`;
+
 function parseSetup(args: string[]): BenchSetup & { out: string; from?: string } {
-  const { values } = parseArgs({
-    args,
-    options: {
-      shapes: { type: "string" },
-      strategies: { type: "string" },
-      sessions: { type: "string" },
-      seeds: { type: "string" },
-      "capacity-blocks": { type: "string" },
-      "time-scale": { type: "string" },
-      turns: { type: "string" },
-      "think-ms": { type: "string" },
-      "stagger-ms": { type: "string" },
-      out: { type: "string" },
-      quick: { type: "boolean" },
-      probe: { type: "boolean" },
-      from: { type: "string" },
-    },
-  });
+  const values = parseFlags(FLAGS, args);
   const quick = values.quick === true;
   const date = new Date().toISOString().slice(0, 10);
   const cpu = (() => {
@@ -953,7 +1005,17 @@ async function warmup(s: BenchSetup, o: RunOptions): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const s = parseSetup(Deno.args);
+  let s;
+  try {
+    if (parseFlags(FLAGS, Deno.args).help) {
+      console.log(USAGE);
+      return;
+    }
+    s = parseSetup(Deno.args);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
+    Deno.exit(2);
+  }
   if (s.from !== undefined) {
     const dirs = s.from.split(",");
     const { setup, runs } = pool(await Promise.all(dirs.map(loadRuns)));

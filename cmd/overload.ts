@@ -6,9 +6,13 @@
  *   deno task overload                       # flood scenario: 2.6x capacity, every mode
  *   deno task overload --scenario priority   # the interactive class alone fits
  *
+ * The flags and their checks are in `src/flow/overload_cli.ts` (`parseFlags(FLAGS, ...)`).
+ *
  * @module
  */
 
-import { main } from "../src/flow/overload.ts";
+import { main } from "../src/flow/overload_cli.ts";
 
-Deno.exit(main(Deno.args));
+export { FLAGS } from "../src/flow/overload_cli.ts";
+
+if (import.meta.main) Deno.exit(main(Deno.args));

@@ -76,6 +76,19 @@ async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
   return true;
 }
 
+/** The sum of every sample of `name` whose labels include `labels`. */
+function total(text: string, name: string, labels: Record<string, string>): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  let n = 0;
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][\w:]*)\{(.*)\} (\S+)$/.exec(line);
+    if (m === null || m[1] !== name) continue;
+    const have = m[2].split(",");
+    if (want.every((w) => have.includes(w))) n += Number(m[3]);
+  }
+  return n;
+}
+
 const depth = (m: string, cls: string) => sample(m, "router_flow_queue_depth", { class: cls });
 
 /** Two classes by the `x-priority` header: high (interactive) and low (batch, sheddable). */
@@ -184,6 +197,9 @@ Deno.test("flow: a full queue answers 429 with Retry-After; a higher class displ
     const m = await h.metrics();
     assert.equal(sample(m, "router_flow_shed_total", { class: "batch", reason: "queue_full" }), 1);
     assert.equal(sample(m, "router_flow_shed_total", { class: "batch", reason: "displaced" }), 1);
+    // Both 429s are counted once in router_requests_total, as cause "limit" (docs/metrics.md).
+    assert.equal(total(m, "router_requests_total", { status: "429", cause: "limit" }), 2);
+    assert.equal(total(m, "router_requests_total", { status: "429" }), 2);
   } finally {
     w.open();
     await h.close();
@@ -389,6 +405,9 @@ Deno.test("flow: unknown priority is 400; a tenant over its rate gets 429 with R
     assert.equal(sample(m, "router_flow_tenant_requests_total", { tenant, outcome: "shed" }), 1);
     assert.equal(sample(m, "router_flow_admitted_total", { class: "batch", path: "direct" }), 1);
     assert.ok(!m.includes(key), "the key itself never appears");
+    // Flow's refusals are cause "limit": two unknown priorities (400), one rate limit (429).
+    assert.equal(total(m, "router_requests_total", { status: "400", cause: "limit" }), 2);
+    assert.equal(total(m, "router_requests_total", { status: "429", cause: "limit" }), 1);
   } finally {
     await h.close();
   }
@@ -423,5 +442,89 @@ Deno.test("flow: a reload turns the queue on (no more instant 503) and a shutdow
   } finally {
     w.open();
     await h.close();
+  }
+});
+
+/**
+ * A worker that answers chat at once and whose `/metrics` reports `waiting` queued requests
+ * (vLLM's names), or fails with 500 while `broken`.
+ */
+async function engineWorker(name: string) {
+  const st = { waiting: 0, broken: false, seen: 0 };
+  const server = await startServer(async (req) => {
+    if (new URL(req.url).pathname === "/metrics") {
+      if (st.broken) return new Response("down", { status: 500 });
+      return new Response(
+        `vllm:num_requests_waiting{model_name="m"} ${st.waiting}\n` +
+          `vllm:num_requests_running{model_name="m"} 4\n`,
+      );
+    }
+    await req.text();
+    st.seen++;
+    return Response.json(chatCompletion(name));
+  });
+  return Object.assign(server, { st });
+}
+
+/** A router with flow control and scraping every 50 ms (stale after 3 × 50 + 200 ms). */
+async function gatedRouter(url: string, queue: Record<string, unknown> = {}) {
+  return await routerHarness([{ url }], {
+    flow: { queue: { classes: CLASSES, ...queue } },
+    health: { scrapeMetrics: true, scrapeIntervalMs: 50, timeoutMs: 200 },
+  });
+}
+
+Deno.test("flow: an engine reporting engine_max_waiting queued requests makes requests wait in the router, not the engine", async () => {
+  const w = await engineWorker("w1");
+  w.st.waiting = 12;
+  const h = await gatedRouter(w.url, { engine_max_waiting: 5 });
+  try {
+    assert.ok(await until(() => h.router.backends[0].engine?.waiting === 12), "never scraped");
+    const pending = h.post(chatBody("held")).then(drain);
+    assert.ok(await untilMetrics(h, (m) => depth(m, "interactive") === 1), "it did not queue");
+    await new Promise((r) => setTimeout(r, 300)); // several scrapes and ticks later: still held
+    assert.equal(w.st.seen, 0, "the request reached the saturated engine");
+    assert.equal(depth(await h.metrics(), "interactive"), 1);
+    w.st.waiting = 2; // the engine drained: the next scrape and tick let the request go
+    const got = await pending;
+    assert.equal(got.status, 200);
+    assert.equal(w.st.seen, 1);
+    const m = await h.metrics();
+    assert.equal(
+      sample(m, "router_flow_admitted_total", { class: "interactive", path: "queued" }),
+      1,
+    );
+    assert.equal(depth(m, "interactive"), 0);
+  } finally {
+    await h.close();
+    await w.close();
+  }
+});
+
+Deno.test("flow: stale engine figures, or engine_max_waiting 0, never hold a request back", async () => {
+  const w = await engineWorker("w1");
+  w.st.waiting = 12;
+  const h = await gatedRouter(w.url);
+  const off = await gatedRouter(w.url, { engine_max_waiting: 0 });
+  try {
+    const b = h.router.backends[0];
+    assert.ok(await until(() => b.engine?.waiting === 12), "never scraped");
+    assert.ok(await until(() => off.router.backends[0].engine?.waiting === 12), "never scraped");
+    // Off: the fresh queue of 12 is not a reason to wait.
+    assert.equal((await off.post(chatBody("off")).then(drain)).status, 200);
+    w.st.broken = true; // scrapes fail from now on; the last reading (12 waiting) turns stale
+    assert.ok(await until(() => b.engine === undefined), "the figures never turned stale");
+    assert.equal(b.engineReading?.signals.waiting, 12, "the stale reading is kept");
+    assert.equal((await h.post(chatBody("stale")).then(drain)).status, 200);
+    const m = await h.metrics();
+    assert.equal(
+      sample(m, "router_flow_admitted_total", { class: "interactive", path: "direct" }),
+      1,
+    );
+    assert.equal(w.st.seen, 2);
+  } finally {
+    await h.close();
+    await off.close();
+    await w.close();
   }
 });

@@ -65,11 +65,23 @@ Deno.test("tracing: a request span, an attempt span per try, traceparent to the 
       const v = s.attributes.find((x) => x.key === k)?.value;
       return v === undefined ? undefined : Object.values(v)[0];
     };
+    assert.equal(request.name, "POST /v1/chat/completions");
+    assert.deepEqual(attempts.map((a) => a.name).sort(), ["attempt 0", "attempt 1"]);
+    assert.equal(attr(request, "http.request.method"), "POST");
+    assert.equal(attr(request, "url.path"), "/v1/chat/completions");
+    assert.equal(attr(request, "router.strategy"), "roundrobin");
+    assert.equal(attr(request, "gen_ai.request.model"), JSON.parse(chatBody("traced")).model);
+    // The retry's match on w2, which has seen nothing yet: 0 chunks (an int, as a string in JSON).
+    assert.equal(String(attr(request, "router.match_chunks")), "0");
+    assert.equal(String(attr(request, "router.attempts")), "2");
     assert.equal(attr(request, "router.worker"), "w2");
     assert.equal(attr(request, "router.reason"), "retry-after-round-robin");
     assert.equal(String(attr(request, "http.response.status_code")), "200");
     const failed = attempts.find((a) => attr(a, "router.attempt.outcome") === "failed")!;
     assert.equal(attr(failed, "error.type"), "connect-error");
+    assert.equal(String(attr(failed, "router.attempt")), "0");
+    assert.equal(attr(failed, "router.worker"), "w1");
+    assert.equal(attr(failed, "server.address"), "127.0.0.1");
     const answered = attempts.find((a) => attr(a, "router.attempt.outcome") === "answered")!;
     assert.equal(seenParent, `00-${clientTrace}-${answered.spanId}-01`, "the engine's parent");
     const line = h.logs.find((l) => l.msg === "request")!;

@@ -39,9 +39,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { percentile } from "../bench/stats.ts";
-import { getProfile, PROFILE_NAMES } from "../sim/profiles.ts";
+import { getProfile } from "../sim/profiles.ts";
 import type { EngineParams } from "../sim/types.ts";
 import { SeededRng } from "../util/rng.ts";
 import { AdmissionQueue } from "./admission_queue.ts";
@@ -473,110 +472,3 @@ export function formatOverload(r: OverloadResult): string {
 function fmt(n: number): string {
   return Number.isFinite(n) ? n.toFixed(0) : "-";
 }
-
-const HELP = `Usage: overload [options]
-
-Open-loop overload in virtual time on simulated engines: no router queue vs caps with 503 vs caps
-with the router queue (priority, DRR fairness, max wait). See src/flow/overload.ts.
-
-Options:
-  --workers N          engines (default 4)
-  --profile NAME       ${PROFILE_NAMES.join(", ")} (default a100-7b)
-  --duration-ms N      arrival window (default 60000)
-  --scenario NAME      ${Object.keys(SCENARIOS).join(", ")} (default flood: 2.6x capacity in all;
-                       priority: 2x, interactive alone at 0.8x)
-  --overload X         multiplies every stream's share of capacity (default 1)
-  --max-inflight N     per-worker cap of the reject and queue modes (default 16)
-  --max-wait C=D,...   router queue max wait by class (default interactive=1s,batch=10s)
-  --modes A,B,...      ${MODES.join(", ")} (default all)
-  --seed N             arrival seed (default 1)
-  --json               print the result as JSON
-  -h, --help           show this help
-`;
-
-/** CLI entry: parses `args`, runs, prints; returns the exit code. */
-export function main(args: readonly string[]): number {
-  let values;
-  try {
-    values = parseArgs({
-      args: [...args],
-      options: {
-        workers: { type: "string" },
-        profile: { type: "string" },
-        "duration-ms": { type: "string" },
-        overload: { type: "string" },
-        scenario: { type: "string" },
-        "max-inflight": { type: "string" },
-        "max-wait": { type: "string" },
-        modes: { type: "string" },
-        seed: { type: "string" },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }).values;
-  } catch (err) {
-    console.error(err instanceof Error ? err.message : String(err));
-    return 2;
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const num = (name: string, v: string | undefined, ok: (n: number) => boolean) => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (v.trim() === "" || !ok(n)) throw new RangeError(`--${name} got "${v}"`);
-    return n;
-  };
-  try {
-    const scenario = values.scenario ?? "flood";
-    if (!Object.hasOwn(SCENARIOS, scenario)) {
-      throw new RangeError(
-        `--scenario takes ${Object.keys(SCENARIOS).join(", ")}, got "${scenario}"`,
-      );
-    }
-    const result = runOverload({
-      streams: SCENARIOS[scenario],
-      workers: num("workers", values.workers, (n) => Number.isInteger(n) && n >= 1),
-      profile: values.profile,
-      durationMs: num("duration-ms", values["duration-ms"], (n) => n > 0 && n <= 3_600_000),
-      overload: num("overload", values.overload, (n) => n > 0 && n <= 100),
-      maxInflight: num(
-        "max-inflight",
-        values["max-inflight"],
-        (n) => Number.isInteger(n) && n >= 1,
-      ),
-      seed: num("seed", values.seed, Number.isInteger),
-      queue: values["max-wait"] === undefined
-        ? undefined
-        : overloadQueue(pairs(values["max-wait"])),
-      modes: values.modes === undefined ? undefined : modesOf(values.modes),
-    });
-    console.log(values.json ? JSON.stringify(result, null, 2) : formatOverload(result));
-    return 0;
-  } catch (err) {
-    console.error(err instanceof Error ? err.message : String(err));
-    return 2;
-  }
-}
-
-function pairs(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of text.split(",")) {
-    const [k, v] = part.split("=");
-    if (!k || !v) throw new RangeError(`--max-wait takes class=duration pairs, got "${text}"`);
-    out[k.trim()] = v.trim();
-  }
-  return out;
-}
-
-function modesOf(text: string): OverloadMode[] {
-  return text.split(",").map((m) => {
-    if (!MODES.includes(m as OverloadMode)) {
-      throw new RangeError(`--modes takes ${MODES.join(", ")}, got "${m}"`);
-    }
-    return m as OverloadMode;
-  });
-}
-
-if (import.meta.main) Deno.exit(main(Deno.args));

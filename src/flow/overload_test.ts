@@ -5,7 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { main, type OverloadOptions, runOverload, SCENARIOS } from "./overload.ts";
+import { type OverloadOptions, runOverload, SCENARIOS } from "./overload.ts";
+import { main } from "./overload_cli.ts";
 
 const SMALL: OverloadOptions = { workers: 2, durationMs: 10_000, seed: 7 };
 

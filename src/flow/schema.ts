@@ -126,6 +126,14 @@ export const FLOW_SCHEMA: JsonSchema = objectSchema({
       default: "60s",
       description: "Largest Retry-After the router answers.",
     },
+    engine_max_waiting: {
+      type: "integer",
+      minimum: 0,
+      maximum: 1_000_000,
+      default: 5,
+      description: "A worker whose engine reports this many requests waiting (fresh figures of " +
+        "health.scrape_metrics) takes no new request, which waits in the router queue; 0 = off.",
+    },
     classes: {
       type: "array",
       minItems: 1,

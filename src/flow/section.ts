@@ -13,6 +13,7 @@
  *     fair_cost: requests        # DRR cost: requests (1 each) | prompt_tokens (estimate)
  *     quantum: 1                 # DRR credit per turn per unit of weight (prompt_tokens: 4096)
  *     max_retry_after: 60s       # largest Retry-After answered
+ *     engine_max_waiting: 5      # a worker whose engine reports this many waiting is full (0 = off)
  *     classes:                   # default: these two
  *       - { name: interactive, rank: 10, max_queue: 1000, max_wait: 10s, sheddable: false,
  *           values: [high], order: adaptive }
@@ -63,6 +64,7 @@ export const QUEUE_KEYS: readonly string[] = [
   "fair_cost",
   "quantum",
   "max_retry_after",
+  "engine_max_waiting",
   "classes",
 ];
 const ORDERS: readonly ClassOrder[] = ["adaptive", "fcfs", "lifo"];
@@ -87,6 +89,13 @@ export const TENANT_KEYS: readonly string[] = [
   "default",
   "limits",
 ];
+
+/**
+ * Default `flow.queue.engine_max_waiting`: the waiting-queue threshold of the Gateway API
+ * Inference Extension's saturation detector (llm-d), 5 requests. A few waiting requests are
+ * scheduled at the engine's next steps; more mean its batch or KV cache is full.
+ */
+export const DEFAULT_ENGINE_MAX_WAITING = 5;
 
 /** Limits that limit nothing. */
 export const NO_LIMIT: TenantLimitConfig = { rps: 0, burst: 0, maxConcurrent: 0, weight: 1 };
@@ -123,6 +132,14 @@ function resolveQueue(raw: unknown, path: string, errors: string[]): FlowQueueCo
     "a number > 0",
   );
   const maxRetryAfterMs = duration(q.max_retry_after, "60s", `${path}.max_retry_after`, errors);
+  const engineMaxWaiting = int(
+    q.engine_max_waiting,
+    DEFAULT_ENGINE_MAX_WAITING,
+    0,
+    1_000_000,
+    `${path}.engine_max_waiting`,
+    errors,
+  );
   const classes = resolveClasses(q.classes, maxTotal, `${path}.classes`, errors);
   const names = classes.map((c) => c.name);
   const defaultClass = q.default_class ?? classes[0]?.name ?? "";
@@ -150,6 +167,7 @@ function resolveQueue(raw: unknown, path: string, errors: string[]): FlowQueueCo
     fairCost: fairCost as FairCost,
     quantum,
     maxRetryAfterS: Math.max(1, Math.ceil(maxRetryAfterMs / 1000)),
+    engineMaxWaiting,
   };
 }
 

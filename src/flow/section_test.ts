@@ -40,6 +40,7 @@ Deno.test("flow: {} resolves to the documented defaults", () => {
       fairCost: "requests",
       quantum: 1,
       maxRetryAfterS: 60,
+      engineMaxWaiting: 5,
     },
     tenants: {
       source: "api_key",

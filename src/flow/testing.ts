@@ -24,6 +24,7 @@ export function queueConfig(
     fairCost: "requests",
     quantum: 1,
     maxRetryAfterS: 60,
+    engineMaxWaiting: 5,
     classes: [
       {
         name: "interactive",

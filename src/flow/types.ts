@@ -58,6 +58,11 @@ export interface FlowQueueConfig {
   readonly quantum: number;
   /** Largest `Retry-After` the queue answers, seconds. */
   readonly maxRetryAfterS: number;
+  /**
+   * A worker whose engine reports this many requests waiting (fresh scraped figures,
+   * `health.scrape_metrics`) takes no new request: it waits in the router queue instead; 0 = off.
+   */
+  readonly engineMaxWaiting: number;
 }
 
 /** Limits of one tenant (`flow.tenants.default`, `flow.tenants.limits.<id>`). */

@@ -25,6 +25,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { BreakerState } from "../backends/circuit_breaker.ts";
 import type { PrefixIndexStats } from "../prefix/types.ts";
+import { EngineSignalMetrics } from "./engine_signal_metrics.ts";
 import { EventLoopLag, registerProcessMetrics } from "./process_metrics.ts";
 
 /**
@@ -32,7 +33,8 @@ import { EventLoopLag, registerProcessMetrics } from "./process_metrics.ts";
  * - `proxied`: a worker's answer, passed on (whatever its status);
  * - `router_error`: the router's own 502/503/504 (no worker, every attempt failed, shutting down);
  * - `limit`: 400/408/413 from the request limits and bad bodies (too large, too slow, not JSON,
- *   too deep, bad fields, model required);
+ *   too deep, bad fields, model required), and flow control's refusals: 400 for an unknown
+ *   priority, 429 (queue full, displaced, waited too long, tenant rate or concurrency limit);
  * - `auth`: 401, a missing or wrong API key;
  * - `not_found`: 404, no route for the path or no worker serves the model;
  * - `method`: 405, a method the path does not take;
@@ -205,6 +207,8 @@ interface LatencySeries {
 export class RouterMetrics {
   /** The registry holding every metric of this instance. */
   readonly registry: Registry = new Registry();
+  /** The engines' own load signals per worker (`engine_signal_metrics.ts`). */
+  readonly engine: EngineSignalMetrics = new EngineSignalMetrics(this.registry);
 
   readonly #requests: Counter<string>;
   readonly #duration: Histogram<string>;

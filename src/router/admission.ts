@@ -33,8 +33,13 @@
  *
  * Wake-ups: an attempt settled (in-flight down), a breaker closed, a health check found a worker
  * up, a worker's models were learned, a reload, and a periodic tick ({@link TICK_MS}: a breaker's
- * cooldown ends without an event). The engines' own queue depth is not read: the engine-signals
- * scraper is not wired into the router yet.
+ * cooldown ends without an event, nor does an engine's queue drain).
+ *
+ * The engines' own queue depth counts too (`flow.queue.engine_max_waiting`, default 5; 0 = off;
+ * `engine_gate.ts`): a worker whose engine's fresh scraped figures (`health.scrape_metrics`) show
+ * that many requests waiting has no free slot and is no candidate of a first attempt, so requests
+ * wait here, in priority and fair order, rather than in the engine's FIFO. Stale or absent
+ * figures are ignored: the worker counts by `max_inflight` alone.
  *
  * Cost with flow control on: a header read, one class lookup, one tenant-limit check and, when
  * nothing waits and a worker is free, nothing else; a wait is O(1) in the queue plus one
@@ -68,6 +73,7 @@ import type { Clock } from "../util/clock.ts";
 import { errorReply } from "../util/errors.ts";
 import type { Attempt } from "./attempt.ts";
 import { anyCandidate } from "./choose.ts";
+import { engineSaturated, type Gate } from "./engine_gate.ts";
 import { anyServes, servesModel } from "./models.ts";
 import type { RequestPlan } from "./plan.ts";
 import type { Backend } from "./pool.ts";
@@ -99,6 +105,18 @@ export interface FlowTicket {
   /** The proxy returned: lets go of what is not held. Idempotent. */
   end(): void;
 }
+
+/** What flow control would do with a request (`FlowControl.dryRun`). */
+export type FlowDryRun =
+  | {
+    readonly ok: true;
+    readonly className: string;
+    /** Whether it would wait in the router queue rather than go on at once. */
+    readonly wait: boolean;
+    /** Requests of its class or a higher one waiting for its model now. */
+    readonly ahead: number;
+  }
+  | { readonly ok: false; readonly message: string; readonly param: string };
 
 /** The ticket of a router without flow control. */
 const OFF_TICKET: FlowTicket = {
@@ -135,9 +153,12 @@ export function tenantOf(req: ServerRequest, tenants: TenantsConfig): string {
   return m === null ? tenantKey("") : apiKeyTenant(m[1]);
 }
 
-/** Free slots of `b` for the queue (see the module comment). */
-export function freeSlots(b: Backend): number {
-  if (!b.up) return 0;
+/**
+ * Free slots of `b` for the queue (see the module comment); none while `held` (the engine gate)
+ * holds it back.
+ */
+export function freeSlots(b: Backend, held: Gate | null = null): number {
+  if (!b.up || held?.(b)) return 0;
   const max = b.config.maxInflight;
   const room = max > 0 ? Math.max(0, max - b.inflight) : Infinity;
   if (b.breaker.state === "closed") return room;
@@ -156,6 +177,7 @@ export class FlowControl {
   #config: FlowConfig | null = null;
   #limits: TenantLimits | null = null;
   #metrics: FlowMetrics | null = null;
+  #gate: Gate | null = null;
   #tick: ReturnType<typeof setInterval> | undefined;
 
   constructor(config: FlowConfig | null, opts: FlowControlOptions) {
@@ -169,6 +191,14 @@ export class FlowControl {
   /** Whether flow control is on. */
   get enabled(): boolean {
     return this.#config !== null;
+  }
+
+  /**
+   * The engine gate (`engine_gate.ts`) while flow control is on and `engine_max_waiting` > 0:
+   * whether a worker's engine reports so many requests waiting that a new one should wait here.
+   */
+  get engineGate(): Gate | null {
+    return this.#gate;
   }
 
   /** Requests waiting in every queue. */
@@ -193,6 +223,11 @@ export class FlowControl {
   /** A snapshot of each queue, for metrics and the operator. */
   stats(): FlowStats[] {
     return [...this.#queues.values()].map((q) => q.stats());
+  }
+
+  /** Each queue's served model (null: models unknown) and snapshot, for `/debug/workers`. */
+  snapshot(): { model: string | null; stats: FlowStats }[] {
+    return [...this.#queues].map(([model, q]) => ({ model, stats: q.stats() }));
   }
 
   /** A new request's ticket. */
@@ -232,6 +267,8 @@ export class FlowControl {
    */
   update(config: FlowConfig | null): void {
     this.#config = config;
+    const max = config?.queue.engineMaxWaiting ?? 0;
+    this.#gate = max > 0 ? (b) => engineSaturated(b, max, this.#clock.now()) : null;
     if (config === null) {
       this.#limits = null;
     } else {
@@ -283,7 +320,34 @@ export class FlowControl {
   mustWait(served: string | null, className: string): boolean {
     const q = this.#queues.get(served);
     if (q !== undefined && (q.inTransit > 0 || q.waitingAhead(className) > 0)) return true;
-    return !anyCandidate(this.#backends(), NONE, served);
+    return !anyCandidate(this.#backends(), NONE, served, this.#gate);
+  }
+
+  /**
+   * `/debug/route`'s dry run: the request's class and whether it would wait in the router queue
+   * now (see `mustWait`), or its 400 for an unknown priority; null while flow control is off.
+   * Tenant limits are not consulted (that would spend the tenant's tokens).
+   */
+  dryRun(req: ServerRequest, plan: RequestPlan): FlowDryRun | null {
+    const config = this.#config;
+    if (config === null) return null;
+    const q = config.queue;
+    const header = q.classHeader === "" ? null : req.header(q.classHeader);
+    const c = classOf(header ?? plan.classValue, q);
+    if (!c.ok) {
+      return {
+        ok: false,
+        message: c.message,
+        param: header !== null ? q.classHeader : q.classField,
+      };
+    }
+    const ahead = this.#queues.get(plan.served)?.waitingAhead(c.className) ?? 0;
+    return {
+      ok: true,
+      className: c.className,
+      wait: this.mustWait(plan.served, c.className),
+      ahead,
+    };
   }
 
   /** The queue of `served`, created when needed. */
@@ -328,7 +392,7 @@ export class FlowControl {
     let mine = 0;
     let all = 0;
     for (const b of backends) {
-      const f = freeSlots(b);
+      const f = freeSlots(b, this.#gate);
       if (f === 0) continue;
       all += f;
       if (servesModel(b, served, known)) mine += f;

@@ -7,9 +7,12 @@
 import assert from "node:assert/strict";
 import { resolveFlowConfig } from "../flow/mod.ts";
 import { apiKeyTenant, type FlowTicket, freeSlots, tenantOf, TICK_MS } from "./admission.ts";
+import type { EngineLoad } from "../strategies/types.ts";
 import type { Attempt } from "./attempt.ts";
+import { choose } from "./choose.ts";
 import { ENDPOINTS, type ProxyEndpoint } from "./endpoints.ts";
 import { parse, type RequestPlan } from "./plan.ts";
+import type { EngineSource } from "./pool.ts";
 import { RequestLog } from "./settle.ts";
 import type { RouterState } from "./state.ts";
 import { fakeRequest, testState } from "./testing.ts";
@@ -228,4 +231,54 @@ Deno.test("update: flow turned off lets waiting requests finish; turned on again
   assert.ok(again.admitted instanceof Promise);
   s.flow.close();
   assert.equal((await again.admitted)?.status, 503);
+});
+
+/** An engine source whose figures for every worker are `load` (or none). */
+function engineOf(load: () => EngineLoad | undefined): EngineSource {
+  return { engineLoad: () => load(), reading: () => undefined };
+}
+
+Deno.test("engine gate: a fresh waiting count at engine_max_waiting holds the worker back; stale or below does not", async () => {
+  const s = testState([
+    { url: "http://127.0.0.1:1", models: ["m"] },
+    { url: "http://127.0.0.1:2", models: ["m"] },
+  ], { flow: { queue: { engine_max_waiting: 4 } } });
+  const [a, b] = s.backends;
+  let waiting = 4;
+  let at = s.clock.now();
+  const load = () => ({ waiting, running: 8, at, maxAgeMs: 1_000 });
+  a.engineSource = engineOf(load);
+  b.engineSource = engineOf(load);
+  const gate = s.flow.engineGate!;
+  assert.ok(gate !== null);
+  assert.equal(freeSlots(a, gate), 0, "4 waiting ≥ 4: no slot");
+  assert.equal(freeSlots(a), Infinity, "without the gate, the cap alone counts");
+  const held = await arrive(s, "m");
+  assert.ok(held.admitted instanceof Promise, "every engine saturated: the request waits");
+  assert.equal(s.flow.depth, 1);
+  assert.equal(
+    choose(s, { ...held.plan }, new Set(), false, s.clock.now()),
+    null,
+    "a first attempt is offered no saturated engine",
+  );
+  assert.notEqual(
+    choose(s, { ...held.plan }, new Set(), true, s.clock.now()),
+    null,
+    "a retry is never held back",
+  );
+  waiting = 3; // the engines drained below the threshold: the next wake-up lets it go
+  s.flow.freed();
+  assert.equal(await held.admitted, null);
+  held.ticket.end();
+  waiting = 50;
+  at = s.clock.now() - 5_000; // stale: older than maxAgeMs
+  assert.equal(freeSlots(a, gate), Infinity, "stale figures are ignored");
+  assert.equal((await arrive(s, "m")).admitted, null, "stale: goes on at once");
+  at = s.clock.now();
+  a.engineSource = engineOf(() => ({ running: 3, at, maxAgeMs: 1_000 }));
+  assert.equal(freeSlots(a, gate), Infinity, "an engine without a waiting count is not held back");
+  const off = testState(["http://127.0.0.1:1"], { flow: { queue: { engine_max_waiting: 0 } } });
+  assert.equal(off.flow.engineGate, null, "engine_max_waiting: 0 turns the gate off");
+  assert.equal(testState(["http://127.0.0.1:1"]).flow.engineGate, null, "flow off: no gate");
+  s.flow.close();
 });

@@ -4,7 +4,8 @@
  *
  * Candidates: the current workers the request has not tried yet that serve its model
  * (`models.ts`) and are admitted (health check passed, breaker admits, under `max_inflight`; see
- * `Backend.admits`).
+ * `Backend.admits`); for a first attempt with flow control on, also not held back by the engine
+ * gate (`engine_gate.ts`: the engine reports `flow.queue.engine_max_waiting` requests waiting).
  *
  * Choose, first rule that applies:
  * - a Responses API follow-up goes to the worker that made its `previous_response_id` (the
@@ -24,6 +25,7 @@
  */
 
 import type { ChunkHashes } from "../prefix/mod.ts";
+import type { Gate } from "./engine_gate.ts";
 import { anyServes, servesModel } from "./models.ts";
 import type { Backend } from "./pool.ts";
 import { decide, recordDecision } from "./select.ts";
@@ -58,31 +60,45 @@ export interface ChooseInput {
   readonly precise?: boolean;
 }
 
-/** Whether `b` may take an attempt of `req` now (`known`: some worker is known to serve it). */
-function eligible(b: Backend, served: string | null, known: boolean, tried: ReadonlySet<Backend>) {
-  return !tried.has(b) && servesModel(b, served, known) && b.admits();
+/**
+ * Whether `b` may take an attempt of `req` now (`known`: some worker is known to serve it;
+ * `held`: flow control's engine gate, `engine_gate.ts`).
+ */
+function eligible(
+  b: Backend,
+  served: string | null,
+  known: boolean,
+  tried: ReadonlySet<Backend>,
+  held: Gate | null,
+) {
+  return !tried.has(b) && servesModel(b, served, known) && b.admits() && !held?.(b);
 }
 
-/** The workers an attempt may go to: admitted ones serving the model, not tried yet. */
+/**
+ * The workers an attempt may go to: admitted ones serving the model, not tried yet, and not held
+ * back by `held` (flow control's engine gate).
+ */
 export function candidates(
   backends: readonly Backend[],
   tried: ReadonlySet<Backend>,
   served: string | null = null,
+  held: Gate | null = null,
 ): Backend[] {
   const known = anyServes(backends, served);
   const out: Backend[] = [];
-  for (const b of backends) if (eligible(b, served, known, tried)) out.push(b);
+  for (const b of backends) if (eligible(b, served, known, tried, held)) out.push(b);
   return out;
 }
 
-/** Whether some admitted worker serving the model is left untried. */
+/** Whether some admitted worker serving the model (not held back by `held`) is left untried. */
 export function anyCandidate(
   backends: readonly Backend[],
   tried: ReadonlySet<Backend>,
   served: string | null = null,
+  held: Gate | null = null,
 ): boolean {
   const known = anyServes(backends, served);
-  for (const b of backends) if (eligible(b, served, known, tried)) return true;
+  for (const b of backends) if (eligible(b, served, known, tried, held)) return true;
   return false;
 }
 
@@ -100,8 +116,11 @@ export function choose(
 ): Choice | null {
   const backends = state.backends;
   const known = anyServes(backends, req.served);
+  // A first attempt may still wait in the router queue: the engine gate holds saturated engines
+  // back; a retry may not wait any more.
+  const held = retry ? null : state.flow.engineGate;
   const usable = (b: Backend | undefined): b is Backend =>
-    b !== undefined && backends[b.index] === b && eligible(b, req.served, known, tried);
+    b !== undefined && backends[b.index] === b && eligible(b, req.served, known, tried, held);
   const owner = req.previousResponseId === null
     ? undefined
     : state.responses.get(req.previousResponseId);
@@ -121,7 +140,7 @@ export function choose(
     const strategy = state.strategy;
     const decision = decide({
       strategy,
-      targets: candidates(backends, tried, req.served),
+      targets: candidates(backends, tried, req.served, held),
       hashes: req.hashes,
       chunkSize: req.chunkSize ?? state.config.router.chunkSize,
       requestTokens: req.precise ? req.promptTokens : undefined,

@@ -2,13 +2,16 @@
  * Admin views of what the router knows and would do, for operators (docs/metrics.md has examples):
  *
  * - `GET /debug/workers`: per worker its url, models, health, breaker state and since when,
- *   in-flight count, the load tracker's estimates and learned rates, the prefix index's size and
- *   the last failure seen.
+ *   in-flight count, the load tracker's estimates and learned rates, the engine's own scraped
+ *   figures and their age (`health.scrape_metrics`), the prefix index's size and the last failure
+ *   seen; and the router queue (flow control): depth per model, class and tenant, oldest wait.
  * - `POST /debug/route`: a dry run of the routing decision for a request body (chat/completions
  *   shape by default; `?path=/v1/completions` or a top-level `"path"` field chooses the endpoint
  *   kind; the session header of this request is the session): each worker's match, in-flight and
  *   load, the strategy's score where the strategy computes one (`costs`, `scores` or `logits` of
- *   costaware, llmd-weighted and dynamo-cost), and the decision with its reason. Nothing is sent
+ *   costaware, llmd-weighted and dynamo-cost), and the decision with its reason; with flow control,
+ *   whether the request would wait in the router queue (`would_answer.queued`) rather than be
+ *   answered 503, or be refused for an unknown priority. Nothing is sent
  *   and nothing is recorded: no index insert, no session pin, no in-flight or load change. The
  *   strategy decides on a fresh instance with its own fixed-seed random source, so the live one's
  *   state (the round-robin position) and random sequence are untouched; for roundrobin the answer
@@ -30,6 +33,7 @@ import { ClientGone, type Reply, type ServerRequest } from "../http/types.ts";
 import type { PickContext, Strategy } from "../strategies/types.ts";
 import { ERROR_KINDS, errorReply, RouterError } from "../util/errors.ts";
 import { SeededRng } from "../util/rng.ts";
+import type { FlowDryRun } from "./admission.ts";
 import { candidates, PREVIOUS_RESPONSE_REASON, SESSION_REASON } from "./choose.ts";
 import { type Endpoint, endpointFor, ENDPOINTS, type ProxyEndpoint } from "./endpoints.ts";
 import { jsonReply } from "./local.ts";
@@ -76,6 +80,61 @@ function trackerFigures(state: RouterState, i: number): Record<string, number> |
   }
 }
 
+/**
+ * What the engine itself reports (`health.scrape_metrics`; null while off): the last good scrape's
+ * figures, when it was, whether routing still reads them (`fresh`), whether flow control holds the
+ * worker back for them (`held_back`), and the failures since.
+ */
+function engineView(state: RouterState, b: Backend): Record<string, unknown> | null {
+  const r = b.engineReading;
+  if (r === undefined) return null;
+  const sig = r.signals;
+  const fresh = b.engine;
+  return {
+    kind: sig.engine,
+    fresh: fresh !== undefined,
+    held_back: state.flow.engineGate?.(b) ?? false,
+    waiting: sig.waiting ?? null,
+    running: sig.running ?? null,
+    kv_usage: sig.kvUsage ?? null,
+    queued_request_tokens: fresh?.queuedRequestTokens ?? null,
+    max_age_ms: fresh?.maxAgeMs ?? null,
+    scraped: r.at > -Infinity ? when(state, r.at) : null,
+    scrapes: r.scrapes,
+    failures: r.failures,
+    last_error: r.lastError,
+  };
+}
+
+/** The router queue (flow control; null while off): depth by model, class and tenant, oldest wait. */
+function flowView(state: RouterState): Record<string, unknown> | null {
+  const flow = state.flow;
+  if (!flow.enabled && flow.queues === 0) return null;
+  return {
+    enabled: flow.enabled,
+    depth: flow.depth,
+    in_transit: flow.inTransit,
+    engine_max_waiting: state.config.flow?.queue.engineMaxWaiting ?? 0,
+    queues: flow.snapshot().map(({ model, stats }) => ({
+      model,
+      depth: stats.depth,
+      in_transit: stats.inTransit,
+      dispatch_rate_per_s: round(stats.dispatchRatePerS),
+      classes: Object.fromEntries(
+        Object.entries(stats.classes).map(([name, c]) => [name, {
+          depth: c.depth,
+          oldest_wait_ms: Math.round(c.oldestWaitMs),
+          enqueued: c.enqueued,
+          dispatched: c.dispatched,
+          requeued: c.requeued,
+          shed: c.shed,
+        }]),
+      ),
+      tenants: stats.tenants,
+    })),
+  };
+}
+
 /** One worker as `/debug/workers` shows it. */
 function workerView(state: RouterState, b: Backend): Record<string, unknown> {
   const stats = b.prefix.stats();
@@ -95,6 +154,7 @@ function workerView(state: RouterState, b: Backend): Record<string, unknown> {
     inflight: b.inflight,
     max_inflight: b.config.maxInflight,
     load: trackerFigures(state, b.index),
+    engine: engineView(state, b),
     prefix_index: {
       chunks: stats.chunks,
       terminals: stats.terminals,
@@ -120,17 +180,59 @@ export function debugWorkers(state: RouterState): Reply {
     draining: state.draining,
     pinned_sessions: state.sessions.size,
     retired_workers: state.retired.size,
+    flow: flowView(state),
     workers: state.backends.map((b) => workerView(state, b)),
   });
 }
 
 /** Why `b` is not offered to the strategy for `served`, or null when it is. */
-function exclusion(b: Backend, served: string | null, known: boolean): string | null {
+function exclusion(
+  state: RouterState,
+  b: Backend,
+  served: string | null,
+  known: boolean,
+): string | null {
   if (!servesModel(b, served, known)) return "does not serve the model";
   if (!b.up) return "health check failing";
   if (b.config.maxInflight > 0 && b.inflight >= b.config.maxInflight) return "at max_inflight";
   if (!b.breaker.canAdmit()) return `breaker ${b.breaker.state}`;
+  if (state.flow.engineGate?.(b)) {
+    const max = state.config.flow?.queue.engineMaxWaiting ?? 0;
+    return `engine queue at ${b.engine?.waiting} waiting (flow.queue.engine_max_waiting ${max})`;
+  }
   return null;
+}
+
+/**
+ * `would_answer` of the dry run: null when the request would go on at once; `queued` when flow
+ * control would make it wait in the router queue; else the router's refusal (400 for an unknown
+ * priority, 503 when no worker is available and nothing would queue it).
+ */
+function wouldAnswer(flow: FlowDryRun | null, decided: boolean): Record<string, unknown> | null {
+  if (flow !== null && !flow.ok) {
+    return {
+      status: 400,
+      error: {
+        message: flow.message,
+        type: ERROR_KINDS.bad_request.type,
+        param: flow.param,
+        code: "invalid_priority",
+      },
+    };
+  }
+  if (flow !== null && flow.wait) {
+    return {
+      status: null,
+      queued: true,
+      class: flow.className,
+      ahead: flow.ahead,
+      message: decided
+        ? `Requests of class ${flow.className} or higher wait for this model: it would wait its turn in the router queue`
+        : "No worker can take the request now: it would wait in the router queue",
+    };
+  }
+  if (decided) return null;
+  return { status: 503, error: { message: "No worker is available to serve this request" } };
 }
 
 /** Per-candidate scores a strategy computes (`costs`, `scores`, `logits`), if it has one. */
@@ -239,7 +341,7 @@ export async function debugRoute(state: RouterState, req: ServerRequest): Promis
       },
     });
   }
-  return jsonReply(explain(state, plan, input.path));
+  return jsonReply(explain(state, plan, input.path, state.flow.dryRun(req, plan)));
 }
 
 /** The decision `choose` would take, by its rules, without pinning or recording anything. */
@@ -269,9 +371,14 @@ function decisionOf(
 }
 
 /** The dry run's answer for a parsed request. */
-function explain(state: RouterState, plan: RequestPlan, path: string): Record<string, unknown> {
+function explain(
+  state: RouterState,
+  plan: RequestPlan,
+  path: string,
+  flow: FlowDryRun | null,
+): Record<string, unknown> {
   const backends = state.backends;
-  const offered = candidates(backends, new Set(), plan.served);
+  const offered = candidates(backends, new Set(), plan.served, state.flow.engineGate);
   const strategy = strategyFor(state.config);
   const chunkSize = state.config.router.chunkSize;
   const rng = new SeededRng(state.config.router.seed ?? 1);
@@ -296,7 +403,7 @@ function explain(state: RouterState, plan: RequestPlan, path: string): Record<st
     return {
       id: b.id,
       offered: c !== undefined,
-      excluded_because: c !== undefined ? null : exclusion(b, plan.served, known),
+      excluded_because: c !== undefined ? null : exclusion(state, b, plan.served, known),
       match_chunks: c !== undefined && strategy.usesPrefix ? c.match : b.prefix.match(plan.hashes),
       inflight: b.inflight,
       cached_chunks: b.prefix.chunks,
@@ -322,9 +429,8 @@ function explain(state: RouterState, plan: RequestPlan, path: string): Record<st
     score: scores === null ? null : { kind: scores.kind, better: scores.better },
     candidates: backends.map(row),
     decision,
-    would_answer: decision === null
-      ? { status: 503, error: { message: "No worker is available to serve this request" } }
-      : null,
+    flow: flow === null || !flow.ok ? null : { class: flow.className, would_wait: flow.wait },
+    would_answer: wouldAnswer(flow, decision !== null),
   };
 }
 

@@ -52,6 +52,7 @@ export async function metrics(state: RouterState): Promise<Reply> {
     m.setBreakerState(b.id, b.breaker.state);
     m.setPrefixTreeStats(b.id, b.prefix.stats(), b.prefix);
   }
+  m.engine.update(state.backends, state.clock.now());
   return {
     status: 200,
     headers: [["content-type", m.contentType]],

@@ -18,8 +18,17 @@ import { type DeadlineOptions, dialTarget } from "../proxy/deadlines.ts";
 import { H1Pool } from "../proxy/h1_client.ts";
 import type { RouteTarget } from "./select.ts";
 import type { Clock } from "../util/clock.ts";
+import type { EngineReading } from "../backends/engine_scraper.ts";
 import type { EngineLoad, WorkerLoad } from "../strategies/types.ts";
 import { configuredEntries, type ModelEntry } from "./models.ts";
+
+/** Where a worker's engine figures come from: the router's `EngineScraper`. */
+export interface EngineSource {
+  /** The figures routing reads, while fresh; undefined when stale or absent. */
+  engineLoad(id: string): EngineLoad | undefined;
+  /** The last reading, fresh or stale, with its time and failures. */
+  reading(id: string): EngineReading | undefined;
+}
 
 /** One upstream worker and what the router knows of it. */
 export class Backend implements RouteTarget {
@@ -52,7 +61,7 @@ export class Backend implements RouteTarget {
   /** Where cost-model figures come from; set by the router only when its strategy reads them. */
   loadSource: ((index: number) => WorkerLoad) | null = null;
   /** Where the engine's own load signals come from (`health.scrape_metrics`), or null. */
-  engineSource: ((id: string) => EngineLoad | undefined) | null = null;
+  engineSource: EngineSource | null = null;
   readonly #clock: Clock;
   /** Keep-alive connections of the HTTP/1.1 client; created on first use, http:// only. */
   #h1: H1Pool | null = null;
@@ -95,7 +104,12 @@ export class Backend implements RouteTarget {
 
   /** The engine's own load figures, while fresh (`health.scrape_metrics`). */
   get engine(): EngineLoad | undefined {
-    return this.engineSource?.(this.id);
+    return this.engineSource?.engineLoad(this.id);
+  }
+
+  /** The scraper's last reading of the engine, fresh or not (for the operator); undefined: none. */
+  get engineReading(): EngineReading | undefined {
+    return this.engineSource?.reading(this.id);
   }
 
   /** Cost-model figures of this worker, when the router's strategy uses them. */

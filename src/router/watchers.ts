@@ -53,8 +53,7 @@ export class WorkerWatch {
       clock: s.clock,
     });
     this.#scraper = scraper;
-    const source = (id: string) => scraper.engineLoad(id);
-    for (const b of s.backends) b.engineSource = source;
+    for (const b of s.backends) b.engineSource = scraper;
     scraper.start();
   }
 

@@ -88,12 +88,13 @@ export class SectionCache {
   /** Stores `ids` under `key` unless the entry is too large, then evicts down to the budget. */
   set(key: string, ids: Uint32Array): void {
     const cost = SectionCache.cost(key, ids);
-    if (cost * 8 > this.maxBytes) return;
     const old = this.#map.get(key);
     if (old !== undefined) {
       this.#map.delete(key);
       this.#bytes -= old.cost;
     }
+    // Too big to keep: not stored, and no older value of the key is left to be read instead.
+    if (cost * 8 > this.maxBytes) return;
     this.#map.set(key, { ids, cost, used: false });
     this.#bytes += cost;
     while (this.#bytes > this.maxBytes) {

@@ -78,6 +78,15 @@ Deno.test("SectionCache: a key cut from a long text does not keep the text alive
   assert.ok(grown < 4 * 1024 * 1024, `the heap grew by ${grown} bytes`);
 });
 
+Deno.test("SectionCache: a value too big to keep replaces the key's older one by nothing", () => {
+  const cache = new SectionCache(768);
+  cache.set("", new Uint32Array(0));
+  assert.equal(cache.get("")?.length, 0);
+  cache.set("", new Uint32Array(1)); // over an eighth of the budget: not stored
+  assert.equal(cache.get(""), undefined, "no stale value");
+  assert.equal(cache.stats().bytes, cache.recount());
+});
+
 Deno.test("SectionCache: bytes equal a recount and stay within the budget (property)", () => {
   const op = fc.record({
     key: fc.string({ maxLength: 6 }),
@@ -124,12 +133,13 @@ class ReferenceCache {
     return e?.n;
   }
   set(key: string, n: number): void {
-    if (this.cost(key, n) * 8 > this.maxBytes) return;
     const old = this.entries.get(key);
     if (old !== undefined) {
       this.order.splice(this.order.indexOf(key), 1);
+      this.entries.delete(key);
       this.bytes -= this.cost(key, old.n);
     }
+    if (this.cost(key, n) * 8 > this.maxBytes) return;
     this.order.push(key);
     this.entries.set(key, { n, used: false });
     this.bytes += this.cost(key, n);
