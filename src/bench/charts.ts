@@ -14,8 +14,10 @@
  * - Axis names carry their units; the subtitle names the run (the report's title) and its time
  *   base, read from that title: virtual time (offline simulator), wall clock at the simulated
  *   workers' time scale, or wall clock against real engines.
- * - Every chart whose metric has a CI shows it (TTFT and KV cached); the CDF has no CI and marks
- *   each strategy's p50, p90 and p99 instead, where its curve crosses 50%, 90% and 99%.
+ * - Every chart shows a 95% band: the bootstrap CI of TTFT and KV cached at each point, and on the
+ *   CDF the Dvoretzky-Kiefer-Wolfowitz band, the empirical CDF ± ε with ε = √(ln(2/0.05) / 2n) over
+ *   n requests (it holds the whole true CDF at once with 95% confidence). The CDF also marks each
+ *   strategy's p50, p90 and p99, where its curve crosses 50%, 90% and 99%.
  *
  * @module
  */
@@ -263,6 +265,31 @@ function floorTen(xs: readonly number[]): number {
   return Number.isFinite(lo) ? Math.max(0, Math.floor((lo - 2) / 10) * 10) : 0;
 }
 
+/** Half-width of the 95% DKW confidence band of an empirical CDF over `n` samples. */
+export function dkwEpsilon(n: number): number {
+  return Math.sqrt(Math.log(2 / 0.05) / (2 * n));
+}
+
+/** The DKW band of one CDF: an invisible lower step line and the band's width stacked on it. */
+function cdfBand(c: Report["cdf"][number], i: number, color: string): Record<string, unknown>[] {
+  const eps = c.requests > 0 ? dkwEpsilon(c.requests) : 0;
+  const lo = c.points.map(([x, f]) => [x, 100 * Math.max(0, f - eps)]);
+  const width = c.points.map(([x, f], j) => [x, 100 * Math.min(1, f + eps) - lo[j][1]]);
+  return [["low", lo], ["width", width]].map(([part, data]) => ({
+    name: c.strategy,
+    id: `${c.strategy} band ${part}`,
+    type: "line",
+    step: "end",
+    stack: `cdf-${i}`,
+    symbol: "none",
+    lineStyle: { opacity: 0 },
+    areaStyle: part === "width" ? { color, opacity: 0.14 } : undefined,
+    data,
+    silent: true,
+    z: 1,
+  }));
+}
+
 /** The three charts as SVG strings, keyed by file name. */
 export function renderCharts(r: Report): Record<string, string> {
   const styles = strategyStyles(r.strategies);
@@ -300,32 +327,40 @@ export function renderCharts(r: Report): Record<string, string> {
     ...frame(
       r,
       `TTFT CDF at ${top} concurrent sessions`,
-      "Markers: each strategy's p50, p90 and p99",
+      "Markers: each strategy's p50, p90 and p99. Shaded: 95% DKW band",
       { name: "TTFT (ms)", min: 0 },
       { name: "requests with TTFT ≤ x (%)", min: 0, max: 100 },
     ),
-    series: r.cdf.map((c) => {
-      const i = r.strategies.indexOf(c.strategy);
-      const { color, symbol, line } = styles[i < 0 ? 0 : i];
-      const marked = new Set(
-        [0.5, 0.9, 0.99].map((q) => c.points.findIndex(([, f]) => f >= q)),
-      );
-      return {
-        name: c.strategy,
-        type: "line",
-        step: "end",
-        color,
-        symbol,
-        symbolSize: 9,
-        showAllSymbol: true,
-        lineStyle: { type: line, width: c.strategy === r.reference ? 3 : 2 },
-        data: c.points.map(([x, f], j) => ({
-          value: [x, 100 * f],
-          symbol: marked.has(j) ? symbol : "none",
-        })),
-        z: c.strategy === r.reference ? 4 : 3,
-      };
-    }),
+    series: cdfSeries(r, styles),
   });
   return { "ttft_p50.svg": ttft, "kv_cached.svg": kv, "ttft_cdf.svg": cdf };
+}
+
+/** Each strategy's CDF step line with its markers, then (for the legend icons) the bands. */
+function cdfSeries(r: Report, styles: readonly SeriesStyle[]): Record<string, unknown>[] {
+  const bands: Record<string, unknown>[] = [];
+  const lines = r.cdf.map((c) => {
+    const i = r.strategies.indexOf(c.strategy);
+    const { color, symbol, line } = styles[i < 0 ? 0 : i];
+    bands.push(...cdfBand(c, i, color));
+    const marked = new Set(
+      [0.5, 0.9, 0.99].map((q) => c.points.findIndex(([, f]) => f >= q)),
+    );
+    return {
+      name: c.strategy,
+      type: "line",
+      step: "end",
+      color,
+      symbol,
+      symbolSize: 9,
+      showAllSymbol: true,
+      lineStyle: { type: line, width: c.strategy === r.reference ? 3 : 2 },
+      data: c.points.map(([x, f], j) => ({
+        value: [x, 100 * f],
+        symbol: marked.has(j) ? symbol : "none",
+      })),
+      z: c.strategy === r.reference ? 4 : 3,
+    };
+  });
+  return [...lines, ...bands];
 }

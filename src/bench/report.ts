@@ -102,6 +102,8 @@ export interface CdfSeries {
   sessions: number;
   /** [ttft ms, cumulative fraction], at most 200 points. */
   points: [number, number][];
+  /** Requests the CDF is taken over (for its confidence band). */
+  requests: number;
 }
 
 /** Everything a report holds; serialized as `results.json`. */
@@ -321,7 +323,7 @@ export function buildReport(records: readonly BenchRecord[], opts: ReportOptions
     const pts: [number, number][] = [];
     for (let i = 0; i < t.length; i += stride) pts.push([t[i], (i + 1) / t.length]);
     if (t.length && pts[pts.length - 1][1] !== 1) pts.push([t[t.length - 1], 1]);
-    cdf.push({ strategy: st, sessions: top, points: pts });
+    cdf.push({ strategy: st, sessions: top, points: pts, requests: t.length });
   }
 
   return {

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "./test_util.ts";
 import { buildReport, renderCharts, renderMarkdown, writeReport } from "./report.ts";
-import { sessionTicks, strategyStyles, timeBase } from "./charts.ts";
+import { dkwEpsilon, sessionTicks, strategyStyles, timeBase } from "./charts.ts";
 import type { BenchRecord } from "./types.ts";
 
 /** Five sequential requests per run (0..500 ms → 10 RPS), constant TTFT and cache share. */
@@ -130,12 +130,19 @@ Deno.test("charts render as SVG with the series names", () => {
   assert(charts["ttft_cdf.svg"].includes("TTFT CDF at 8 concurrent sessions"));
 });
 
-Deno.test("charts: a CI band per strategy on the TTFT and the KV cached chart", () => {
-  const charts = renderCharts(buildReport(records(), { resamples: 50 }));
-  for (const name of ["ttft_p50.svg", "kv_cached.svg"]) {
+Deno.test("charts: a CI band per strategy on every chart (the CDF's a 95% DKW band)", () => {
+  const rep = buildReport(records(), { resamples: 50 });
+  const charts = renderCharts(rep);
+  for (const name of ["ttft_p50.svg", "kv_cached.svg", "ttft_cdf.svg"]) {
     assertEquals(charts[name].match(/fill-opacity="0.14"/g)?.length, 2, name);
   }
-  assertEquals(charts["ttft_cdf.svg"].match(/fill-opacity="0.14"/g), null);
+  assert(charts["ttft_cdf.svg"].includes("95% DKW band"), "the CDF's subtitle names its band");
+  // The band is ε = √(ln(2/0.05) / 2n) around the empirical CDF, n the strategy's requests.
+  for (const c of rep.cdf) {
+    assert(c.requests > 0, c.strategy);
+    const eps = dkwEpsilon(c.requests);
+    assert(Math.abs(eps - Math.sqrt(Math.log(40) / (2 * c.requests))) < 1e-12);
+  }
 });
 
 /** `[text, x, y]` of every SVG text element (its translate, or matrix offset). */
