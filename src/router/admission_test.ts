@@ -282,3 +282,27 @@ Deno.test("engine gate: a fresh waiting count at engine_max_waiting holds the wo
   assert.equal(testState(["http://127.0.0.1:1"]).flow.engineGate, null, "flow off: no gate");
   s.flow.close();
 });
+
+Deno.test("engine gate: hostile figures (NaN, negative, Infinity, a NaN or future time) hold no worker back", () => {
+  const s = testState([{ url: "http://127.0.0.1:1", models: ["m"] }], {
+    flow: { queue: { engine_max_waiting: 4 } },
+  });
+  const [a] = s.backends;
+  const gate = s.flow.engineGate!;
+  const now = s.clock.now();
+  const cases: [string, EngineLoad][] = [
+    ["NaN waiting", { waiting: NaN, at: now, maxAgeMs: 1_000 }],
+    ["negative waiting", { waiting: -5, at: now, maxAgeMs: 1_000 }],
+    ["infinite waiting", { waiting: Infinity, at: now, maxAgeMs: 1_000 }],
+    ["NaN time", { waiting: 50, at: NaN, maxAgeMs: 1_000 }],
+    ["far-future time", { waiting: 50, at: now + 1e9, maxAgeMs: 1_000 }],
+    ["NaN age limit", { waiting: 50, at: now, maxAgeMs: NaN }],
+  ];
+  for (const [name, load] of cases) {
+    a.engineSource = engineOf(() => load);
+    assert.equal(gate(a), false, name);
+  }
+  a.engineSource = engineOf(() => ({ waiting: 1e12, at: now, maxAgeMs: 1_000 }));
+  assert.equal(gate(a), true, "a huge finite fresh count is saturation");
+  s.flow.close();
+});
