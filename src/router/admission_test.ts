@@ -306,3 +306,23 @@ Deno.test("engine gate: hostile figures (NaN, negative, Infinity, a NaN or futur
   assert.equal(gate(a), true, "a huge finite fresh count is saturation");
   s.flow.close();
 });
+
+Deno.test("engine gate: a Responses follow-up still goes to the worker holding its previous response", async () => {
+  const s = testState([
+    { url: "http://127.0.0.1:1", models: ["m"] },
+    { url: "http://127.0.0.1:2", models: ["m"] },
+  ], { flow: { queue: { engine_max_waiting: 4 } } });
+  const [a, b] = s.backends;
+  const at = s.clock.now();
+  a.engineSource = engineOf(() => ({ waiting: 9, running: 8, at, maxAgeMs: 1_000 }));
+  b.engineSource = engineOf(() => ({ waiting: 0, running: 0, at, maxAgeMs: 1_000 }));
+  s.responses.set("resp_1", a);
+  const responses = ENDPOINTS["/v1/responses"] as ProxyEndpoint;
+  const body = JSON.stringify({ model: "m", input: "more", previous_response_id: "resp_1" });
+  const plan = await parse(fakeRequest({ body }), responses, s, "req-1");
+  const choice = choose(s, plan, new Set(), false, s.clock.now());
+  // Only `a` holds resp_1 (vLLM keeps it in that instance's memory): `b` can only fail it.
+  assert.equal(choice?.backend, a, "the owner's busy engine is still the only one that can answer");
+  assert.equal(choice?.reason, "previous-response");
+  s.flow.close();
+});
