@@ -461,3 +461,11 @@ Deno.test("hostile worker: one worker that closes every kept-alive connection af
     await h.close();
   }
 });
+
+Deno.test("hostile worker: a bad head quoting '(os error 24)' is its bad response, counted by its breaker, retried", async () => {
+  await assertRefusedHeads([
+    jsonAnswer("", "HTTP/1.1 2x0 Too many open files (os error 24)"),
+    jsonAnswer("", "HTTP/1.1 200 OK (os error 23)\x7f"),
+    jsonAnswer("content-length: (os error 24)\r\n"),
+  ]);
+});

@@ -83,3 +83,85 @@ Deno.test("passthrough: a body without a model goes to any worker; the loaded ad
     await f.close();
   }
 });
+
+/** A worker serving `model` that echoes each request's method, target and body. */
+function echoWorker(model: string) {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const u = new URL(req.url);
+    if (u.pathname === "/v1/models") {
+      return Response.json({ object: "list", data: [{ id: model, object: "model" }] });
+    }
+    if (u.pathname === "/health") return new Response("ok");
+    return Response.json({
+      method: req.method,
+      target: u.pathname + u.search,
+      body: await req.text(),
+    });
+  });
+}
+
+async function echoFleet(upstreamClient: "native" | "fetch" = "native") {
+  const workers = [echoWorker("m-a"), echoWorker("m-b")];
+  const running = await startRouter(
+    configFromWorkers(workers.map((w) => `http://127.0.0.1:${w.addr.port}`), {
+      server: { addr: "127.0.0.1:0" },
+      health: { intervalMs: 60_000 },
+      router: {
+        strategy: "roundrobin",
+        seed: 1,
+        passthroughPaths: ["/v1/admin/thing"],
+        modelAliases: { "public-b": "m-b" },
+        upstreamClient,
+      },
+    }),
+    { logger: silentLogger },
+  );
+  await running.router.refreshModels();
+  return {
+    running,
+    async close() {
+      await running.shutdown();
+      for (const w of workers) await w.shutdown();
+    },
+  };
+}
+
+for (const client of ["native", "fetch"] as const) {
+  Deno.test(`passthrough: a GET with a query string reaches the worker as a GET with its query (${client})`, async () => {
+    const f = await echoFleet(client);
+    try {
+      const res = await fetch(`${f.running.url}/v1/admin/thing?x=1&y=two`);
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      const echo = JSON.parse(text);
+      assert.equal(echo.target, "/v1/admin/thing?x=1&y=two");
+      assert.equal(echo.method, "GET", "the client's method, not POST");
+      const del = await fetch(`${f.running.url}/v1/admin/thing`, { method: "DELETE" });
+      assert.equal(JSON.parse(await del.text()).method, "DELETE");
+    } finally {
+      await f.close();
+    }
+  });
+}
+
+Deno.test("passthrough: an aliased model in a small JSON body reaches its worker under the served name", async () => {
+  const f = await echoFleet();
+  try {
+    for (let i = 0; i < 2; i++) {
+      const res = await post(`${f.running.url}/v1/admin/thing`, { model: "public-b", x: i });
+      const echo = JSON.parse(await res.text());
+      assert.equal(res.headers.get("x-router-backend"), "w2");
+      assert.equal(
+        JSON.parse(echo.body).model,
+        "m-b",
+        "the alias rewritten, as for JSON endpoints",
+      );
+    }
+    // A hostile model name no worker serves (all lists known) is a 404, not any worker.
+    const bad = await post(`${f.running.url}/v1/admin/thing`, { model: "../../etc\u0000x" });
+    await bad.body?.cancel();
+    assert.equal(bad.status, 404);
+  } finally {
+    await f.close();
+  }
+});

@@ -534,3 +534,50 @@ Deno.test("a stream cut by the shutdown timeout in-process: error event, in-flig
   assert.equal(h.router.inflight, 0);
   assert.equal(h.router.backends[0].breaker.consecutiveFailures, 0);
 });
+
+Deno.test("Router.reload racing stop and start: no loop runs after the last stop, none runs twice", async () => {
+  let probes = 0;
+  let scrapes = 0;
+  const handler = (req: Request) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/health") probes++;
+    if (path === "/metrics") {
+      scrapes++;
+      return new Response('vllm:num_requests_waiting{model_name="m"} 0\n');
+    }
+    if (path === "/v1/models") return Response.json({ data: [{ id: "m" }] });
+    return new Response("ok");
+  };
+  const a = await startServer(handler);
+  const b = await startServer(handler);
+  const watched = { health: { intervalMs: 20, scrapeMetrics: true, scrapeIntervalMs: 20 } };
+  const h = await routerHarness([a.url], watched, { closeAlso: [a, b] });
+  try {
+    assert.ok(await waitFor(() => probes > 0 && scrapes > 0));
+    // A reload whose restart is pending while the router stops: nothing restarts.
+    const r1 = h.router.reload(config([b.url], watched));
+    const stopped = h.router.stop();
+    await Promise.all([r1, stopped]);
+    await new Promise((r) => setTimeout(r, 80));
+    const [p1, s1] = [probes, scrapes];
+    await new Promise((r) => setTimeout(r, 120));
+    assert.ok(
+      probes <= p1 + 1 && scrapes <= s1 + 1,
+      `stopped: ${probes - p1} probes, ${scrapes - s1} scrapes`,
+    );
+    // Stop and start again while a reload waits on the loops' stop: one set of loops runs.
+    h.router.start();
+    const r2 = h.router.reload(config([a.url, b.url], watched));
+    const s2 = h.router.stop();
+    h.router.start();
+    await Promise.all([r2, s2]);
+    assert.ok(await waitFor(() => probes > p1 + 4));
+    await h.router.stop();
+    await new Promise((r) => setTimeout(r, 80));
+    const [p3, s3] = [probes, scrapes];
+    await new Promise((r) => setTimeout(r, 120));
+    assert.ok(probes <= p3 + 2 && scrapes <= s3 + 2, `stopped again: ${probes - p3} probes`);
+  } finally {
+    await h.close();
+  }
+});

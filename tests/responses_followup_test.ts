@@ -59,3 +59,41 @@ Deno.test("a Responses follow-up whose worker answers 5xx gets the worker's erro
     for (const w of workers) await w.close();
   }
 });
+
+Deno.test("a Responses follow-up whose id the router never saw is retried on 5xx like any request", async () => {
+  const hits: string[] = [];
+  // "a" always fails with 503; "b" answers. The id is unknown: no worker is known to hold it.
+  const a = await startServer(async (req) => {
+    const body = await req.json();
+    hits.push(`a:${body.previous_response_id}`);
+    return Response.json({ error: { message: "a is broken" } }, { status: 503 });
+  });
+  const b = await startServer(async (req) => {
+    const body = await req.json();
+    hits.push(`b:${body.previous_response_id}`);
+    return Response.json({ id: "resp_b_2", object: "response", status: "completed", output: [] });
+  });
+  const running = await startRouter(
+    configFromWorkers([a.url, b.url], {
+      server: { addr: "127.0.0.1:0" },
+      health: { intervalMs: 0 },
+      router: { strategy: "roundrobin", seed: 1, maxRetries: 2 },
+    }),
+    { logger: silentLogger },
+  );
+  try {
+    for (let i = 0; i < 2; i++) { // roundrobin: one of the two starts on "a"
+      const res = await fetch(`${running.url}/v1/responses`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "m", input: "more", previous_response_id: `resp_gone_${i}` }),
+      });
+      const text = await res.text();
+      assert.equal(res.status, 200, `no owner known: the 503 is retried elsewhere (${text})`);
+    }
+  } finally {
+    await running.shutdown();
+    await a.close();
+    await b.close();
+  }
+});

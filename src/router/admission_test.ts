@@ -282,3 +282,47 @@ Deno.test("engine gate: a fresh waiting count at engine_max_waiting holds the wo
   assert.equal(testState(["http://127.0.0.1:1"]).flow.engineGate, null, "flow off: no gate");
   s.flow.close();
 });
+
+Deno.test("engine gate: hostile figures (NaN, negative, Infinity, a NaN or future time) hold no worker back", () => {
+  const s = testState([{ url: "http://127.0.0.1:1", models: ["m"] }], {
+    flow: { queue: { engine_max_waiting: 4 } },
+  });
+  const [a] = s.backends;
+  const gate = s.flow.engineGate!;
+  const now = s.clock.now();
+  const cases: [string, EngineLoad][] = [
+    ["NaN waiting", { waiting: NaN, at: now, maxAgeMs: 1_000 }],
+    ["negative waiting", { waiting: -5, at: now, maxAgeMs: 1_000 }],
+    ["infinite waiting", { waiting: Infinity, at: now, maxAgeMs: 1_000 }],
+    ["NaN time", { waiting: 50, at: NaN, maxAgeMs: 1_000 }],
+    ["far-future time", { waiting: 50, at: now + 1e9, maxAgeMs: 1_000 }],
+    ["NaN age limit", { waiting: 50, at: now, maxAgeMs: NaN }],
+  ];
+  for (const [name, load] of cases) {
+    a.engineSource = engineOf(() => load);
+    assert.equal(gate(a), false, name);
+  }
+  a.engineSource = engineOf(() => ({ waiting: 1e12, at: now, maxAgeMs: 1_000 }));
+  assert.equal(gate(a), true, "a huge finite fresh count is saturation");
+  s.flow.close();
+});
+
+Deno.test("engine gate: a Responses follow-up still goes to the worker holding its previous response", async () => {
+  const s = testState([
+    { url: "http://127.0.0.1:1", models: ["m"] },
+    { url: "http://127.0.0.1:2", models: ["m"] },
+  ], { flow: { queue: { engine_max_waiting: 4 } } });
+  const [a, b] = s.backends;
+  const at = s.clock.now();
+  a.engineSource = engineOf(() => ({ waiting: 9, running: 8, at, maxAgeMs: 1_000 }));
+  b.engineSource = engineOf(() => ({ waiting: 0, running: 0, at, maxAgeMs: 1_000 }));
+  s.responses.set("resp_1", a);
+  const responses = ENDPOINTS["/v1/responses"] as ProxyEndpoint;
+  const body = JSON.stringify({ model: "m", input: "more", previous_response_id: "resp_1" });
+  const plan = await parse(fakeRequest({ body }), responses, s, "req-1");
+  const choice = choose(s, plan, new Set(), false, s.clock.now());
+  // Only `a` holds resp_1 (vLLM keeps it in that instance's memory): `b` can only fail it.
+  assert.equal(choice?.backend, a, "the owner's busy engine is still the only one that can answer");
+  assert.equal(choice?.reason, "previous-response");
+  s.flow.close();
+});

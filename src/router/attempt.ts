@@ -142,12 +142,13 @@ export class Attempt {
       const headers = withTraceHeaders(withApiKey(plan.headers, b.config.apiKey), this.span);
       const h1 = this.#state.config.router.upstreamClient === "native" ? b.h1() : null;
       upstream = h1 !== null
-        ? await h1.send("POST", b.basePath + plan.target, headers, plan.body, d.signal)
+        ? await h1.send(plan.method, b.basePath + plan.target, headers, plan.body, d.signal)
         : decodeContent(fromFetch(
           await fetch(b.url + plan.target, {
-            method: "POST",
+            // The client's method: a passthrough path also takes GET, PUT and DELETE.
+            method: plan.method,
             headers,
-            body: plan.body,
+            body: plan.method === "GET" ? null : plan.body, // fetch refuses a GET with a body
             signal: d.signal,
           }),
         ));

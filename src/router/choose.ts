@@ -9,8 +9,8 @@
  *
  * Choose, first rule that applies:
  * - a Responses API follow-up goes to the worker that made its `previous_response_id` (the
- *   engine keeps the response in that instance's memory), while it is a candidate (reason
- *   `previous-response`);
+ *   engine keeps the response in that instance's memory), while it is a candidate, the engine
+ *   gate aside (reason `previous-response`);
  * - a request whose session (`router.session_header`) is pinned goes to its pinned worker while
  *   that worker is a candidate (reason `session-affinity`);
  * - otherwise the strategy picks among the candidates (`select.ts`).
@@ -119,8 +119,8 @@ export function choose(
   // A first attempt may still wait in the router queue: the engine gate holds saturated engines
   // back; a retry may not wait any more.
   const held = retry ? null : state.flow.engineGate;
-  const usable = (b: Backend | undefined): b is Backend =>
-    b !== undefined && backends[b.index] === b && eligible(b, req.served, known, tried, held);
+  const usable = (b: Backend | undefined, gate: Gate | null = held): b is Backend =>
+    b !== undefined && backends[b.index] === b && eligible(b, req.served, known, tried, gate);
   const owner = req.previousResponseId === null
     ? undefined
     : state.responses.get(req.previousResponseId);
@@ -128,7 +128,9 @@ export function choose(
   let backend: Backend;
   let reason: string;
   let match: number;
-  if (usable(owner)) {
+  // The engine gate spares the owner: no other worker holds the previous response, so another
+  // engine's shorter queue would only turn a wait into a failure.
+  if (usable(owner, null)) {
     backend = owner;
     reason = PREVIOUS_RESPONSE_REASON;
     match = owner.prefix.match(req.hashes);

@@ -7,6 +7,7 @@
 
 import { UpstreamTimeout, UpstreamUnreachable } from "../proxy/deadlines.ts";
 import { isBadAnswer } from "../proxy/h1_client.ts";
+import { H1ProtocolError } from "../proxy/h1_head.ts";
 import { type ErrorKind, errorMessage } from "../util/errors.ts";
 import type { RetryRule } from "./endpoints.ts";
 import type { FailureKind } from "./fault_metrics.ts";
@@ -77,10 +78,12 @@ export function classify(reason: unknown, err: unknown, gotHeaders: boolean, id:
 
 /**
  * Whether `err` (or an error in its `cause` chain) is EMFILE or ENFILE: the router's process or the
- * system ran out of file descriptors, so a dial failed through no fault of the worker.
+ * system ran out of file descriptors, so a dial failed through no fault of the worker. A protocol
+ * error never counts: its message quotes the worker's own bytes, which may say "(os error 24)".
  */
 export function outOfDescriptors(err: unknown): boolean {
   for (let e = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    if (e instanceof H1ProtocolError) return false;
     const code = (e as { code?: unknown }).code;
     if (code === "EMFILE" || code === "ENFILE") return true;
     if (/\(os error 2[34]\)/.test(e.message)) return true;

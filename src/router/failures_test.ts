@@ -46,3 +46,18 @@ Deno.test("a dial that fails for want of file descriptors is the router's failur
   assert.equal(s.backends[0].breaker.consecutiveFailures, 0);
   assert.equal(s.backends[0].breaker.state, "closed");
 });
+
+Deno.test("a worker's bad head that quotes '(os error 24)' is its own bad response, not the router's descriptors", async () => {
+  const { parseHead } = await import("../proxy/h1_head.ts");
+  const head = new TextEncoder().encode("HTTP/1.1 2x0 Too many open files (os error 24)\r\n\r\n");
+  let err: unknown = null;
+  try {
+    parseHead(head, 0, head.length - 4);
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof Error && err.message.includes("(os error 24)"), String(err));
+  const f = classify(undefined, err, false, "w1");
+  assert.equal(f.kind, "bad-response", "the worker's bytes must not dodge its breaker");
+  assert.equal(retryable(f, "before-first-byte", false), true);
+});

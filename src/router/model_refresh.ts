@@ -73,8 +73,8 @@ export async function fetchModels(
 export class ModelRefresher {
   readonly #o: ModelRefresherOptions;
   #timer: ReturnType<typeof setTimeout> | null = null;
-  #round: AbortController | null = null;
-  #running: Promise<void> | null = null;
+  /** Every round in flight: the loop's and any `refresh()` called meanwhile. */
+  readonly #rounds = new Map<AbortController, Promise<void>>();
   #stopped = true;
 
   constructor(options: ModelRefresherOptions) {
@@ -89,9 +89,14 @@ export class ModelRefresher {
   }
 
   /** Runs one round now; resolves when every worker answered or failed. */
-  async refresh(): Promise<void> {
+  refresh(): Promise<void> {
     const ctl = new AbortController();
-    this.#round = ctl;
+    const round = this.#refresh(ctl).finally(() => this.#rounds.delete(ctl));
+    this.#rounds.set(ctl, round);
+    return round;
+  }
+
+  async #refresh(ctl: AbortController): Promise<void> {
     await Promise.all(this.#o.targets.map(async (t) => {
       try {
         const models = await fetchModels(t.url, t.apiKey, this.#o.timeoutMs, ctl.signal);
@@ -103,23 +108,21 @@ export class ModelRefresher {
         if (!ctl.signal.aborted) this.#o.onError?.(t.id, errorMessage(err));
       }
     }));
-    if (this.#round === ctl) this.#round = null;
   }
 
   #tick(): void {
     if (this.#stopped) return;
-    this.#running = this.refresh().finally(() => {
-      this.#running = null;
+    this.refresh().finally(() => {
       if (!this.#stopped) this.#timer = setTimeout(() => this.#tick(), this.#o.intervalMs);
     });
   }
 
-  /** Stops the rounds and aborts one in flight; resolves when nothing is pending. */
+  /** Stops the rounds and aborts every one in flight; resolves when nothing is pending. */
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    this.#round?.abort();
-    await this.#running;
+    for (const ctl of this.#rounds.keys()) ctl.abort();
+    await Promise.all(this.#rounds.values());
   }
 }

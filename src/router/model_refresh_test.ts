@@ -75,3 +75,38 @@ Deno.test("ModelRefresher: learns lists, keeps the last good one when a fetch fa
     await w.close();
   }
 });
+
+Deno.test("ModelRefresher: stop aborts a refresh() called while a round runs, and the round too", async () => {
+  const hung: Promise<void>[] = [];
+  let requests = 0;
+  // Answers nothing until the request is aborted.
+  const w = await server((req) => {
+    requests++;
+    const gone = Promise.withResolvers<void>();
+    req.signal.addEventListener("abort", () => gone.resolve());
+    hung.push(gone.promise);
+    return gone.promise.then(() => new Response("{}"));
+  });
+  const target: ModelTarget = { id: "w", url: w.url, apiKey: null, models: null };
+  const changes: string[] = [];
+  const r = new ModelRefresher({
+    targets: [target],
+    intervalMs: 60_000,
+    timeoutMs: 60_000,
+    onChange: (id) => changes.push(id),
+  });
+  try {
+    r.start(); // round one, in flight
+    const extra = r.refresh(); // a second round on demand, while the first runs
+    while (requests < 2) await new Promise((res) => setTimeout(res, 5));
+    let stopped = false;
+    const stopping = r.stop().then(() => stopped = true);
+    // Both rounds are aborted: stop resolves long before the 60 s fetch timeout.
+    const bound = new Promise((res) => setTimeout(res, 10_000));
+    await Promise.race([Promise.all([stopping, extra]), bound]);
+    assert.ok(stopped, "stop() resolved: every round in flight was aborted");
+    assert.equal(target.models, null);
+  } finally {
+    await w.close();
+  }
+});

@@ -8,7 +8,8 @@
  * (text → chained chunk hashes, tagged with the served model so that prefixes never match across
  * models) and the session id.
  *
- * An alias (`router.model_aliases`) is resolved to its served name, and a JSON body's `model` is
+ * An alias (`router.model_aliases`) is resolved to its served name, and a JSON body's `model` (a
+ * scanned pass-through body's too) is
  * rewritten to it (one `JSON.stringify`, only for aliased requests). A streamed chat or completion
  * request without `stream_options.include_usage` is sent with it (`usageAdded`), so that the
  * engine reports usage the router learns from; the relay drops that usage chunk from the client's
@@ -92,6 +93,8 @@ interface Fields {
   readonly previousResponseId: string | null;
   /** The parsed JSON body, when there is one (for a model rewrite). */
   readonly json: Record<string, unknown> | null;
+  /** A pass-through body's JSON object, when its `model` was read (for an alias rewrite only). */
+  readonly passJson?: Record<string, unknown>;
 }
 
 /**
@@ -123,11 +126,12 @@ export async function parse(
   const served = fields.model === undefined && endpoint.anyModel === true
     ? null
     : resolveModel(fields.model, state.backends, aliases).served;
-  const aliased = fields.json !== null && fields.model !== undefined && served !== fields.model;
+  const named = fields.json ?? fields.passJson ?? null;
+  const aliased = named !== null && fields.model !== undefined && served !== fields.model;
   const usageAdded = fields.stream && !fields.includeUsage && fields.json !== null &&
     (endpoint.kind === "chat" || endpoint.kind === "completion");
   const body = usageAdded || aliased
-    ? rewrite(raw!, fields.json!, aliased ? served : null, usageAdded)
+    ? rewrite(raw!, named!, aliased ? served : null, usageAdded)
     : raw;
   const key = state.precise === null || fields.json === null ? null : await state.precise.keyOf(
     { kind: endpoint.kind, body: fields.json, served, signal: req.signal },
@@ -230,6 +234,7 @@ function fieldsOf(
     return { ...parseRequest(endpoint.kind, json), json: json as Record<string, unknown> };
   }
   let model: string | undefined;
+  let passJson: Record<string, unknown> | undefined;
   if (endpoint.body === "multipart") {
     const boundary = multipartBoundary(req.header("content-type"));
     if (boundary === null) {
@@ -244,8 +249,9 @@ function fieldsOf(
   } else if (body.length > 0 && body.length <= SCAN_MIN_BYTES && body[0] === 0x7b) {
     // A pass-through body: its model when it is a small JSON object that names one.
     try {
-      const m = (JSON.parse(new TextDecoder().decode(body)) as { model?: unknown }).model;
-      if (typeof m === "string") model = m;
+      const obj = JSON.parse(new TextDecoder().decode(body)) as Record<string, unknown>;
+      const m = obj?.model;
+      if (typeof m === "string") [model, passJson] = [m, obj];
     } catch { /* not JSON: routed without a model */ }
   }
   return {
@@ -255,6 +261,7 @@ function fieldsOf(
     text: "",
     previousResponseId: null,
     json: null,
+    passJson,
   };
 }
 

@@ -151,9 +151,12 @@ async function attempts(ex: Exchange, plan: RequestPlan): Promise<Reply> {
   const tried = new Set<Backend>();
   let last: Failure | null = null;
   let lastChoice: { backend: Backend; reason: string } | null = null;
-  // A follow-up whose previous response lives on one worker cannot succeed elsewhere: its 5xx is
-  // the answer.
-  const rule = plan.previousResponseId !== null ? "connect-only" : endpoint.retry;
+  // A follow-up whose previous response lives on a known worker cannot succeed elsewhere: that
+  // worker's 5xx is the answer. An id the router never saw has no owner: retried as usual.
+  const owner = plan.previousResponseId === null
+    ? undefined
+    : state.responses.get(plan.previousResponseId);
+  let rule = endpoint.retry;
   for (let n = 0; n <= maxRetries; n++) {
     ex.log.strategy = state.strategy.name;
     // Choosing and beginning the attempt run in one turn (no await between them): otherwise two
@@ -176,6 +179,7 @@ async function attempts(ex: Exchange, plan: RequestPlan): Promise<Reply> {
     }
     tried.add(choice.backend);
     lastChoice = choice;
+    rule = choice.backend === owner ? "connect-only" : endpoint.retry;
     const att = begin(ex, plan, choice, n);
     const retry5xx = rule === "before-first-byte";
     const sent = await att.send(

@@ -148,6 +148,34 @@ const TEMPLATES = [
   `{% macro f(m) %}[{{ m.k }}{{ m.n + 1 }}]{% endmacro %}{% for m in ms %}{{ f(m) }}{% endfor %}`,
   `{{ ms | map(attribute='k') | join(',') }}{{ ms | selectattr('n', 'gt', 1) | list | length }}`,
   `{%- for m in ms -%}{{- 'x' if loop.index0 % 2 else 'y' -}}{%- endfor -%}{{ o | tojson }}`,
+  // Review: the constructs the brief names, each against the library.
+  `{% macro g(a, b='d') %}{{ a }}{{ b }}{{ caller is defined }}{% endmacro %}{{ g(s) }}{{ g(s, b=o.k) }}`,
+  `{{ s | trim }}{{ s | length }}{{ ms | tojson }}{{ s | tojson }}{{ o.k | trim | length }}`,
+  `{{ ms | map(attribute='n') | list }}{{ ms | selectattr('k', 'equalto', 'a') | map(attribute='n') | list }}`,
+  `{% for m in ms %}{{ loop.index }}{{ loop.last }}{{ loop.first }}{{ loop.revindex }}{{ loop.length }}` +
+  `{{ loop.previtem }}{{ loop.nextitem }}{% endfor %}`,
+  `{% set ns = namespace(found=false, t='') %}{% for m in ms %}{% if m.k == s %}{% set ns.found = true %}` +
+  `{% endif %}{% set ns.t = ns.t ~ m.k %}{% endfor %}{{ ns.found }}{{ ns.t }}{{ ns }}`,
+  `{% for m in ms %}{% for c in m.k %}{{ c }}{% else %}E{{ loop.index }}{% endfor %}{% else %}N{% endfor %}`,
+  `{% for m in ms %}{% for x in ms %}{{ loop.index }}{% if loop.last %}{% break %}{% endif %}{% endfor %}` +
+  `{{ loop.index }}{% endfor %}`,
+  `{{ s.split('a') }}{{ s.split() }}{{ s.startswith('a') }}{{ s.endswith('') }}{{ s.rstrip() }}` +
+  `{{ s.lstrip('a') }}{{ s.strip('xa') }}{{ s.replace('a', 'b') }}{{ s.title() }}{{ s.split('a', 1) }}`,
+  `{{ u is defined }}{{ s is defined }}{{ o.k is defined }}{{ o.z is defined }}{{ ms[9] is defined }}` +
+  `{{ s is string }}{{ o.n is number }}{{ u is undefined }}{{ none is none }}{{ ms is iterable }}`,
+  `{{ s[1:] }}{{ s[:-1] }}{{ s[::-1] }}{{ ms[::2] | length }}{{ ms[-2:] | tojson }}{{ s[0] if s else '' }}`,
+  `{{ '東京' ~ s }}{{ ('é' + s) | length }}{{ '😀' in s }}{{ s ~ '\n' }}{{ '\u00e9' }}`,
+  `{% for k in o %}{{ k }}={{ o[k] }};{% endfor %}{% for k, v in o.items() %}{{ k }}{{ v }}{% endfor %}`,
+  `{% for m in ms if m.n > 0 %}{{ loop.index }}{{ m.k }}{% else %}none{% endfor %}`,
+  `{% set x = s %}{% for m in ms %}{% set x = m.k %}{{ x }}{% endfor %}{{ x }}`,
+  `{% for m in ms %}{{ m.k }}{% if loop.index0 == 1 %}{% continue %}{% endif %}|{% endfor %}`,
+  `{% if ms | length > 2 and (ms[0].k == 'a' or not ms[1].n) %}Y{% elif s %}S{% endif %}`,
+  `{{ o.items() | list }}{{ o.keys() | list }}{{ o.values() | list }}{{ o | length }}{{ d | dictsort }}`,
+  `{{ ms | first | tojson }}{{ ms | last | tojson }}{{ ms | reverse | list | length }}{{ s | upper }}`,
+  `{% filter upper %}{{ s }}{% endfilter %}`,
+  `{% set t %}{{ s }}{{ o.n }}{% endset %}{{ t }}{{ t | length }}`,
+  `{{ ms | join(', ', attribute='k') }}{{ s * 2 }}{{ o.n * 2 }}{{ o.n // 3 }}{{ o.n ** 2 }}{{ -o.n }}`,
+  `{{ d.get(s, 'no') }}{{ d[s] if s in d else '?' }}{{ s in d }}{{ d | tojson(indent=2) }}`,
 ];
 
 const ITEM = fc.record({
