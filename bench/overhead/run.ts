@@ -41,7 +41,7 @@ import { SeededRng } from "../../src/util/rng.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
-const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware"] as const;
+const STRATEGIES = ["roundrobin", "random", "leastloaded", "prefixaware", "costaware"] as const;
 const ALL_TARGETS = ["direct", "nginx", "haproxy", "deno-fetch", "deno-h1", ...STRATEGIES];
 
 type Mode = "json" | "sse";
