@@ -485,7 +485,7 @@ export function renderMarkdown(r: Report): string {
 const CHART_CAPTIONS: [string, string][] = [
   ["ttft_p50.svg", "p50 TTFT vs concurrent sessions, 95% CI bands"],
   ["kv_cached.svg", "KV cached share vs concurrent sessions, 95% CI bands"],
-  ["ttft_cdf.svg", "TTFT CDF at the largest sessions point, p50/p90/p99 marked"],
+  ["ttft_cdf.svg", "TTFT CDF at the largest sessions point, p50/p90/p99 marked, 95% DKW band"],
 ];
 
 /**
