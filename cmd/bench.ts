@@ -36,7 +36,7 @@ export const FLAGS = {
   strategies: {
     type: "string",
     value: "LIST",
-    shown: "roundrobin,random,leastloaded,prefixaware",
+    shown: "roundrobin,random,leastloaded,prefixaware,costaware",
     aliases: ["strategy"],
     help: "comma-separated strategies",
   },
@@ -292,7 +292,13 @@ export async function main(args: string[]): Promise<number> {
   const demo = values.demo === true;
   const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
   const opts: SweepOptions = {
-    strategies: list(values.strategies, ["roundrobin", "random", "leastloaded", "prefixaware"]),
+    strategies: list(values.strategies, [
+      "roundrobin",
+      "random",
+      "leastloaded",
+      "prefixaware",
+      "costaware",
+    ]),
     sessions: list(values.sessions, demo ? [4, 16] : [4, 8, 12, 16, 24]),
     seeds: list(values.seeds, demo ? [1] : [1, 2, 3]),
     turns: num(values.turns, 8),

@@ -172,7 +172,7 @@ export const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
       "strategy",
       strategy,
       "costaware",
-      "Routing strategy (docs/strategies.md; the default is chosen in docs/decisions/0009).",
+      "Routing strategy (docs/strategies.md; the default is chosen in docs/decisions/0010).",
     ),
     f("chunk_size", "chunkSize", int(1), 32, "Bytes of routing text per prefix chunk."),
     f(

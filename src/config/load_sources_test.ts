@@ -165,3 +165,18 @@ Deno.test("loadConfig applies env overrides and names the file in errors", async
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("config/fleet.yaml: a two-model fleet with an alias and passthrough paths", async () => {
+  const path = new URL("../../config/fleet.yaml", import.meta.url).pathname;
+  const config = await loadConfig(path, {});
+  assert.deepEqual(config.workers.map((w) => [w.id, w.models]), [
+    ["w1", null],
+    ["w2", ["llama-8b"]],
+    ["w3", ["qwen-1.5b"]],
+  ]);
+  assert.deepEqual(config.router.modelAliases, { "gpt-4o-mini": "qwen-1.5b" });
+  assert.deepEqual(config.router.passthroughPaths, [
+    "/v1/load_lora_adapter",
+    "/v1/unload_lora_adapter",
+  ]);
+});
