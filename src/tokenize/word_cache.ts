@@ -17,7 +17,8 @@
  * longer than an eighth of a generation's pools is not stored.
  *
  * Cost: per lookup one pass over the word's code units for the hash and one for the comparison,
- * one or two probes; a hit appends ids from the pool without allocating.
+ * one or two probes (never more than `MAX_PROBES`, whatever words a client picks); a hit appends
+ * ids from the pool without allocating.
  *
  * @module
  */
@@ -26,6 +27,14 @@ import type { IdBuffer } from "./id_buffer.ts";
 
 /** Bytes one entry of one generation takes (see the module rule). */
 export const BYTES_PER_ENTRY = 64;
+
+/**
+ * Slots a lookup or an insert probes at most from a word's home slot. FNV-1a is unseeded, so a
+ * client can pick words that share one home slot; unbounded, each of them would walk the whole
+ * run. Past this many a word is not stored (encoded again when met); at a half-full table with
+ * an even hash a run this long is all but never met.
+ */
+export const MAX_PROBES = 32;
 
 /** FNV-1a 32 of the UTF-16 code units of `text` from `start` to `end`. */
 export function wordHash(text: string, start = 0, end = text.length): number {
@@ -69,7 +78,7 @@ class Generation {
     const chars = this.#chars;
     const n = end - start;
     let i = h & this.#mask;
-    for (;;) {
+    for (let probe = 0; probe < MAX_PROBES; probe++) {
       const at = keyAt[i];
       if (at < 0) return -1;
       if (this.#hash[i] === h && this.#keyLength[i] === n) {
@@ -79,6 +88,7 @@ class Generation {
       }
       i = (i + 1) & this.#mask;
     }
+    return -1;
   }
 
   idsAt(slot: number): number {
@@ -100,10 +110,16 @@ class Generation {
       this.#idsUsed + ids <= this.ids.length;
   }
 
-  /** Stores a word known not to be here (the caller checked `fits`). */
+  /**
+   * Stores a word known not to be here (the caller checked `fits`); nothing when no slot is free
+   * within {@linkcode MAX_PROBES} of its home.
+   */
   insert(word: string, h: number, ids: ArrayLike<number>): void {
     let i = h & this.#mask;
-    while (this.#keyAt[i] >= 0) i = (i + 1) & this.#mask;
+    for (let probe = 0; this.#keyAt[i] >= 0; probe++) {
+      if (probe + 1 === MAX_PROBES) return;
+      i = (i + 1) & this.#mask;
+    }
     this.#hash[i] = h;
     this.#keyAt[i] = this.#charsUsed;
     this.#keyLength[i] = word.length;

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { IdBuffer } from "./id_buffer.ts";
-import { BYTES_PER_ENTRY, WordCache, wordHash } from "./word_cache.ts";
+import { BYTES_PER_ENTRY, MAX_PROBES, WordCache, wordHash } from "./word_cache.ts";
 
 function idsOf(cache: WordCache, word: string): number[] | undefined {
   const out = new IdBuffer(4);
@@ -92,4 +92,25 @@ Deno.test("WordCache: small budgets store little or nothing; long words are not 
   cache.set("y".repeat(257), Uint32Array.of(2));
   assert.deepEqual(idsOf(cache, "x".repeat(256)), [1]);
   assert.equal(idsOf(cache, "y".repeat(257)), undefined);
+});
+
+Deno.test("WordCache: words crafted to share a home slot cost a bounded probe run each", () => {
+  const cache = new WordCache(2 * 1024 * BYTES_PER_ENTRY); // 1024 entries, 2048 slots
+  // A client picks its words: 300 whose hashes share the low 11 bits, one slot of the table.
+  const home = wordHash("w0") & 2047;
+  const crafted: string[] = [];
+  for (let i = 1; crafted.length < 300; i++) {
+    if ((wordHash(`w${i}`) & 2047) === home) crafted.push(`w${i}`);
+  }
+  for (const [i, word] of crafted.entries()) cache.set(word, Uint32Array.of(i));
+  const kept = crafted.filter((word, i) => {
+    const ids = idsOf(cache, word);
+    if (ids !== undefined) assert.deepEqual(ids, [i], word); // what is kept is right
+    return ids !== undefined;
+  });
+  // Unbounded linear probing keeps all 300 in one run, so every lookup there walks up to 300
+  // slots; bounded, the run stops at MAX_PROBES and the rest are encoded again, not cached.
+  assert.ok(kept.length > 0 && kept.length <= MAX_PROBES, `${kept.length} kept`);
+  cache.set("elsewhere", Uint32Array.of(7)); // other slots still store
+  assert.deepEqual(idsOf(cache, "elsewhere"), [7]);
 });
