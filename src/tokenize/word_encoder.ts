@@ -150,6 +150,11 @@ export class WordEncoder {
     this.#scanner = this.#split?.steps.length === 1 ? knownSplit(this.#split.steps[0]) : undefined;
   }
 
+  /** Which of the exact shortcuts this encoder takes (both for Qwen3 and Llama 3; tests). */
+  get shortcuts(): { scanner: boolean; bpeIds: boolean } {
+    return { scanner: this.#scanner !== undefined, bpeIds: this.#bpe !== undefined };
+  }
+
   /** The pre-tokens of a normalized section. */
   #preTokens(text: string): string[] {
     const steps = this.#steps;
