@@ -6,18 +6,20 @@
  * added token if the normalized text is exactly one, pre-tokenizes, runs the model on each
  * pre-token independently, fuses unknown tokens if the model asks for it, and maps token strings
  * to ids (added tokens first, then the vocabulary, then the unknown id). Rule: the same steps in
- * the same order, with the ids of each pre-token kept in a {@linkcode SectionCache} (4 MiB): words
+ * the same order, with the ids of each pre-token kept in a {@linkcode WordCache} (4 MiB): words
  * repeat, so a new message mostly costs the pre-tokenizer. When the pre-tokenizer is a Sequence
  * that ends in a ByteLevel step without its own regex and without a prefix space (Qwen, Llama 3,
  * DeepSeek), that last step maps each piece to exactly one string, so it is applied only to pieces
- * not yet cached, and the cache is keyed by the piece before it.
+ * not yet cached, and the cache is keyed by the piece before it. Exact shortcuts: when that piece
+ * comes from a single Split step with the GPT-4 or Qwen2 regex, pretoken_scan.ts finds the pieces
+ * as offsets (a cached word is looked up in place), and bpe_ids.ts runs BPE on ids for new words.
  * Guards ({@linkcode wordReason}): the model must not fuse unknown tokens (that crosses words), no
  * added token may be matched after normalization, and the config must not ask for space removal
  * or lowercasing; otherwise sections go through the library's `encode`. The property tests compare
  * every result with the library encoding the whole text.
  *
- * Cost: normalizer + pre-tokenizer over the section, one map lookup per piece; BPE only on pieces
- * never seen.
+ * Cost: normalizer + pre-tokenizer over the section, one word-cache lookup per piece; BPE only on
+ * pieces never seen.
  *
  * @module
  */
