@@ -39,7 +39,8 @@
 
 import { Template } from "@huggingface/jinja";
 import { renderTemplate } from "./fast_template.ts";
-import { bad, type ChatFlags, isObject, typeName } from "./request_fields.ts";
+import { bad, isObject, typeName } from "../prefix/json_fields.ts";
+import type { ChatFlags } from "./request_fields.ts";
 import { TokenizeError } from "./types.ts";
 
 /** How message content reaches the template: one string, or OpenAI's list of parts. */

@@ -23,16 +23,8 @@
  */
 
 import { readCapped } from "../util/read_capped.ts";
-import {
-  bad,
-  bodyObject,
-  chatFlags,
-  completionPrompt,
-  flag,
-  isObject,
-  truncated,
-  typeName,
-} from "./request_fields.ts";
+import { bad, isObject, typeName } from "../prefix/json_fields.ts";
+import { bodyObject, chatFlags, completionPrompt, flag, truncated } from "./request_fields.ts";
 import {
   type RequestTokenizer,
   TokenizeError,

@@ -23,14 +23,8 @@
  */
 
 import { ChatRenderer, type ChatRendererOptions, type ContentFormat } from "./chat_render.ts";
-import {
-  bodyObject,
-  chatFlags,
-  completionPrompt,
-  flag,
-  isObject,
-  truncated,
-} from "./request_fields.ts";
+import { isObject } from "../prefix/json_fields.ts";
+import { bodyObject, chatFlags, completionPrompt, flag, truncated } from "./request_fields.ts";
 import { SectionCache } from "./section_cache.ts";
 import { type EncodeOutcome, SectionEncoder } from "./section_encoder.ts";
 import {

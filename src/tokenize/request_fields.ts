@@ -15,10 +15,6 @@
 import { bad, isObject, typeName } from "../prefix/json_fields.ts";
 import { TokenizeError } from "./types.ts";
 
-// One copy of the JSON readers serves both the routing-text builders and the tokenizers; they
-// stay exported here for the tokenizer modules that import them from this file.
-export { bad, isObject, typeName };
-
 /** The body as an object, or a `bad_request`. */
 export function bodyObject(body: unknown): Record<string, unknown> {
   if (!isObject(body)) {
