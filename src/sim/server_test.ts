@@ -66,7 +66,7 @@ Deno.test("a client that leaves mid-upload or before admission leaves no sequenc
       body: JSON.stringify({ prompt: "hi", max_tokens: 2 }),
     });
     assert.equal(ok.status, 200);
-    await ok.body?.cancel();
+    await ok.text();
   });
 });
 
@@ -81,5 +81,28 @@ Deno.test("a body past maxBodyBytes without a content-length is a 413", async ()
     const res = await fetch(`${w.url}/v1/completions`, { method: "POST", body });
     assert.equal(res.status, 413);
     assert.match((await res.json()).error.message, /over 65536 bytes/);
+  });
+});
+
+Deno.test("an embeddings client that leaves mid-prefill cancels its sequences", async () => {
+  // Model time at wall speed, so 64 long inputs take many engine steps.
+  await withWorker({ timeScale: 1 }, async (w) => {
+    const ac = new AbortController();
+    const p = fetch(`${w.url}/v1/embeddings`, {
+      method: "POST",
+      body: JSON.stringify({
+        input: Array.from({ length: 64 }, (_, i) => `${i} ${"word ".repeat(3000)}`),
+      }),
+      signal: ac.signal,
+    }).catch(() => null);
+    assert.ok(await until(() => w.engine.stats().running + w.engine.stats().waiting > 0));
+    ac.abort();
+    await p;
+    assert.ok(
+      await until(() => w.engine.stats().running + w.engine.stats().waiting === 0),
+      "the client's prefill sequences are cancelled",
+    );
+    assert.ok(w.engine.stats().requestsCancelled > 0);
+    assert.equal(w.engine.stats().usedBlocks, 0);
   });
 });
