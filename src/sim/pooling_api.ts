@@ -71,7 +71,7 @@ function fnv32(s: string): number {
 }
 
 /** The vector of an input (module comment). */
-export function embeddingOf(input: Input, dim: number): number[] {
+function embeddingOf(input: Input, dim: number): number[] {
   const v = new Float64Array(dim);
   const words = input.text !== undefined
     ? input.text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w !== "")
