@@ -2,26 +2,13 @@ import assert from "node:assert/strict";
 import { blockHashes } from "../precise/block_hash.ts";
 import { BlockIndex } from "../precise/block_index.ts";
 import { ManualClock } from "../util/clock.ts";
+import { TEST_ENGINE_PARAMS } from "./testing.ts";
 import type { KvEvent } from "../kv_events/types.ts";
 import { answerText, EngineModel } from "./engine.ts";
 import { pseudoTokenIds } from "./token_ids.ts";
 import type { EngineParams } from "./types.ts";
 
-const BASE: EngineParams = {
-  blockSize: 16,
-  bytesPerToken: 4,
-  capacityBlocks: 10_000,
-  maxNumSeqs: 8,
-  maxNumBatchedTokens: 8192,
-  maxModelLen: 4096,
-  stepOverheadMs: 10,
-  prefillMsPerToken: 0.1,
-  prefillMsPerTokenContext: 0,
-  decodeMsPerSeq: 0.1,
-  decodeMsPerContextToken: 0,
-  apiOverheadMs: 0,
-  tokenizeMsPerToken: 0,
-};
+const BASE: EngineParams = { ...TEST_ENGINE_PARAMS, maxModelLen: 4096 };
 
 function text(tag: string, n: number): string {
   let s = "";

@@ -1,23 +1,10 @@
 import assert from "node:assert/strict";
 import { answerText, EngineError, EngineModel, type EngineOptions } from "./engine.ts";
 import { getProfile } from "./profiles.ts";
+import { TEST_ENGINE_PARAMS } from "./testing.ts";
 import type { EngineEvent, EngineParams } from "./types.ts";
 
-const BASE: EngineParams = {
-  blockSize: 16,
-  bytesPerToken: 4,
-  capacityBlocks: 10_000,
-  maxNumSeqs: 8,
-  maxNumBatchedTokens: 8192,
-  maxModelLen: 32_768,
-  stepOverheadMs: 10,
-  prefillMsPerToken: 0.1,
-  prefillMsPerTokenContext: 0,
-  decodeMsPerSeq: 0.1,
-  decodeMsPerContextToken: 0,
-  apiOverheadMs: 0,
-  tokenizeMsPerToken: 0,
-};
+const BASE: EngineParams = TEST_ENGINE_PARAMS;
 
 /** Answers that run to max_tokens, for tests whose expectations count tokens. */
 const FULL: EngineOptions = { answerLength: { kind: "max" } };

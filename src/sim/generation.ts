@@ -192,7 +192,7 @@ export async function admit(
 }
 
 /** What an {@linkcode engineBody} event handler may do with its body. */
-export interface BodySink {
+interface BodySink {
   /** True once the body has ended (closed, errored, cancelled by the client or on shutdown). */
   readonly finished: boolean;
   enqueue(s: string): void;
@@ -203,7 +203,7 @@ export interface BodySink {
 }
 
 /** A response body driven by one engine sequence (module comment). */
-export function engineBody(
+function engineBody(
   core: WorkerCore,
   a: Admitted,
   onEvent: (ev: EngineEvent, out: BodySink) => void,

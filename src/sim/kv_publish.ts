@@ -42,7 +42,7 @@ function big(words: Uint32Array, i: number): bigint {
 }
 
 /** A decoded-shape event (the engine's) as the wire shape the encoder takes. */
-export function wireEvent(e: KvEvent): WireEvent {
+function wireEvent(e: KvEvent): WireEvent {
   if (e.type === "AllBlocksCleared") return { type: "AllBlocksCleared" };
   const hashes: bigint[] = [];
   for (let i = 0; i < e.blockHashes.length; i += 2) hashes.push(big(e.blockHashes, i));

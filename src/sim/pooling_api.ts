@@ -15,6 +15,9 @@
  *
  * Bounds: at most 2048 inputs (or pairs) a request.
  *
+ * Peers: the answer is a body stream, so a client that leaves mid-prefill cancels its sequences
+ * (a shutdown errors the body, as generation's answers).
+ *
  * @module
  */
 
@@ -23,13 +26,12 @@ import {
   errorFor,
   frontendTurn,
   gate,
-  json,
   randomHex,
   readJson,
   type WorkerCore,
 } from "./generation.ts";
+import type { ResolvedModel } from "./models.ts";
 import type { EngineEvent, LoraRef } from "./types.ts";
-import { errorResponse } from "../util/errors.ts";
 
 const MAX_INPUTS = 2048;
 
@@ -69,7 +71,7 @@ function fnv32(s: string): number {
 }
 
 /** The vector of an input (module comment). */
-export function embeddingOf(input: Input, dim: number): number[] {
+function embeddingOf(input: Input, dim: number): number[] {
   const v = new Float64Array(dim);
   const words = input.text !== undefined
     ? input.text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w !== "")
@@ -103,7 +105,7 @@ function base64Floats(v: readonly number[]): string {
 
 /**
  * Runs each token list as a prefill-only sequence; resolves with their `done` events in order.
- * A client that goes away (`signal`) or a shutdown cancels them.
+ * `signal` (the client went away) or a shutdown cancels them.
  */
 function prefill(
   core: WorkerCore,
@@ -164,12 +166,38 @@ async function run(
   } catch (err) {
     return errorFor(core, err);
   }
-  try {
-    const done = await prefill(core, job.tokens, g.model.lora, g.arrivalMs, req.signal);
-    return json(job.answer(done, g.model.name));
-  } catch (err) {
-    return errorResponse("no_worker", `request ended: ${err instanceof Error ? err.message : err}`);
-  }
+  return pooledAnswer(core, job, g.model, g.arrivalMs);
+}
+
+/**
+ * The answer as a one-chunk body stream, as generation's JSON answers: Deno aborts no
+ * `request.signal` while the handler is still running, so the body's cancellation is what tells
+ * that the client went away. A shutdown errors the body.
+ */
+function pooledAnswer(
+  core: WorkerCore,
+  job: Job,
+  model: ResolvedModel,
+  arrivalMs: number,
+): Response {
+  const gone = new AbortController();
+  const body = new ReadableStream<Uint8Array>({
+    async start(c) {
+      try {
+        const done = await prefill(core, job.tokens, model.lora, arrivalMs, gone.signal);
+        c.enqueue(new TextEncoder().encode(JSON.stringify(job.answer(done, model.name))));
+        c.close();
+      } catch (err) {
+        try {
+          c.error(err);
+        } catch { /* cancelled */ }
+      }
+    },
+    cancel() {
+      gone.abort();
+    },
+  });
+  return new Response(body, { headers: { "content-type": "application/json" } });
 }
 
 function tokensOf(core: WorkerCore, input: Input): Uint32Array {

@@ -158,6 +158,15 @@ const LORA_ROUTES: Record<string, string> = {
   "/v1/unload_lora_adapter": "POST",
 };
 
+/** A decoded path segment; one that is not valid percent-encoding is kept as sent (no id matches). */
+function pathSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 /** Starts a sim worker; resolves once it listens. */
 export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker> {
   const profile = getProfile(opts.profile);
@@ -332,7 +341,7 @@ export async function startSimWorker(opts: SimWorkerOptions): Promise<SimWorker>
     }
     if (closing) return errorResponse("no_worker", "sim worker is shutting down");
     if (stored !== null && method === "GET" && path !== "/v1/responses") {
-      return retrieveResponse(responses, decodeURIComponent(stored));
+      return retrieveResponse(responses, pathSegment(stored));
     }
     return await route(req, path);
   }

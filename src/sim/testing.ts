@@ -4,13 +4,31 @@
  *
  * Each session has `turns` turns; turn k's body carries the system prompt, the k earlier user
  * messages and answers, and a new user message. User messages and answers are seeded filler text,
- * distinct per session and turn; delays are uniform in `[minDelayMs, maxDelayMs)`.
+ * distinct per session and turn; delays are uniform in `[minDelayMs, maxDelayMs)`. Also the
+ * small engine parameters the engine's unit tests start from (`TEST_ENGINE_PARAMS`).
  *
  * @module
  */
 
 import { SeededRng } from "../util/rng.ts";
-import type { TraceRequest } from "./types.ts";
+import type { EngineParams, TraceRequest } from "./types.ts";
+
+/** Engine parameters for unit tests: round step costs, no API-server or context-dependent costs. */
+export const TEST_ENGINE_PARAMS: EngineParams = {
+  blockSize: 16,
+  bytesPerToken: 4,
+  capacityBlocks: 10_000,
+  maxNumSeqs: 8,
+  maxNumBatchedTokens: 8192,
+  maxModelLen: 32_768,
+  stepOverheadMs: 10,
+  prefillMsPerToken: 0.1,
+  prefillMsPerTokenContext: 0,
+  decodeMsPerSeq: 0.1,
+  decodeMsPerContextToken: 0,
+  apiOverheadMs: 0,
+  tokenizeMsPerToken: 0,
+};
 
 /** Options of {@linkcode buildMultiTurnTrace}. */
 export interface MultiTurnTraceOptions {
