@@ -14,7 +14,7 @@
  * chunk is that large), so a hostile upstream cannot make the router buffer without bound.
  *
  * Cost: one scan for the blank line per chunk; a `JSON.parse` only for an event that mentions
- * `"usage"` and `"choices"`.
+ * `"usage"` (with a value other than `null`) and `"choices"`.
  *
  * @module
  */
@@ -123,7 +123,9 @@ function withoutUsageEvents(events: Uint8Array): Uint8Array {
   let kept = 0;
   while (start < events.length) {
     const end = nextEventEnd(events, start);
-    if (isUsageOnly(decoder.decode(events.subarray(start, end)))) {
+    if (
+      mentionsUsage(events, start, end) && isUsageOnly(decoder.decode(events.subarray(start, end)))
+    ) {
       out ??= [];
       if (kept < start) out.push(events.subarray(kept, start));
       kept = end;
@@ -138,14 +140,32 @@ function withoutUsageEvents(events: Uint8Array): Uint8Array {
 /** `"usage"` as bytes. */
 const USAGE_KEY = [0x22, 0x75, 0x73, 0x61, 0x67, 0x65, 0x22];
 
-/** Whether `b` holds the bytes `"usage"` (without decoding it). */
-function mentionsUsage(b: Uint8Array): boolean {
-  for (let i = b.indexOf(0x22); i !== -1 && i + 7 <= b.length; i = b.indexOf(0x22, i + 1)) {
+/**
+ * Whether `b[from, to)` holds the bytes `"usage"` not followed by `: null` (without decoding it):
+ * a stream whose every chunk carries `"usage":null` (OpenAI's with `include_usage`) is not
+ * decoded and parsed chunk by chunk.
+ */
+function mentionsUsage(b: Uint8Array, from = 0, to = b.length): boolean {
+  for (let i = b.indexOf(0x22, from); i !== -1 && i + 7 <= to; i = b.indexOf(0x22, i + 1)) {
     let j = 1;
     while (j < 7 && b[i + j] === USAGE_KEY[j]) j++;
-    if (j === 7) return true;
+    if (j === 7 && !nullAfter(b, i + 7, to)) return true;
   }
   return false;
+}
+
+/** Whether `b` from `at` reads `:` and then a value starting with `n` (`null`), blanks aside. */
+function nullAfter(b: Uint8Array, at: number, to: number): boolean {
+  at = skipBlanks(b, at, to);
+  if (at >= to || b[at] !== 0x3a) return false;
+  at = skipBlanks(b, at + 1, to);
+  return at < to && b[at] === 0x6e;
+}
+
+/** The index of the first byte at or after `at` that is no space or tab, or `to`. */
+function skipBlanks(b: Uint8Array, at: number, to: number): number {
+  while (at < to && (b[at] === 0x20 || b[at] === 0x09)) at++;
+  return at;
 }
 
 /** Index just past the first blank line at or after `from`, or the end of `b`. */

@@ -152,3 +152,23 @@ Deno.test("usage strip: a stream cut into single bytes costs copies linear in it
   assert.equal(text, new TextDecoder().decode(stream).replace(USAGE, ""));
   assert.ok(copied < 4 * stream.length, `${copied} bytes copied for ${stream.length}`);
 });
+
+Deno.test('usage strip: chunks that carry "usage":null are passed without being parsed', async () => {
+  const nulled = (text: string) =>
+    `data: {"id":"x","choices":[{"index":0,"delta":{"content":"${text}"}}],"usage" : null}\n\n`;
+  const chunks = [nulled("a"), nulled("b"), 'data: {"choices":[],"usage":null}\n\n', USAGE, DONE];
+  const parse = JSON.parse;
+  let parsed = 0;
+  JSON.parse = ((...args: Parameters<typeof parse>) => {
+    parsed++;
+    return parse(...args);
+  }) as typeof parse;
+  let text: string;
+  try {
+    text = (await drain(dropUsageEvents(source(chunks.map((c) => enc.encode(c)))))).text;
+  } finally {
+    JSON.parse = parse;
+  }
+  assert.equal(text, chunks.join("").replace(USAGE, ""), "a null usage is no usage-only event");
+  assert.equal(parsed, 1, "only the event with a usage object is parsed");
+});
