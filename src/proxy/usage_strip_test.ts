@@ -122,3 +122,53 @@ Deno.test("usage strip: an unterminated tail is flushed at the end; a huge parti
   await dropUsageEvents(src).cancel("bye");
   assert.equal(src.cancelled, "bye");
 });
+
+Deno.test("usage strip: a stream cut into single bytes costs copies linear in its length", async () => {
+  // A worker may trickle one byte per read: the strip must not copy (or scan) all it holds again
+  // on each one. Counted in bytes copied (deterministic), not time.
+  const stream = enc.encode(
+    CONTENT + "data: " + "x".repeat(20000) + "\r\n\r\n" + USAGE + FINISH + DONE,
+  );
+  const bytes = Array.from(stream, (b) => new Uint8Array([b]));
+  const proto = Uint8Array.prototype;
+  const { slice, set } = proto;
+  let copied = 0;
+  proto.slice = function (this: Uint8Array, ...args: [number?, number?]) {
+    const out = slice.apply(this, args);
+    copied += out.length;
+    return out;
+  } as typeof slice;
+  proto.set = function (this: Uint8Array, src: ArrayLike<number>, offset?: number) {
+    copied += src.length;
+    return set.call(this, src, offset);
+  } as typeof set;
+  let text: string;
+  try {
+    text = (await drain(dropUsageEvents(source(bytes)))).text;
+  } finally {
+    proto.slice = slice;
+    proto.set = set;
+  }
+  assert.equal(text, new TextDecoder().decode(stream).replace(USAGE, ""));
+  assert.ok(copied < 4 * stream.length, `${copied} bytes copied for ${stream.length}`);
+});
+
+Deno.test('usage strip: chunks that carry "usage":null are passed without being parsed', async () => {
+  const nulled = (text: string) =>
+    `data: {"id":"x","choices":[{"index":0,"delta":{"content":"${text}"}}],"usage" : null}\n\n`;
+  const chunks = [nulled("a"), nulled("b"), 'data: {"choices":[],"usage":null}\n\n', USAGE, DONE];
+  const parse = JSON.parse;
+  let parsed = 0;
+  JSON.parse = ((...args: Parameters<typeof parse>) => {
+    parsed++;
+    return parse(...args);
+  }) as typeof parse;
+  let text: string;
+  try {
+    text = (await drain(dropUsageEvents(source(chunks.map((c) => enc.encode(c)))))).text;
+  } finally {
+    JSON.parse = parse;
+  }
+  assert.equal(text, chunks.join("").replace(USAGE, ""), "a null usage is no usage-only event");
+  assert.equal(parsed, 1, "only the event with a usage object is parsed");
+});

@@ -24,14 +24,14 @@ import { headerValue, withApiKey } from "../proxy/headers.ts";
 import type { H1Answer } from "../proxy/h1_client.ts";
 import type { ChunkHashes } from "../prefix/types.ts";
 import type { Usage } from "../proxy/usage_tap.ts";
-import { NOOP_TRACER, type Span, withTraceHeaders } from "../telemetry/mod.ts";
+import { type Span, withTraceHeaders } from "../telemetry/mod.ts";
 import type { Choice } from "./choose.ts";
 import { record } from "./choose.ts";
 import { classify, type Failure, RouterShutdown, statusFailure } from "./failures.ts";
 import type { LoadTicket } from "./load_tracker.ts";
 import type { RequestPlan } from "./plan.ts";
 import type { Backend } from "./pool.ts";
-import { settleLoad } from "./settle.ts";
+import { NOOP_SPAN, settleLoad } from "./settle.ts";
 import type { RouterState } from "./state.ts";
 
 /** A worker's answer, held back until its first body byte arrived. */
@@ -114,7 +114,7 @@ export class Attempt {
     plan: RequestPlan,
     choice: Choice,
     client: AbortSignal,
-    span: Span = NOOP_ATTEMPT_SPAN,
+    span: Span = NOOP_SPAN,
   ): Attempt {
     if (recorded(state, plan)) record(choice, plan.hashes);
     return new Attempt(state, plan, choice, client, span);
@@ -255,9 +255,6 @@ export class Attempt {
     state.flow.settled(this); // a slot is free: the router queue may send a waiting request
   }
 }
-
-/** An attempt's span when tracing is off. */
-const NOOP_ATTEMPT_SPAN: Span = NOOP_TRACER.startRequest({ header: () => null }, "").child("");
 
 /** A `fetch` answer in the shape the HTTP/1.1 client hands over. */
 function fromFetch(res: Response): H1Answer {

@@ -142,7 +142,9 @@ class StepLine {
   #xx = 0;
   #xy = 0;
   readonly #prior: { w: number; x: number; y: number; xx: number; xy: number };
-  readonly #given: [number, number];
+  readonly #given: readonly [number, number];
+  /** {@link parts} as last computed; null after a sample (routing reads it per worker). */
+  #parts: readonly [number, number] | null = null;
 
   constructor(overhead: number, perSeq: number) {
     this.#given = [overhead, perSeq];
@@ -165,10 +167,20 @@ class StepLine {
     this.#y = this.#y * k + y;
     this.#xx = this.#xx * k + x * x;
     this.#xy = this.#xy * k + x * y;
+    this.#parts = null;
+  }
+
+  /** The fit's fixed and per-sequence parts, each within a factor 16 of its prior. */
+  parts(): readonly [number, number] {
+    if (this.#parts !== null) return this.#parts;
+    const [a, b] = this.#line();
+    const [pa, pb] = this.#given;
+    this.#parts = [within16(a, pa), within16(b, pb)];
+    return this.#parts;
   }
 
   /** [intercept, slope] of the fit. */
-  line(): [number, number] {
+  #line(): readonly [number, number] {
     if (this.#w === 0) return this.#given;
     const p = this.#prior;
     const w = this.#w + p.w;
@@ -179,6 +191,11 @@ class StepLine {
     const slope = sxx > 1e-9 ? Math.max(0, sxy / sxx) : 0;
     return [Math.max(0, my - slope * mx), slope];
   }
+}
+
+/** `v` within a factor 16 of `prior` (a prior of 0 or less bounds nothing). */
+function within16(v: number, prior: number): number {
+  return prior > 0 ? Math.min(prior * 16, Math.max(prior / 16, v)) : v;
 }
 
 class WorkerState extends Learned {
@@ -271,7 +288,7 @@ export class LoadTracker {
     const prompt = nonNegative(promptTokens);
     const cached = Math.min(prompt, nonNegative(predictedCachedTokens));
     const busy = w.decoding > 0 || w.prefilling > 0;
-    const [overhead, perSeq] = this.#stepParts();
+    const [overhead, perSeq] = this.#line.parts();
     const fixedMs = (busy ? this.#step(w) / 2 : 0) + overhead + w.decoding * perSeq;
     const t = new LoadTicket(worker, w, prompt, cached, w.pending, fixedMs, w.inflight);
     w.pending += prompt - cached;
@@ -338,7 +355,7 @@ export class LoadTracker {
   /** The figures a strategy sees for `worker`. */
   load(worker: number): WorkerLoad {
     const w = this.#state(worker);
-    const [overhead, perSeq] = this.#stepParts();
+    const [overhead, perSeq] = this.#line.parts();
     return {
       pendingPrefillTokens: w.pending,
       decoding: w.decoding,
@@ -360,15 +377,6 @@ export class LoadTracker {
       prefillSamples: w.prefillSamples,
       decodeSamples: w.decodeSamples,
     };
-  }
-
-  /** Learned fixed and per-sequence step parts, within a factor 16 of the priors. */
-  #stepParts(): [number, number] {
-    const [a, b] = this.#line.line();
-    const p = this.priors;
-    const within = (v: number, prior: number) =>
-      prior > 0 ? Math.min(prior * 16, Math.max(prior / 16, v)) : v;
-    return [within(a, p.stepOverheadMs), within(b, p.decodeMsPerSeq)];
   }
 
   /** The worker's prefill rate: its sums shrunk to the pool's rate; see the module comment. */

@@ -37,7 +37,7 @@ import { parse, requestIdOf, type RequestPlan } from "./plan.ts";
 import type { Backend } from "./pool.ts";
 import { relay } from "./relay.ts";
 import { countRouterAnswer, modelLabel, NONE, type RouterAnswer } from "./request_metrics.ts";
-import { RequestLog } from "./settle.ts";
+import { NOOP_SPAN, RequestLog } from "./settle.ts";
 import type { RouterState } from "./state.ts";
 
 /** Serves one request for a proxied endpoint; never throws. */
@@ -80,10 +80,13 @@ class Exchange {
       state.strategy.name,
       this.t0,
     );
-    this.span = state.tracer.startRequest(req, `${req.method} ${endpoint.name}`, {
-      "http.request.method": req.method,
-      "url.path": req.path,
-    });
+    // Tracing off: its no-op span, without building the name and attributes it would drop.
+    this.span = state.tracer.enabled
+      ? state.tracer.startRequest(req, `${req.method} ${endpoint.name}`, {
+        "http.request.method": req.method,
+        "url.path": req.path,
+      })
+      : NOOP_SPAN;
     this.log.span = this.span;
   }
 
@@ -210,22 +213,20 @@ async function attempts(ex: Exchange, plan: RequestPlan): Promise<Reply> {
 /** Begins attempt `n` on `choice`: its span, its bookkeeping, and the queue told it started. */
 function begin(ex: Exchange, plan: RequestPlan, choice: Choice, n: number): Attempt {
   const span = ex.span;
-  span.set("router.strategy", ex.log.strategy);
-  span.set("router.worker", choice.backend.id);
-  span.set("router.reason", choice.reason);
-  span.set("router.match_chunks", choice.match);
-  span.set("router.attempts", n + 1);
-  const att = Attempt.begin(
-    ex.state,
-    plan,
-    choice,
-    ex.req.signal,
-    span.child(`attempt ${n}`, {
+  let child = NOOP_SPAN;
+  if (span !== NOOP_SPAN) {
+    span.set("router.strategy", ex.log.strategy);
+    span.set("router.worker", choice.backend.id);
+    span.set("router.reason", choice.reason);
+    span.set("router.match_chunks", choice.match);
+    span.set("router.attempts", n + 1);
+    child = span.child(`attempt ${n}`, {
       "router.worker": choice.backend.id,
       "server.address": choice.backend.dial.hostname,
       "router.attempt": n,
-    }),
-  );
+    });
+  }
+  const att = Attempt.begin(ex.state, plan, choice, ex.req.signal, child);
   ex.flow.started();
   return att;
 }

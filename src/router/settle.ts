@@ -18,13 +18,13 @@ import type { Clock } from "../util/clock.ts";
 import type { LoadTicket } from "./load_tracker.ts";
 import type { Logger } from "./logger.ts";
 import { NOOP_TRACER, type Span } from "../telemetry/mod.ts";
-
-/** The span of a request when tracing is off. */
-const NOOP_SPAN: Span = NOOP_TRACER.startRequest({ header: () => null }, "");
 import type { Backend } from "./pool.ts";
 import { nextCapacity } from "./prediction_feedback.ts";
 import { RadixTree } from "../prefix/radix_tree.ts";
 import type { RouterState } from "./state.ts";
+
+/** The span of a request, or of an attempt, when tracing is off (it does nothing). */
+export const NOOP_SPAN: Span = NOOP_TRACER.startRequest({ header: () => null }, "");
 
 /** What {@link settleLoad} needs of the attempt. */
 export interface LoadSettlement {
