@@ -59,6 +59,7 @@ import {
   percentileCI,
   type TokenPair,
 } from "../src/bench/stats.ts";
+import { markdownTable as reportTable } from "../src/bench/report.ts";
 import { generateTrace } from "../src/bench/traces.ts";
 import { blockHashes, type BlockIndex } from "../src/precise/mod.ts";
 import type { ChunkHashes } from "../src/prefix/types.ts";
@@ -443,13 +444,12 @@ const f2 = (x: number) => Number.isFinite(x) ? x.toFixed(2) : "–";
 const pct = (x: number) => Number.isFinite(x) ? (100 * x).toFixed(1) : "–";
 const ci = (e: Estimate, f: (x: number) => string) => `${f(e.value)} [${f(e.lo)}, ${f(e.hi)}]`;
 
-/** A markdown table; cells are written as given. */
+/** A markdown table (`src/bench/report.ts`' form), cells written as given, newline-ended. */
 export function markdownTable(
   head: readonly string[],
   rows: readonly (readonly string[])[],
 ): string {
-  const line = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;
-  return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n") + "\n";
+  return reportTable(head, rows) + "\n";
 }
 
 /** The table of every cell. */

@@ -54,6 +54,30 @@ Deno.test("cache reset: each engine's own endpoint is found once, then used dire
   }
 });
 
+Deno.test("cache reset: a /slots answer over maxSlotsBytes is not read whole and counts as none", async () => {
+  // A peer that lists slots without end must not make the bench hold all of it.
+  const pad = "x".repeat(4096);
+  const calls: string[] = [];
+  const server = await startServer(async (req) => {
+    await req.arrayBuffer();
+    const u = new URL(req.url);
+    calls.push(`${req.method} ${u.pathname}${u.search}`);
+    if (u.pathname === "/slots") return Response.json([{ id: 0, prompt: pad }]);
+    if (u.pathname === "/slots/0") return Response.json({ id_slot: 0, n_erased: 1 });
+    return new Response("not found", { status: 404 });
+  });
+  try {
+    const small = new CacheResetter({ timeoutMs: 2000, maxSlotsBytes: 1024 });
+    assert.equal(await small.reset(server.url), null);
+    assert.ok(!calls.includes("POST /slots/0?action=erase"), "no slot erased from a cut list");
+    // The same list within the cap is a llama-server.
+    const big = new CacheResetter({ timeoutMs: 2000, maxSlotsBytes: 8192 });
+    assert.equal(await big.reset(server.url), "llama-server");
+  } finally {
+    await server.close();
+  }
+});
+
 /** Sweep deps whose router is a fake SSE upstream (the engines are only asked to reset). */
 function deps(order: string[]): SweepDeps {
   return {

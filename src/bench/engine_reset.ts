@@ -11,10 +11,14 @@
  * An engine that offers none of them keeps its cache; the sweep then interleaves strategies
  * instead (`sweep.ts`), and the report says which happened.
  *
- * Cost: a few small HTTP requests per engine per cell, each bounded by `timeoutMs`.
+ * Cost: a few small HTTP requests per engine per cell, each bounded by `timeoutMs`; the `/slots`
+ * list is read up to `maxSlotsBytes` (default 16 MiB: llama-server lists each slot's settings and
+ * prompt), a longer one counts as no llama-server.
  *
  * @module
  */
+
+import { readCapped } from "../util/read_capped.ts";
 
 /** How an engine's cache was emptied, or null when it offers no way. */
 export type ResetMethod = "vllm" | "sglang" | "llama-server";
@@ -26,6 +30,8 @@ export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
 export interface ResetOptions {
   /** Per-request timeout, ms (default 10 000). */
   readonly timeoutMs?: number;
+  /** Largest `GET /slots` answer read, bytes (default 16 MiB). */
+  readonly maxSlotsBytes?: number;
   readonly fetch?: Fetch;
 }
 
@@ -33,10 +39,12 @@ export interface ResetOptions {
 export class CacheResetter {
   readonly #known = new Map<string, ResetMethod | null>();
   readonly #timeoutMs: number;
+  readonly #maxSlotsBytes: number;
   readonly #fetch: Fetch;
 
   constructor(opts: ResetOptions = {}) {
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
+    this.#maxSlotsBytes = opts.maxSlotsBytes ?? 16 << 20;
     this.#fetch = opts.fetch ?? ((input, init) => fetch(input, init));
   }
 
@@ -91,7 +99,8 @@ export class CacheResetter {
         await res.body?.cancel();
         return null;
       }
-      return await res.json();
+      const body = await readCapped(res, this.#maxSlotsBytes, () => new Error("too large"));
+      return JSON.parse(new TextDecoder().decode(body));
     } catch {
       return null;
     }

@@ -363,8 +363,12 @@ function spread(m: Metric, scale = 1, digits = 1): string {
   return `${num(m.seedMean * scale, digits)} ± ${num(m.seedStd * scale, digits)}`;
 }
 
-function table(head: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+/** A markdown table, cells written as given; no trailing newline. */
+export function markdownTable(
+  head: readonly string[],
+  rows: readonly (readonly string[])[],
+): string {
+  const line = (cells: readonly string[]) => `| ${cells.join(" | ")} |`;
   return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
 }
 
@@ -386,7 +390,7 @@ export function renderMarkdown(r: Report): string {
   );
   out.push("## TTFT per point (ms)", "");
   out.push(
-    table(
+    markdownTable(
       ["strategy", "sessions", "requests", "errors", "p50", "p50 seeds", "p95", "p99", "mean"],
       r.points.map((p) => [
         p.strategy,
@@ -404,7 +408,7 @@ export function renderMarkdown(r: Report): string {
   );
   out.push("## KV cached and throughput per point", "");
   out.push(
-    table(
+    markdownTable(
       ["strategy", "sessions", "KV cached %", "KV cached % seeds", "RPS seeds"],
       r.points.map((p) => [
         p.strategy,
@@ -419,7 +423,7 @@ export function renderMarkdown(r: Report): string {
   if (r.slopes.length) {
     out.push("## p50 TTFT slope (ms per session)", "");
     out.push(
-      table(
+      markdownTable(
         [
           "strategy",
           "from → to sessions",
@@ -451,7 +455,7 @@ export function renderMarkdown(r: Report): string {
   if (r.comparison.length) {
     out.push(`## ${r.reference} vs best baseline per point`, "");
     out.push(
-      table(
+      markdownTable(
         [
           "sessions",
           `${r.reference} p50 ms`,

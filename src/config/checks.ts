@@ -377,6 +377,22 @@ export const headerName: Check = check(
       : new Expected(`must be an HTTP header name such as "x-session-id", or "" (off)`),
 );
 
+/**
+ * Extra request headers (the trace collector's): names are HTTP header names, values have no
+ * CR, LF or NUL, so a header `fetch` would refuse is a config error, not a throw at start-up.
+ */
+export const headerMap: Check = check(
+  { type: "object", additionalProperties: { type: "string" } },
+  (v) => {
+    const want = new Expected("must be a mapping of HTTP header names to values");
+    if (!isMapping(v)) return want;
+    for (const [k, x] of Object.entries(v)) {
+      if (k === "" || !TOKEN_RE.test(k) || typeof x !== "string" || /[\r\n\0]/.test(x)) return want;
+    }
+    return { ...v };
+  },
+);
+
 export const filePath: Check = check(
   { type: "string", pattern: String.raw`\S` },
   (v) => typeof v === "string" && v.trim() !== "" ? v : new Expected("must be a file path"),

@@ -25,6 +25,7 @@ import {
   envKeys,
   filePath,
   flowMapping,
+  headerMap,
   headerName,
   healthPath,
   int,
@@ -388,7 +389,7 @@ export const SECTIONS: Readonly<Record<SectionName, readonly Field[]>> = {
     f(
       "headers",
       "headers",
-      stringMap,
+      headerMap,
       {},
       "Extra headers for the collector (authentication).",
       flowMapping,

@@ -297,3 +297,25 @@ Deno.test("config/router.yaml's commented flow: example, uncommented, is a valid
   assert.equal(flow?.queue.classes.length, 2);
   assert.equal(flow?.tenants.limits["key:0123456789abcdef"]?.weight, 2);
 });
+
+Deno.test("tracing.headers: names must be HTTP header names, values without line breaks", () => {
+  const yaml = (h: string) => `tracing:\n  headers: ${h}\n${ONE_WORKER}`;
+  assert.deepEqual(parseConfig(yaml(`{authorization: "Bearer k", x-team: a}`)).tracing.headers, {
+    authorization: "Bearer k",
+    "x-team": "a",
+  });
+  // A name fetch would refuse is the config's error, not a TypeError when the router starts.
+  for (const bad of [`{"my header": x}`, `{"x:y": x}`, `{"": x}`, `{a: "x\\ny"}`]) {
+    assert.deepEqual(
+      errorsOf(() => parseConfig(yaml(bad))).map((e) => e.replace(/, got .*/, "")),
+      ["tracing.headers must be a mapping of HTTP header names to values"],
+      bad,
+    );
+  }
+  // Resource attributes are any names.
+  assert.deepEqual(
+    parseConfig(`tracing:\n  resource_attributes: {"my attr": x}\n${ONE_WORKER}`).tracing
+      .resourceAttributes,
+    { "my attr": "x" },
+  );
+});
