@@ -19,7 +19,7 @@
  */
 
 import { errorResponse, RouterError } from "../util/errors.ts";
-import { concatBytes } from "../util/bytes.ts";
+import { readCapped } from "../util/read_capped.ts";
 import type { SeededRng } from "../util/rng.ts";
 import { BadRequestError } from "./chat_template.ts";
 import { EngineError, type EngineModel, type EngineRequest } from "./engine.ts";
@@ -86,26 +86,18 @@ export async function readBytes(
   req: Request,
   max: number,
 ): Promise<Uint8Array<ArrayBuffer> | Response> {
-  const reader = req.body?.getReader();
-  if (reader === undefined) return new Uint8Array(0);
-  const parts: Uint8Array[] = [];
-  let n = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      n += value.length;
-      if (n > max) {
-        await reader.cancel().catch(() => {});
-        return errorResponse("too_large", `request body over ${max} bytes`);
-      }
-      parts.push(value);
-    }
+    return await readCapped(req, max, () => new BodyTooLarge());
   } catch (err) {
+    if (err instanceof BodyTooLarge) {
+      return errorResponse("too_large", `request body over ${max} bytes`);
+    }
     return errorResponse("bad_request", `cannot read the request body: ${err}`);
   }
-  return concatBytes(parts);
 }
+
+/** A request body over the worker's cap. */
+class BodyTooLarge extends Error {}
 
 /** The body as a JSON object (400 otherwise, 413 when too large). */
 export async function readJson(

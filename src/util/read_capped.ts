@@ -1,5 +1,5 @@
 /**
- * Reading a whole HTTP body of bounded size from a `fetch` answer: a declared `Content-Length`
+ * Reading a whole HTTP body of bounded size from a `fetch` answer or a request: a declared `Content-Length`
  * over the cap fails before anything is read, and a body that grows past it is cancelled and
  * fails at once, so a peer can never make the router hold more than `max` bytes of it.
  *
@@ -9,11 +9,11 @@
 import { concatBytes } from "./bytes.ts";
 
 /**
- * The body of `res`, at most `max` bytes; past that the body is cancelled and `tooLarge(declared)`
+ * The body of `res` (an answer or a request), at most `max` bytes; past that the body is cancelled and `tooLarge(declared)`
  * is thrown (`declared`: the Content-Length when it was what gave it away, else null).
  */
 export async function readCapped(
-  res: Response,
+  res: Pick<Response, "headers" | "body">,
   max: number,
   tooLarge: (declared: number | null) => Error,
 ): Promise<Uint8Array<ArrayBuffer>> {
