@@ -137,7 +137,7 @@ export class AdmissionQueue {
   readonly #weightOf: (tenant: string) => number;
   readonly #labelOf: (tenant: string) => string;
   readonly #observer: FlowObserver;
-  readonly #shared: SharedBound | undefined;
+  readonly #shared: SharedBound;
   readonly #rate = new DecayingRate();
   readonly #labels = new Map<string, LabelCounts>();
   #config: FlowQueueConfig;
@@ -154,7 +154,10 @@ export class AdmissionQueue {
     this.#weightOf = opts.weightOf ?? (() => 1);
     this.#labelOf = opts.labelOf ?? (() => OTHER_TENANT);
     this.#observer = opts.observer ?? {};
-    this.#shared = opts.shared;
+    this.#shared = opts.shared ?? {
+      depth: () => this.#depth,
+      displace: (className) => this.displace(className),
+    };
     this.#config = opts.config;
     this.update(opts.config);
   }
@@ -177,18 +180,21 @@ export class AdmissionQueue {
 
   /** Rank of the class `displace(className)` would take a request from; null when none. */
   sheddableRank(className: string): number | null {
-    const rank = this.#classOf(className).config.rank;
-    for (let i = this.#classes.length - 1; i >= 0; i--) {
-      const c = this.#classes[i];
-      if (c.config.rank >= rank) return null;
-      if (c.config.sheddable && c.queue.size > 0) return c.config.rank;
-    }
-    return null;
+    return this.#victimClass(this.#classOf(className))?.config.rank ?? null;
   }
 
   /** Sheds (`displaced`) the newest request of the lowest sheddable class below `className`. */
   displace(className: string): boolean {
-    return this.#displaceFor(this.#classOf(className));
+    const cls = this.#classOf(className);
+    const low = this.#victimClass(cls);
+    if (low === null) return false;
+    this.#shed(
+      low.queue.newest!,
+      "displaced",
+      `Request of class ${low.config.name} gave up its place in the full router queue to ` +
+        `class ${cls.config.name}`,
+    );
+    return true;
   }
 
   /**
@@ -244,12 +250,8 @@ export class AdmissionQueue {
           : `Router queue for class ${c.name} is full: ${cls.queue.size} requests waiting`,
       );
     }
-    const shared = this.#shared;
-    const total = shared === undefined ? this.#depth : shared.depth();
-    if (
-      total >= this.#config.maxTotal &&
-      !(shared === undefined ? this.#displaceFor(cls) : shared.displace(c.name))
-    ) {
+    const total = this.#shared.depth();
+    if (total >= this.#config.maxTotal && !this.#shared.displace(c.name)) {
       return this.#refuse(e, "queue_full", `Router queue is full: ${total} requests waiting`);
     }
     cls.enqueued++;
@@ -430,22 +432,14 @@ export class AdmissionQueue {
     }
   }
 
-  /** Makes room for a request of `cls` by displacing a lower-ranked sheddable one. */
-  #displaceFor(cls: ClassState): boolean {
+  /** The lowest-ranked sheddable class below `cls` with a request waiting; null when none. */
+  #victimClass(cls: ClassState): ClassState | null {
     for (let i = this.#classes.length - 1; i >= 0; i--) {
       const low = this.#classes[i];
-      if (low.config.rank >= cls.config.rank) return false;
-      const victim = low.queue.newest;
-      if (!low.config.sheddable || victim === null) continue;
-      this.#shed(
-        victim,
-        "displaced",
-        `Request of class ${low.config.name} gave up its place in the full router queue to ` +
-          `class ${cls.config.name}`,
-      );
-      return true;
+      if (low.config.rank >= cls.config.rank) return null;
+      if (low.config.sheddable && low.queue.size > 0) return low;
     }
-    return false;
+    return null;
   }
 
   #dispatchOne(): boolean {

@@ -450,3 +450,19 @@ Deno.test("order: lifo in a class sends a tenant's newest request first; update 
   queue.wake(2);
   assert.deepEqual(order, ["a3", "a1", "a2"]);
 });
+
+Deno.test("order: adaptive is FCFS while the oldest waited under half its max wait, then LIFO", () => {
+  const adaptive = queueConfig({}, { interactive: { order: "adaptive", maxWaitMs: 1000 } });
+  const { sched, queue, order, add } = manual(adaptive);
+  for (const n of ["a1", "a2", "a3", "a4", "a5"]) add(n, "interactive", "A");
+  queue.wake(1);
+  sched.advance(499);
+  queue.wake(1);
+  assert.deepEqual(order, ["a1", "a2"], "a draining queue goes in arrival order");
+  sched.advance(1); // the oldest (a3) has waited 500 ms, half of max wait
+  queue.wake(1);
+  assert.deepEqual(order, ["a1", "a2", "a5"], "a standing queue sends the newest first");
+  add("a6", "interactive", "A");
+  queue.wake(1);
+  assert.deepEqual(order, ["a1", "a2", "a5", "a6"]);
+});

@@ -9,6 +9,7 @@
  */
 
 import { durationSchema, type JsonSchema, objectSchema } from "../config/json_schema.ts";
+import { DEFAULT_ENGINE_MAX_WAITING, ORDERS } from "./section.ts";
 
 const LIMIT: JsonSchema = objectSchema({
   rps: {
@@ -75,7 +76,7 @@ const CLASS: JsonSchema = objectSchema(
       description: "Header or body values naming this class besides its name (case-insensitive).",
     },
     order: {
-      enum: ["adaptive", "fcfs", "lifo"],
+      enum: [...ORDERS],
       default: "adaptive",
       description: "Order of one tenant's waiting requests: fcfs (oldest first), lifo (newest " +
         "first) or adaptive (fcfs until the oldest has waited half its max_wait, then lifo).",
@@ -130,7 +131,7 @@ export const FLOW_SCHEMA: JsonSchema = objectSchema({
       type: "integer",
       minimum: 0,
       maximum: 1_000_000,
-      default: 5,
+      default: DEFAULT_ENGINE_MAX_WAITING,
       description: "A worker whose engine reports this many requests waiting (fresh figures of " +
         "health.scrape_metrics) takes no new request, which waits in the router queue; 0 = off.",
     },

@@ -67,7 +67,8 @@ export const QUEUE_KEYS: readonly string[] = [
   "engine_max_waiting",
   "classes",
 ];
-const ORDERS: readonly ClassOrder[] = ["adaptive", "fcfs", "lifo"];
+/** Values of `flow.queue.classes[].order`. */
+export const ORDERS: readonly ClassOrder[] = ["adaptive", "fcfs", "lifo"];
 /** Keys of one `flow.queue.classes[]` entry. */
 export const CLASS_KEYS: readonly string[] = [
   "name",

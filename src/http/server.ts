@@ -92,10 +92,8 @@ export class HttpServer {
   #closing = false;
   #acceptEnded = false;
   #pause: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | null = null;
-  #lastAcceptLog = -Infinity;
-  #quietErrors = 0;
-  #lastRefusedLog = -Infinity;
-  #quietRefused = 0;
+  readonly #acceptLog = new LogThrottle(ACCEPT_LOG_EVERY_MS);
+  readonly #refusedLog = new LogThrottle(ACCEPT_LOG_EVERY_MS);
 
   constructor(opts: HttpServerOptions) {
     const d = HTTP_SERVER_DEFAULTS;
@@ -247,36 +245,26 @@ export class HttpServer {
   /** Counts a connection refused over `maxConnections`; a warning at most once a second. */
   #refused(): void {
     this.stats.refused++;
-    const now = performance.now();
-    if (now - this.#lastRefusedLog < ACCEPT_LOG_EVERY_MS) {
-      this.#quietRefused++;
-      return;
-    }
-    this.#lastRefusedLog = now;
+    const suppressed = this.#refusedLog.pass();
+    if (suppressed === null) return;
     this.#log("warn", "Connection refused: max_connections open", {
       open: this.#conns.size,
       max_connections: this.#max,
-      suppressed: this.#quietRefused,
+      suppressed,
     });
-    this.#quietRefused = 0;
   }
 
   #acceptFailed(err: unknown): void {
     this.stats.acceptErrors++;
-    const now = performance.now();
-    if (now - this.#lastAcceptLog < ACCEPT_LOG_EVERY_MS) {
-      this.#quietErrors++;
-      return;
-    }
-    this.#lastAcceptLog = now;
+    const suppressed = this.#acceptLog.pass();
+    if (suppressed === null) return;
     const code = (err as { code?: unknown }).code;
     this.#log("error", "Accept failed; backing off", {
       error: errorMessage(err),
       code: typeof code === "string" ? code : undefined,
       open: this.#conns.size,
-      suppressed: this.#quietErrors,
+      suppressed,
     });
-    this.#quietErrors = 0;
   }
 
   #sleep(ms: number): Promise<void> {
@@ -295,4 +283,28 @@ export function serveHttp(opts: HttpServerOptions): HttpServer {
   const server = new HttpServer(opts);
   server.listen();
   return server;
+}
+
+/** Lets a log line out at most once per `everyMs`, counting the ones it holds back. */
+class LogThrottle {
+  readonly #everyMs: number;
+  #last = -Infinity;
+  #quiet = 0;
+
+  constructor(everyMs: number) {
+    this.#everyMs = everyMs;
+  }
+
+  /** Lines held back since the last one let out, when this one may go out; else null. */
+  pass(): number | null {
+    const now = performance.now();
+    if (now - this.#last < this.#everyMs) {
+      this.#quiet++;
+      return null;
+    }
+    this.#last = now;
+    const held = this.#quiet;
+    this.#quiet = 0;
+    return held;
+  }
 }

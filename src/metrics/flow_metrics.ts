@@ -25,24 +25,13 @@
 
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { FlowStats, ShedReason, TenantLimitStats } from "../flow/mod.ts";
+import { TTFB_BUCKETS_S } from "./metrics.ts";
 
-/** Buckets of `router_flow_queue_wait_seconds`: from a brief wait for a slot to a max wait. */
-export const QUEUE_WAIT_BUCKETS_S: readonly number[] = [
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  30,
-  60,
-  120,
-];
+/**
+ * Buckets of `router_flow_queue_wait_seconds`: those of time to first byte, of which the queue
+ * wait is a part (so the two read at the same resolution), and 120 s for a class's long max wait.
+ */
+export const QUEUE_WAIT_BUCKETS_S: readonly number[] = [...TTFB_BUCKETS_S, 120];
 
 /** What the gauges read at scrape time. */
 export interface FlowSources {

@@ -21,6 +21,7 @@
 
 import { Counter, type Registry } from "prom-client";
 import type { HttpServerStats } from "../http/server.ts";
+import { counterDelta } from "./metrics.ts";
 
 /** One listener whose counters are exported. */
 export interface HttpServerSource {
@@ -78,7 +79,7 @@ export function registerHttpServerMetrics(
           const before = last.get(s.listener) ?? 0;
           last.set(s.listener, total);
           // Zero-valued series show too, so a rate() has a start.
-          this.labels(s.listener).inc(total >= before ? total - before : total);
+          this.labels(s.listener).inc(counterDelta(before, total));
         }
       },
     });

@@ -482,9 +482,9 @@ export class RouterMetrics {
     s.treeMaxChunks.set(stats.maxChunks);
     const same = s.last !== null && s.last.index === index;
     const last = same ? s.last! : { inserts: 0, queries: 0, evictions: 0 };
-    s.treeInserts.inc(delta(last.inserts, stats.inserts));
-    s.treeQueries.inc(delta(last.queries, stats.queries));
-    s.treeEvictions.inc(delta(last.evictions, stats.evictions));
+    s.treeInserts.inc(counterDelta(last.inserts, stats.inserts));
+    s.treeQueries.inc(counterDelta(last.queries, stats.queries));
+    s.treeEvictions.inc(counterDelta(last.evictions, stats.evictions));
     s.last = {
       inserts: stats.inserts,
       queries: stats.queries,
@@ -542,7 +542,10 @@ export class RouterMetrics {
   }
 }
 
-/** Increment that brings a counter from total `last` to total `now`. */
-function delta(last: number, now: number): number {
+/**
+ * Increment that brings a counter from total `last` to total `now`; a smaller `now` (a new source
+ * counting from zero) counts whole, so the counter never goes back.
+ */
+export function counterDelta(last: number, now: number): number {
   return now >= last ? now - last : now;
 }

@@ -23,6 +23,7 @@
 
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { PreciseMode } from "../router/precise.ts";
+import { counterDelta } from "./metrics.ts";
 
 /** Registers precise mode's families on `registry`; they read `precise` when scraped. */
 export function registerPreciseMetrics(registry: Registry, precise: PreciseMode): void {
@@ -31,7 +32,7 @@ export function registerPreciseMetrics(registry: Registry, precise: PreciseMode)
   const advance = (c: Counter<string>, name: string, label: string, total: number) => {
     const key = `${name}\u001f${label}`;
     const before = last.get(key) ?? 0;
-    const d = total >= before ? total - before : total;
+    const d = counterDelta(before, total);
     if (d > 0) c.labels(label).inc(d);
     last.set(key, total);
   };

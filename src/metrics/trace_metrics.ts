@@ -9,12 +9,13 @@
 
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Tracer } from "../telemetry/mod.ts";
+import { counterDelta } from "./metrics.ts";
 
 /** Registers the tracer's families on `registry`; they read `tracer()` when scraped. */
 export function registerTraceMetrics(registry: Registry, tracer: () => Tracer): void {
   const last = { exported: 0, queue_full: 0, export_failed: 0, rejected: 0 };
   const advance = (c: Counter<string>, key: keyof typeof last, total: number, label?: string) => {
-    const d = total >= last[key] ? total - last[key] : total;
+    const d = counterDelta(last[key], total);
     last[key] = total;
     if (d <= 0) return;
     if (label === undefined) c.inc(d);
